@@ -1,0 +1,12 @@
+"""pycnn: convolutional neural networks on CPU with compiled kernels.
+
+`pycnn.functional` holds the compiled ops, `pycnn.reference` their pure-NumPy twins and
+`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface.
+"""
+from pycnn._version import __version__
+from pycnn._config import get_num_threads, set_num_threads
+from pycnn import functional, init, naive, reference
+from pycnn.layers import BaseLayer, Conv2d
+
+__all__ = ["__version__", "functional", "reference", "naive", "init",
+           "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d"]

@@ -1,0 +1,43 @@
+"""Thread settings of the compiled kernels.
+
+pycnn's own kernels run over the images of a batch on `get_num_threads()` OpenMP
+threads; BLAS (NumPy's matmul) keeps its own pool. The default is the number of CPUs
+this process may use, or the environment variable PYCNN_NUM_THREADS.
+"""
+import os
+
+_num_threads = None
+
+
+def _default_num_threads():
+    env = os.environ.get("PYCNN_NUM_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError("PYCNN_NUM_THREADS must be a positive integer. "
+                             f"Received: PYCNN_NUM_THREADS={env!r}") from None
+        if value >= 1:
+            return value
+        raise ValueError("PYCNN_NUM_THREADS must be a positive integer. "
+                         f"Received: PYCNN_NUM_THREADS={env!r}")
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Number of threads pycnn's compiled kernels use."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_num_threads()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the number of threads pycnn's compiled kernels use (BLAS is not affected)."""
+    global _num_threads
+    from pycnn._validation import positive_int
+
+    _num_threads = positive_int(n, "n")

@@ -1,0 +1,95 @@
+# cython: language_level=3
+"""Batch loops around the C kernels.
+
+Each function takes C-contiguous arrays of one dtype (float32 or float64), checks only
+what protects memory (shapes against each other, geometry ranges), releases the GIL and
+runs the one-image C kernel over the batch, in parallel when OpenMP was built in.
+User-facing validation and messages live in pycnn/_validation.py.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from pycnn._ext._csrc cimport (
+    pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
+)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int pycnn_openmp_enabled(void) { return 1; }
+    static int pycnn_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int pycnn_openmp_enabled(void) { return 0; }
+    static int pycnn_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    int pycnn_openmp_enabled()
+    int pycnn_omp_max_threads()
+
+
+def openmp_enabled():
+    """Whether the extension was compiled with OpenMP."""
+    return bool(pycnn_openmp_enabled())
+
+
+def openmp_max_threads():
+    """OpenMP's default team size (1 without OpenMP)."""
+    return pycnn_omp_max_threads()
+
+
+cdef int _check_geometry(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                         Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                         Py_ssize_t dw) except -1:
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"invalid geometry: kernel=({kh}, {kw}) stride=({sh}, {sw}) "
+                         f"padding=({ph}, {pw}) dilation=({dh}, {dw})")
+    return 0
+
+
+def im2col(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+           floating[:, :, ::1] cols,          # OUT (N, C*KH*KW, OH*OW)
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
+    cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
+    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
+            or cols.shape[2] != oh * ow):
+        raise ValueError(f"im2col: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
+                         f"expected {(n, c * kh * kw, oh * ow)}")
+    if x.size == 0 or cols.size == 0:
+        return                                  # &x[0, 0, 0, 0] would be out of bounds
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            pycnn_im2col_f32(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                             oh, ow, &cols[b, 0, 0])
+        else:
+            pycnn_im2col_f64(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                             oh, ow, &cols[b, 0, 0])
+
+
+def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
+           floating[:, :, :, ::1] x,          # OUT (N, C, H, W), overwritten
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
+    cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
+    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
+            or cols.shape[2] != oh * ow):
+        raise ValueError(f"col2im: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
+                         f"expected {(n, c * kh * kw, oh * ow)}")
+    if x.size == 0:
+        return
+    if cols.size == 0:                          # nothing to scatter: the image is zero
+        x[...] = 0
+        return
+    # one image per iteration: scatter-adds of different images never touch the same memory
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            pycnn_col2im_f32(&cols[b, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                             oh, ow, &x[b, 0, 0, 0])
+        else:
+            pycnn_col2im_f64(&cols[b, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                             oh, ow, &x[b, 0, 0, 0])

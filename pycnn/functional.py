@@ -1,0 +1,157 @@
+"""Compiled operations: validate -> allocate -> C kernel -> BLAS.
+
+Same names, signatures, errors and results as `pycnn.reference` (pure NumPy); the
+tests hold the two to each other. Arrays are NCHW, float32 or float64 (preserved).
+Hyper-parameters follow PyTorch: an int or an (H, W) pair.
+"""
+import numpy as np
+
+from pycnn import _validation as V
+from pycnn._config import get_num_threads
+
+try:
+    from pycnn._ext import _kernels
+except ImportError as exc:  # a source tree without a build, or a broken install
+    raise ImportError(
+        "pycnn's compiled extension (pycnn._ext._kernels) could not be imported: "
+        f"{exc}. If you are in a source checkout, build it with `pip install .` "
+        "(or `python setup.py build_ext --inplace`) and run Python from outside the "
+        "source folder; otherwise reinstall pycnn. pycnn.reference and pycnn.naive "
+        "work without it.") from exc
+
+__all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
+
+# The column matrix of a whole batch can be hundreds of MB; convolutions process the
+# batch in chunks whose columns fit in this many bytes (at least one image a chunk).
+WORKSPACE_BYTES = 32 * 2**20
+
+
+def _out_size(size, kernel, stride, pad_total, dilation):
+    """floor((size + padding - dilation*(kernel-1) - 1) / stride) + 1, as PyTorch."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _chunks(n, bytes_per_image):
+    step = max(1, WORKSPACE_BYTES // max(bytes_per_image, 1))
+    for start in range(0, n, step):
+        yield start, min(start + step, n)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold sliding blocks of `x` into columns, like ``torch.nn.functional.unfold``.
+
+    Shape: x (N, C, H, W) -> (N, C*KH*KW, OH*OW), with rows ordered (c, i, j) and
+    ``OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1`` (OW likewise).
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.im2col_args(
+        x, kernel_size, stride, padding, dilation)
+    n, c, h, w = x.shape
+    oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
+                    oh, ow, get_num_threads())
+    return cols
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Sum columns back into images, like ``torch.nn.functional.fold``.
+
+    The adjoint of `im2col`: entries of overlapping blocks add up.
+    Shape: cols (N, C*KH*KW, L) -> (N, C, H, W) with (H, W) = `output_size` and
+    L = OH*OW for the geometry given.
+    """
+    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.col2im_args(
+        cols, output_size, kernel_size, stride, padding, dilation)
+    oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
+    V.check_block_count(cols, (h, w), (oh, ow))
+    n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+    x = np.empty((n, c, h, w), dtype=cols.dtype)
+    _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
+                    oh, ow, get_num_threads())
+    return x
+
+
+class _ConvGeometry:
+    """Sizes of one convolution, derived once from validated arguments."""
+
+    def __init__(self, x, weight, args):
+        self.n, self.c, self.h, self.w = x.shape
+        self.f, self.cg, self.kh, self.kw = weight.shape
+        self.g = args.groups
+        (self.sh, self.sw), (self.dh, self.dw) = args.stride, args.dilation
+        (pt, pb), (pl, pr) = args.padding
+        self.ph, self.pw = pt, pl          # the kernels need the top/left padding only
+        self.oh = _out_size(self.h, self.kh, self.sh, pt + pb, self.dh)
+        self.ow = _out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
+        self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
+        self.blocks = self.oh * self.ow
+        # a 1x1, stride-1, unpadded convolution is a plain GEMM on the input
+        self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
+                          and pt == pb == pl == pr == 0)
+
+    def columns(self, x_chunk, dtype):
+        """The column matrix of a chunk of images, (n, G, rows, L)."""
+        nb = x_chunk.shape[0]
+        if self.pointwise:
+            return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
+        cols = np.empty((nb, self.c * self.kh * self.kw, self.blocks), dtype=dtype)
+        _kernels.im2col(x_chunk, cols, self.kh, self.kw, self.sh, self.sw, self.ph,
+                        self.pw, self.dh, self.dw, self.oh, self.ow, get_num_threads())
+        return cols.reshape(nb, self.g, self.rows, self.blocks)
+
+    def image_bytes(self, dtype):
+        return self.c * self.kh * self.kw * self.blocks * np.dtype(dtype).itemsize
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) like ``torch.nn.functional.conv2d``.
+
+    Shape:
+        x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) -> (N, F, OH, OW), with
+        ``OH = floor((H + PT + PB - DH*(KH-1) - 1) / SH) + 1`` (OW likewise).
+    `padding` is an int, an (H, W) pair, 'valid' or 'same' (stride 1 only; the odd
+    pixel of an even kernel goes to the bottom/right).
+    """
+    args = V.conv2d_args(x, weight, bias, stride, padding, dilation, groups)
+    geo = _ConvGeometry(x, weight, args)
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(weight).reshape(geo.g, geo.f // geo.g, geo.rows)
+    out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
+    for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
+        cols = geo.columns(x[start:stop], x.dtype)
+        np.matmul(w, cols, out=out[start:stop])   # (G, F/G, rows) @ (n, G, rows, L)
+    out = out.reshape(geo.n, geo.f, geo.oh, geo.ow)
+    if bias is not None:
+        out += bias.reshape(1, geo.f, 1, 1)
+    return out
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of `conv2d` with respect to x, weight and bias.
+
+    Shape: grad_out (N, F, OH, OW) -> (grad_x (N, C, H, W), grad_weight
+    (F, C/groups, KH, KW), grad_bias (F,)).
+    """
+    args = V.conv2d_args(x, weight, None, stride, padding, dilation, groups)
+    geo = _ConvGeometry(x, weight, args)
+    V.check_grad_out(grad_out, x, (geo.n, geo.f, geo.oh, geo.ow))
+    x = np.ascontiguousarray(x)
+    fg = geo.f // geo.g
+    w_t = np.ascontiguousarray(weight).reshape(geo.g, fg, geo.rows).transpose(0, 2, 1)
+    dout = np.ascontiguousarray(grad_out).reshape(geo.n, geo.g, fg, geo.blocks)
+
+    grad_bias = grad_out.sum(axis=(0, 2, 3))
+    grad_w = np.zeros((geo.g, fg, geo.rows), dtype=x.dtype)
+    grad_x = np.empty_like(x)
+    for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
+        nb, d = stop - start, dout[start:stop]
+        cols = geo.columns(x[start:stop], x.dtype)
+        grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        dcols = np.matmul(w_t, d)                 # (n, G, rows, L)
+        if geo.pointwise:
+            grad_x[start:stop] = dcols.reshape(nb, geo.c, geo.h, geo.w)
+        else:
+            _kernels.col2im(dcols.reshape(nb, geo.c * geo.kh * geo.kw, geo.blocks),
+                            grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw, geo.ph,
+                            geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, get_num_threads())
+    return grad_x, grad_w.reshape(weight.shape), grad_bias

@@ -1,0 +1,98 @@
+"""Convolution layer."""
+import numpy as np
+
+from pycnn import _validation as V
+from pycnn import init
+from pycnn.layers.base import BaseLayer, _backend
+
+
+class Conv2d(BaseLayer):
+    """2-D convolution over an NCHW batch, like ``torch.nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or (H, W) pair
+    padding : int, (H, W) pair, 'valid' or 'same'
+    groups : int, divides both channel counts
+    bias : bool
+    dtype : float32 (default) or float64
+    rng : numpy Generator or seed for the He-normal initial weights
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, F, OH, OW), ``OH = floor((H + 2*PH - DH*(KH-1) - 1)/SH) + 1``.
+    `weight` is (F, C/groups, KH, KW), `bias` is (F,), initialised to zero.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, *, dtype=np.float32, rng=None,
+                 backend="compiled"):
+        super().__init__()
+        self.in_channels = V.positive_int(in_channels, "in_channels")
+        self.out_channels = V.positive_int(out_channels, "out_channels")
+        self.kernel_size = V.pair(kernel_size, "kernel_size")
+        self.stride = V.pair(stride, "stride")
+        self.dilation = V.pair(dilation, "dilation")
+        self.padding = (padding if isinstance(padding, str)
+                        else V.pair(padding, "padding", min_value=0))
+        V.conv_padding(self.padding, self.stride, self.dilation, self.kernel_size)
+        self.groups = V.positive_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError("`groups` must divide in_channels and out_channels. Received: "
+                             f"in_channels={in_channels}, out_channels={out_channels}, "
+                             f"groups={groups}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in V.FLOAT_DTYPES:
+            raise TypeError(f"`dtype` must be float32 or float64. Received: dtype={dtype}")
+        self.backend = backend
+        self._ops = _backend(backend)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.params["weight"] = init.he_normal(shape, rng, self.dtype)
+        if bias:
+            self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
+        self._x = None
+
+    @property
+    def weight(self):
+        return self.params["weight"]
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
+
+    @property
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+    def forward(self, x):
+        out = self._ops.conv2d(x, self.weight, self.bias, **self._geometry)
+        self._x = x
+        return out
+
+    def backward(self, grad_out):
+        if self._x is None:
+            raise RuntimeError("Conv2d.backward called before forward")
+        grad_x, grad_w, grad_b = self._ops.conv2d_backward(
+            grad_out, self._x, self.weight, **self._geometry)
+        self.grads["weight"] = grad_w
+        if "bias" in self.params:
+            self.grads["bias"] = grad_b
+        return grad_x
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        defaults = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                s += f", {name}={value!r}"
+        if "bias" not in self.params:
+            s += ", bias=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        if self.backend != "compiled":
+            s += f", backend={self.backend!r}"
+        return s

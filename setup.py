@@ -1,0 +1,96 @@
+"""Build the compiled kernels: csrc/*.c through the Cython wrappers in pycnn/_ext/.
+
+Environment switches:
+    PYCNN_DEBUG=1     bounds checks on, -O0 -g (to hunt memory errors)
+    PYCNN_OPENMP=0    build without OpenMP (default: probed, used when the compiler has it)
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("PYCNN_DEBUG", "0") not in ("", "0")
+OPENMP = os.environ.get("PYCNN_OPENMP", "auto").lower()
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return n > 0 && omp_get_max_threads() > 0 ? 0 : 1;
+}
+"""
+
+
+def _compiler_has_openmp(compiler, flag):
+    """Compile and link a small OpenMP program; True when both succeed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+            compiler.link_executable(objs, os.path.join(tmp, "probe"),
+                                     extra_postargs=[flag])
+        except Exception:  # CompileError, LinkError: no OpenMP here
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    """build_ext that probes OpenMP once and applies it to every extension."""
+
+    def build_extensions(self):
+        flag = "/openmp" if self.compiler.compiler_type == "msvc" else "-fopenmp"
+        if OPENMP in ("0", "off", "no", "false"):
+            use_openmp = False
+        else:
+            use_openmp = _compiler_has_openmp(self.compiler, flag)
+            if not use_openmp and OPENMP in ("1", "on", "yes", "true"):
+                sys.exit("PYCNN_OPENMP=1 but the compiler cannot build OpenMP code")
+        print(f"pycnn: building with OpenMP: {use_openmp}")
+        for ext in self.extensions:
+            if use_openmp:
+                ext.extra_compile_args.append(flag)
+                if self.compiler.compiler_type != "msvc":
+                    ext.extra_link_args.append(flag)
+        super().build_extensions()
+
+
+if sys.platform == "win32":
+    cflags = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+else:
+    cflags = (["-O0", "-g"] if DEBUG else ["-O3", "-g0"]) + ["-std=c99"]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        "pycnn._ext._kernels",
+        sources=["pycnn/_ext/_kernels.pyx", "csrc/im2col.c"],
+        include_dirs=[np.get_include(), "csrc"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")],
+        extra_compile_args=cflags,
+        extra_link_args=[],
+    )
+]
+
+setup(
+    # generated C goes under build/, one folder per mode, never into the source tree
+    ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True,
+                          build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython")),
+    cmdclass={"build_ext": BuildExt},
+)

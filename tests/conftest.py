@@ -1,0 +1,59 @@
+"""Shared fixtures, tolerances and the named convolution case table."""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+# Relative to the largest magnitude in the expected array, so values near zero (sums of
+# terms that cancel) are held to the precision of the terms, not to their own size.
+TOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def assert_close(got, want, dtype, err_msg=""):
+    want = np.asarray(want)
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=err_msg)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+# name: (N, C, H, W, F, KH, KW, stride, padding, dilation, groups)
+CONV_CASES = {
+    "3x3-pad1": (2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1),
+    "non-square-kernel": (2, 3, 7, 9, 4, 2, 4, 1, 0, 1, 1),
+    "h-ne-w": (2, 2, 5, 11, 3, 3, 3, 1, 1, 1, 1),
+    "unequal-strides": (2, 3, 9, 10, 4, 3, 3, (2, 3), 1, 1, 1),
+    "stride-not-dividing": (2, 2, 10, 10, 3, 3, 3, 4, 0, 1, 1),
+    "kernel-equals-input": (2, 3, 5, 4, 2, 5, 4, 1, 0, 1, 1),
+    "stride-gt-kernel": (2, 2, 11, 11, 3, 2, 2, 3, 0, 1, 1),
+    "n1": (1, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1),
+    "c1": (3, 1, 8, 8, 4, 5, 5, 1, 2, 1, 1),
+    "groups2": (2, 4, 7, 7, 6, 3, 3, 1, 1, 1, 2),
+    "groups3": (2, 6, 6, 8, 3, 3, 2, 1, 1, 1, 3),
+    "depthwise": (2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4),
+    "dilation2": (2, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
+    "asymmetric-padding": (2, 3, 6, 7, 4, 3, 3, 1, (0, 2), 1, 1),
+    "same-odd": (2, 3, 7, 6, 4, 3, 5, 1, "same", 1, 1),
+    "same-even-dilated": (2, 2, 7, 8, 3, 4, 2, 1, "same", (1, 2), 1),
+    "valid": (2, 3, 6, 6, 2, 3, 3, 1, "valid", 1, 1),
+    "pointwise-1x1": (2, 5, 4, 6, 3, 1, 1, 1, 0, 1, 1),
+    "1x1-strided-padded": (2, 3, 5, 5, 4, 1, 1, 2, 1, 1, 1),
+    "mixed": (3, 4, 9, 8, 6, 3, 2, (2, 1), (1, 2), (2, 1), 2),
+}
+
+
+def make_conv(case, dtype, rng):
+    """Inputs of a CONV_CASES entry: x, weight, bias and the keyword arguments."""
+    n, c, h, w, f, kh, kw, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((f, c // groups, kh, kw)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x, weight, bias, kwargs

@@ -1,0 +1,153 @@
+"""conv2d and conv2d_backward: compiled vs reference vs naive (vs PyTorch if installed)."""
+import sys
+
+import numpy as np
+import pytest
+from conftest import CONV_CASES, assert_close, make_conv
+
+from pycnn import functional, naive, reference
+
+IMPLS = {"compiled": functional, "reference": reference, "naive": naive}
+cases = pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+impls = pytest.mark.parametrize("impl", IMPLS.values(), ids=IMPLS.keys())
+
+
+# --- agreement between backends ----------------------------------------------------
+
+@cases
+def test_conv2d_forward_agrees(case, dtype, rng):
+    x, w, b, kw = make_conv(case, dtype, rng)
+    want = naive.conv2d(x, w, b, **kw)
+    for name in ("compiled", "reference"):
+        got = IMPLS[name].conv2d(x, w, b, **kw)
+        assert got.shape == want.shape and got.dtype == want.dtype == dtype, name
+        assert_close(got, want, dtype, err_msg=name)
+
+
+@cases
+def test_conv2d_backward_agrees(case, dtype, rng):
+    x, w, b, kw = make_conv(case, dtype, rng)
+    out_shape = naive.conv2d(x, w, b, **kw).shape
+    grad_out = rng.standard_normal(out_shape).astype(dtype)
+    want = naive.conv2d_backward(grad_out, x, w, **kw)
+    for name in ("compiled", "reference"):
+        got = IMPLS[name].conv2d_backward(grad_out, x, w, **kw)
+        for g, ref, arg, shape in zip(got, want, ("grad_x", "grad_weight", "grad_bias"),
+                                      (x.shape, w.shape, b.shape)):
+            assert g.shape == shape and g.dtype == dtype, f"{name} {arg}"
+            assert_close(g, ref, dtype, err_msg=f"{name} {arg}")
+
+
+@cases
+def test_conv2d_without_bias(case, rng):
+    x, w, b, kw = make_conv(case, np.float64, rng)
+    for impl in IMPLS.values():
+        assert_close(impl.conv2d(x, w, None, **kw) + b[:, None, None],
+                     impl.conv2d(x, w, b, **kw), np.float64)
+
+
+@pytest.mark.parametrize("name", ["3x3-pad1", "mixed", "same-even-dilated", "groups3",
+                                  "stride-not-dividing", "pointwise-1x1"])
+def test_conv2d_numerical_gradient(name, rng):
+    """Central differences of L = sum(conv2d(x, w, b) * G) in float64."""
+    x, w, b, kw = make_conv(CONV_CASES[name], np.float64, rng)
+    x, w, b = x[:1], w, b                      # one image keeps the loop short
+    g = rng.standard_normal(functional.conv2d(x, w, b, **kw).shape)
+    grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, w, **kw)
+    eps = 1e-6
+
+    def numerical(arr):
+        out = np.empty_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = np.sum(functional.conv2d(x, w, b, **kw) * g)
+            arr[idx] = old - eps
+            down = np.sum(functional.conv2d(x, w, b, **kw) * g)
+            arr[idx] = old
+            out[idx] = (up - down) / (2 * eps)
+        return out
+
+    np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad_w, numerical(w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad_b, numerical(b), rtol=1e-6, atol=1e-7)
+
+
+def test_conv2d_chunked_batch_matches_reference(monkeypatch, rng):
+    """A workspace smaller than one image's columns forces one image per chunk."""
+    x, w, b, kw = make_conv(CONV_CASES["mixed"], np.float64, rng)
+    x = rng.standard_normal((7,) + x.shape[1:])
+    monkeypatch.setattr(functional, "WORKSPACE_BYTES", 1)
+    out = functional.conv2d(x, w, b, **kw)
+    assert_close(out, reference.conv2d(x, w, b, **kw), np.float64)
+    g = rng.standard_normal(out.shape)
+    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
+                         reference.conv2d_backward(g, x, w, **kw)):
+        assert_close(got, want, np.float64)
+
+
+# --- PyTorch as an outside oracle ----------------------------------------------------
+
+@cases
+def test_conv2d_matches_torch(case, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make_conv(case, dtype, rng)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    out_t = torch.nn.functional.conv2d(xt, wt, bt, **kw)
+    grad_out = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    out_t.backward(torch.tensor(grad_out))
+    for name in ("compiled", "reference"):
+        impl = IMPLS[name]
+        assert_close(impl.conv2d(x, w, b, **kw), out_t.detach().numpy(), dtype, name)
+        for got, want in zip(impl.conv2d_backward(grad_out, x, w, **kw),
+                             (xt.grad, wt.grad, bt.grad)):
+            assert_close(got, want.numpy(), dtype, name)
+
+
+# --- inputs: layouts, dtypes, empty batch, no modification, no leaks -----------------
+
+@impls
+def test_conv2d_accepts_any_layout_and_leaves_inputs_alone(impl, dtype, rng):
+    x, w, b, kw = make_conv(CONV_CASES["mixed"], dtype, rng)
+    want = reference.conv2d(x, w, b, **kw)
+    grad_out = rng.standard_normal(want.shape).astype(dtype)
+    want_grads = reference.conv2d_backward(grad_out, x, w, **kw)
+    layouts = {
+        "fortran": lambda a: np.asfortranarray(a),
+        "strided": lambda a: np.repeat(a, 2, axis=-1)[..., ::2],
+        "reversed-copy": lambda a: np.flip(np.flip(a, -1).copy(), -1),
+    }
+    for name, make in layouts.items():
+        xs, ws, bs, gs = make(x), make(w), b[::-1].copy()[::-1], make(grad_out)
+        for a in (xs, ws, bs, gs):
+            a.flags.writeable = False            # any write would raise
+        snapshot = [a.copy() for a in (xs, ws, bs, gs)]
+        assert_close(impl.conv2d(xs, ws, bs, **kw), want, dtype, name)
+        for got, ref in zip(impl.conv2d_backward(gs, xs, ws, **kw), want_grads):
+            assert_close(got, ref, dtype, name)
+        for a, s in zip((xs, ws, bs, gs), snapshot):
+            np.testing.assert_array_equal(a, s)
+
+
+@impls
+def test_conv2d_empty_batch(impl, dtype, rng):
+    x, w, b, kw = make_conv(CONV_CASES["mixed"], dtype, rng)
+    x0 = x[:0]
+    out = impl.conv2d(x0, w, b, **kw)
+    assert out.shape[:2] == (0, w.shape[0]) and out.dtype == dtype
+    assert out.shape == (0,) + reference.conv2d(x, w, b, **kw).shape[1:]
+    gx, gw, gb = impl.conv2d_backward(out, x0, w, **kw)
+    assert gx.shape == x0.shape and gw.shape == w.shape and gb.shape == b.shape
+    assert not gw.any() and not gb.any()
+
+
+def test_compiled_refcounts_stay_flat(rng):
+    x, w, b, kw = make_conv(CONV_CASES["mixed"], np.float32, rng)
+    g = functional.conv2d(x, w, b, **kw)
+    before = [sys.getrefcount(a) for a in (x, w, b, g)]
+    for _ in range(200):
+        functional.conv2d(x, w, b, **kw)
+        functional.conv2d_backward(g, x, w, **kw)
+        with pytest.raises(ValueError):
+            functional.conv2d(x, w, b, stride=0)
+    assert [sys.getrefcount(a) for a in (x, w, b, g)] == before

@@ -1,0 +1,117 @@
+"""Layers: Conv2d on both backends, parameters and gradients, numerical gradient, repr."""
+import numpy as np
+import pytest
+from conftest import CONV_CASES, assert_close, make_conv
+
+import pycnn
+from pycnn import functional
+
+
+def test_conv2d_layer_wraps_functional(dtype, rng):
+    n, c, h, w, f, kh, kw, stride, padding, dilation, groups = CONV_CASES["mixed"]
+    layer = pycnn.Conv2d(c, f, (kh, kw), stride, padding, dilation, groups, dtype=dtype,
+                         rng=0)
+    assert layer.weight.shape == (f, c // groups, kh, kw) and layer.weight.dtype == dtype
+    assert layer.bias.shape == (f,) and layer.bias.dtype == dtype
+    layer.params["bias"] = rng.standard_normal(f).astype(dtype)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out = layer(x)
+    assert out.dtype == dtype
+    assert_close(out, functional.conv2d(x, layer.weight, layer.bias, **kwargs), dtype)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    grad_x = layer.backward(g)
+    want = functional.conv2d_backward(g, x, layer.weight, **kwargs)
+    for got, ref in zip((grad_x, layer.grads["weight"], layer.grads["bias"]), want):
+        assert got.dtype == dtype
+        assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("name", ["mixed", "same-even-dilated", "depthwise"])
+def test_conv2d_layer_backends_agree(name, dtype, rng):
+    x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
+    c, f = x.shape[1], w.shape[0]
+    layers = [pycnn.Conv2d(c, f, w.shape[2:], dtype=dtype, rng=7, backend=backend, **kw)
+              for backend in ("compiled", "numpy")]
+    np.testing.assert_array_equal(layers[0].weight, layers[1].weight)   # same seed
+    outs = [layer(x) for layer in layers]
+    assert_close(outs[0], outs[1], dtype)
+    g = rng.standard_normal(outs[0].shape).astype(dtype)
+    grads = [layer.backward(g) for layer in layers]
+    assert_close(grads[0], grads[1], dtype)
+    for key in ("weight", "bias"):
+        assert_close(layers[0].grads[key], layers[1].grads[key], dtype)
+
+
+def test_conv2d_layer_numerical_gradient(rng):
+    layer = pycnn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, dtype=np.float64, rng=1)
+    layer.params["bias"] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 2, 5, 4))
+    g = rng.standard_normal(layer(x).shape)
+    grad_x = layer.backward(g)
+    eps = 1e-6
+
+    def numerical(arr):
+        out = np.empty_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = np.sum(layer.forward(x) * g)
+            arr[idx] = old - eps
+            down = np.sum(layer.forward(x) * g)
+            arr[idx] = old
+            out[idx] = (up - down) / (2 * eps)
+        return out
+
+    grad_w, grad_b = layer.grads["weight"], layer.grads["bias"]
+    np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad_w, numerical(layer.params["weight"]), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad_b, numerical(layer.params["bias"]), rtol=1e-6, atol=1e-8)
+
+
+def test_conv2d_layer_he_initialisation():
+    layer = pycnn.Conv2d(16, 64, 3, rng=0)
+    std = np.sqrt(2.0 / (16 * 9))
+    assert abs(layer.weight.std() / std - 1) < 0.05      # 9,216 draws
+    assert not layer.bias.any()
+    no_bias = pycnn.Conv2d(16, 8, 3, bias=False)
+    assert "bias" not in no_bias.params and no_bias.bias is None
+
+
+def test_conv2d_layer_without_bias_has_no_bias_grad(rng):
+    layer = pycnn.Conv2d(2, 3, 3, bias=False, rng=0)
+    out = layer(rng.standard_normal((1, 2, 5, 5)).astype(np.float32))
+    layer.backward(np.ones_like(out))
+    assert set(layer.grads) == {"weight"}
+
+
+def test_conv2d_layer_misuse():
+    layer = pycnn.Conv2d(2, 3, 3)
+    with pytest.raises(RuntimeError, match="Conv2d.backward called before forward"):
+        layer.backward(np.zeros((1, 3, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="`backend` must be 'compiled' or 'numpy'"):
+        pycnn.Conv2d(2, 3, 3, backend="torch")
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        pycnn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="`groups` must divide in_channels and out_channels"):
+        pycnn.Conv2d(4, 6, 3, groups=4)
+    with pytest.raises(TypeError, match="`dtype` must be float32 or float64"):
+        pycnn.Conv2d(2, 3, 3, dtype=np.int32)
+    with pytest.raises(ValueError, match="`in_channels` must be >= 1"):
+        pycnn.Conv2d(0, 3, 3)
+
+
+def test_conv2d_layer_repr_shows_non_defaults():
+    assert repr(pycnn.Conv2d(3, 8, 3)) == "Conv2d(3, 8, kernel_size=(3, 3))"
+    assert repr(pycnn.Conv2d(4, 8, (3, 1), stride=2, padding=1,
+                             groups=2, bias=False, dtype=np.float64, backend="numpy")) == (
+        "Conv2d(4, 8, kernel_size=(3, 1), stride=(2, 2), padding=(1, 1), groups=2, "
+        "bias=False, dtype=float64, backend='numpy')")
+    assert "padding='same'" in repr(pycnn.Conv2d(3, 8, 3, padding="same"))
+
+
+def test_train_eval_switch():
+    layer = pycnn.Conv2d(1, 1, 1)
+    assert layer.training
+    assert layer.eval() is layer and not layer.training
+    assert layer.train().training
