@@ -31,6 +31,8 @@ def show_config(file=None):
     else:
         lines.append(f"compiled extension: loaded ({_kernels.__file__})")
         lines.append(f"openmp: {'yes' if _kernels.openmp_enabled() else 'no'}")
+        if _kernels.debug_build():
+            lines.append("debug build: yes (PYCNN_DEBUG=1: bounds checks, -O0)")
     lines.append(f"pycnn threads: {pycnn.get_num_threads()}")
     try:
         from threadpoolctl import threadpool_info

@@ -15,6 +15,11 @@ from pycnn._ext._csrc cimport (
 
 cdef extern from *:
     """
+    #ifdef PYCNN_DEBUG_BUILD
+    static int pycnn_debug_build(void) { return 1; }
+    #else
+    static int pycnn_debug_build(void) { return 0; }
+    #endif
     #ifdef _OPENMP
     #include <omp.h>
     static int pycnn_openmp_enabled(void) { return 1; }
@@ -26,6 +31,12 @@ cdef extern from *:
     """
     int pycnn_openmp_enabled()
     int pycnn_omp_max_threads()
+    int pycnn_debug_build()
+
+
+def debug_build():
+    """Whether the extension was built with PYCNN_DEBUG=1 (bounds checks, -O0 -g)."""
+    return bool(pycnn_debug_build())
 
 
 def openmp_enabled():
