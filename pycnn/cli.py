@@ -97,10 +97,15 @@ def main(argv=None):
     p = sub.add_parser("demo", help="compare and time one convolution on every backend")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
+    from pycnn import _bench
+    _bench.add_arguments(p)
     args = parser.parse_args(argv)
     if args.command == "info":
         show_config()
         return 0
+    if args.command == "bench":
+        return _bench.main(args)
     return demo(args)
 
 
