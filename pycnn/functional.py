@@ -138,13 +138,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(weight).reshape(geo.g, geo.f // geo.g, geo.rows)
     out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
+    b = None if bias is None else bias.reshape(geo.g, geo.f // geo.g, 1)
     for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
         cols = geo.columns(x[start:stop])
-        np.matmul(w, cols, out=out[start:stop])   # (G, F/G, rows) @ (n, G, rows, L)
-    out = out.reshape(geo.n, geo.f, geo.oh, geo.ow)
-    if bias is not None:
-        out += bias.reshape(1, geo.f, 1, 1)
-    return out
+        chunk = np.matmul(w, cols, out=out[start:stop])  # (G, F/G, rows) @ (n, G, rows, L)
+        if b is not None:
+            chunk += b                                    # while the chunk is in cache
+    return out.reshape(geo.n, geo.f, geo.oh, geo.ow)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
