@@ -288,8 +288,8 @@ def format_tables(results, shapes):
 def _parse_custom(spec):
     parts = [int(v) for v in spec.split(",")]
     if len(parts) != 7 or min(parts[:6]) < 1 or parts[6] < 0:
-        raise ValueError(f"`--shape` must be B,C,H,W... as B,C,HW,F,K,S,P (7 positive "
-                         f"ints, P >= 0). Received: --shape={spec}")
+        raise ValueError("`--shape` must be B,C,HW,F,K,S,P: 7 ints, positive but P >= 0. "
+                         f"Received: --shape={spec}")
     return tuple(parts)
 
 

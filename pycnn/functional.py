@@ -42,6 +42,15 @@ def _workspace(shape, dtype):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+# Below this many elements, starting an OpenMP team costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+def _threads(elements):
+    """Threads for a standalone kernel call touching `elements` array elements."""
+    return get_num_threads() if elements >= PARALLEL_MIN_ELEMENTS else 1
+
+
 def _out_size(size, kernel, stride, pad_total, dilation):
     """floor((size + padding - dilation*(kernel-1) - 1) / stride) + 1, as PyTorch."""
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
@@ -65,7 +74,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
     _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, get_num_threads())
+                    oh, ow, _threads(cols.size))
     return cols
 
 
@@ -83,7 +92,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
     _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, get_num_threads())
+                    oh, ow, _threads(cols.size))
     return x
 
 
