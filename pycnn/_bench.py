@@ -215,7 +215,12 @@ def run_library(library, args):
            "--pool-shapes", ",".join(args.pool_shapes)]
     for custom in args.shape or []:
         cmd += ["--shape", custom]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), check=False)
+    # run from the folder holding the pycnn this process imported, so that the worker
+    # (whose sys.path starts with its working directory) times that same build
+    import pycnn
+    home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), cwd=home,
+                          check=False)
     if proc.returncode != 0:
         return {"library": library, "error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ def test_bench_runs_each_library_in_a_subprocess(tmp_path):
         [sys.executable, "-m", "pycnn", "bench", "--shapes", "", "--shape", "2,2,8,3,3,1,1",
          "--pool-shapes", "", "--libraries", "naive,numpy,compiled", "--min-time", "0.01",
          "--json", str(out_json)],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "conv2d, milliseconds forward / backward" in proc.stdout
     data = json.loads(out_json.read_text())
