@@ -44,6 +44,18 @@ def _thread_pools():
     return threadpool_info()
 
 
+def _loaded_openmp_runtimes():
+    """OpenMP runtimes mapped into this process, from /proc/self/maps (Linux only)."""
+    try:
+        with open("/proc/self/maps") as f:
+            fields = [line.split(None, 5) for line in f]
+    except OSError:
+        return []
+    paths = {parts[5].strip() for parts in fields if len(parts) == 6}
+    return sorted(p for p in paths
+                  if os.path.basename(p).startswith(("libgomp", "libomp", "libiomp")))
+
+
 def _describe_pool(pool):
     details = [d for d in (pool.get("version"), pool.get("threading_layer"),
                            pool.get("architecture")) if d]
@@ -92,6 +104,9 @@ def config():
     if pools is None:
         info["BLAS"] = ("unknown: install threadpoolctl to see it "
                         "(pip install threadpoolctl)")
+        omp = _loaded_openmp_runtimes()
+        if omp:
+            info["OpenMP runtime"] = "\n".join(omp)
     else:
         blas = [_describe_pool(p) for p in pools if p["user_api"] == "blas"]
         info["BLAS"] = "\n".join(blas) if blas else "none found loaded"

@@ -125,3 +125,12 @@ def test_pycnn_info_without_the_extension(tmp_path):
     assert _field(proc.stdout, "compiled extension") == "NOT loaded"
     assert "No module named 'pycnn._ext._kernels'" in proc.stdout
     assert "OpenMP " not in proc.stdout
+
+
+def test_openmp_runtime_without_threadpoolctl(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    runtimes = _info._loaded_openmp_runtimes()
+    if _kernels.openmp_enabled() and os.path.exists("/proc/self/maps"):
+        assert runtimes, "the extension uses OpenMP but no OpenMP runtime is mapped"
+    if runtimes:
+        assert _field(_show(), "OpenMP runtime") == runtimes[0]
