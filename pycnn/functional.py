@@ -10,16 +10,9 @@ import numpy as np
 
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
+from pycnn._ext import load_kernels
 
-try:
-    from pycnn._ext import _kernels
-except ImportError as exc:  # a source tree without a build, or a broken install
-    raise ImportError(
-        "pycnn's compiled extension (pycnn._ext._kernels) could not be imported: "
-        f"{exc}. If you are in a source checkout, build it with `pip install .` "
-        "(or `python setup.py build_ext --inplace`) and run Python from outside the "
-        "source folder; otherwise reinstall pycnn. pycnn.reference and pycnn.naive "
-        "work without it.") from exc
+_kernels = load_kernels()  # an ImportError here says what is missing and how to fix it
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
 
