@@ -92,8 +92,8 @@ def config():
         else:
             info["OpenMP"] = "no (built without it: the kernels run serially)"
             info["pycnn threads"] = f"1 (no OpenMP; {threads} requested)"
-        info["SIMD dispatch"] = (str(kernels.simd_target()) if hasattr(kernels, "simd_target")
-                                 else "baseline (no runtime dispatch)")
+        info["SIMD dispatch"] = (f"{kernels.simd_target()} (this CPU and build can run: "
+                                 f"{', '.join(kernels.simd_supported())})")
     else:
         info["pycnn threads"] = f"{threads} (unused: no compiled extension)"
     cpu = _cpu_simd_flags()

@@ -67,11 +67,16 @@ def test_show_config_follows_set_num_threads(monkeypatch):
     assert _field(_show(), "pycnn threads") == expected
 
 
-def test_simd_target_is_read_from_the_extension(monkeypatch):
-    monkeypatch.setattr(_kernels, "simd_target", lambda: "avx2", raising=False)
-    assert _field(_show(), "SIMD dispatch") == "avx2"
-    monkeypatch.delattr(_kernels, "simd_target")
-    assert _field(_show(), "SIMD dispatch") == "baseline (no runtime dispatch)"
+def test_simd_target_is_read_from_the_extension():
+    before = _kernels.simd_target()
+    supported = ", ".join(_kernels.simd_supported())
+    try:
+        for target in _kernels.simd_supported():
+            _kernels.set_simd_target(target)
+            assert _field(_show(), "SIMD dispatch") == (
+                f"{target} (this CPU and build can run: {supported})")
+    finally:
+        _kernels.set_simd_target(before)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs /proc/cpuinfo")
