@@ -7,6 +7,8 @@ from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import functional, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
+from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
            "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d"]
+__all__ += ["MaxPool2d", "AvgPool2d", "LPPool2d"]

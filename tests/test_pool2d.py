@@ -1,5 +1,5 @@
 """Pooling: compiled vs reference vs naive (vs PyTorch if installed), gradients, edge
-inputs (ties, NaN, layouts, empty batch), every bad argument."""
+inputs (ties, NaN, layouts, empty batch), every bad argument, the layers."""
 import sys
 
 import numpy as np
@@ -679,3 +679,108 @@ def test_lp_pool2d_backward_rejects_bad_grad_out(impl, grad_out, exc, match):
     with pytest.raises(exc, match=match):
         impl.lp_pool2d_backward(grad_out, x, 2, 2)
 
+
+# --- layers ---------------------------------------------------------------------------------
+
+LAYERS = {
+    "max": lambda backend: pycnn.MaxPool2d(3, 2, 1, ceil_mode=True, backend=backend),
+    "max-dilated": lambda backend: pycnn.MaxPool2d((2, 3), (2, 1), 1, dilation=(2, 1),
+                                                   backend=backend),
+    "avg": lambda backend: pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
+                                           backend=backend),
+    "avg-divisor": lambda backend: pycnn.AvgPool2d(2, divisor_override=3, backend=backend),
+    "lp": lambda backend: pycnn.LPPool2d(2, (2, 3), 1, backend=backend),
+}
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_pool_layer_backends_agree(make, dtype, rng):
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    layers = [make("compiled"), make("numpy")]
+    assert layers[0].params == {} and layers[0].grads == {}
+    outs = [layer(x) for layer in layers]
+    assert outs[0].dtype == dtype and outs[0].shape == outs[1].shape
+    assert_close(outs[0], outs[1], dtype)
+    g = rng.standard_normal(outs[0].shape).astype(dtype)
+    grads = [layer.backward(g) for layer in layers]
+    assert grads[0].shape == x.shape and grads[0].dtype == dtype
+    assert_close(grads[0], grads[1], dtype)
+
+
+def test_pool_layers_wrap_functional(rng):
+    x = rng.standard_normal((2, 3, 7, 8))
+    g = rng.standard_normal((2, 3, 4, 5))
+    layer = pycnn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    out, idx = functional.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(layer(x), out)
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.max_pool2d_backward(g, idx, x.shape))
+    layer = pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+    kw = dict(ceil_mode=True, count_include_pad=False)
+    np.testing.assert_array_equal(layer(x), functional.avg_pool2d(x, 3, 2, 1, **kw))
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.avg_pool2d_backward(g, x.shape, 3, 2, 1, **kw))
+    layer = pycnn.LPPool2d(3, (2, 3), (2, 1), ceil_mode=True)
+    kw = dict(kernel_size=(2, 3), stride=(2, 1), ceil_mode=True)
+    g = rng.standard_normal((2, 3, 4, 6))
+    np.testing.assert_array_equal(layer(np.abs(x)), functional.lp_pool2d(np.abs(x), 3, **kw))
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.lp_pool2d_backward(g, np.abs(x), 3, **kw))
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_pool_layer_numerical_gradient(make, rng):
+    layer = make("compiled")
+    x = rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6) * 0.01 + 0.1     # no ties, > 0
+    g = rng.standard_normal(layer(x).shape)
+    grad_x = layer.backward(g)
+    num = _numerical_grad(layer.forward, x, g)
+    np.testing.assert_allclose(grad_x, num, rtol=1e-5, atol=1e-8)
+
+
+def test_pool_layer_misuse():
+    for layer in (pycnn.MaxPool2d(2), pycnn.AvgPool2d(2), pycnn.LPPool2d(2, 2)):
+        name = type(layer).__name__
+        with pytest.raises(RuntimeError, match=f"{name}.backward called before forward"):
+            layer.backward(np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="`backend` must be 'compiled' or 'numpy'"):
+        pycnn.MaxPool2d(2, backend="torch")
+    with pytest.raises(ValueError, match="`padding` must be at most half of `kernel_size`"):
+        pycnn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError, match="`divisor_override` must be >= 1"):
+        pycnn.AvgPool2d(2, divisor_override=0)
+    with pytest.raises(TypeError, match="`count_include_pad` must be a bool"):
+        pycnn.AvgPool2d(2, count_include_pad="no")
+    with pytest.raises(ValueError, match="`norm_type` must be a positive finite number"):
+        pycnn.LPPool2d(-1, 2)
+    with pytest.raises(ValueError, match="`stride` must be >= 1"):
+        pycnn.LPPool2d(2, 2, stride=0)
+
+
+def test_pool_layer_repr_shows_non_defaults():
+    assert repr(pycnn.MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2))"
+    assert repr(pycnn.MaxPool2d((3, 2), 2, (1, 0), dilation=2, ceil_mode=True,
+                                backend="numpy")) == (
+        "MaxPool2d(kernel_size=(3, 2), stride=(2, 2), padding=(1, 0), dilation=(2, 2), "
+        "ceil_mode=True, backend='numpy')")
+    assert repr(pycnn.AvgPool2d(3)) == "AvgPool2d(kernel_size=(3, 3))"
+    assert repr(pycnn.AvgPool2d(3, 1, 1, count_include_pad=False, divisor_override=4)) == (
+        "AvgPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
+        "count_include_pad=False, divisor_override=4)")
+    assert repr(pycnn.LPPool2d(2, 3)) == "LPPool2d(norm_type=2.0, kernel_size=(3, 3))"
+    assert repr(pycnn.LPPool2d(1.5, (2, 3), 1, True)) == (
+        "LPPool2d(norm_type=1.5, kernel_size=(2, 3), stride=(1, 1), ceil_mode=True)")
+
+
+def test_pool_layers_are_exported():
+    import pycnn.layers as layers
+    for name in ("MaxPool2d", "AvgPool2d", "LPPool2d"):
+        assert name in pycnn.__all__ and name in layers.__all__
+        assert getattr(pycnn, name) is getattr(layers, name)
+        assert issubclass(getattr(pycnn, name), pycnn.BaseLayer)
+    for impl in (functional, reference):
+        for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d",
+                     "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward"):
+            assert name in impl.__all__
+    for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"):
+        assert name in naive.__all__
