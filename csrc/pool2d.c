@@ -367,12 +367,20 @@ void pycnn_avg_pool2d_backward_##SFX(const T *grad_out, ptrdiff_t h, ptrdiff_t w
                 r1[c + 1] += delta;                                                        \
             }                                                                              \
         } else {                                                                           \
-            for (ptrdiff_t ox = ox_lo; ox < ox_hi; ox++) {                                 \
-                const ptrdiff_t c = ox * sw - pw;                                          \
-                const T delta = g[ox] / div;                                               \
+            /* taps outer, windows inner (vectorises), with j descending: a pixel shared  \
+             * by windows ox1 < ox2 is their taps j1 > j2, so it still receives its       \
+             * shares in increasing ox, the order above */                                \
+            T delta[PYCNN_POOL_CHUNK];                                                     \
+            for (ptrdiff_t c0 = ox_lo; c0 < ox_hi; c0 += PYCNN_POOL_CHUNK) {               \
+                const ptrdiff_t n = ox_hi - c0 < PYCNN_POOL_CHUNK ? ox_hi - c0             \
+                                                                  : PYCNN_POOL_CHUNK;      \
+                for (ptrdiff_t q = 0; q < n; q++) delta[q] = g[c0 + q] / div;              \
                 for (ptrdiff_t y = ya; y < yb; y++) {                                      \
-                    T *row = grad_x + y * w + c;                                           \
-                    for (ptrdiff_t j = 0; j < kw; j++) row[j] += delta;                    \
+                    T *PYCNN_RESTRICT row = grad_x + y * w;                                \
+                    for (ptrdiff_t j = kw - 1; j >= 0; j--) {                              \
+                        const ptrdiff_t off = c0 * sw - pw + j;   /* + q*sw: the pixel */  \
+                        for (ptrdiff_t q = 0; q < n; q++) row[off + q * sw] += delta[q];   \
+                    }                                                                      \
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
