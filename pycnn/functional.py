@@ -6,6 +6,7 @@ Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 """
 import numpy as np
 
+from pycnn import _lp
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
 
@@ -289,18 +290,16 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """2-D power-average pooling like ``torch.nn.functional.lp_pool2d``.
 
-    ``out = (KH*KW * avg_pool2d(x**p))**(1/p)``: the p-norm of each window,
-    ``(sum x**p)**(1/p)``; p = 1 is sum pooling, large p approaches max pooling. As in
+    ``out = (KH*KW * avg_pool2d(x**p)) ** (1/p)``: the p-norm of each window,
+    ``(sum x**p) ** (1/p)``; p = 1 is sum pooling, large p approaches max pooling. As in
     PyTorch, a window clipped by `ceil_mode` is averaged over its clipped size and then
-    scaled by the full KH*KW. No padding, no dilation.
+    scaled by the full KH*KW. No padding, no dilation. Composed over the compiled
+    `avg_pool2d` (pycnn._lp).
 
     Shape: x (N, C, H, W) -> (N, C, OH, OW), OH and OW as in `max_pool2d`.
     """
     p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = avg_pool2d(x ** p, args.kernel_size, args.stride, 0, args.ceil_mode)
-        # sign(mean) * relu(|mean|) is mean itself; PyTorch writes it so for the gradient
-        return (mean * (args.kernel_size[0] * args.kernel_size[1])) ** (1.0 / p)
+    return _lp.lp_pool2d(avg_pool2d, x, p, args)
 
 
 def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -311,14 +310,4 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     """
     p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
     V.check_grad_out(grad_out, x, _pool_out_shape(x.shape, args))
-    size = args.kernel_size[0] * args.kernel_size[1]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = avg_pool2d(x ** p, args.kernel_size, args.stride, 0, args.ceil_mode)
-        sign, magnitude = np.sign(mean), np.maximum(np.abs(mean), 0)
-        t = sign * magnitude * size                                 # out = t ** (1/p)
-        grad_t = grad_out * ((1.0 / p) * t ** (1.0 / p - 1.0))
-        grad_magnitude = np.where(magnitude <= 0, 0, grad_t * size * sign)   # relu
-        grad_mean = grad_magnitude * sign                                     # abs
-        grad_xp = avg_pool2d_backward(grad_mean, x.shape, args.kernel_size, args.stride,
-                                      0, args.ceil_mode)
-        return grad_xp * (p * x ** (p - 1.0))
+    return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)

@@ -8,6 +8,7 @@ arithmetic is derived here independently of the compiled path, from the padded a
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pycnn import _lp
 from pycnn import _validation as V
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
@@ -257,7 +258,10 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     V.check_pool_grad_out(grad_out, shape[:2] + (taps.oh, taps.ow))
     delta = grad_out / _avg_divisor(taps, count_include_pad, divisor, grad_out.dtype)
     grad_xp = taps.pad_input(np.zeros(shape, dtype=grad_out.dtype), 0)
-    for i, j, _, _ in taps.offsets():
+    # offsets last to first: a pixel shared by windows (oy1, ox1) < (oy2, ox2) is
+    # offset (i1, j1) > (i2, j2) of them, so it sums its shares in row-major window
+    # order, as PyTorch (and the compiled kernel) do
+    for i, j, _, _ in reversed(list(taps.offsets())):
         taps.view(grad_xp, i, j)[...] += delta      # a strided view: writes through
     (ph, pw), (h, w) = taps.pad, shape[2:]
     return np.ascontiguousarray(grad_xp[:, :, ph:ph + h, pw:pw + w])
@@ -265,15 +269,12 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """2-D power-average pooling (``torch.nn.functional.lp_pool2d``):
-    ``(KH*KW * avg_pool2d(x**p)) ** (1/p)``.
+    ``(KH*KW * avg_pool2d(x**p)) ** (1/p)``, over this module's `avg_pool2d`.
 
     Shape: (N, C, H, W) -> (N, C, OH, OW).
     """
     p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
-    kh, kw = args.kernel_size
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = avg_pool2d(x ** p, args.kernel_size, args.stride, 0, args.ceil_mode)
-        return (np.sign(mean) * np.maximum(np.abs(mean), 0) * (kh * kw)) ** (1.0 / p)
+    return _lp.lp_pool2d(avg_pool2d, x, p, args)
 
 
 def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -283,16 +284,6 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
     """
     p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
-    kh, kw = args.kernel_size
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = avg_pool2d(x ** p, args.kernel_size, args.stride, 0, args.ceil_mode)
-        V.check_grad_out(grad_out, x, mean.shape)
-        # out = t ** (1/p), t = KH*KW * sign(mean) * relu(|mean|): the chain rule step by
-        # step, so relu cuts the gradient to 0 where the mean is 0 (t ** (1/p-1) is inf)
-        sign, magnitude = np.sign(mean), np.maximum(np.abs(mean), 0)
-        t = sign * magnitude * (kh * kw)
-        grad_t = grad_out * ((1.0 / p) * t ** (1.0 / p - 1.0))
-        grad_magnitude = np.where(magnitude <= 0, 0, grad_t * (kh * kw) * sign)
-        grad_pow = avg_pool2d_backward(grad_magnitude * sign, x.shape, args.kernel_size,
-                                       args.stride, 0, args.ceil_mode)
-        return grad_pow * (p * x ** (p - 1.0))
+    taps = _Taps(x.shape, args)
+    V.check_grad_out(grad_out, x, x.shape[:2] + (taps.oh, taps.ow))
+    return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)

@@ -125,10 +125,12 @@ def test_avg_pool2d_agrees(case, dtype, rng):
         impl = IMPLS[name]
         out = impl.avg_pool2d(x, **kw)
         assert out.shape == want.shape and out.dtype == dtype, name
-        assert_close(out, want, dtype, err_msg=name)
         grad_x = impl.avg_pool2d_backward(grad_out, x.shape, **kw)
         assert grad_x.shape == x.shape and grad_x.dtype == dtype, name
-        assert_close(grad_x, want_grad, dtype, err_msg=name)
+        # every backend sums a window's pixels, and a pixel's shares of the gradient, in
+        # PyTorch's order (row-major), then divides once: bit for bit the same
+        np.testing.assert_array_equal(out, want, err_msg=name)
+        np.testing.assert_array_equal(grad_x, want_grad, err_msg=name)
 
 
 @pytest.mark.parametrize("p", [1, 2, 3.5])
@@ -187,10 +189,10 @@ def test_pool2d_random_geometries(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mod
         for cip in (True, False):
             avg = dict(kwargs, count_include_pad=cip)
             del avg["dilation"]
-            assert_close(functional.avg_pool2d(x, **avg), reference.avg_pool2d(x, **avg),
-                         np.float64)
-            assert_close(functional.avg_pool2d_backward(g, x.shape, **avg),
-                         reference.avg_pool2d_backward(g, x.shape, **avg), np.float64)
+            np.testing.assert_array_equal(functional.avg_pool2d(x, **avg),
+                                          reference.avg_pool2d(x, **avg))
+            np.testing.assert_array_equal(functional.avg_pool2d_backward(g, x.shape, **avg),
+                                          reference.avg_pool2d_backward(g, x.shape, **avg))
 
 
 # --- PyTorch as an outside oracle -------------------------------------------------------
@@ -263,6 +265,25 @@ def test_lp_pool2d_matches_torch(case, p, dtype, rng):
         grad_x = impl.lp_pool2d_backward(grad_out, x, p, **kw)
         np.testing.assert_array_equal(np.isnan(grad_x), np.isnan(xt.grad.numpy()), name)
         _assert_torch_close(grad_x, xt.grad.numpy(), dtype, name)
+
+
+def test_lp_pool2d_cancelling_window_matches_torch():
+    """Cubes that nearly cancel: x**3 must be x*x*x as in PyTorch, not powf (whose last
+    bit, amplified by the cancellation and the cube root, moved the output by 1e-4)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([0.9761002659797668, 1.225845456123352, 1.3419092893600464,
+                  -1.273045539855957, 0.36683568358421326, 0.633765459060669,
+                  -1.5587035417556763, 0.4533635973930359, 0.6428790092468262],
+                 dtype=np.float32).reshape(1, 1, 3, 3)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch.nn.functional.lp_pool2d(xt, 3, 3)
+    out_t.backward(torch.ones_like(out_t))
+    for impl in (functional, reference):
+        _assert_torch_close(impl.lp_pool2d(x, 3, 3), out_t.detach().numpy(), np.float32,
+                            impl.__name__)
+        _assert_torch_close(impl.lp_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), x,
+                                                    3, 3), xt.grad.numpy(), np.float32,
+                            impl.__name__)
 
 
 def test_lp_pool2d_zero_window_gradient_matches_torch():
@@ -407,6 +428,21 @@ def test_nan_and_inf_match_torch(dtype, rng):
             np.testing.assert_array_equal(idx, idx_t.numpy())
         avg_t = torch.nn.functional.avg_pool2d(torch.tensor(x), 3, 2, 1, True)
         np.testing.assert_array_equal(functional.avg_pool2d(x, 3, 2, 1, True), avg_t.numpy())
+    x[1, 2, :4, :4] = 0                           # windows whose x**p sums to zero
+    for p in (1, 2, 3, 1.5):
+        xt = torch.tensor(x, requires_grad=True)
+        out_t = torch.nn.functional.lp_pool2d(xt, p, (2, 3), 2, True)
+        g = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+        out_t.backward(torch.tensor(g))
+        for impl in (functional, reference):
+            out = impl.lp_pool2d(x, p, (2, 3), 2, True)
+            grad = impl.lp_pool2d_backward(g, x, p, (2, 3), 2, True)
+            for got, want in ((out, out_t.detach().numpy()), (grad, xt.grad.numpy())):
+                np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+                np.testing.assert_array_equal(got[~np.isfinite(want)],
+                                              want[~np.isfinite(want)])   # NaN, +-inf
+                _assert_torch_close(got[np.isfinite(want)], want[np.isfinite(want)], dtype,
+                                    f"p={p}")
 
 
 # --- inputs: layouts, empty batch, threads, no modification, no leaks --------------------
