@@ -12,6 +12,7 @@ from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
+from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
 from pycnn._info import show_config
 
 try:
@@ -20,7 +21,8 @@ except ImportError:  # no compiled extension: `pycnn.functional` raises, see __g
     pass
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
-           "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d"]
+           "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
+           "MaxPool2d", "AvgPool2d", "LPPool2d"]
 
 
 def __getattr__(name):

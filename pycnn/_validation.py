@@ -6,6 +6,8 @@ Messages name the argument in backticks, say what was expected and what was rece
 Output-size arithmetic is deliberately *not* shared: each backend derives it on its
 own, so a wrong formula shows up as a disagreement in the tests.
 """
+import math
+import numbers
 import operator
 from collections import namedtuple
 
@@ -23,6 +25,12 @@ ConvArgs.__doc__ = """Normalised convolution hyper-parameters.
 
 stride, dilation: (SH, SW) and (DH, DW); padding: ((top, bottom), (left, right));
 groups: int."""
+
+PoolArgs = namedtuple("PoolArgs", "kernel_size stride padding dilation ceil_mode")
+PoolArgs.__doc__ = """Normalised pooling hyper-parameters.
+
+kernel_size, stride, padding, dilation: (H, W) pairs, padding on each side (PH, PW);
+stride is kernel_size when it was not given; ceil_mode: bool."""
 
 
 # --- arrays ------------------------------------------------------------------------
@@ -94,6 +102,13 @@ def positive_int(value, name):
         raise ValueError(f"`{name}` must be <= {MAX_HYPERPARAMETER}. "
                          f"Received: {name}={value!r}")
     return result
+
+
+def flag(value, name):
+    """A bool (numpy's too). Anything else is refused: the string 'False' is truthy."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
 
 
 def conv_padding(padding, stride, dilation, kernel_size):
@@ -212,3 +227,174 @@ def check_grad_out(grad_out, x, expected_shape):
     if grad_out.shape != tuple(expected_shape):
         raise ValueError(f"`grad_out` must have the forward output's shape "
                          f"{tuple(expected_shape)}. Received: grad_out.shape={grad_out.shape}")
+
+
+# --- pooling -------------------------------------------------------------------------
+
+def pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate pooling hyper-parameters (no input needed); return a PoolArgs.
+
+    Like PyTorch, `stride=None` means `kernel_size`, and each side may be padded by at
+    most half the kernel (kernel_size // 2, whatever the dilation), so that every
+    window overlaps the input.
+    """
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    p = pair(padding, "padding", min_value=0)
+    d = pair(dilation, "dilation")
+    ceil = flag(ceil_mode, "ceil_mode")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"`padding` must be at most half of `kernel_size`. "
+                         f"Received: padding={p}, kernel_size={k}")
+    return PoolArgs(k, s, p, d, ceil)
+
+
+def check_pool_fits(size, args):
+    """The (dilated) window must fit inside the padded input.
+
+    With ceil_mode PyTorch also accepts a window that overhangs the padded input by
+    less than a stride (the one window per axis then covers the whole input).
+    """
+    padded = tuple(n + 2 * p for n, p in zip(size, args.padding))
+    span = tuple(d * (k - 1) + 1 for k, d in zip(args.kernel_size, args.dilation))
+    if not args.ceil_mode:
+        check_kernel_fits(size, tuple((p, p) for p in args.padding), args.kernel_size,
+                          args.dilation)
+    elif any(sp > pd + st - 1 for sp, pd, st in zip(span, padded, args.stride)):
+        raise ValueError(
+            "`kernel_size` (dilated) must not exceed the padded input size by more than "
+            f"`stride` - 1 with ceil_mode=True. Received: kernel_size={args.kernel_size}, "
+            f"dilation={args.dilation} spans {span}, padded input is {padded}, "
+            f"stride={args.stride}")
+
+
+def check_pool_windows(size, out_size, args):
+    """Every max-pooling window must hold at least one input pixel.
+
+    Padding of at most half the kernel guarantees it unless the dilation exceeds the
+    input size; then a window's taps can straddle the whole input. (PyTorch returns
+    -inf there with an index outside the plane, which its backward writes through.)
+    """
+    for axis, name in enumerate("HW"):
+        n, k, d = size[axis], args.kernel_size[axis], args.dilation[axis]
+        if d <= n:      # taps d apart over a span reaching into [0, n) hit it
+            continue
+        starts = np.arange(out_size[axis]) * args.stride[axis] - args.padding[axis]
+        first = np.maximum(0, -(starts // d))            # first tap at or after 0
+        if np.any((first >= k) | (starts + first * d >= n)):
+            raise ValueError(
+                f"`dilation` must not let a pooling window skip the whole input: a window "
+                f"along {name} holds no input pixel. Received: "
+                f"kernel_size={args.kernel_size}, dilation={args.dilation}, "
+                f"padding={args.padding}, input (H, W)={tuple(size)}")
+
+
+def pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate max-pooling arguments; return a PoolArgs.
+
+    Each backend then derives (OH, OW) itself and calls `check_pool_windows`.
+    """
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_nonempty(x, "x", (1, 2, 3), "C, H and W")
+    args = pool_geometry(kernel_size, stride, padding, dilation, ceil_mode)
+    check_pool_fits(x.shape[2:], args)
+    return args
+
+
+def divisor(value):
+    """`divisor_override`: None or an int >= 1."""
+    return None if value is None else positive_int(value, "divisor_override")
+
+
+def avg_pool2d_args(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override):
+    """Validate avg-pooling arguments; return (PoolArgs, count_include_pad, divisor)."""
+    args = pool2d_args(x, kernel_size, stride, padding, 1, ceil_mode)
+    return args, flag(count_include_pad, "count_include_pad"), divisor(divisor_override)
+
+
+def input_shape(value, name="input_shape"):
+    """The (N, C, H, W) of a forward input: 4 ints, N >= 0, C, H, W >= 1."""
+    try:
+        shape = tuple(_int(v, name) for v in value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be a sequence of 4 ints (N, C, H, W). "
+                        f"Received: {name}={value!r}") from None
+    if len(shape) != 4:
+        raise ValueError(f"`{name}` must have 4 elements (N, C, H, W). "
+                         f"Received: {name}={value!r}")
+    if shape[0] < 0 or min(shape[1:]) < 1:
+        raise ValueError(f"`{name}` must have N >= 0 and non-zero C, H and W. "
+                         f"Received: {name}={value!r}")
+    return shape
+
+
+def check_pool_grad_out(grad_out, expected_shape):
+    """`grad_out` must have the shape of the forward output (its dtype is checked)."""
+    if grad_out.shape != tuple(expected_shape):
+        raise ValueError(f"`grad_out` must have the forward output's shape "
+                         f"{tuple(expected_shape)}. Received: grad_out.shape={grad_out.shape}")
+
+
+def avg_pool2d_backward_args(grad_out, input_shape_, kernel_size, stride, padding,
+                             ceil_mode, count_include_pad, divisor_override):
+    """Validate avg-pooling backward arguments; return
+    (input shape, PoolArgs, count_include_pad, divisor). Each backend then checks
+    `grad_out`'s shape with `check_pool_grad_out` and its own output size."""
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    shape = input_shape(input_shape_)
+    args = pool_geometry(kernel_size, stride, padding, 1, ceil_mode)
+    check_pool_fits(shape[2:], args)
+    return (shape, args, flag(count_include_pad, "count_include_pad"),
+            divisor(divisor_override))
+
+
+def max_pool2d_backward_args(grad_out, indices, input_shape_):
+    """Validate max-pooling backward arguments; return the input shape (N, C, H, W).
+
+    The index values are checked by `check_pool_indices` (the compiled backend checks
+    them while it scatters and calls it only when one is out of range).
+    """
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    if not isinstance(indices, np.ndarray):
+        raise TypeError("`indices` must be a numpy.ndarray. "
+                        f"Received: indices of type {type(indices).__name__}")
+    if indices.dtype != np.int64:
+        raise TypeError("`indices` must have dtype int64. "
+                        f"Received: indices.dtype={indices.dtype}")
+    if indices.shape != grad_out.shape:
+        raise ValueError(f"`indices` must have the shape of `grad_out` {grad_out.shape}. "
+                         f"Received: indices.shape={indices.shape}")
+    shape = input_shape(input_shape_)
+    if shape[:2] != grad_out.shape[:2]:
+        raise ValueError(f"`input_shape` must have the N and C of `grad_out` "
+                         f"{grad_out.shape[:2]}. Received: input_shape={input_shape_!r}")
+    return shape
+
+
+def check_pool_indices(indices, plane_size):
+    """Every index must be a flat position h*W + w inside an input plane."""
+    if indices.size == 0:
+        return
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= plane_size:
+        raise ValueError(f"`indices` must be flat positions in [0, H*W) = [0, {plane_size}) "
+                         f"of an input plane. Received: values in [{low}, {high}]")
+
+
+def norm_type(value):
+    """Lp pooling's p: a positive, finite real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`norm_type` must be a real number. Received: norm_type={value!r}")
+    p = float(value)
+    if not (math.isfinite(p) and p > 0):
+        raise ValueError("`norm_type` must be a positive finite number. "
+                         f"Received: norm_type={value!r}")
+    return p
+
+
+def lp_pool2d_args(x, norm_type_, kernel_size, stride, ceil_mode):
+    """Validate Lp-pooling arguments; return (p, PoolArgs) (no padding, no dilation)."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    p = norm_type(norm_type_)
+    return p, pool2d_args(x, kernel_size, stride, 0, 1, ceil_mode)

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from pycnn import _lp
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
 from pycnn._ext import load_kernels
@@ -178,3 +179,158 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                             grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw, geo.ph,
                             geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
     return grad_x, grad_w.reshape(weight.shape), grad_bias
+
+
+# --- pooling: direct kernels, one (H, W) plane per call ----------------------------
+
+__all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+            "lp_pool2d", "lp_pool2d_backward"]
+
+
+def _pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
+    """PyTorch's pooling output size along one axis.
+
+    ``floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``, rounded up instead
+    with `ceil_mode`, where a last window that would start in the bottom/right padding
+    is dropped.
+    """
+    out = (size + 2 * pad - dilation * (kernel - 1) - 1
+           + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pool_out_shape(shape, args):
+    """(N, C, OH, OW) of a pooling over an (N, C, H, W) input."""
+    n, c, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
+    return (n, c, _pool_out_size(h, kh, sh, ph, dh, args.ceil_mode),
+            _pool_out_size(w, kw, sw, pw, dw, args.ceil_mode))
+
+
+# Below this many elements per thread a pooling call runs on fewer threads: the work
+# of a small batch is worth less than waking (and, on a busy machine, waiting for) a team.
+POOL_GRAIN = 1 << 15
+
+
+def _pool_threads(n_elements, n_planes):
+    return max(1, min(get_num_threads(), n_planes, n_elements // POOL_GRAIN))
+
+
+def _planes(a):
+    """(N, C, H, W) -> C-contiguous (N*C, H, W): the kernels run plane by plane."""
+    n, c, h, w = a.shape
+    return np.ascontiguousarray(a).reshape(n * c, h, w)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling like ``torch.nn.functional.max_pool2d``.
+
+    Padding counts as -inf; the first maximum in row-major window order wins ties; a
+    window holding NaN gives NaN. `stride` defaults to `kernel_size`; `padding` is at
+    most half the kernel.
+
+    Shape:
+        x (N, C, H, W) -> (N, C, OH, OW), with
+        ``OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1`` (ceil with `ceil_mode`, then
+        one less if the last window would start in the bottom padding); OW likewise.
+        With `return_indices`, also the int64 indices (N, C, OH, OW) of the maxima as
+        flat positions ``h*W + w`` in each input plane.
+    """
+    args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = V.flag(return_indices, "return_indices")
+    out_shape = _pool_out_shape(x.shape, args)
+    V.check_pool_windows(x.shape[2:], out_shape[2:], args)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
+    n, c, oh, ow = out_shape
+    out = np.empty(out_shape, dtype=x.dtype)
+    indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
+    _kernels.max_pool2d_forward(
+        _planes(x), out.reshape(n * c, oh, ow),
+        None if indices is None else indices.reshape(n * c, oh, ow),
+        kh, kw, sh, sw, ph, pw, dh, dw, _pool_threads(x.size + out.size, n * c))
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of `max_pool2d` with respect to x: grad_out routed through `indices`.
+
+    Shape: grad_out and indices (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W);
+    where windows overlap, gradients of one pixel add up.
+    """
+    n, c, h, w = V.max_pool2d_backward_args(grad_out, indices, input_shape)
+    grad_x = np.empty((n, c, h, w), dtype=grad_out.dtype)
+    bad = _kernels.max_pool2d_backward(_planes(grad_out), _planes(indices),
+                                       grad_x.reshape(n * c, h, w),
+                                       _pool_threads(grad_x.size + grad_out.size, n * c))
+    if bad:         # the kernel skipped them; say which values were wrong
+        V.check_pool_indices(indices, h * w)
+    return grad_x
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling like ``torch.nn.functional.avg_pool2d``.
+
+    Each window's sum of input pixels is divided by `divisor_override` if given, else by
+    the window size clipped to the padded input (`count_include_pad`, padding counts as
+    zeros) or by the number of input pixels in it.
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW), OH and OW as in `max_pool2d` (dilation 1).
+    """
+    args, count_include_pad, divisor = V.avg_pool2d_args(
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    (kh, kw), (sh, sw), (ph, pw) = args[:3]
+    n, c, oh, ow = out_shape = _pool_out_shape(x.shape, args)
+    out = np.empty(out_shape, dtype=x.dtype)
+    _kernels.avg_pool2d_forward(_planes(x), out.reshape(n * c, oh, ow), kh, kw, sh, sw,
+                                ph, pw, count_include_pad, divisor or 0,
+                                _pool_threads(x.size + out.size, n * c))
+    return out
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Gradient of `avg_pool2d` with respect to x.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
+    """
+    shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
+        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
+        count_include_pad, divisor_override)
+    n, c, h, w = shape
+    V.check_pool_grad_out(grad_out, _pool_out_shape(shape, args))
+    (kh, kw), (sh, sw), (ph, pw) = args[:3]
+    grad_x = np.empty(shape, dtype=grad_out.dtype)
+    _kernels.avg_pool2d_backward(_planes(grad_out), grad_x.reshape(n * c, h, w), kh, kw,
+                                 sh, sw, ph, pw, count_include_pad, divisor or 0,
+                                 _pool_threads(grad_x.size + grad_out.size, n * c))
+    return grad_x
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """2-D power-average pooling like ``torch.nn.functional.lp_pool2d``.
+
+    ``out = (KH*KW * avg_pool2d(x**p)) ** (1/p)``: the p-norm of each window,
+    ``(sum x**p) ** (1/p)``; p = 1 is sum pooling, large p approaches max pooling. As in
+    PyTorch, a window clipped by `ceil_mode` is averaged over its clipped size and then
+    scaled by the full KH*KW. No padding, no dilation. Composed over the compiled
+    `avg_pool2d` (pycnn._lp).
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW), OH and OW as in `max_pool2d`.
+    """
+    p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
+    return _lp.lp_pool2d(avg_pool2d, x, p, args)
+
+
+def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Gradient of `lp_pool2d` with respect to x, PyTorch's autograd step by step
+    (zero where a window's sum of x**p is zero).
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
+    V.check_grad_out(grad_out, x, _pool_out_shape(x.shape, args))
+    return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)

@@ -68,3 +68,116 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     (pt, pb), (pl, pr) = args.padding
     grad_x = grad_xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]]
     return np.ascontiguousarray(grad_x), grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
+# --- pooling ---------------------------------------------------------------------------
+
+__all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+
+
+def _window_starts(size, kernel, stride, pad, dilation, ceil_mode):
+    """Window starts along one axis (input coordinates), enumerated one by one: a window
+    is kept while its span ends inside the padded input (with ceil_mode: overhangs it by
+    less than a stride, and starts inside the input or the left padding)."""
+    span = dilation * (kernel - 1) + 1
+    limit = size + pad + (stride - 1 if ceil_mode else 0)
+    starts, start = [], -pad
+    while start + span <= limit and (start < size or not ceil_mode):
+        starts.append(start)
+        start += stride
+    return starts
+
+
+def _windows(shape, args):
+    """Per axis, the list of (start, real taps) of every window; real taps are the
+    input coordinates of the taps that are not padding."""
+    axes = []
+    for size, k, s, p, d in zip(shape[2:], *args[:4]):
+        axes.append([(start, [start + t * d for t in range(k) if 0 <= start + t * d < size])
+                     for start in _window_starts(size, k, s, p, d, args.ceil_mode)])
+    return axes
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling, one output pixel (and one tap) at a time."""
+    args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = V.flag(return_indices, "return_indices")
+    rows, cols = _windows(x.shape, args)
+    V.check_pool_windows(x.shape[2:], (len(rows), len(cols)), args)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, len(rows), len(cols)), dtype=x.dtype)
+    indices = np.empty(out.shape, dtype=np.int64)
+    for oy, (_, ys) in enumerate(rows):
+        for ox, (_, xs) in enumerate(cols):
+            best = np.full((n, c), -np.inf, dtype=x.dtype)
+            where = np.full((n, c), -1, dtype=np.int64)
+            for y in ys:
+                for xx in xs:
+                    v = x[:, :, y, xx]
+                    take = (where < 0) | (v > best) | np.isnan(v)
+                    best[take] = v[take]
+                    where[take] = y * w + xx
+            out[:, :, oy, ox] = best
+            indices[:, :, oy, ox] = where
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of `max_pool2d`, one output pixel at a time."""
+    n, c, h, w = V.max_pool2d_backward_args(grad_out, indices, input_shape)
+    V.check_pool_indices(indices, h * w)
+    grad_x = np.zeros((n, c, h * w), dtype=grad_out.dtype)
+    ni, ci = np.indices((n, c))
+    for oy in range(grad_out.shape[2]):
+        for ox in range(grad_out.shape[3]):
+            grad_x[ni, ci, indices[:, :, oy, ox]] += grad_out[:, :, oy, ox]
+    return grad_x.reshape(n, c, h, w)
+
+
+def _avg_windows(shape, args, count_include_pad, divisor_override):
+    """(input rows, input cols, divisor) of every window, in row-major output order."""
+    rows, cols = _windows(shape, args)
+    h, w = shape[2:]
+    (kh, kw), (ph, pw) = args.kernel_size, args.padding
+    for oy, (y0, ys) in enumerate(rows):
+        for ox, (x0, xs) in enumerate(cols):
+            # taps in the padded input [-P, size + P) count with count_include_pad
+            padded = (sum(y0 + i < h + ph for i in range(kh))
+                      * sum(x0 + j < w + pw for j in range(kw)))
+            divisor = (divisor_override if divisor_override is not None
+                       else padded if count_include_pad else len(ys) * len(xs))
+            yield oy, ox, ys, xs, divisor
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling, one output pixel (and one tap) at a time."""
+    args, count_include_pad, divisor = V.avg_pool2d_args(
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    rows, cols = _windows(x.shape, args)
+    out = np.empty(x.shape[:2] + (len(rows), len(cols)), dtype=x.dtype)
+    for oy, ox, ys, xs, div in _avg_windows(x.shape, args, count_include_pad, divisor):
+        total = np.zeros(x.shape[:2], dtype=x.dtype)
+        for y in ys:
+            for xx in xs:
+                total += x[:, :, y, xx]
+        out[:, :, oy, ox] = total / x.dtype.type(div)
+    return out
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Gradient of `avg_pool2d`, one output pixel at a time."""
+    shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
+        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
+        count_include_pad, divisor_override)
+    rows, cols = _windows(shape, args)
+    V.check_pool_grad_out(grad_out, shape[:2] + (len(rows), len(cols)))
+    grad_x = np.zeros(shape, dtype=grad_out.dtype)
+    for oy, ox, ys, xs, div in _avg_windows(shape, args, count_include_pad, divisor):
+        delta = grad_out[:, :, oy, ox] / grad_out.dtype.type(div)
+        for y in ys:
+            for xx in xs:
+                grad_x[:, :, y, xx] += delta
+    return grad_x

@@ -8,6 +8,7 @@ arithmetic is derived here independently of the compiled path, from the padded a
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pycnn import _lp
 from pycnn import _validation as V
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
@@ -113,3 +114,176 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     grad_x = _scatter(dblocks, (n, c, h + pt + pb, w + pl + pr), args.padding,
                       args.stride, args.dilation)
     return np.ascontiguousarray(grad_x), grad_weight, grad_out.sum(axis=(0, 2, 3))
+
+
+# --- pooling: a loop over the KH*KW kernel offsets, each a strided view of the input --
+
+__all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+            "lp_pool2d", "lp_pool2d_backward"]
+
+
+def _n_windows(size, kernel, stride, pad, dilation, ceil_mode):
+    """How many windows fit along one axis: start positions 0, stride, ... of the
+    padded input up to the last one leaving room for the dilated kernel (one more,
+    partial, window with ceil_mode unless it would start in the far padding)."""
+    room = size + 2 * pad - (dilation * (kernel - 1) + 1)    # last possible start
+    n = (-(-room // stride) if ceil_mode else room // stride) + 1
+    if ceil_mode and (n - 1) * stride - pad >= size:
+        n -= 1
+    return n
+
+
+class _Taps:
+    """Geometry of a pooling: for each kernel offset (i, j), the strided view of the
+    padded input it reads for every window, which of those pixels are real, and their
+    flat positions ``y*W + x`` in the input plane."""
+
+    def __init__(self, shape, args):
+        self.h, self.w = shape[2:]
+        (self.kh, self.kw), self.stride, self.pad, self.dilation = args[:4]
+        self.oh, self.ow = (_n_windows(n, k, s, p, d, args.ceil_mode) for n, k, s, p, d
+                            in zip(shape[2:], args.kernel_size, args.stride, args.padding,
+                                   args.dilation))
+        # window starts in input coordinates, (OH,) and (OW,)
+        self.y0 = np.arange(self.oh) * self.stride[0] - self.pad[0]
+        self.x0 = np.arange(self.ow) * self.stride[1] - self.pad[1]
+
+    def pad_input(self, x, value):
+        """x padded on every side far enough for every tap of every window."""
+        (ph, pw), (sh, sw), (dh, dw) = self.pad, self.stride, self.dilation
+        bottom = (self.oh - 1) * sh + (self.kh - 1) * dh + 1 - ph - self.h
+        right = (self.ow - 1) * sw + (self.kw - 1) * dw + 1 - pw - self.w
+        return np.pad(x, ((0, 0), (0, 0), (ph, max(bottom, 0)), (pw, max(right, 0))),
+                      constant_values=value)
+
+    def first_pixel(self):
+        """Row (OH,) and column (OW,) of the first tap of each window inside the input."""
+        return tuple(start + np.maximum(0, -(start // d)) * d    # ceil(-start / d) taps in
+                     for start, d in zip((self.y0, self.x0), self.dilation))
+
+    def offsets(self):
+        """Kernel offsets in row-major order: (i, j, rows (OH,), cols (OW,))."""
+        for i in range(self.kh):
+            for j in range(self.kw):
+                yield (i, j, self.y0 + i * self.dilation[0], self.x0 + j * self.dilation[1])
+
+    def view(self, xp, i, j):
+        """The (N, C, OH, OW) pixels of offset (i, j) of every window, from padded xp."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        return xp[:, :, i * dh:i * dh + (self.oh - 1) * sh + 1:sh,
+                  j * dw:j * dw + (self.ow - 1) * sw + 1:sw]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling (``torch.nn.functional.max_pool2d``).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW) [and int64 indices (N, C, OH, OW)].
+    """
+    args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = V.flag(return_indices, "return_indices")
+    taps = _Taps(x.shape, args)
+    V.check_pool_windows(x.shape[2:], (taps.oh, taps.ow), args)
+    xp = taps.pad_input(x, -np.inf)
+    # PyTorch's scan, every window at once: the maximum starts at -inf and at the first
+    # input pixel of the window; a tap replaces it only if larger (ties keep the first)
+    # or NaN (so NaN propagates). Padding reads -inf and so never wins.
+    out = np.full(x.shape[:2] + (taps.oh, taps.ow), -np.inf, dtype=x.dtype)
+    first_row, first_col = taps.first_pixel()
+    indices = np.empty(out.shape, dtype=np.int64)
+    indices[...] = first_row[:, None] * taps.w + first_col
+    for i, j, rows, cols in taps.offsets():
+        v = taps.view(xp, i, j)
+        take = v > out
+        take |= np.isnan(v)
+        np.copyto(out, v, where=take)
+        np.copyto(indices, rows[:, None] * taps.w + cols, where=take)
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of `max_pool2d`: each grad_out entry is added at its index.
+
+    Shape: grad_out, indices (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    n, c, h, w = V.max_pool2d_backward_args(grad_out, indices, input_shape)
+    V.check_pool_indices(indices, h * w)
+    grad_x = np.zeros((n * c, h * w), dtype=grad_out.dtype)
+    flat = indices.reshape(n * c, indices.shape[2] * indices.shape[3]) \
+        + (np.arange(n * c) * (h * w))[:, None]
+    # unbuffered: repeated indices (overlapping windows) accumulate, in output order
+    np.add.at(grad_x.reshape(-1), flat.reshape(-1), grad_out.reshape(-1))
+    return grad_x.reshape(n, c, h, w)
+
+
+def _avg_divisor(taps, count_include_pad, divisor_override, dtype):
+    """(OH, OW) divisor of every window, in the input's dtype."""
+    if divisor_override is not None:
+        return np.full((taps.oh, taps.ow), divisor_override, dtype=dtype)
+    sizes = []
+    for start, k, n, p in ((taps.y0, taps.kh, taps.h, taps.pad[0]),
+                           (taps.x0, taps.kw, taps.w, taps.pad[1])):
+        end = np.minimum(start + k, n + p)                 # clipped to the padded input
+        sizes.append(end - start if count_include_pad
+                     else np.minimum(end, n) - np.maximum(start, 0))
+    return np.multiply.outer(*sizes).astype(dtype)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling (``torch.nn.functional.avg_pool2d``).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW).
+    """
+    args, count_include_pad, divisor = V.avg_pool2d_args(
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    taps = _Taps(x.shape, args)
+    xp = taps.pad_input(x, 0)
+    total = np.zeros(x.shape[:2] + (taps.oh, taps.ow), dtype=x.dtype)
+    for i, j, _, _ in taps.offsets():
+        total += taps.view(xp, i, j)        # row-major, like PyTorch; padding adds 0
+    return total / _avg_divisor(taps, count_include_pad, divisor, x.dtype)
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Gradient of `avg_pool2d`: each window spreads grad_out / divisor over its pixels.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
+        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
+        count_include_pad, divisor_override)
+    taps = _Taps(shape, args)
+    V.check_pool_grad_out(grad_out, shape[:2] + (taps.oh, taps.ow))
+    delta = grad_out / _avg_divisor(taps, count_include_pad, divisor, grad_out.dtype)
+    grad_xp = taps.pad_input(np.zeros(shape, dtype=grad_out.dtype), 0)
+    # offsets last to first: a pixel shared by windows (oy1, ox1) < (oy2, ox2) is
+    # offset (i1, j1) > (i2, j2) of them, so it sums its shares in row-major window
+    # order, as PyTorch (and the compiled kernel) do
+    for i, j, _, _ in reversed(list(taps.offsets())):
+        taps.view(grad_xp, i, j)[...] += delta      # a strided view: writes through
+    (ph, pw), (h, w) = taps.pad, shape[2:]
+    return np.ascontiguousarray(grad_xp[:, :, ph:ph + h, pw:pw + w])
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """2-D power-average pooling (``torch.nn.functional.lp_pool2d``):
+    ``(KH*KW * avg_pool2d(x**p)) ** (1/p)``, over this module's `avg_pool2d`.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW).
+    """
+    p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
+    return _lp.lp_pool2d(avg_pool2d, x, p, args)
+
+
+def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Gradient of `lp_pool2d` (PyTorch's autograd of its definition; zero where a
+    window's sum of x**p is zero).
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
+    taps = _Taps(x.shape, args)
+    V.check_grad_out(grad_out, x, x.shape[:2] + (taps.oh, taps.ow))
+    return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)

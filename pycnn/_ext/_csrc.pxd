@@ -1,5 +1,6 @@
 # Declarations of the C kernels in csrc/; mirrors the headers one to one.
 from libc.stddef cimport ptrdiff_t
+from libc.stdint cimport int64_t
 
 
 cdef extern from "dispatch.h" nogil:
@@ -26,3 +27,40 @@ cdef extern from "im2col.h" nogil:
                           ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
                           ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
                           ptrdiff_t oh, ptrdiff_t ow, double *x)
+
+
+cdef extern from "pool2d.h" nogil:
+    void pycnn_max_pool2d_forward_f32(const float *x, ptrdiff_t h, ptrdiff_t w,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                      ptrdiff_t oh, ptrdiff_t ow, float *out, int64_t *indices)
+    void pycnn_max_pool2d_forward_f64(const double *x, ptrdiff_t h, ptrdiff_t w,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                      ptrdiff_t oh, ptrdiff_t ow, double *out, int64_t *indices)
+    ptrdiff_t pycnn_max_pool2d_backward_f32(const float *grad_out, const int64_t *indices,
+                                            ptrdiff_t h, ptrdiff_t w, ptrdiff_t oh,
+                                            ptrdiff_t ow, float *grad_x)
+    ptrdiff_t pycnn_max_pool2d_backward_f64(const double *grad_out, const int64_t *indices,
+                                            ptrdiff_t h, ptrdiff_t w, ptrdiff_t oh,
+                                            ptrdiff_t ow, double *grad_x)
+    void pycnn_avg_pool2d_forward_f32(const float *x, ptrdiff_t h, ptrdiff_t w,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow,
+                                      int count_include_pad, ptrdiff_t divisor_override,
+                                      float *out)
+    void pycnn_avg_pool2d_forward_f64(const double *x, ptrdiff_t h, ptrdiff_t w,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow,
+                                      int count_include_pad, ptrdiff_t divisor_override,
+                                      double *out)
+    void pycnn_avg_pool2d_backward_f32(const float *grad_out, ptrdiff_t h, ptrdiff_t w,
+                                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                       ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow,
+                                       int count_include_pad, ptrdiff_t divisor_override,
+                                       float *grad_x)
+    void pycnn_avg_pool2d_backward_f64(const double *grad_out, ptrdiff_t h, ptrdiff_t w,
+                                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                       ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow,
+                                       int count_include_pad, ptrdiff_t divisor_override,
+                                       double *grad_x)

@@ -24,3 +24,32 @@ def col2im(
     kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
     oh: int, ow: int, n_threads: int = 1,
 ) -> None: ...
+def max_pool2d_forward(
+    x: _Float,                          # const floating[:, :, ::1]  IN  (P, H, W)
+    out: _Float,                        # floating[:, :, ::1]        OUT (P, OH, OW)
+    indices: NDArray[np.int64] | None,  # int64_t[:, :, ::1]         OUT (P, OH, OW)
+    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
+    n_threads: int = 1,
+) -> None: ...
+def max_pool2d_backward(
+    grad_out: _Float,                   # const floating[:, :, ::1]  IN  (P, OH, OW)
+    indices: NDArray[np.int64],         # const int64_t[:, :, ::1]   IN  (P, OH, OW)
+    grad_x: _Float,                     # floating[:, :, ::1]        OUT (P, H, W)
+    n_threads: int = 1,
+) -> int: ...                           # Py_ssize_t: indices outside [0, H*W), skipped
+def avg_pool2d_forward(
+    x: _Float,                          # const floating[:, :, ::1]  IN  (P, H, W)
+    out: _Float,                        # floating[:, :, ::1]        OUT (P, OH, OW)
+    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+    count_include_pad: bool,            # bint
+    divisor_override: int,              # Py_ssize_t, 0 for none
+    n_threads: int = 1,
+) -> None: ...
+def avg_pool2d_backward(
+    grad_out: _Float,                   # const floating[:, :, ::1]  IN  (P, OH, OW)
+    grad_x: _Float,                     # floating[:, :, ::1]        OUT (P, H, W)
+    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+    count_include_pad: bool,            # bint
+    divisor_override: int,              # Py_ssize_t, 0 for none
+    n_threads: int = 1,
+) -> None: ...

@@ -8,12 +8,19 @@ User-facing validation and messages live in pycnn/_validation.py.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t
 
 import os
 
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
     pycnn_isa_active, pycnn_isa_set, pycnn_isa_supported,
+)
+from pycnn._ext._csrc cimport (
+    pycnn_avg_pool2d_backward_f32, pycnn_avg_pool2d_backward_f64,
+    pycnn_avg_pool2d_forward_f32, pycnn_avg_pool2d_forward_f64,
+    pycnn_max_pool2d_backward_f32, pycnn_max_pool2d_backward_f64,
+    pycnn_max_pool2d_forward_f32, pycnn_max_pool2d_forward_f64,
 )
 
 cdef extern from *:
@@ -143,3 +150,116 @@ def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
         else:
             pycnn_col2im_f64(&cols[b, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
                              oh, ow, &x[b, 0, 0, 0])
+
+
+# --- pooling: one (H, W) plane per kernel call, planes in parallel ------------------
+# The Python layer reshapes (N, C, H, W) to (N*C, H, W). The kernels clip every window
+# to the plane, so reads stay in bounds for any geometry; these wrappers check that the
+# arrays agree with each other, which is all that protects the writes.
+
+cdef int _check_planes(str name, Py_ssize_t n, Py_ssize_t got_n, Py_ssize_t got_h,
+                       Py_ssize_t got_w, Py_ssize_t h, Py_ssize_t w) except -1:
+    if got_n != n or got_h != h or got_w != w:
+        raise ValueError(f"{name} has shape {(got_n, got_h, got_w)}, expected {(n, h, w)}")
+    return 0
+
+
+def max_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                       floating[:, :, ::1] out,         # OUT (P, OH, OW)
+                       int64_t[:, :, ::1] indices,      # OUT (P, OH, OW), or None
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                       int n_threads=1):
+    cdef Py_ssize_t b, n = x.shape[0], h = x.shape[1], w = x.shape[2]
+    cdef Py_ssize_t oh = out.shape[1], ow = out.shape[2]
+    cdef bint with_indices = indices is not None
+    cdef int64_t *ind = NULL
+    _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
+    _check_planes("max_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
+    if with_indices:
+        _check_planes("max_pool2d: `indices`", n, indices.shape[0], indices.shape[1],
+                      indices.shape[2], oh, ow)
+    if x.size == 0 or out.size == 0:
+        return                                  # &x[0, 0, 0] would be out of bounds
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        ind = &indices[b, 0, 0] if with_indices else NULL
+        if floating is float:
+            pycnn_max_pool2d_forward_f32(&x[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                                         oh, ow, &out[b, 0, 0], ind)
+        else:
+            pycnn_max_pool2d_forward_f64(&x[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                                         oh, ow, &out[b, 0, 0], ind)
+
+
+def max_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
+                        const int64_t[:, :, ::1] indices,     # IN  (P, OH, OW)
+                        floating[:, :, ::1] grad_x,           # OUT (P, H, W), overwritten
+                        int n_threads=1):
+    """Scatter grad_out into grad_x through indices; return how many indices were
+    outside [0, H*W) (skipped: the caller raises)."""
+    cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
+    cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
+    cdef Py_ssize_t bad = 0
+    _check_planes("max_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
+    _check_planes("max_pool2d_backward: `indices`", n, indices.shape[0], indices.shape[1],
+                  indices.shape[2], oh, ow)
+    if grad_x.size == 0:
+        return 0
+    if grad_out.size == 0:                      # nothing to scatter
+        grad_x[...] = 0
+        return 0
+    # one plane per iteration: the scatter-adds of different planes never meet
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            bad += pycnn_max_pool2d_backward_f32(&grad_out[b, 0, 0], &indices[b, 0, 0],
+                                                 h, w, oh, ow, &grad_x[b, 0, 0])
+        else:
+            bad += pycnn_max_pool2d_backward_f64(&grad_out[b, 0, 0], &indices[b, 0, 0],
+                                                 h, w, oh, ow, &grad_x[b, 0, 0])
+    return bad
+
+
+def avg_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                       floating[:, :, ::1] out,         # OUT (P, OH, OW)
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad,
+                       Py_ssize_t divisor_override, int n_threads=1):
+    """divisor_override: 0 for none."""
+    cdef Py_ssize_t b, n = x.shape[0], h = x.shape[1], w = x.shape[2]
+    cdef Py_ssize_t oh = out.shape[1], ow = out.shape[2]
+    _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
+    _check_planes("avg_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
+    if x.size == 0 or out.size == 0:
+        return
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            pycnn_avg_pool2d_forward_f32(&x[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw, oh, ow,
+                                         count_include_pad, divisor_override, &out[b, 0, 0])
+        else:
+            pycnn_avg_pool2d_forward_f64(&x[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw, oh, ow,
+                                         count_include_pad, divisor_override, &out[b, 0, 0])
+
+
+def avg_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
+                        floating[:, :, ::1] grad_x,           # OUT (P, H, W), overwritten
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad,
+                        Py_ssize_t divisor_override, int n_threads=1):
+    cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
+    cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
+    _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
+    _check_planes("avg_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
+    if grad_x.size == 0:
+        return
+    if grad_out.size == 0:
+        grad_x[...] = 0
+        return
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            pycnn_avg_pool2d_backward_f32(&grad_out[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw,
+                                          oh, ow, count_include_pad, divisor_override,
+                                          &grad_x[b, 0, 0])
+        else:
+            pycnn_avg_pool2d_backward_f64(&grad_out[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw,
+                                          oh, ow, count_include_pad, divisor_override,
+                                          &grad_x[b, 0, 0])

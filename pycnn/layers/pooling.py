@@ -1,0 +1,177 @@
+"""Pooling layers: max, average and power-average (Lp) pooling. No parameters."""
+from pycnn import _validation as V
+from pycnn.layers.base import BaseLayer, _backend
+
+
+class _Pool2d(BaseLayer):
+    """Shared plumbing: the backend switch, what forward keeps for backward, the repr."""
+
+    _defaults = {}
+
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+        self._ops = _backend(backend)
+        self._saved = None
+
+    def _forward_state(self):
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._saved
+
+    def _lead_repr(self):
+        return f"kernel_size={self.kernel_size}"
+
+    def extra_repr(self):
+        s = self._lead_repr()
+        for name, default in self._defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                s += f", {name}={value!r}"
+        if self.backend != "compiled":
+            s += f", backend={self.backend!r}"
+        return s
+
+
+class MaxPool2d(_Pool2d):
+    """2-D max pooling over an NCHW batch, like ``torch.nn.MaxPool2d``.
+
+    Padding counts as -inf; the first maximum in row-major window order wins ties and
+    a window holding NaN gives NaN. `backward` routes each gradient to the position of
+    its window's maximum (overlapping windows add up).
+
+    Parameters
+    ----------
+    kernel_size, dilation : int or (H, W) pair
+    stride : int, (H, W) pair, or None for `kernel_size`
+    padding : int or (H, W) pair, at most half of `kernel_size`
+    ceil_mode : bool, round the output size up instead of down
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, OH, OW), ``OH = floor((H + 2*PH - DH*(KH-1) - 1)/SH) + 1``
+    (``ceil`` with `ceil_mode`, minus one if the last window would start in the bottom
+    padding); OW likewise.
+    """
+
+    _defaults = dict(stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False)
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 *, backend="compiled"):
+        super().__init__(backend)
+        args = V.pool_geometry(kernel_size, stride, padding, dilation, ceil_mode)
+        self.kernel_size = args.kernel_size
+        self.stride = None if stride is None else args.stride
+        self.padding, self.dilation = args.padding, args.dilation
+        self.ceil_mode = args.ceil_mode
+
+    def forward(self, x):
+        out, indices = self._ops.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                            self.dilation, self.ceil_mode,
+                                            return_indices=True)
+        self._saved = (x.shape, indices)        # the input itself is not needed
+        return out
+
+    def backward(self, grad_out):
+        input_shape, indices = self._forward_state()
+        return self._ops.max_pool2d_backward(grad_out, indices, input_shape)
+
+
+class AvgPool2d(_Pool2d):
+    """2-D average pooling over an NCHW batch, like ``torch.nn.AvgPool2d``.
+
+    Each window's sum is divided by `divisor_override` if given, else by the window size
+    clipped to the padded input (`count_include_pad`: padding counts as zeros) or by the
+    number of input pixels in the window.
+
+    Parameters
+    ----------
+    kernel_size : int or (H, W) pair
+    stride : int, (H, W) pair, or None for `kernel_size`
+    padding : int or (H, W) pair, at most half of `kernel_size`
+    ceil_mode, count_include_pad : bool
+    divisor_override : int >= 1 or None
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, OH, OW), ``OH = floor((H + 2*PH - KH)/SH) + 1`` (``ceil``
+    with `ceil_mode`, minus one if the last window would start in the bottom padding);
+    OW likewise.
+    """
+
+    _defaults = dict(stride=None, padding=(0, 0), ceil_mode=False, count_include_pad=True,
+                     divisor_override=None)
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None, *, backend="compiled"):
+        super().__init__(backend)
+        args = V.pool_geometry(kernel_size, stride, padding, 1, ceil_mode)
+        self.kernel_size = args.kernel_size
+        self.stride = None if stride is None else args.stride
+        self.padding, self.ceil_mode = args.padding, args.ceil_mode
+        self.count_include_pad = V.flag(count_include_pad, "count_include_pad")
+        self.divisor_override = V.divisor(divisor_override)
+
+    @property
+    def _geometry(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                    divisor_override=self.divisor_override)
+
+    def forward(self, x):
+        out = self._ops.avg_pool2d(x, **self._geometry)
+        self._saved = x.shape
+        return out
+
+    def backward(self, grad_out):
+        return self._ops.avg_pool2d_backward(grad_out, self._forward_state(),
+                                             **self._geometry)
+
+
+class LPPool2d(_Pool2d):
+    """2-D power-average pooling over an NCHW batch, like ``torch.nn.LPPool2d``.
+
+    ``out = (sum over the window of x**p) ** (1/p)``: p = 1 is sum pooling, large p
+    approaches max pooling. As in PyTorch, a window clipped by `ceil_mode` sums
+    ``KH*KW / (pixels in it)`` times its pixels' powers; the gradient is zero where a
+    window's sum is zero.
+
+    Parameters
+    ----------
+    norm_type : positive finite number p
+    kernel_size : int or (H, W) pair
+    stride : int, (H, W) pair, or None for `kernel_size`
+    ceil_mode : bool
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, OH, OW), ``OH = floor((H - KH)/SH) + 1`` (``ceil`` with
+    `ceil_mode`); OW likewise.
+    """
+
+    _defaults = dict(stride=None, ceil_mode=False)
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *,
+                 backend="compiled"):
+        super().__init__(backend)
+        self.norm_type = V.norm_type(norm_type)
+        args = V.pool_geometry(kernel_size, stride, 0, 1, ceil_mode)
+        self.kernel_size = args.kernel_size
+        self.stride = None if stride is None else args.stride
+        self.ceil_mode = args.ceil_mode
+
+    def _lead_repr(self):
+        return f"norm_type={self.norm_type!r}, kernel_size={self.kernel_size}"
+
+    def forward(self, x):
+        out = self._ops.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride,
+                                  self.ceil_mode)
+        self._saved = x
+        return out
+
+    def backward(self, grad_out):
+        return self._ops.lp_pool2d_backward(grad_out, self._forward_state(), self.norm_type,
+                                            self.kernel_size, self.stride, self.ceil_mode)

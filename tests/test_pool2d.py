@@ -1,0 +1,822 @@
+"""Pooling: compiled vs reference vs naive (vs PyTorch if installed), gradients, edge
+inputs (ties, NaN, layouts, empty batch), every bad argument, the layers."""
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pycnn
+from pycnn import functional, naive, reference
+
+IMPLS = {"compiled": functional, "reference": reference, "naive": naive}
+impls = pytest.mark.parametrize("impl", IMPLS.values(), ids=IMPLS.keys())
+
+# name: (N, C, H, W, kernel_size, stride, padding, dilation, ceil_mode,
+#        count_include_pad, divisor_override)
+POOL_CASES = {
+    "2x2": (2, 3, 8, 8, 2, None, 0, 1, False, True, None),
+    "non-square-window": (2, 3, 7, 9, (2, 3), None, 0, 1, False, True, None),
+    "stride-ne-kernel": (2, 2, 9, 10, 3, (2, 1), 0, 1, False, True, None),
+    "overlapping": (2, 2, 6, 7, 3, 1, 1, 1, False, True, None),
+    "stride-not-dividing": (2, 2, 10, 11, 3, 4, 0, 1, False, True, None),
+    "stride-gt-kernel": (2, 2, 11, 9, 2, 3, 0, 1, False, True, None),
+    "padding": (2, 3, 7, 8, (3, 2), 2, 1, 1, False, True, None),
+    "padding-exclude-pad": (2, 3, 7, 8, (3, 2), 2, 1, 1, False, False, None),
+    "padding-per-axis": (2, 2, 6, 9, (2, 5), (1, 2), (1, 2), 1, False, True, None),
+    "ceil": (2, 2, 7, 9, 2, None, 0, 1, True, True, None),
+    "ceil-padding": (2, 2, 7, 8, 3, 2, 1, 1, True, True, None),
+    "ceil-padding-exclude-pad": (2, 2, 7, 8, 3, 2, 1, 1, True, False, None),
+    # the last ceil window on both axes would start in the bottom/right padding: dropped
+    "ceil-drops-window-in-padding": (2, 2, 5, 7, 2, 2, 1, 1, True, True, None),
+    # a ceil window that runs past the padded input (PyTorch allows up to stride - 1)
+    "ceil-window-past-input": (2, 2, 3, 6, (4, 2), 2, 0, 1, True, True, None),
+    "divisor-override": (2, 2, 7, 8, 3, 2, 1, 1, True, True, 5),
+    "divisor-override-exclude-pad": (2, 2, 6, 6, 2, 1, 1, 1, False, False, 3),
+    "dilation": (2, 2, 9, 9, 3, 1, 1, 2, False, True, None),
+    "dilation-per-axis-ceil": (2, 2, 8, 11, (2, 3), (2, 3), 1, (3, 1), True, True, None),
+    "n1": (1, 3, 6, 6, 2, None, 0, 1, False, True, None),
+    "c1": (3, 1, 8, 6, 3, 2, 1, 1, False, True, None),
+    "h-ne-w": (2, 2, 4, 13, 3, 2, 1, 1, True, True, None),
+    "kernel-equals-input": (2, 2, 4, 5, (4, 5), None, 0, 1, False, True, None),
+    "1x1-strided": (2, 2, 5, 6, 1, 2, 0, 1, False, True, None),
+}
+# average and Lp pooling have no dilation; Lp pooling has no padding either
+AVG_CASES = {k: v for k, v in POOL_CASES.items() if v[7] == 1}
+LP_CASES = {k: v for k, v in AVG_CASES.items() if v[6] == 0}
+
+
+def cases(table):
+    return pytest.mark.parametrize("case", table.values(), ids=table.keys())
+
+
+def make_input(case, dtype, rng):
+    n, c, h, w = case[:4]
+    return rng.standard_normal((n, c, h, w)).astype(dtype)
+
+
+def max_kwargs(case):
+    k, s, p, d, ceil = case[4:9]
+    return dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+
+
+def avg_kwargs(case):
+    k, s, p, _, ceil, cip, div = case[4:]
+    return dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil, count_include_pad=cip,
+                divisor_override=div)
+
+
+def lp_kwargs(case):
+    return dict(kernel_size=case[4], stride=case[5], ceil_mode=case[8])
+
+
+def expected_shape(case):
+    """The output size written out from PyTorch's documentation, one more derivation."""
+    n, c, h, w, k, s, p, d, ceil = case[:9]
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)    # noqa: E731
+    k, p, d = pair(k), pair(p), pair(d)
+    s = k if s is None else pair(s)
+    size = []
+    for n_in, ka, sa, pa, da in zip((h, w), k, s, p, d):
+        span = n_in + 2 * pa - da * (ka - 1) - 1
+        out = (-(-span // sa) if ceil else span // sa) + 1
+        if ceil and (out - 1) * sa >= n_in + pa:
+            out -= 1
+        size.append(out)
+    return (n, c) + tuple(size)
+
+
+# --- agreement between backends -------------------------------------------------------
+
+@cases(POOL_CASES)
+def test_max_pool2d_agrees(case, dtype, rng):
+    x = make_input(case, dtype, rng)
+    kw = max_kwargs(case)
+    want, want_idx = naive.max_pool2d(x, **kw, return_indices=True)
+    assert want.shape == expected_shape(case)
+    grad_out = rng.standard_normal(want.shape).astype(dtype)
+    want_grad = naive.max_pool2d_backward(grad_out, want_idx, x.shape)
+    for name in ("compiled", "reference"):
+        impl = IMPLS[name]
+        out, idx = impl.max_pool2d(x, **kw, return_indices=True)
+        assert out.shape == want.shape and out.dtype == dtype, name
+        assert idx.shape == want.shape and idx.dtype == np.int64, name
+        np.testing.assert_array_equal(out, want, err_msg=name)      # a selection: exact
+        np.testing.assert_array_equal(idx, want_idx, err_msg=name)
+        np.testing.assert_array_equal(impl.max_pool2d(x, **kw), want, err_msg=name)
+        grad_x = impl.max_pool2d_backward(grad_out, idx, x.shape)
+        assert grad_x.shape == x.shape and grad_x.dtype == dtype, name
+        # every backend adds the gradients of one pixel in output order: exact
+        np.testing.assert_array_equal(grad_x, want_grad, err_msg=name)
+
+
+@cases(AVG_CASES)
+def test_avg_pool2d_agrees(case, dtype, rng):
+    x = make_input(case, dtype, rng)
+    kw = avg_kwargs(case)
+    want = naive.avg_pool2d(x, **kw)
+    assert want.shape == expected_shape(case) and want.dtype == dtype
+    grad_out = rng.standard_normal(want.shape).astype(dtype)
+    want_grad = naive.avg_pool2d_backward(grad_out, x.shape, **kw)
+    assert want_grad.shape == x.shape and want_grad.dtype == dtype
+    for name in ("compiled", "reference"):
+        impl = IMPLS[name]
+        out = impl.avg_pool2d(x, **kw)
+        assert out.shape == want.shape and out.dtype == dtype, name
+        grad_x = impl.avg_pool2d_backward(grad_out, x.shape, **kw)
+        assert grad_x.shape == x.shape and grad_x.dtype == dtype, name
+        # every backend sums a window's pixels, and a pixel's shares of the gradient, in
+        # PyTorch's order (row-major), then divides once: bit for bit the same
+        np.testing.assert_array_equal(out, want, err_msg=name)
+        np.testing.assert_array_equal(grad_x, want_grad, err_msg=name)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3.5])
+@cases(LP_CASES)
+def test_lp_pool2d_agrees(case, p, dtype, rng):
+    x = np.abs(make_input(case, dtype, rng)) + dtype(0.1)     # x**3.5 needs x >= 0
+    kw = lp_kwargs(case)
+    want = reference.lp_pool2d(x, p, **kw)
+    out = functional.lp_pool2d(x, p, **kw)
+    assert out.shape == want.shape == expected_shape(case) and out.dtype == want.dtype == dtype
+    assert_close(out, want, dtype)
+    grad_out = rng.standard_normal(out.shape).astype(dtype)
+    grad_x = functional.lp_pool2d_backward(grad_out, x, p, **kw)
+    assert grad_x.shape == x.shape and grad_x.dtype == dtype
+    assert_close(grad_x, reference.lp_pool2d_backward(grad_out, x, p, **kw), dtype)
+
+
+def test_lp_pool2d_special_norms(rng):
+    """p = 1 is sum pooling; a large p approaches max pooling (of |x|)."""
+    x = rng.standard_normal((2, 3, 6, 6))
+    for impl in (functional, reference):
+        assert_close(impl.lp_pool2d(x, 1, 3, 1), 9 * reference.avg_pool2d(x, 3, 1),
+                     np.float64)
+        big = impl.lp_pool2d(np.abs(x), 200, 2)
+        np.testing.assert_allclose(big, reference.max_pool2d(np.abs(x), 2), rtol=0.02)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 3),
+       dw=st.integers(1, 3), ceil_mode=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_pool2d_random_geometries(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, seed):
+    """Compiled and reference agree on any geometry the validation lets through (and
+    both refuse the same ones with the same message)."""
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)     # over half the kernel: always refused
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (2, 2, h, w)).astype(np.float64)          # many ties
+    kwargs = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                  dilation=(dh, dw), ceil_mode=ceil_mode)
+    try:
+        want, want_idx = reference.max_pool2d(x, **kwargs, return_indices=True)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as info:
+            functional.max_pool2d(x, **kwargs)
+        assert str(info.value) == str(exc)
+        return
+    out, idx = functional.max_pool2d(x, **kwargs, return_indices=True)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert np.isfinite(out).all() and ((idx >= 0) & (idx < h * w)).all()
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(functional.max_pool2d_backward(g, idx, x.shape),
+                                  reference.max_pool2d_backward(g, idx, x.shape))
+    if dh == dw == 1:
+        for cip in (True, False):
+            avg = dict(kwargs, count_include_pad=cip)
+            del avg["dilation"]
+            np.testing.assert_array_equal(functional.avg_pool2d(x, **avg),
+                                          reference.avg_pool2d(x, **avg))
+            np.testing.assert_array_equal(functional.avg_pool2d_backward(g, x.shape, **avg),
+                                          reference.avg_pool2d_backward(g, x.shape, **avg))
+
+
+# --- PyTorch as an outside oracle -------------------------------------------------------
+
+def _torch_kwargs(kw):
+    return {k: v for k, v in kw.items() if v is not None or k != "divisor_override"}
+
+
+@cases(POOL_CASES)
+def test_max_pool2d_matches_torch(case, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = make_input(case, dtype, rng)
+    kw = max_kwargs(case)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t, idx_t = torch.nn.functional.max_pool2d(xt, **kw, return_indices=True)
+    grad_out = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    out_t.backward(torch.tensor(grad_out))
+    for name in ("compiled", "reference"):
+        out, idx = IMPLS[name].max_pool2d(x, **kw, return_indices=True)
+        np.testing.assert_array_equal(out, out_t.detach().numpy(), err_msg=name)
+        np.testing.assert_array_equal(idx, idx_t.numpy(), err_msg=name)
+        np.testing.assert_array_equal(IMPLS[name].max_pool2d_backward(grad_out, idx, x.shape),
+                                      xt.grad.numpy(), err_msg=name)
+
+
+# float32: 1e-6 relative to the largest magnitude (a few ulps); float64: 1e-12
+TORCH_TOL = {np.float32: 1e-6, np.float64: 1e-12}
+
+
+def _assert_torch_close(got, want, dtype, err_msg):
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=TORCH_TOL[dtype],
+                               atol=TORCH_TOL[dtype] * scale, err_msg=err_msg)
+
+
+@cases(AVG_CASES)
+def test_avg_pool2d_matches_torch(case, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = make_input(case, dtype, rng)
+    kw = avg_kwargs(case)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch.nn.functional.avg_pool2d(xt, **_torch_kwargs(kw))
+    grad_out = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    out_t.backward(torch.tensor(grad_out))
+    for name in ("compiled", "reference"):
+        impl = IMPLS[name]
+        _assert_torch_close(impl.avg_pool2d(x, **kw), out_t.detach().numpy(), dtype, name)
+        _assert_torch_close(impl.avg_pool2d_backward(grad_out, x.shape, **kw),
+                            xt.grad.numpy(), dtype, name)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5])
+@cases(LP_CASES)
+def test_lp_pool2d_matches_torch(case, p, dtype, rng):
+    """Signed inputs: odd p gives negative sums and non-integer p negative powers, so
+    NaN must come out where PyTorch's does."""
+    torch = pytest.importorskip("torch")
+    x = make_input(case, dtype, rng)
+    kw = lp_kwargs(case)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch.nn.functional.lp_pool2d(xt, p, **kw)
+    grad_out = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    out_t.backward(torch.tensor(grad_out))
+    for impl in (functional, reference):
+        name = impl.__name__
+        out = impl.lp_pool2d(x, p, **kw)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(out_t.detach().numpy()), name)
+        _assert_torch_close(out, out_t.detach().numpy(), dtype, name)
+        grad_x = impl.lp_pool2d_backward(grad_out, x, p, **kw)
+        np.testing.assert_array_equal(np.isnan(grad_x), np.isnan(xt.grad.numpy()), name)
+        _assert_torch_close(grad_x, xt.grad.numpy(), dtype, name)
+
+
+def test_lp_pool2d_cancelling_window_matches_torch():
+    """Cubes that nearly cancel: x**3 must be x*x*x as in PyTorch, not powf (whose last
+    bit, amplified by the cancellation and the cube root, moved the output by 1e-4)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([0.9761002659797668, 1.225845456123352, 1.3419092893600464,
+                  -1.273045539855957, 0.36683568358421326, 0.633765459060669,
+                  -1.5587035417556763, 0.4533635973930359, 0.6428790092468262],
+                 dtype=np.float32).reshape(1, 1, 3, 3)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch.nn.functional.lp_pool2d(xt, 3, 3)
+    out_t.backward(torch.ones_like(out_t))
+    for impl in (functional, reference):
+        _assert_torch_close(impl.lp_pool2d(x, 3, 3), out_t.detach().numpy(), np.float32,
+                            impl.__name__)
+        _assert_torch_close(impl.lp_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), x,
+                                                    3, 3), xt.grad.numpy(), np.float32,
+                            impl.__name__)
+
+
+def test_lp_pool2d_zero_window_gradient_matches_torch():
+    """A window whose x**p sums to zero: output 0 and gradient 0, not inf or NaN."""
+    torch = pytest.importorskip("torch")
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, :2, :2] = [[1.0, -2.0], [0.5, 3.0]]
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch.nn.functional.lp_pool2d(xt, 2, 2)
+    out_t.backward(torch.ones_like(out_t))
+    for impl in (functional, reference):
+        np.testing.assert_allclose(impl.lp_pool2d(x, 2, 2), out_t.detach().numpy())
+        grad = impl.lp_pool2d_backward(np.ones((1, 1, 2, 2)), x, 2, 2)
+        assert np.isfinite(grad).all()
+        np.testing.assert_allclose(grad, xt.grad.numpy())
+
+
+# --- numerical gradients (central differences, float64) ---------------------------------
+
+def _numerical_grad(f, x, g, eps=1e-6):
+    out = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        up = np.sum(f(x) * g)
+        x[idx] = old - eps
+        down = np.sum(f(x) * g)
+        x[idx] = old
+        out[idx] = (up - down) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("name", ["padding", "ceil-padding-exclude-pad", "overlapping",
+                                  "divisor-override", "ceil-window-past-input"])
+def test_avg_pool2d_numerical_gradient(name, rng):
+    case = AVG_CASES[name]
+    x = make_input(case, np.float64, rng)[:1]
+    kw = avg_kwargs(case)
+    g = rng.standard_normal(functional.avg_pool2d(x, **kw).shape)
+    num = _numerical_grad(lambda a: functional.avg_pool2d(a, **kw), x, g)
+    np.testing.assert_allclose(functional.avg_pool2d_backward(g, x.shape, **kw), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5])
+@pytest.mark.parametrize("name", ["overlapping-no-pad", "ceil", "stride-ne-kernel"])
+def test_lp_pool2d_numerical_gradient(name, p, rng):
+    case = dict(LP_CASES, **{"overlapping-no-pad": (1, 2, 5, 6, 3, 1, 0, 1, False, True,
+                                                    None)})[name]
+    x = np.abs(make_input(case, np.float64, rng))[:1] + 0.2    # away from 0: smooth
+    kw = lp_kwargs(case)
+    g = rng.standard_normal(functional.lp_pool2d(x, p, **kw).shape)
+    num = _numerical_grad(lambda a: functional.lp_pool2d(a, p, **kw), x, g)
+    np.testing.assert_allclose(functional.lp_pool2d_backward(g, x, p, **kw), num,
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["padding", "overlapping", "dilation-per-axis-ceil",
+                                  "ceil-drops-window-in-padding", "stride-not-dividing"])
+def test_max_pool2d_numerical_gradient(name, rng):
+    """Distinct values at least 0.01 apart: no ties, so the maximum is differentiable."""
+    case = POOL_CASES[name]
+    n, c, h, w = case[:4]
+    x = rng.permutation(n * c * h * w).reshape(n, c, h, w)[:1] * 0.01
+    kw = max_kwargs(case)
+    out, idx = functional.max_pool2d(x, **kw, return_indices=True)
+    g = rng.standard_normal(out.shape)
+    num = _numerical_grad(lambda a: functional.max_pool2d(a, **kw), x, g)
+    np.testing.assert_allclose(functional.max_pool2d_backward(g, idx, x.shape), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+# --- ties, NaN, -inf -----------------------------------------------------------------------
+
+def _first_pixel_indices(shape, kw):
+    """For each window, the flat position of its first tap (row-major) inside the input."""
+    _, _, h, w = shape
+    (kh, kwd), (sh, sw), (ph, pw), (dh, dw) = (
+        (v, v) if not isinstance(v, tuple) else v
+        for v in (kw["kernel_size"], kw["stride"] or kw["kernel_size"], kw["padding"],
+                  kw["dilation"]))
+    oh, ow = expected_shape(shape + (kw["kernel_size"], kw["stride"], kw["padding"],
+                                     kw["dilation"], kw["ceil_mode"]))[2:]
+    first = np.empty((oh, ow), dtype=np.int64)
+    for oy in range(oh):
+        for ox in range(ow):
+            taps = [(oy * sh - ph + i * dh, ox * sw - pw + j * dw)
+                    for i in range(kh) for j in range(kwd)]
+            y, xx = next((y, xx) for y, xx in taps if 0 <= y < h and 0 <= xx < w)
+            first[oy, ox] = y * w + xx
+    return first
+
+
+@impls
+@pytest.mark.parametrize("name", ["overlapping", "padding-per-axis", "dilation-per-axis-ceil",
+                                  "ceil-window-past-input"])
+def test_max_pool2d_constant_input_picks_first_pixel(impl, name, dtype):
+    """All ties: each window picks its first input pixel; the gradient goes to it alone."""
+    case = POOL_CASES[name]
+    kw = max_kwargs(case)
+    x = np.full(case[:4], -np.inf if name == "overlapping" else 1.5, dtype=dtype)
+    out, idx = impl.max_pool2d(x, **kw, return_indices=True)
+    np.testing.assert_array_equal(out, np.full(out.shape, x.flat[0]))   # never padding
+    first = _first_pixel_indices(case[:4], kw)
+    np.testing.assert_array_equal(idx, np.broadcast_to(first, idx.shape))
+    grad = impl.max_pool2d_backward(np.ones_like(out), idx, x.shape)
+    counts = np.bincount(first.ravel(), minlength=x.shape[2] * x.shape[3])
+    np.testing.assert_array_equal(grad, np.broadcast_to(counts.reshape(x.shape[2:]), x.shape))
+
+
+@impls
+def test_max_pool2d_nan_propagates(impl, dtype):
+    """A window holding NaN gives NaN, its index at the (last, as PyTorch) NaN."""
+    x = np.arange(2 * 6 * 6, dtype=dtype).reshape(1, 2, 6, 6)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan          # two NaNs in window (0, 0)
+    x[0, 1, 5, 5] = np.nan                          # bottom-right window of plane 1
+    out, idx = impl.max_pool2d(x, 2, return_indices=True)
+    assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 1 * 6 + 0
+    assert np.isnan(out[0, 1, 2, 2]) and idx[0, 1, 2, 2] == 5 * 6 + 5
+    assert np.isnan(out).sum() == 2
+    out3, idx3 = impl.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+    assert np.isnan(out3[0, 0, :2, :2]).all() and (idx3[0, 0, :2, :2] == 6).all()
+    np.testing.assert_array_equal(impl.max_pool2d(x, 2), out)
+    g = impl.max_pool2d_backward(np.ones_like(out), idx, x.shape)
+    assert g[0, 0, 1, 0] == 1 and g[0, 0, 0, 1] == 0 and g[0, 1, 5, 5] == 1
+
+
+def test_nan_and_inf_match_torch(dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[0, 1] = -np.inf
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+               dict(kernel_size=(2, 3), stride=1, padding=1, dilation=(2, 1))):
+        out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), **kw,
+                                                      return_indices=True)
+        for impl in IMPLS.values():
+            out, idx = impl.max_pool2d(x, **kw, return_indices=True)
+            np.testing.assert_array_equal(out, out_t.numpy())        # NaN == NaN here
+            np.testing.assert_array_equal(idx, idx_t.numpy())
+        avg_t = torch.nn.functional.avg_pool2d(torch.tensor(x), 3, 2, 1, True)
+        np.testing.assert_array_equal(functional.avg_pool2d(x, 3, 2, 1, True), avg_t.numpy())
+    x[1, 2, :4, :4] = 0                           # windows whose x**p sums to zero
+    for p in (1, 2, 3, 1.5):
+        xt = torch.tensor(x, requires_grad=True)
+        out_t = torch.nn.functional.lp_pool2d(xt, p, (2, 3), 2, True)
+        g = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+        out_t.backward(torch.tensor(g))
+        for impl in (functional, reference):
+            out = impl.lp_pool2d(x, p, (2, 3), 2, True)
+            grad = impl.lp_pool2d_backward(g, x, p, (2, 3), 2, True)
+            for got, want in ((out, out_t.detach().numpy()), (grad, xt.grad.numpy())):
+                np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+                np.testing.assert_array_equal(got[~np.isfinite(want)],
+                                              want[~np.isfinite(want)])   # NaN, +-inf
+                _assert_torch_close(got[np.isfinite(want)], want[np.isfinite(want)], dtype,
+                                    f"p={p}")
+
+
+# --- inputs: layouts, empty batch, threads, no modification, no leaks --------------------
+
+LAYOUTS = {
+    "fortran": np.asfortranarray,
+    "strided": lambda a: np.repeat(a, 2, axis=-1)[..., ::2],
+    "reversed-copy": lambda a: np.flip(np.flip(a, -1).copy(), -1),
+    "transposed": lambda a: a.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3),
+}
+
+
+@impls
+def test_pooling_accepts_any_layout_and_leaves_inputs_alone(impl, dtype, rng):
+    case = POOL_CASES["ceil-padding"]
+    x = make_input(case, dtype, rng)
+    mkw, akw = max_kwargs(case), avg_kwargs(case)
+    want, want_idx = reference.max_pool2d(x, **mkw, return_indices=True)
+    want_avg = reference.avg_pool2d(x, **akw)
+    g = rng.standard_normal(want.shape).astype(dtype)
+    want_gmax = reference.max_pool2d_backward(g, want_idx, x.shape)
+    want_gavg = reference.avg_pool2d_backward(g, x.shape, **akw)
+    for name, make in LAYOUTS.items():
+        xs, gs, idxs = make(x), make(g), make(want_idx)
+        for a in (xs, gs, idxs):
+            a.flags.writeable = False            # any write would raise
+        snapshot = [a.copy() for a in (xs, gs, idxs)]
+        out, idx = impl.max_pool2d(xs, **mkw, return_indices=True)
+        np.testing.assert_array_equal(out, want, err_msg=name)
+        np.testing.assert_array_equal(idx, want_idx, err_msg=name)
+        assert_close(impl.avg_pool2d(xs, **akw), want_avg, dtype, err_msg=name)
+        np.testing.assert_array_equal(impl.max_pool2d_backward(gs, idxs, xs.shape),
+                                      want_gmax, err_msg=name)
+        assert_close(impl.avg_pool2d_backward(gs, xs.shape, **akw), want_gavg, dtype,
+                     err_msg=name)
+        if impl is not naive:
+            lp = impl.lp_pool2d(np.abs(xs), 2, 3, 2, True)
+            impl.lp_pool2d_backward(gs[..., :lp.shape[2], :lp.shape[3]].copy(), xs, 2, 3, 2,
+                                    True)
+        for a, s in zip((xs, gs, idxs), snapshot):
+            np.testing.assert_array_equal(a, s, err_msg=name)
+
+
+@impls
+def test_pooling_empty_batch(impl, dtype):
+    x = np.zeros((0, 3, 7, 8), dtype=dtype)
+    out, idx = impl.max_pool2d(x, 3, 2, 1, return_indices=True)
+    assert out.shape == idx.shape == (0, 3, 4, 4) and out.dtype == dtype
+    assert impl.max_pool2d_backward(out, idx, x.shape).shape == x.shape
+    avg = impl.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
+    assert avg.shape == (0, 3, 4, 5) and avg.dtype == dtype
+    grad = impl.avg_pool2d_backward(avg, x.shape, 3, 2, 1, ceil_mode=True)
+    assert grad.shape == x.shape and grad.dtype == dtype
+    if impl is not naive:
+        lp = impl.lp_pool2d(x, 2, 2)
+        assert lp.shape == (0, 3, 3, 4)
+        assert impl.lp_pool2d_backward(lp, x, 2, 2).shape == x.shape
+
+
+def test_pooling_is_the_same_on_any_thread_count(monkeypatch, rng):
+    monkeypatch.setattr(functional, "POOL_GRAIN", 1)    # small inputs still get threads
+    x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
+    saved = pycnn.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            pycnn.set_num_threads(n)
+            out, idx = functional.max_pool2d(x, 3, 2, 1, return_indices=True)
+            results.append((out, idx, functional.max_pool2d_backward(out, idx, x.shape),
+                            functional.avg_pool2d(x, 2, 1, 1),
+                            functional.avg_pool2d_backward(out, x.shape, 3, 2, 1)))
+    finally:
+        pycnn.set_num_threads(saved)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_pooling_refcounts_stay_flat(rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    out, idx = functional.max_pool2d(x, 2, return_indices=True)
+    g = np.ones_like(out)
+    arrays = (x, out, idx, g)
+    before = [sys.getrefcount(a) for a in arrays]
+    for _ in range(200):
+        functional.max_pool2d(x, 2, return_indices=True)
+        functional.max_pool2d_backward(g, idx, x.shape)
+        functional.avg_pool2d(x, 2)
+        functional.avg_pool2d_backward(g, x.shape, 2)
+        functional.lp_pool2d(x, 2, 2)
+        functional.lp_pool2d_backward(g, x, 2, 2)
+        with pytest.raises(ValueError):
+            functional.max_pool2d(x, 2, padding=2)
+        with pytest.raises(ValueError):
+            functional.max_pool2d_backward(g, idx + 64, x.shape)
+    assert [sys.getrefcount(a) for a in arrays] == before
+
+
+@impls
+def test_max_pool2d_backward_refuses_indices_outside_the_plane(impl, rng):
+    """Out-of-range indices raise ValueError and never write out of bounds."""
+    x = rng.standard_normal((2, 3, 4, 4))
+    out, idx = functional.max_pool2d(x, 2, return_indices=True)
+    for bad, shown in ((16, r"\[0, 16\]"), (-1, r"\[-1, 15\]"),
+                       (2**40, r"\[0, 1099511627776\]")):
+        wrong = idx.copy()
+        wrong[1, 2, 1, 1] = bad
+        wrong[0, 0, 0, 0] = 0
+        wrong[1, 1, 0, 0] = 15
+        with pytest.raises(ValueError, match=r"`indices` must be flat positions in "
+                           r"\[0, H\*W\) = \[0, 16\) of an input plane. Received: values in "
+                           + shown):
+            impl.max_pool2d_backward(out, wrong, x.shape)
+
+
+# --- bad input: the same exception and message from every backend ------------------------
+
+def _pool_call(op, **overrides):
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    args = dict(x=x, kernel_size=2, stride=None, padding=0, ceil_mode=False)
+    if op == "max":
+        args.update(dilation=1, return_indices=False)
+    if op == "avg":
+        args.update(count_include_pad=True, divisor_override=None)
+    if op == "lp":
+        args = dict(x=x, norm_type=2, kernel_size=2, stride=None, ceil_mode=False)
+    args.update(overrides)
+    return op, args
+
+
+POOL_ERRORS = {
+    "x-list": (_pool_call("max", x=[[1.0]]), TypeError, r"`x` must be a numpy.ndarray. Received: x of type list"),
+    "x-int": (_pool_call("max", x=np.zeros((1, 1, 4, 4), np.int32)), TypeError, r"`x` must have dtype float32 or float64. Received: x.dtype=int32"),
+    "x-float16-avg": (_pool_call("avg", x=np.zeros((1, 1, 4, 4), np.float16)), TypeError, r"x.dtype=float16"),
+    "x-bool-lp": (_pool_call("lp", x=np.zeros((1, 1, 4, 4), bool)), TypeError, r"x.dtype=bool"),
+    "x-3d": (_pool_call("max", x=np.zeros((3, 6, 6), np.float32)), ValueError, r"`x` must be a 4-d array \(N, C, H, W\). Received: x.shape=\(3, 6, 6\)"),
+    "x-5d-avg": (_pool_call("avg", x=np.zeros((1, 1, 1, 6, 6))), ValueError, r"`x` must be a 4-d array"),
+    "zero-channels": (_pool_call("max", x=np.zeros((2, 0, 6, 6))), ValueError, r"`x` must have non-zero C, H and W. Received: x.shape=\(2, 0, 6, 6\)"),
+    "zero-height-avg": (_pool_call("avg", x=np.zeros((2, 3, 0, 6))), ValueError, r"`x` must have non-zero C, H and W"),
+    "zero-width-lp": (_pool_call("lp", x=np.zeros((2, 3, 6, 0))), ValueError, r"`x` must have non-zero C, H and W"),
+    "kernel-zero": (_pool_call("max", kernel_size=(2, 0)), ValueError, r"`kernel_size` must be >= 1. Received: kernel_size=\(2, 0\)"),
+    "kernel-float-avg": (_pool_call("avg", kernel_size=2.0), TypeError, r"`kernel_size` must be an int or a pair of ints. Received: kernel_size=2.0"),
+    "kernel-triple-lp": (_pool_call("lp", kernel_size=(2, 2, 2)), ValueError, r"`kernel_size` must have 2 elements"),
+    "stride-zero": (_pool_call("max", stride=0), ValueError, r"`stride` must be >= 1. Received: stride=0"),
+    "stride-negative-avg": (_pool_call("avg", stride=(1, -1)), ValueError, r"`stride` must be >= 1. Received: stride=\(1, -1\)"),
+    "stride-bool-lp": (_pool_call("lp", stride=True), TypeError, r"`stride` must be an int or a pair of ints. Received: stride=True"),
+    "dilation-zero": (_pool_call("max", dilation=(0, 1)), ValueError, r"`dilation` must be >= 1. Received: dilation=\(0, 1\)"),
+    "padding-negative": (_pool_call("max", padding=-1), ValueError, r"`padding` must be >= 0. Received: padding=-1"),
+    "padding-negative-avg": (_pool_call("avg", padding=(0, -2)), ValueError, r"`padding` must be >= 0"),
+    "padding-over-half": (_pool_call("max", kernel_size=3, padding=2), ValueError, r"`padding` must be at most half of `kernel_size`. Received: padding=\(2, 2\), kernel_size=\(3, 3\)"),
+    # half of the kernel, not of the dilated span, as PyTorch's check
+    "padding-over-half-dilated": (_pool_call("max", kernel_size=2, padding=(0, 2), dilation=3), ValueError, r"Received: padding=\(0, 2\), kernel_size=\(2, 2\)"),
+    "padding-over-half-avg": (_pool_call("avg", kernel_size=(4, 1), padding=(2, 1)), ValueError, r"`padding` must be at most half of `kernel_size`. Received: padding=\(2, 1\), kernel_size=\(4, 1\)"),
+    "padding-string": (_pool_call("avg", padding="same"), TypeError, r"`padding` must be an int or a pair of ints"),
+    "kernel-too-large": (_pool_call("max", kernel_size=(7, 2)), ValueError, r"`kernel_size` \(dilated\) must not exceed the padded input size. Received: kernel_size=\(7, 2\), dilation=\(1, 1\) spans \(7, 2\), padded input is \(6, 6\)"),
+    "dilated-kernel-too-large": (_pool_call("max", kernel_size=3, dilation=(1, 3)), ValueError, r"spans \(3, 7\), padded input is \(6, 6\)"),
+    "kernel-too-large-avg": (_pool_call("avg", kernel_size=(2, 7)), ValueError, r"must not exceed the padded input size"),
+    "kernel-too-large-lp": (_pool_call("lp", kernel_size=7, stride=1), ValueError, r"must not exceed the padded input size"),
+    "kernel-too-large-ceil": (_pool_call("max", kernel_size=(8, 2), stride=2, ceil_mode=True), ValueError, r"`kernel_size` \(dilated\) must not exceed the padded input size by more than `stride` - 1 with ceil_mode=True. Received: kernel_size=\(8, 2\), dilation=\(1, 1\) spans \(8, 2\), padded input is \(6, 6\), stride=\(2, 2\)"),
+    "dilation-skips-input": (_pool_call("max", x=np.zeros((1, 1, 2, 5)), kernel_size=2, padding=1, dilation=3), ValueError, r"`dilation` must not let a pooling window skip the whole input: a window along H holds no input pixel. Received: kernel_size=\(2, 2\), dilation=\(3, 3\), padding=\(1, 1\), input \(H, W\)=\(2, 5\)"),
+    "ceil-mode-int": (_pool_call("max", ceil_mode=1), TypeError, r"`ceil_mode` must be a bool. Received: ceil_mode=1"),
+    "ceil-mode-str-lp": (_pool_call("lp", ceil_mode="False"), TypeError, r"`ceil_mode` must be a bool. Received: ceil_mode='False'"),
+    "return-indices-none": (_pool_call("max", return_indices=None), TypeError, r"`return_indices` must be a bool. Received: return_indices=None"),
+    "count-include-pad-int": (_pool_call("avg", count_include_pad=0), TypeError, r"`count_include_pad` must be a bool. Received: count_include_pad=0"),
+    "divisor-zero": (_pool_call("avg", divisor_override=0), ValueError, r"`divisor_override` must be >= 1. Received: divisor_override=0"),
+    "divisor-negative": (_pool_call("avg", divisor_override=-3), ValueError, r"`divisor_override` must be >= 1. Received: divisor_override=-3"),
+    "divisor-float": (_pool_call("avg", divisor_override=2.5), TypeError, r"`divisor_override` must be an int. Received: divisor_override=2.5"),
+    "norm-zero": (_pool_call("lp", norm_type=0), ValueError, r"`norm_type` must be a positive finite number. Received: norm_type=0"),
+    "norm-negative": (_pool_call("lp", norm_type=-2.0), ValueError, r"`norm_type` must be a positive finite number. Received: norm_type=-2.0"),
+    "norm-inf": (_pool_call("lp", norm_type=np.inf), ValueError, r"Received: norm_type=inf"),
+    "norm-nan": (_pool_call("lp", norm_type=float("nan")), ValueError, r"Received: norm_type=nan"),
+    "norm-string": (_pool_call("lp", norm_type="2"), TypeError, r"`norm_type` must be a real number. Received: norm_type='2'"),
+    "norm-bool": (_pool_call("lp", norm_type=True), TypeError, r"`norm_type` must be a real number. Received: norm_type=True"),
+    "norm-array": (_pool_call("lp", norm_type=np.array([2.0])), TypeError, r"`norm_type` must be a real number"),
+}
+
+
+def _forward(impl, op, args):
+    return getattr(impl, f"{op}_pool2d")(**args)
+
+
+def _impls_for(op):
+    return [functional, reference] + ([naive] if op != "lp" else [])
+
+
+@pytest.mark.parametrize("impl, call, exc, match", [
+    pytest.param(impl, call, exc, match, id=f"{name}-{impl.__name__.split('.')[-1]}")
+    for name, (call, exc, match) in POOL_ERRORS.items() for impl in _impls_for(call[0])])
+def test_pooling_rejects_bad_input(impl, call, exc, match):
+    op, args = call
+    with pytest.raises(exc, match=match):
+        _forward(impl, op, args)
+    # the backward ops validate the same hyper-parameters (and x for Lp) the same way
+    bwd = dict(args)
+    x = bwd.pop("x")
+    bwd.pop("return_indices", None)
+    x_ok = (isinstance(x, np.ndarray) and x.ndim == 4 and x.size > 0
+            and x.dtype in (np.float32, np.float64))
+    if op == "avg" and x_ok:                # x's own errors do not apply: no x there
+        with pytest.raises(exc, match=match):
+            impl.avg_pool2d_backward(np.zeros((2, 3, 3, 3), x.dtype), x.shape, **bwd)
+    if op == "lp":
+        with pytest.raises(exc, match=match):
+            impl.lp_pool2d_backward(np.zeros((2, 3, 3, 3), np.float32), x, **bwd)
+
+
+@pytest.mark.parametrize("call, exc, match", POOL_ERRORS.values(), ids=POOL_ERRORS.keys())
+def test_every_backend_gives_the_same_pooling_message(call, exc, match):
+    op, args = call
+    messages = set()
+    for impl in _impls_for(op):
+        with pytest.raises(exc) as info:
+            _forward(impl, op, args)
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
+
+
+_G = np.zeros((2, 3, 3, 3), np.float32)
+_IDX = np.zeros((2, 3, 3, 3), np.int64)
+MAX_BACKWARD_ERRORS = {
+    "grad-int": (np.zeros((2, 3, 3, 3), np.int64), _IDX, (2, 3, 6, 6), TypeError, r"`grad_out` must have dtype float32 or float64. Received: grad_out.dtype=int64"),
+    "grad-3d": (np.zeros((3, 3, 3), np.float32), _IDX, (2, 3, 6, 6), ValueError, r"`grad_out` must be a 4-d array \(N, C, OH, OW\)"),
+    "grad-list": ([[0.0]], _IDX, (2, 3, 6, 6), TypeError, r"`grad_out` must be a numpy.ndarray. Received: grad_out of type list"),
+    "indices-list": (_G, [[0]], (2, 3, 6, 6), TypeError, r"`indices` must be a numpy.ndarray. Received: indices of type list"),
+    "indices-int32": (_G, _IDX.astype(np.int32), (2, 3, 6, 6), TypeError, r"`indices` must have dtype int64. Received: indices.dtype=int32"),
+    "indices-float": (_G, _IDX.astype(np.float32), (2, 3, 6, 6), TypeError, r"`indices` must have dtype int64. Received: indices.dtype=float32"),
+    "indices-shape": (_G, _IDX[:, :, :2], (2, 3, 6, 6), ValueError, r"`indices` must have the shape of `grad_out` \(2, 3, 3, 3\). Received: indices.shape=\(2, 3, 2, 3\)"),
+    "shape-3": (_G, _IDX, (2, 3, 6), ValueError, r"`input_shape` must have 4 elements \(N, C, H, W\). Received: input_shape=\(2, 3, 6\)"),
+    "shape-float": (_G, _IDX, (2, 3, 6.0, 6), TypeError, r"`input_shape` must be a sequence of 4 ints \(N, C, H, W\). Received: input_shape=\(2, 3, 6.0, 6\)"),
+    "shape-int": (_G, _IDX, 6, TypeError, r"`input_shape` must be a sequence of 4 ints"),
+    "shape-zero-h": (_G, _IDX, (2, 3, 0, 6), ValueError, r"`input_shape` must have N >= 0 and non-zero C, H and W. Received: input_shape=\(2, 3, 0, 6\)"),
+    "shape-other-c": (_G, _IDX, (2, 4, 6, 6), ValueError, r"`input_shape` must have the N and C of `grad_out` \(2, 3\). Received: input_shape=\(2, 4, 6, 6\)"),
+    "shape-other-n": (_G, _IDX, [1, 3, 6, 6], ValueError, r"`input_shape` must have the N and C of `grad_out` \(2, 3\). Received: input_shape=\[1, 3, 6, 6\]"),
+}
+
+
+@impls
+@pytest.mark.parametrize("grad_out, indices, input_shape, exc, match",
+                         MAX_BACKWARD_ERRORS.values(), ids=MAX_BACKWARD_ERRORS.keys())
+def test_max_pool2d_backward_rejects_bad_input(impl, grad_out, indices, input_shape, exc,
+                                               match):
+    with pytest.raises(exc, match=match):
+        impl.max_pool2d_backward(grad_out, indices, input_shape)
+
+
+@impls
+@pytest.mark.parametrize("grad_out, kwargs, exc, match", [
+    (np.zeros((2, 3, 3, 4), np.float32), {}, ValueError, r"`grad_out` must have the forward output's shape \(2, 3, 3, 3\). Received: grad_out.shape=\(2, 3, 3, 4\)"),
+    (np.zeros((2, 3, 3, 3), np.float32), dict(ceil_mode=True, stride=4), ValueError, r"`grad_out` must have the forward output's shape \(2, 3, 2, 2\)"),
+    (np.zeros((2, 3, 3, 3), np.int32), {}, TypeError, r"`grad_out` must have dtype float32 or float64"),
+    (np.zeros((3, 3, 3), np.float32), {}, ValueError, r"`grad_out` must be a 4-d array"),
+    (np.zeros((2, 3, 3, 3), np.float32), dict(input_shape=(2, 3, 6)), ValueError, r"`input_shape` must have 4 elements"),
+    (np.zeros((2, 3, 3, 3), np.float32), dict(input_shape=(2, 3, 1, 6)), ValueError, r"must not exceed the padded input size"),
+    (np.zeros((2, 3, 3, 3), np.float32), dict(padding=2), ValueError, r"`padding` must be at most half of `kernel_size`"),
+])
+def test_avg_pool2d_backward_rejects_bad_input(impl, grad_out, kwargs, exc, match):
+    kwargs = {"input_shape": (2, 3, 6, 6), "kernel_size": 2, **kwargs}
+    with pytest.raises(exc, match=match):
+        impl.avg_pool2d_backward(grad_out, **kwargs)
+
+
+@pytest.mark.parametrize("impl", [functional, reference], ids=["compiled", "reference"])
+@pytest.mark.parametrize("grad_out, exc, match", [
+    (np.zeros((2, 3, 3, 3)), TypeError, r"`grad_out` must have the same dtype as `x` \(float32\). Received: grad_out.dtype=float64"),
+    (np.zeros((2, 3, 3, 2), np.float32), ValueError, r"`grad_out` must have the forward output's shape \(2, 3, 3, 3\)"),
+    ("grad", TypeError, r"`grad_out` must be a numpy.ndarray"),
+])
+def test_lp_pool2d_backward_rejects_bad_grad_out(impl, grad_out, exc, match):
+    x = np.ones((2, 3, 6, 6), np.float32)
+    with pytest.raises(exc, match=match):
+        impl.lp_pool2d_backward(grad_out, x, 2, 2)
+
+
+# --- layers ---------------------------------------------------------------------------------
+
+LAYERS = {
+    "max": lambda backend: pycnn.MaxPool2d(3, 2, 1, ceil_mode=True, backend=backend),
+    "max-dilated": lambda backend: pycnn.MaxPool2d((2, 3), (2, 1), 1, dilation=(2, 1),
+                                                   backend=backend),
+    "avg": lambda backend: pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
+                                           backend=backend),
+    "avg-divisor": lambda backend: pycnn.AvgPool2d(2, divisor_override=3, backend=backend),
+    "lp": lambda backend: pycnn.LPPool2d(2, (2, 3), 1, backend=backend),
+}
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_pool_layer_backends_agree(make, dtype, rng):
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    layers = [make("compiled"), make("numpy")]
+    assert layers[0].params == {} and layers[0].grads == {}
+    outs = [layer(x) for layer in layers]
+    assert outs[0].dtype == dtype and outs[0].shape == outs[1].shape
+    assert_close(outs[0], outs[1], dtype)
+    g = rng.standard_normal(outs[0].shape).astype(dtype)
+    grads = [layer.backward(g) for layer in layers]
+    assert grads[0].shape == x.shape and grads[0].dtype == dtype
+    assert_close(grads[0], grads[1], dtype)
+
+
+def test_pool_layers_wrap_functional(rng):
+    x = rng.standard_normal((2, 3, 7, 8))
+    g = rng.standard_normal((2, 3, 4, 5))
+    layer = pycnn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    out, idx = functional.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(layer(x), out)
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.max_pool2d_backward(g, idx, x.shape))
+    layer = pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+    kw = dict(ceil_mode=True, count_include_pad=False)
+    np.testing.assert_array_equal(layer(x), functional.avg_pool2d(x, 3, 2, 1, **kw))
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.avg_pool2d_backward(g, x.shape, 3, 2, 1, **kw))
+    layer = pycnn.LPPool2d(3, (2, 3), (2, 1), ceil_mode=True)
+    kw = dict(kernel_size=(2, 3), stride=(2, 1), ceil_mode=True)
+    g = rng.standard_normal((2, 3, 4, 6))
+    np.testing.assert_array_equal(layer(np.abs(x)), functional.lp_pool2d(np.abs(x), 3, **kw))
+    np.testing.assert_array_equal(layer.backward(g),
+                                  functional.lp_pool2d_backward(g, np.abs(x), 3, **kw))
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_pool_layer_numerical_gradient(make, rng):
+    layer = make("compiled")
+    x = rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6) * 0.01 + 0.1     # no ties, > 0
+    g = rng.standard_normal(layer(x).shape)
+    grad_x = layer.backward(g)
+    num = _numerical_grad(layer.forward, x, g)
+    np.testing.assert_allclose(grad_x, num, rtol=1e-5, atol=1e-8)
+
+
+def test_pool_layer_misuse():
+    for layer in (pycnn.MaxPool2d(2), pycnn.AvgPool2d(2), pycnn.LPPool2d(2, 2)):
+        name = type(layer).__name__
+        with pytest.raises(RuntimeError, match=f"{name}.backward called before forward"):
+            layer.backward(np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="`backend` must be 'compiled' or 'numpy'"):
+        pycnn.MaxPool2d(2, backend="torch")
+    with pytest.raises(ValueError, match="`padding` must be at most half of `kernel_size`"):
+        pycnn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError, match="`divisor_override` must be >= 1"):
+        pycnn.AvgPool2d(2, divisor_override=0)
+    with pytest.raises(TypeError, match="`count_include_pad` must be a bool"):
+        pycnn.AvgPool2d(2, count_include_pad="no")
+    with pytest.raises(ValueError, match="`norm_type` must be a positive finite number"):
+        pycnn.LPPool2d(-1, 2)
+    with pytest.raises(ValueError, match="`stride` must be >= 1"):
+        pycnn.LPPool2d(2, 2, stride=0)
+
+
+def test_pool_layer_repr_shows_non_defaults():
+    assert repr(pycnn.MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2))"
+    assert repr(pycnn.MaxPool2d((3, 2), 2, (1, 0), dilation=2, ceil_mode=True,
+                                backend="numpy")) == (
+        "MaxPool2d(kernel_size=(3, 2), stride=(2, 2), padding=(1, 0), dilation=(2, 2), "
+        "ceil_mode=True, backend='numpy')")
+    assert repr(pycnn.AvgPool2d(3)) == "AvgPool2d(kernel_size=(3, 3))"
+    assert repr(pycnn.AvgPool2d(3, 1, 1, count_include_pad=False, divisor_override=4)) == (
+        "AvgPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
+        "count_include_pad=False, divisor_override=4)")
+    assert repr(pycnn.LPPool2d(2, 3)) == "LPPool2d(norm_type=2.0, kernel_size=(3, 3))"
+    assert repr(pycnn.LPPool2d(1.5, (2, 3), 1, True)) == (
+        "LPPool2d(norm_type=1.5, kernel_size=(2, 3), stride=(1, 1), ceil_mode=True)")
+
+
+def test_pool_layers_are_exported():
+    import pycnn.layers as layers
+    for name in ("MaxPool2d", "AvgPool2d", "LPPool2d"):
+        assert name in pycnn.__all__ and name in layers.__all__
+        assert getattr(pycnn, name) is getattr(layers, name)
+        assert issubclass(getattr(pycnn, name), pycnn.BaseLayer)
+    for impl in (functional, reference):
+        for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d",
+                     "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward"):
+            assert name in impl.__all__
+    for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"):
+        assert name in naive.__all__
