@@ -7,6 +7,10 @@ from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import functional, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
+from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
+                          ReLU, Sigmoid, Tanh)
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
-           "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d"]
+           "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d",
+           "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "BatchNorm1d", "BatchNorm2d", "Dropout"]

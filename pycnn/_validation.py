@@ -6,6 +6,8 @@ Messages name the argument in backticks, say what was expected and what was rece
 Output-size arithmetic is deliberately *not* shared: each backend derives it on its
 own, so a wrong formula shows up as a disagreement in the tests.
 """
+import math
+import numbers
 import operator
 from collections import namedtuple
 
@@ -35,6 +37,17 @@ def check_array(x, name, ndim=None, layout=None):
         raise ValueError(f"`{name}` must be a {ndim}-d array{shape}. "
                          f"Received: {name}.shape={x.shape}")
     return x
+
+
+def float_dtype(dtype):
+    """A validated float32/float64 numpy dtype from a `dtype=` argument."""
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result not in FLOAT_DTYPES:
+        raise TypeError(f"`dtype` must be float32 or float64. Received: dtype={dtype!r}")
+    return result
 
 
 def check_same_dtype(reference, reference_name, other, other_name):
@@ -75,6 +88,14 @@ def pair(value, name, *, min_value=1):
     return result
 
 
+def integer(value, name):
+    """A validated int (bools and floats are rejected)."""
+    try:
+        return _int(value, name)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}") from None
+
+
 def positive_int(value, name):
     try:
         result = _int(value, name)
@@ -82,6 +103,35 @@ def positive_int(value, name):
         raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}") from None
     if result < 1:
         raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
+    return result
+
+
+def real(value, name, min_value=None, max_value=None, *, min_open=False,
+         max_open=False):
+    """A validated, finite Python float within the given bounds.
+
+    An open bound excludes its value: ``real(p, "p", 0, 1, max_open=True)`` is [0, 1).
+    Returning a Python float matters: a NumPy float64 scalar would promote float32
+    arrays it multiplies, a Python float does not.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number. Received: {name}={value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
+    too_low = min_value is not None and (result <= min_value if min_open
+                                         else result < min_value)
+    too_high = max_value is not None and (result >= max_value if max_open
+                                          else result > max_value)
+    if too_low or too_high:
+        if min_value is not None and max_value is not None:
+            bounds = (f"in {'(' if min_open else '['}{min_value:g}, "
+                      f"{max_value:g}{')' if max_open else ']'}")
+        elif min_value is not None:
+            bounds = f"{'>' if min_open else '>='} {min_value:g}"
+        else:
+            bounds = f"{'<' if max_open else '<='} {max_value:g}"
+        raise ValueError(f"`{name}` must be {bounds}. Received: {name}={value!r}")
     return result
 
 
