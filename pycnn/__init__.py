@@ -1,7 +1,8 @@
 """pycnn: convolutional neural networks on CPU with compiled kernels.
 
 `pycnn.functional` holds the compiled ops, `pycnn.reference` their pure-NumPy twins and
-`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface.
+`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface and
+train with `pycnn.losses` and `pycnn.optim`.
 """
 from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
@@ -9,8 +10,11 @@ from pycnn import functional, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
 from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
                           ReLU, Sigmoid, Tanh)
+from pycnn import losses, optim
+from pycnn.losses import CrossEntropyLoss, MSELoss
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
            "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "BatchNorm1d", "BatchNorm2d", "Dropout"]
+           "BatchNorm1d", "BatchNorm2d", "Dropout",
+           "losses", "CrossEntropyLoss", "MSELoss", "optim"]
