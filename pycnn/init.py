@@ -27,7 +27,8 @@ def fans(shape):
     try:
         shape = tuple(V.integer(s, "shape") for s in shape)
     except TypeError:
-        raise TypeError(f"`shape` must be a tuple of ints. Received: shape={shape!r}") from None
+        raise TypeError(f"`shape` must be a tuple of ints. "
+                        f"Received: shape={shape!r}") from None
     if len(shape) < 2:
         raise ValueError(f"`shape` must have at least 2 dimensions to compute fans. "
                          f"Received: shape={shape}")

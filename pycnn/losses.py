@@ -53,7 +53,8 @@ def check_labels(labels, num_classes, name="target"):
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
             raise ValueError(f"`{name}` labels must be in [0, {num_classes}) for "
-                             f"{num_classes} classes. Received: labels from {low} to {high}")
+                             f"{num_classes} classes. "
+                             f"Received: labels from {low} to {high}")
     return labels
 
 

@@ -62,7 +62,8 @@ class Optimizer:
             if not isinstance(param, np.ndarray) or not isinstance(grad, np.ndarray):
                 raise TypeError(f"`parameters` must yield (key, ndarray, ndarray). "
                                 f"Received for key {key!r}: param of type "
-                                f"{type(param).__name__}, grad of type {type(grad).__name__}")
+                                f"{type(param).__name__}, "
+                                f"grad of type {type(grad).__name__}")
             if grad.shape != param.shape:
                 raise ValueError(f"grad of {key!r} must have the parameter's shape "
                                  f"{param.shape}. Received: grad.shape={grad.shape}")
@@ -138,7 +139,10 @@ class SGD(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad, like ``torch.optim.Adagrad``: ``sum += g*g``; ``p -= lr*g/(sqrt(sum)+eps)``."""
+    """AdaGrad, like ``torch.optim.Adagrad``.
+
+    ``sum += g*g``; ``p -= lr * g / (sqrt(sum) + eps)``.
+    """
 
     def __init__(self, lr=1e-2, eps=1e-10, weight_decay=0.0, *, l1=0.0):
         super().__init__(lr, weight_decay, l1)
@@ -260,7 +264,7 @@ class _Schedule:
 
 
 class StepLR(_Schedule):
-    """``lr = base_lr * gamma ** (epoch // step_size)``, like ``torch.optim.lr_scheduler.StepLR``."""
+    """``lr = base_lr * gamma ** (epoch // step_size)``, like torch's ``StepLR``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         super().__init__(optimizer)
@@ -276,7 +280,7 @@ class StepLR(_Schedule):
 
 
 class ExponentialLR(_Schedule):
-    """``lr = base_lr * gamma ** epoch``, like ``torch.optim.lr_scheduler.ExponentialLR``."""
+    """``lr = base_lr * gamma ** epoch``, like torch's ``ExponentialLR``."""
 
     def __init__(self, optimizer, gamma):
         super().__init__(optimizer)

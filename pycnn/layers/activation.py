@@ -63,7 +63,9 @@ class LeakyReLU(_Elementwise):
         return np.where(x > 0, grad, grad * self.negative_slope)
 
     def extra_repr(self):
-        return "" if self.negative_slope == 0.01 else f"negative_slope={self.negative_slope!r}"
+        if self.negative_slope == 0.01:
+            return ""
+        return f"negative_slope={self.negative_slope!r}"
 
 
 class Sigmoid(_Elementwise):

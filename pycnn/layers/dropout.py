@@ -21,7 +21,8 @@ class Dropout(BaseLayer):
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()
         self.p = V.real(p, "p", 0, 1)
-        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.rng = (rng if isinstance(rng, np.random.Generator)
+                    else np.random.default_rng(rng))
         self._mask = None
         self._shape = None
 
