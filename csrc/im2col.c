@@ -7,10 +7,12 @@
 #include <string.h>
 
 #include "common.h"
+#include "dispatch.h"
 #include "im2col.h"
 
-#define PYCNN_DEFINE_IM2COL(T, SFX)                                                     \
-void pycnn_im2col_##SFX(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,              \
+/* The loops of one dtype, compiled once per instruction set (ATTR, ISA suffix). */
+#define PYCNN_DEFINE_IM2COL(T, SFX, ISA, ATTR)                                          \
+ATTR static void im2col_##SFX##_##ISA(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, \
                         ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,         \
                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,         \
                         ptrdiff_t oh, ptrdiff_t ow, T *cols)                            \
@@ -47,7 +49,7 @@ void pycnn_im2col_##SFX(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,      
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-void pycnn_col2im_##SFX(const T *cols, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,           \
+ATTR static void col2im_##SFX##_##ISA(const T *cols, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, \
                         ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,         \
                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,         \
                         ptrdiff_t oh, ptrdiff_t ow, T *x)                               \
@@ -74,5 +76,44 @@ void pycnn_col2im_##SFX(const T *cols, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,   
     }                                                                                   \
 }
 
-PYCNN_DEFINE_IM2COL(float, f32)
-PYCNN_DEFINE_IM2COL(double, f64)
+PYCNN_DEFINE_IM2COL(float, f32, base, )
+PYCNN_DEFINE_IM2COL(double, f64, base, )
+#if PYCNN_HAVE_DISPATCH
+PYCNN_DEFINE_IM2COL(float, f32, avx2, PYCNN_TARGET_AVX2)
+PYCNN_DEFINE_IM2COL(double, f64, avx2, PYCNN_TARGET_AVX2)
+PYCNN_DEFINE_IM2COL(float, f32, avx512, PYCNN_TARGET_AVX512)
+PYCNN_DEFINE_IM2COL(double, f64, avx512, PYCNN_TARGET_AVX512)
+#endif
+
+/* Public entry points: call the variant of the active instruction set. */
+#if PYCNN_HAVE_DISPATCH
+#define PYCNN_DISPATCH(NAME, ARGS)                                                      \
+    switch (pycnn_isa_level) {                                                          \
+    case PYCNN_ISA_AVX512: NAME##_avx512 ARGS; break;                                   \
+    case PYCNN_ISA_AVX2: NAME##_avx2 ARGS; break;                                       \
+    default: NAME##_base ARGS;                                                          \
+    }
+#else
+#define PYCNN_DISPATCH(NAME, ARGS) NAME##_base ARGS;
+#endif
+
+#define PYCNN_DEFINE_IM2COL_ENTRY(T, SFX)                                               \
+void pycnn_im2col_##SFX(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,              \
+                        ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,         \
+                        ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,         \
+                        ptrdiff_t oh, ptrdiff_t ow, T *cols)                            \
+{                                                                                       \
+    PYCNN_DISPATCH(im2col_##SFX, (x, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,   \
+                                  cols))                                                \
+}                                                                                       \
+void pycnn_col2im_##SFX(const T *cols, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,           \
+                        ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,         \
+                        ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,         \
+                        ptrdiff_t oh, ptrdiff_t ow, T *x)                               \
+{                                                                                       \
+    PYCNN_DISPATCH(col2im_##SFX, (cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, \
+                                  x))                                                   \
+}
+
+PYCNN_DEFINE_IM2COL_ENTRY(float, f32)
+PYCNN_DEFINE_IM2COL_ENTRY(double, f64)

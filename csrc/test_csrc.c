@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dispatch.h"
 #include "im2col.h"
 
 static int failures = 0;
@@ -96,7 +97,7 @@ static void check_full_padding(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t 
     free(x); free(back); free(xf); free(cols);
 }
 
-int main(void)
+static long check_all_geometries(void)
 {
     long n_geom = 0;
     for (ptrdiff_t c = 1; c <= 2; c++)
@@ -113,6 +114,22 @@ int main(void)
     check_full_padding(3, 5, 7, 3, 2);
     check_full_padding(1, 1, 1, 4, 5);
     check_full_padding(2, 8, 3, 1, 1);
+    return n_geom;
+}
+
+int main(void)
+{
+    static const char *names[] = {"baseline", "avx2", "avx512"};
+    long n_geom = 0;
+    /* every instruction-set variant this CPU can run, each forced on in turn */
+    for (int isa = PYCNN_ISA_BASELINE; isa <= PYCNN_ISA_AVX512; isa++) {
+        if (pycnn_isa_set(isa) != 0) {
+            printf("test_csrc: %s not supported here, skipped\n", names[isa]);
+            continue;
+        }
+        n_geom = check_all_geometries();
+        printf("test_csrc: %s variant checked\n", names[isa]);
+    }
     if (failures) {
         fprintf(stderr, "%d failures\n", failures);
         return 1;

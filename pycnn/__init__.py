@@ -4,19 +4,38 @@
 `pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
 `pycnn.losses`.
+
+Without the compiled extension (an unbuilt source checkout, a broken install) the pure
+parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
+and `pycnn.show_config()`; `pycnn.functional` and compiled layers raise an ImportError
+that says what is wrong and how to fix it.
 """
 from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
-from pycnn import functional, init, naive, reference
+from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
 from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
                           ReLU, Sigmoid, Tanh)
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
+from pycnn._info import show_config
+
+try:
+    from pycnn import functional
+except ImportError:  # no compiled extension: `pycnn.functional` raises, see __getattr__
+    pass
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
-           "get_num_threads", "set_num_threads", "BaseLayer", "Conv2d",
+           "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "BatchNorm1d", "BatchNorm2d", "Dropout",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
+
+
+def __getattr__(name):
+    if name == "functional":  # reached only when the import above failed
+        import importlib
+
+        return importlib.import_module("pycnn.functional")  # raises the helpful error
+    raise AttributeError(f"module 'pycnn' has no attribute {name!r}")

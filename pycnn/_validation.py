@@ -15,6 +15,11 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# Hyper-parameters (kernel sizes, strides, paddings, dilations, groups) above this are
+# refused: no real input needs them, and below it every index product of two of them
+# fits the kernels' 64-bit arithmetic.
+MAX_HYPERPARAMETER = 2**31 - 1
+
 ConvArgs = namedtuple("ConvArgs", "stride padding dilation groups")
 ConvArgs.__doc__ = """Normalised convolution hyper-parameters.
 
@@ -85,6 +90,9 @@ def pair(value, name, *, min_value=1):
         raise ValueError(f"`{name}` must have 2 elements. Received: {name}={value!r}")
     if min(result) < min_value:
         raise ValueError(f"`{name}` must be >= {min_value}. Received: {name}={value!r}")
+    if max(result) > MAX_HYPERPARAMETER:
+        raise ValueError(f"`{name}` must be <= {MAX_HYPERPARAMETER}. "
+                         f"Received: {name}={value!r}")
     return result
 
 
@@ -103,6 +111,9 @@ def positive_int(value, name):
         raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}") from None
     if result < 1:
         raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
+    if result > MAX_HYPERPARAMETER:
+        raise ValueError(f"`{name}` must be <= {MAX_HYPERPARAMETER}. "
+                         f"Received: {name}={value!r}")
     return result
 
 

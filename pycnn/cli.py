@@ -1,10 +1,11 @@
-"""The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn train`."""
+"""The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`."""
 import argparse
-import platform
 import sys
 import time
 
 import numpy as np
+
+from pycnn._info import show_config
 
 
 def _median_time(fn, repeat):
@@ -14,36 +15,6 @@ def _median_time(fn, repeat):
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def show_config(file=None):
-    """Print the version, the compiled extension's state, threads, NumPy and BLAS."""
-    import pycnn
-
-    file = file or sys.stdout
-    lines = [f"pycnn {pycnn.__version__}",
-             f"python {platform.python_version()} ({platform.machine()})",
-             f"numpy {np.__version__}"]
-    try:
-        from pycnn._ext import _kernels
-    except ImportError as exc:
-        lines.append(f"compiled extension: NOT loaded ({exc})")
-    else:
-        lines.append(f"compiled extension: loaded ({_kernels.__file__})")
-        lines.append(f"openmp: {'yes' if _kernels.openmp_enabled() else 'no'}")
-        if _kernels.debug_build():
-            lines.append("debug build: yes (PYCNN_DEBUG=1: bounds checks, -O0)")
-    lines.append(f"pycnn threads: {pycnn.get_num_threads()}")
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        lines.append("blas: unknown (install threadpoolctl to see it)")
-    else:
-        for pool in threadpool_info():
-            lines.append(f"{pool['user_api']}: {pool['internal_api']} "
-                         f"{pool.get('version')} threads={pool['num_threads']} "
-                         f"arch={pool.get('architecture')}")
-    print("\n".join(lines), file=file)
 
 
 def demo(args):
@@ -261,12 +232,17 @@ def main(argv=None):
     p.add_argument("--plot", metavar="CURVES.png",
                    help="plot the loss and accuracy curves (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
+    from pycnn import _bench
+    _bench.add_arguments(p)
     args = parser.parse_args(argv)
     if args.command == "info":
         show_config()
         return 0
     if args.command == "train":
         return train(args)
+    if args.command == "bench":
+        return _bench.main(args)
     return demo(args)
 
 

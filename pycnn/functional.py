@@ -4,26 +4,44 @@ Same names, signatures, errors and results as `pycnn.reference` (pure NumPy); th
 tests hold the two to each other. Arrays are NCHW, float32 or float64 (preserved).
 Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 """
+import threading
+
 import numpy as np
 
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
+from pycnn._ext import load_kernels
 
-try:
-    from pycnn._ext import _kernels
-except ImportError as exc:  # a source tree without a build, or a broken install
-    raise ImportError(
-        "pycnn's compiled extension (pycnn._ext._kernels) could not be imported: "
-        f"{exc}. If you are in a source checkout, build it with `pip install .` "
-        "(or `python setup.py build_ext --inplace`) and run Python from outside the "
-        "source folder; otherwise reinstall pycnn. pycnn.reference and pycnn.naive "
-        "work without it.") from exc
+_kernels = load_kernels()  # an ImportError here says what is missing and how to fix it
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
 
 # The column matrix of a whole batch can be hundreds of MB; convolutions process the
 # batch in chunks whose columns fit in this many bytes (at least one image a chunk).
-WORKSPACE_BYTES = 32 * 2**20
+# Small chunks keep the columns in cache between im2col and the GEMM that reads them.
+WORKSPACE_BYTES = 4 * 2**20
+
+# One reusable workspace per thread: a fresh large buffer on every call costs page
+# faults each time, and threads must not share one.
+_local = threading.local()
+
+
+def _workspace(shape, dtype):
+    """An uninitialised array of `shape` in this thread's reusable workspace."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = getattr(_local, "buffer", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _local.buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+# Below this many elements, starting an OpenMP team costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+def _threads(elements):
+    """Threads for a standalone kernel call touching `elements` array elements."""
+    return get_num_threads() if elements >= PARALLEL_MIN_ELEMENTS else 1
 
 
 def _out_size(size, kernel, stride, pad_total, dilation):
@@ -49,7 +67,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
     _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, get_num_threads())
+                    oh, ow, _threads(cols.size))
     return cols
 
 
@@ -67,7 +85,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
     _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, get_num_threads())
+                    oh, ow, _threads(cols.size))
     return x
 
 
@@ -89,17 +107,22 @@ class _ConvGeometry:
         self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
                           and pt == pb == pl == pr == 0)
 
-    def columns(self, x_chunk, dtype):
-        """The column matrix of a chunk of images, (n, G, rows, L)."""
+    def columns(self, x_chunk):
+        """The column matrix of a chunk of images, (n, G, rows, L), in the workspace.
+
+        im2col runs on one thread here: BLAS owns the cores during convolutions, and
+        an OpenMP team spinning between GEMMs slows them several-fold on 2 cores.
+        """
         nb = x_chunk.shape[0]
         if self.pointwise:
             return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
-        cols = np.empty((nb, self.c * self.kh * self.kw, self.blocks), dtype=dtype)
+        cols = _workspace((nb, self.c * self.kh * self.kw, self.blocks), x_chunk.dtype)
         _kernels.im2col(x_chunk, cols, self.kh, self.kw, self.sh, self.sw, self.ph,
-                        self.pw, self.dh, self.dw, self.oh, self.ow, get_num_threads())
+                        self.pw, self.dh, self.dw, self.oh, self.ow, 1)
         return cols.reshape(nb, self.g, self.rows, self.blocks)
 
     def image_bytes(self, dtype):
+        """Bytes of one image's column matrix."""
         return self.c * self.kh * self.kw * self.blocks * np.dtype(dtype).itemsize
 
 
@@ -117,13 +140,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(weight).reshape(geo.g, geo.f // geo.g, geo.rows)
     out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
+    b = None if bias is None else bias.reshape(geo.g, geo.f // geo.g, 1)
     for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
-        cols = geo.columns(x[start:stop], x.dtype)
-        np.matmul(w, cols, out=out[start:stop])   # (G, F/G, rows) @ (n, G, rows, L)
-    out = out.reshape(geo.n, geo.f, geo.oh, geo.ow)
-    if bias is not None:
-        out += bias.reshape(1, geo.f, 1, 1)
-    return out
+        cols = geo.columns(x[start:stop])
+        chunk = np.matmul(w, cols, out=out[start:stop])  # (G, F/G, rows) @ (n, G, rows, L)
+        if b is not None:
+            chunk += b                                    # while the chunk is in cache
+    return out.reshape(geo.n, geo.f, geo.oh, geo.ow)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
@@ -145,13 +168,13 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     grad_x = np.empty_like(x)
     for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
         nb, d = stop - start, dout[start:stop]
-        cols = geo.columns(x[start:stop], x.dtype)
+        cols = geo.columns(x[start:stop])
         grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-        dcols = np.matmul(w_t, d)                 # (n, G, rows, L)
         if geo.pointwise:
-            grad_x[start:stop] = dcols.reshape(nb, geo.c, geo.h, geo.w)
+            np.matmul(w_t, d, out=grad_x[start:stop].reshape(cols.shape))
         else:
+            dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
             _kernels.col2im(dcols.reshape(nb, geo.c * geo.kh * geo.kw, geo.blocks),
                             grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw, geo.ph,
-                            geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, get_num_threads())
+                            geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
     return grad_x, grad_w.reshape(weight.shape), grad_bias

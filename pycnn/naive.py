@@ -1,7 +1,9 @@
 """Explicit loops over output pixels: the "naive" in naive vs NumPy vs compiled.
 
-Slow on purpose and obvious on purpose; used as ground truth on small shapes and as the
-baseline of `pycnn bench`. Same signatures and errors as `pycnn.functional`.
+Each output pixel is computed as it is written on paper, an elementwise product of the
+window with every filter, summed; no BLAS, no im2col. Slow on purpose and obvious on
+purpose: ground truth on small shapes and the baseline of `pycnn bench`. Same
+signatures and errors as `pycnn.functional`.
 """
 import numpy as np
 
@@ -35,8 +37,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             for k in range(g):
                 wk = weight[k * fg:(k + 1) * fg]                       # (F/G, C/G, KH, KW)
                 xk = window[:, k * cg:(k + 1) * cg]                    # (N, C/G, KH, KW)
-                out[:, k * fg:(k + 1) * fg, oy, ox] = np.tensordot(
-                    xk, wk, axes=([1, 2, 3], [1, 2, 3]))
+                # out[n, f] = sum over c, i, j of x[n, c, i, j] * w[f, c, i, j]
+                out[:, k * fg:(k + 1) * fg, oy, ox] = np.sum(
+                    xk[:, None] * wk[None], axis=(2, 3, 4))
     if bias is not None:
         out += bias[:, None, None]
     return out
@@ -58,9 +61,10 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
             xs = slice(ox * sw, ox * sw + dw * (kw - 1) + 1, dw)
             for k in range(g):
                 fs, cs = slice(k * fg, (k + 1) * fg), slice(k * cg, (k + 1) * cg)
-                d = grad_out[:, fs, oy, ox]                                   # (N, F/G)
-                grad_w[fs] += np.tensordot(d, xp[:, cs, ys, xs], axes=([0], [0]))
-                grad_xp[:, cs, ys, xs] += np.tensordot(d, weight[fs], axes=([1], [0]))
+                d = grad_out[:, fs, oy, ox][:, :, None, None, None]   # (N, F/G, 1, 1, 1)
+                window = xp[:, cs, ys, xs][:, None]                   # (N, 1, C/G, KH, KW)
+                grad_w[fs] += np.sum(d * window, axis=0)
+                grad_xp[:, cs, ys, xs] += np.sum(d * weight[fs][None], axis=1)
     (pt, pb), (pl, pr) = args.padding
     grad_x = grad_xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]]
     return np.ascontiguousarray(grad_x), grad_w, grad_out.sum(axis=(0, 2, 3))

@@ -2,6 +2,13 @@
 from libc.stddef cimport ptrdiff_t
 
 
+cdef extern from "dispatch.h" nogil:
+    int pycnn_isa_best()
+    int pycnn_isa_supported(int isa)
+    int pycnn_isa_active()
+    int pycnn_isa_set(int isa)
+
+
 cdef extern from "im2col.h" nogil:
     void pycnn_im2col_f32(const float *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
                           ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,

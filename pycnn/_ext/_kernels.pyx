@@ -9,8 +9,11 @@ User-facing validation and messages live in pycnn/_validation.py.
 from cython cimport floating
 from cython.parallel cimport prange
 
+import os
+
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
+    pycnn_isa_active, pycnn_isa_set, pycnn_isa_supported,
 )
 
 cdef extern from *:
@@ -48,6 +51,42 @@ def openmp_max_threads():
     """OpenMP's default team size (1 without OpenMP)."""
     return pycnn_omp_max_threads()
 
+
+# --- runtime instruction-set dispatch ------------------------------------------------
+
+SIMD_TARGETS = ("baseline", "avx2", "avx512")
+
+
+def simd_supported():
+    """The instruction-set variants this CPU and build can run."""
+    return tuple(name for i, name in enumerate(SIMD_TARGETS) if pycnn_isa_supported(i))
+
+
+def simd_target():
+    """The variant the kernels use now: 'baseline', 'avx2' or 'avx512'."""
+    return SIMD_TARGETS[pycnn_isa_active()]
+
+
+def set_simd_target(name=None):
+    """Force a variant by name (None: the best supported). For tests and benchmarks;
+    do not call while kernels run in other threads."""
+    if name is None:
+        pycnn_isa_set(-1)
+        return simd_target()
+    if name not in SIMD_TARGETS:
+        raise ValueError(f"`name` must be one of {SIMD_TARGETS} or None. "
+                         f"Received: name={name!r}")
+    if pycnn_isa_set(SIMD_TARGETS.index(name)) != 0:
+        raise ValueError(f"SIMD target {name!r} is not supported on this CPU/build. "
+                         f"Supported: {simd_supported()}")
+    return simd_target()
+
+
+# PYCNN_SIMD=baseline|avx2|avx512 caps the choice (e.g. to compare variants)
+set_simd_target(os.environ.get("PYCNN_SIMD") or None)
+
+
+# --- kernels -------------------------------------------------------------------------
 
 cdef int _check_geometry(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,

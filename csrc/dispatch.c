@@ -1,0 +1,36 @@
+/* Runtime instruction-set choice; see dispatch.h. */
+#include "dispatch.h"
+
+int pycnn_isa_level = PYCNN_ISA_BASELINE;
+
+int pycnn_isa_supported(int isa)
+{
+    if (isa == PYCNN_ISA_BASELINE) return 1;
+#if PYCNN_HAVE_DISPATCH
+    __builtin_cpu_init();
+    if (isa == PYCNN_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == PYCNN_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+               && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+int pycnn_isa_best(void)
+{
+    if (pycnn_isa_supported(PYCNN_ISA_AVX512)) return PYCNN_ISA_AVX512;
+    if (pycnn_isa_supported(PYCNN_ISA_AVX2)) return PYCNN_ISA_AVX2;
+    return PYCNN_ISA_BASELINE;
+}
+
+int pycnn_isa_active(void) { return pycnn_isa_level; }
+
+int pycnn_isa_set(int isa)
+{
+    if (isa < 0) isa = pycnn_isa_best();
+    if (!pycnn_isa_supported(isa)) return -1;
+    pycnn_isa_level = isa;
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* Runtime choice of the instruction set the kernels run with.
+ *
+ * Wheels are built for baseline x86-64 (no -march=native). Hot loops are compiled a
+ * second and third time with AVX2 and AVX-512 enabled through per-function target
+ * attributes, and each public kernel calls the variant of the active level. The level
+ * is the best the CPU supports unless set otherwise (tests force each level on). On
+ * compilers or machines without target attributes only the baseline exists. */
+#ifndef PYCNN_DISPATCH_H
+#define PYCNN_DISPATCH_H
+
+enum { PYCNN_ISA_BASELINE = 0, PYCNN_ISA_AVX2 = 1, PYCNN_ISA_AVX512 = 2 };
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PYCNN_HAVE_DISPATCH 1
+#define PYCNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PYCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#else
+#define PYCNN_HAVE_DISPATCH 0
+#endif
+
+/* Highest level this CPU (and build) supports. */
+int pycnn_isa_best(void);
+/* 1 when `isa` can run here. */
+int pycnn_isa_supported(int isa);
+/* Level the kernels use now. */
+int pycnn_isa_active(void);
+/* Use `isa` from now on (-1: the best supported). Returns 0, or -1 when unsupported.
+ * Not thread-safe against running kernels: call it at start-up or in tests. */
+int pycnn_isa_set(int isa);
+
+extern int pycnn_isa_level;  /* read by the kernels' dispatch switches */
+
+#endif /* PYCNN_DISPATCH_H */

@@ -1,0 +1,135 @@
+"""What this pycnn is and runs on: `pycnn.show_config()` and `pycnn info`.
+
+Every line is read from the running process (the loaded extension, the OpenMP and BLAS
+libraries loaded in it, /proc/cpuinfo), not from how pycnn was meant to be built.
+"""
+import importlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+__all__ = ["config", "show_config"]
+
+# Environment variables that change how many threads run or which BLAS kernel runs.
+_ENV_VARS = ("PYCNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+             "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _cpu_simd_flags():
+    """'avx2 yes, avx512f no' from /proc/cpuinfo, or None where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+            else:
+                return None
+    except OSError:
+        return None
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "i386", "x86"):
+        return None
+    return ", ".join(f"{name} {'yes' if name in flags else 'no'}"
+                     for name in ("avx2", "avx512f"))
+
+
+def _thread_pools():
+    """threadpoolctl's view of the BLAS and OpenMP libraries loaded, or None without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return threadpool_info()
+
+
+def _loaded_openmp_runtimes():
+    """OpenMP runtimes mapped into this process, from /proc/self/maps (Linux only)."""
+    try:
+        with open("/proc/self/maps") as f:
+            fields = [line.split(None, 5) for line in f]
+    except OSError:
+        return []
+    paths = {parts[5].strip() for parts in fields if len(parts) == 6}
+    return sorted(p for p in paths
+                  if os.path.basename(p).startswith(("libgomp", "libomp", "libiomp")))
+
+
+def _describe_pool(pool):
+    details = [d for d in (pool.get("version"), pool.get("threading_layer"),
+                           pool.get("architecture")) if d]
+    name = pool["prefix"] if pool["user_api"] == "openmp" else pool["internal_api"]
+    return (f"{name}"
+            + (f" {details[0]}" if details else "")
+            + (f" ({', '.join(details[1:])})" if len(details) > 1 else "")
+            + f", {pool['num_threads']} threads, {pool['filepath']}")
+
+
+def config():
+    """The facts `show_config()` prints, as an ordered dict of label -> text."""
+    import pycnn
+    from pycnn._config import get_num_threads
+    from pycnn._ext import missing_extension_message
+
+    info = {"pycnn": f"{pycnn.__version__} ({os.path.dirname(os.path.abspath(pycnn.__file__))})"}
+    try:
+        kernels = importlib.import_module("pycnn._ext._kernels")
+    except ImportError as exc:
+        kernels = None
+        info["compiled extension"] = "NOT loaded\n" + missing_extension_message(exc)
+    else:
+        info["compiled extension"] = f"loaded ({os.path.abspath(kernels.__file__)})"
+
+    pools = _thread_pools()
+    threads = get_num_threads()
+    if kernels is not None:
+        info["build"] = ("debug (PYCNN_DEBUG=1: bounds checks, -O0 -g)"
+                         if kernels.debug_build() else "release (-O3)")
+        if kernels.openmp_enabled():
+            info["OpenMP"] = f"yes (max threads {kernels.openmp_max_threads()})"
+            info["pycnn threads"] = str(threads)
+        else:
+            info["OpenMP"] = "no (built without it: the kernels run serially)"
+            info["pycnn threads"] = f"1 (no OpenMP; {threads} requested)"
+        info["SIMD dispatch"] = (f"{kernels.simd_target()} (this CPU and build can run: "
+                                 f"{', '.join(kernels.simd_supported())})")
+    else:
+        info["pycnn threads"] = f"{threads} (unused: no compiled extension)"
+    cpu = _cpu_simd_flags()
+    if cpu is not None:
+        info["CPU SIMD support"] = cpu
+
+    info["NumPy"] = f"{np.__version__} ({os.path.dirname(np.__file__)})"
+    if pools is None:
+        info["BLAS"] = ("unknown: install threadpoolctl to see it "
+                        "(pip install threadpoolctl)")
+        omp = _loaded_openmp_runtimes()
+        if omp:
+            info["OpenMP runtime"] = "\n".join(omp)
+    else:
+        blas = [_describe_pool(p) for p in pools if p["user_api"] == "blas"]
+        info["BLAS"] = "\n".join(blas) if blas else "none found loaded"
+        omp = [_describe_pool(p) for p in pools if p["user_api"] == "openmp"]
+        if omp:
+            info["OpenMP runtime"] = "\n".join(omp)
+    env = [f"{name}={os.environ[name]}" for name in _ENV_VARS if name in os.environ]
+    if env:
+        info["environment"] = " ".join(env)
+    info["Python"] = (f"{platform.python_version()} {platform.python_implementation()} "
+                      f"({sys.executable})")
+    info["platform"] = f"{platform.platform()} ({platform.machine()})"
+    return info
+
+
+def show_config(file=None):
+    """Print pycnn's version, its compiled extension (loaded or not, from where), build
+    mode, OpenMP and thread counts, SIMD target, NumPy and its BLAS, Python, platform."""
+    info = config()
+    width = max(len(label) for label in info)
+    lines = []
+    for label, text in info.items():
+        first, *rest = text.split("\n")
+        lines.append(f"{label:<{width}} : {first}")
+        lines.extend(f"{'':<{width}}   {line}" for line in rest)
+    print("\n".join(lines), file=file or sys.stdout)

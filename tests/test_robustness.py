@@ -1,0 +1,94 @@
+"""Hostile sizes, concurrent calls and repeated calls: errors, never crashes or leaks."""
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import CONV_CASES, make_conv
+
+from pycnn import functional, naive, reference
+
+IMPLS = [functional, reference, naive]
+IDS = ["compiled", "reference", "naive"]
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(stride=2**63), r"`stride` must be <= 2147483647"),
+    (dict(padding=(0, 2**40)), r"`padding` must be <= 2147483647"),
+    (dict(dilation=2**31), r"`dilation` must be <= 2147483647"),
+    (dict(groups=2**64), r"`groups` must be <= 2147483647"),
+])
+def test_huge_hyperparameters_are_refused(impl, kwargs, match):
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=match):
+        impl.conv2d(x, w, **kwargs)
+
+
+def test_outputs_too_large_to_allocate_raise_before_writing():
+    # a 1x1 input padded by 2**30 per side would need ~2**62 column entries
+    x = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises((ValueError, MemoryError)):
+        functional.im2col(x, 1, padding=2**30)
+    with pytest.raises((ValueError, MemoryError)):
+        functional.conv2d(x, np.zeros((1, 1, 1, 1), np.float32), padding=2**30)
+
+
+def test_inputs_larger_than_memory_raise_memory_error():
+    # a zero-stride view claims 2**42 elements; copying it to contiguous must fail cleanly
+    huge = np.broadcast_to(np.zeros((1, 1, 1, 1), np.float32), (2**16, 2**10, 2**8, 2**8))
+    w = np.zeros((1, 2**10, 1, 1), np.float32)
+    with pytest.raises((MemoryError, ValueError)):
+        functional.conv2d(huge, w)
+
+
+def test_concurrent_calls_match_sequential_calls(rng):
+    """8 Python threads on different inputs give results identical to sequential calls."""
+    inputs = []
+    for i, name in enumerate(["mixed", "3x3-pad1", "groups2", "dilation2"] * 2):
+        x, w, b, kw = make_conv(CONV_CASES[name], np.float32, np.random.default_rng(i))
+        x = np.concatenate([x] * 4)               # several chunks' worth of work
+        g = np.random.default_rng(100 + i).standard_normal(
+            functional.conv2d(x, w, b, **kw).shape).astype(np.float32)
+        inputs.append((x, w, b, g, kw))
+
+    def run(args):
+        x, w, b, g, kw = args
+        cols = functional.im2col(x, w.shape[2:], kw["stride"], 0, 1) \
+            if kw["padding"] != "same" else None
+        return (functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw),
+                cols)
+
+    expected = [run(a) for a in inputs]
+    results = [None] * len(inputs)
+    barrier = threading.Barrier(len(inputs))
+
+    def target(i):
+        barrier.wait()
+        for _ in range(5):
+            results[i] = run(inputs[i])
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got[0], want[0])
+        for a, b in zip(got[1], want[1]):
+            np.testing.assert_array_equal(a, b)
+        if want[2] is not None:
+            np.testing.assert_array_equal(got[2], want[2])
+
+
+def test_error_paths_do_not_leak_references(rng):
+    x, w, b, kw = make_conv(CONV_CASES["mixed"], np.float32, rng)
+    before = [sys.getrefcount(a) for a in (x, w, b)]
+    for _ in range(500):
+        for bad in (dict(stride=0), dict(padding="full"), dict(groups=3)):
+            with pytest.raises(ValueError):
+                functional.conv2d(x, w, b, **bad)
+        with pytest.raises(TypeError):
+            functional.conv2d(x, w.astype(np.float64), b)
+    assert [sys.getrefcount(a) for a in (x, w, b)] == before
