@@ -212,16 +212,20 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("train", help="train a small CNN on the digits (or MNIST) and "
                                      "print its test accuracy")
-    p.add_argument("--epochs", type=_positive, default=30)
-    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--epochs", type=_positive, default=30, help="default: %(default)s")
+    p.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: adam 3e-3, sgd 5e-2 with Nesterov "
                         "momentum 0.9, rmsprop 1e-3, adagrad 3e-2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--backend", choices=("compiled", "numpy"), default="compiled")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="default: %(default)s")
+    p.add_argument("--backend", choices=("compiled", "numpy"), default="compiled",
+                   help="compiled kernels or the pure-NumPy reference (default: %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="default: %(default)s")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the initial weights and the shuffling")
+                   help="seed of the initial weights and the shuffling (default: "
+                        "%(default)s; the digits' train/test split is fixed)")
     p.add_argument("--batchnorm", action="store_true",
                    help="add BatchNorm2d after each convolution")
     p.add_argument("--mnist", metavar="PATH",
