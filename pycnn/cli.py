@@ -67,13 +67,17 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 3e-3, "sgd": 5e-2, "rmsprop": 1e-3, "adagrad": 3e-2}
 
 
-def build_model(size, *, batchnorm=False, dtype=np.float32, backend="compiled", rng=None):
+def build_model(size, *, batchnorm=True, dropout=0.25, dtype=np.float32,
+                backend="compiled", rng=None):
     """The small CNN `pycnn train` fits, for 1-channel `size` x `size` images, 10 classes.
 
-    conv3x3(16) - [bn] - relu - maxpool2 - conv3x3(32) - [bn] - relu - maxpool2 -
-    flatten - linear(10).
+    conv3x3(16) - [bn] - relu - down2 - conv3x3(32) - [bn] - relu - down2 - flatten -
+    [dropout] - linear(10), where down2 halves H and W. `rng` (a Generator or a seed)
+    draws the initial weights and the dropout masks.
     """
     import pycnn
+
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def block(c_in, c_out):
         # no conv bias before batch norm: it would cancel out (zero gradient)
@@ -83,9 +87,11 @@ def build_model(size, *, batchnorm=False, dtype=np.float32, backend="compiled", 
             layers.append(pycnn.BatchNorm2d(c_out, dtype=dtype))
         return layers + [pycnn.ReLU(), _downsample(c_out, dtype, backend, rng)]
 
+    layers = [*block(1, 16), *block(16, 32), pycnn.Flatten()]
+    if dropout:
+        layers.append(pycnn.Dropout(dropout, rng=rng))
     flat = 32 * (size // 2 // 2) ** 2
-    return pycnn.Sequential(*block(1, 16), *block(16, 32), pycnn.Flatten(),
-                            pycnn.Linear(flat, 10, dtype=dtype, rng=rng))
+    return pycnn.Sequential(*layers, pycnn.Linear(flat, 10, dtype=dtype, rng=rng))
 
 
 def _downsample(channels, dtype, backend, rng):
@@ -149,8 +155,7 @@ def _plot(history, path):
 
 def train(args):
     """Train the small CNN on the digits (or MNIST files) and print the test accuracy."""
-    import pycnn
-    from pycnn import losses
+    from pycnn import losses, optim
 
     if args.plot:
         try:
@@ -161,20 +166,23 @@ def train(args):
             return 2
     dtype = np.dtype(args.dtype)
     x_train, y_train, x_test, y_test, name = _load_data(args)
-    rng = np.random.default_rng(args.seed)
-    model = build_model(x_train.shape[-1], batchnorm=args.batchnorm, dtype=dtype,
-                        backend=args.backend, rng=rng)
+    model = build_model(x_train.shape[-1], batchnorm=not args.no_batchnorm,
+                        dropout=args.dropout, dtype=dtype, backend=args.backend,
+                        rng=np.random.default_rng(args.seed))
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = _make_optimizer(args.optimizer, lr)
+    scheduler = (optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1
+                 else None)
     print(f"pycnn train: {name}, {len(x_train)} training / {len(x_test)} test images, "
           f"{dtype.name}, backend={args.backend}, seed={args.seed}")
-    print(f"{optimizer}, batch size {args.batch_size}, {args.epochs} epochs")
+    print(f"{optimizer}" + (f" with {scheduler}" if scheduler else "") +
+          f", batch size {args.batch_size}, {args.epochs} epochs")
     model.summary(x_train.shape[1:])
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=optimizer, loss=losses.CrossEntropyLoss(),
                         validation_data=(x_test, y_test), rng=np.random.default_rng(
-                            [args.seed, 1]), progress=not args.quiet)
+                            [args.seed, 1]), progress=not args.quiet, scheduler=scheduler)
     test_loss, test_acc = model.evaluate(x_test, y_test)
     seconds = time.perf_counter() - start
     right = int(round(test_acc * len(x_test)))
@@ -203,6 +211,13 @@ def _positive_float(text):
     return value
 
 
+def _probability(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pycnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,8 +241,13 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights and the shuffling (default: "
                         "%(default)s; the digits' train/test split is fixed)")
-    p.add_argument("--batchnorm", action="store_true",
-                   help="add BatchNorm2d after each convolution")
+    p.add_argument("--lr-decay", type=_positive_float, default=0.9, metavar="GAMMA",
+                   help="multiply the learning rate by GAMMA after every epoch "
+                        "(ExponentialLR; 1 keeps it constant; default: %(default)s)")
+    p.add_argument("--dropout", type=_probability, default=0.25, metavar="P",
+                   help="dropout before the last layer (0: none; default: %(default)s)")
+    p.add_argument("--no-batchnorm", action="store_true",
+                   help="no BatchNorm2d after the convolutions")
     p.add_argument("--mnist", metavar="PATH",
                    help="train on the MNIST IDX files in folder PATH instead of the digits")
     p.add_argument("--limit", type=_positive, metavar="N",

@@ -22,7 +22,8 @@ def test_train_a_digits_subset_and_save(capsys, tmp_path):
     assert code == 0
     assert "UCI digits (8x8), 300 training / 300 test images, float32, backend=compiled" \
         in out.out
-    assert "Adam(lr=0.003), batch size 32, 2 epochs" in out.out
+    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
+    assert "BatchNorm2d(16)" in out.out and "Dropout(p=0.25)" in out.out
     line = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
     assert len(line) == 1 and "(" in line[0] and "/300)" in line[0]
     accuracy = float(line[0].split()[2].rstrip("%"))
@@ -35,8 +36,8 @@ def test_train_a_digits_subset_and_save(capsys, tmp_path):
 
 
 def test_train_prints_progress_and_repeats_with_the_same_seed(capsys):
-    args = ("--epochs", "2", "--limit", "120", "--optimizer", "sgd", "--batchnorm",
-            "--seed", "4")
+    args = ("--epochs", "2", "--limit", "120", "--optimizer", "sgd", "--no-batchnorm",
+            "--dropout", "0.5", "--lr-decay", "1", "--seed", "4")
     runs = [cli.main(["train", *args]) for _ in range(2)]
     out = capsys.readouterr().out
     assert runs == [0, 0]
@@ -45,8 +46,8 @@ def test_train_prints_progress_and_repeats_with_the_same_seed(capsys):
     results = [s.split(", training time")[0] for s in out.splitlines()
                if s.startswith("test accuracy")]
     assert len(results) == 2 and results[0] == results[1]
-    assert "SGD(lr=0.05, momentum=0.9, nesterov=True)" in out
-    assert "BatchNorm2d(16)" in out
+    assert "SGD(lr=0.05, momentum=0.9, nesterov=True), batch size" in out
+    assert "BatchNorm2d" not in out and "Dropout()" in out
 
 
 @pytest.mark.parametrize("option", ["rmsprop", "adagrad"])
@@ -83,6 +84,8 @@ def test_train_plot(capsys, tmp_path):
     (["--lr", "-1"], "must be > 0"),
     (["--optimizer", "lbfgs"], "invalid choice"),
     (["--backend", "torch"], "invalid choice"),
+    (["--dropout", "1"], "must be in [0, 1)"),
+    (["--lr-decay", "0"], "must be > 0"),
 ])
 def test_train_rejects_bad_options(capsys, args, match):
     with pytest.raises(SystemExit) as exc:

@@ -282,15 +282,20 @@ def test_progress_prints_one_line_per_epoch_when_not_a_terminal(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_progress_uses_tqdm_on_a_terminal_and_falls_back_without_it(capsys, monkeypatch):
+def test_progress_uses_tqdm_on_a_terminal(capsys, monkeypatch):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     _fit_quietly(True)
     captured = capsys.readouterr()
     assert captured.out == "" and "epoch 2/2" in captured.err and "batch" in captured.err
+
+
+def test_progress_on_a_terminal_without_tqdm_prints_lines(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.setitem(sys.modules, "tqdm", None)       # import tqdm -> ImportError
     _fit_quietly(True)
-    assert capsys.readouterr().out.startswith("epoch 1/2 - loss ")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("epoch 1/2 - loss ") and captured.err == ""
 
 
 # --- errors ----------------------------------------------------------------------------------
