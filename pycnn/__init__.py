@@ -1,7 +1,9 @@
 """pycnn: convolutional neural networks on CPU with compiled kernels.
 
 `pycnn.functional` holds the compiled ops, `pycnn.reference` their pure-NumPy twins and
-`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface.
+`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface, and
+`Sequential` stacks layers into a network that trains with `pycnn.optim` and
+`pycnn.losses`.
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -13,6 +15,11 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d
 from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
+from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
+                          ReLU, Sigmoid, Tanh)
+from pycnn import datasets, losses, optim
+from pycnn.losses import CrossEntropyLoss, MSELoss
+from pycnn.model import Sequential
 from pycnn._info import show_config
 
 try:
@@ -22,7 +29,10 @@ except ImportError:  # no compiled extension: `pycnn.functional` raises, see __g
 
 __all__ = ["__version__", "functional", "reference", "naive", "init",
            "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
-           "MaxPool2d", "AvgPool2d", "LPPool2d"]
+           "MaxPool2d", "AvgPool2d", "LPPool2d",
+           "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "BatchNorm1d", "BatchNorm2d", "Dropout",
+           "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
 
 
 def __getattr__(name):

@@ -50,6 +50,17 @@ def check_array(x, name, ndim=None, layout=None):
     return x
 
 
+def float_dtype(dtype):
+    """A validated float32/float64 numpy dtype from a `dtype=` argument."""
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result not in FLOAT_DTYPES:
+        raise TypeError(f"`dtype` must be float32 or float64. Received: dtype={dtype!r}")
+    return result
+
+
 def check_same_dtype(reference, reference_name, other, other_name):
     if other.dtype != reference.dtype:
         raise TypeError(f"`{other_name}` must have the same dtype as `{reference_name}` "
@@ -91,6 +102,14 @@ def pair(value, name, *, min_value=1):
     return result
 
 
+def integer(value, name):
+    """A validated int (bools and floats are rejected)."""
+    try:
+        return _int(value, name)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}") from None
+
+
 def positive_int(value, name):
     try:
         result = _int(value, name)
@@ -109,6 +128,35 @@ def flag(value, name):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
+
+
+def real(value, name, min_value=None, max_value=None, *, min_open=False,
+         max_open=False):
+    """A validated, finite Python float within the given bounds.
+
+    An open bound excludes its value: ``real(p, "p", 0, 1, max_open=True)`` is [0, 1).
+    Returning a Python float matters: a NumPy float64 scalar would promote float32
+    arrays it multiplies, a Python float does not.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number. Received: {name}={value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
+    too_low = min_value is not None and (result <= min_value if min_open
+                                         else result < min_value)
+    too_high = max_value is not None and (result >= max_value if max_open
+                                          else result > max_value)
+    if too_low or too_high:
+        if min_value is not None and max_value is not None:
+            bounds = (f"in {'(' if min_open else '['}{min_value:g}, "
+                      f"{max_value:g}{')' if max_open else ']'}")
+        elif min_value is not None:
+            bounds = f"{'>' if min_open else '>='} {min_value:g}"
+        else:
+            bounds = f"{'<' if max_open else '<='} {max_value:g}"
+        raise ValueError(f"`{name}` must be {bounds}. Received: {name}={value!r}")
+    return result
 
 
 def conv_padding(padding, stride, dilation, kernel_size):

@@ -1,4 +1,4 @@
-"""The `pycnn` command: `pycnn info`, `pycnn demo`."""
+"""The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`."""
 import argparse
 import sys
 import time
@@ -61,6 +61,163 @@ def demo(args):
     return 0 if ok else 1
 
 
+# --- pycnn train -------------------------------------------------------------------------
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
+DEFAULT_LR = {"adam": 3e-3, "sgd": 5e-2, "rmsprop": 1e-3, "adagrad": 3e-2}
+
+
+def build_model(size, *, batchnorm=True, dropout=0.25, dtype=np.float32,
+                backend="compiled", rng=None):
+    """The small CNN `pycnn train` fits, for 1-channel `size` x `size` images, 10 classes.
+
+    conv3x3(16) - [bn] - relu - down2 - conv3x3(32) - [bn] - relu - down2 - flatten -
+    [dropout] - linear(10), where down2 halves H and W. `rng` (a Generator or a seed)
+    draws the initial weights and the dropout masks.
+    """
+    import pycnn
+
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    def block(c_in, c_out):
+        # no conv bias before batch norm: it would cancel out (zero gradient)
+        layers = [pycnn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm, dtype=dtype,
+                               rng=rng, backend=backend)]
+        if batchnorm:
+            layers.append(pycnn.BatchNorm2d(c_out, dtype=dtype))
+        return layers + [pycnn.ReLU(), _downsample(c_out, dtype, backend, rng)]
+
+    layers = [*block(1, 16), *block(16, 32), pycnn.Flatten()]
+    if dropout:
+        layers.append(pycnn.Dropout(dropout, rng=rng))
+    flat = 32 * (size // 2 // 2) ** 2
+    return pycnn.Sequential(*layers, pycnn.Linear(flat, 10, dtype=dtype, rng=rng))
+
+
+def _downsample(channels, dtype, backend, rng):
+    """Halve H and W."""
+    import pycnn
+
+    return pycnn.Conv2d(channels, channels, 2, stride=2, dtype=dtype, rng=rng,
+                        backend=backend)
+
+
+def _load_data(args):
+    """(x_train, y_train, x_test, y_test, description) for the arguments."""
+    from pycnn import datasets
+
+    if args.mnist:
+        x_train, y_train = datasets.load_mnist(args.mnist, "train", dtype=args.dtype)
+        x_test, y_test = datasets.load_mnist(args.mnist, "test", dtype=args.dtype)
+        name = f"MNIST from {args.mnist}"
+    else:
+        x, y = datasets.load_digits(dtype=args.dtype)
+        # the split is fixed (seed 0) so that every --seed is scored on the same test set
+        x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, 0.25, seed=0)
+        name = "UCI digits (8x8)"
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
+    return x_train, y_train, x_test, y_test, name
+
+
+def _make_optimizer(name, lr):
+    from pycnn import optim
+
+    if name == "adam":
+        return optim.Adam(lr)
+    if name == "sgd":
+        return optim.SGD(lr, momentum=0.9, nesterov=True)
+    if name == "rmsprop":
+        return optim.RMSProp(lr)
+    return optim.AdaGrad(lr)
+
+
+def _plot(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        ax.plot(epochs, history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"test {key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(args):
+    """Train the small CNN on the digits (or MNIST files) and print the test accuracy."""
+    from pycnn import losses, optim
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("pycnn train: --plot needs matplotlib, which is not installed: "
+                  "pip install matplotlib (or pip install 'pycnn[plot]')", file=sys.stderr)
+            return 2
+    dtype = np.dtype(args.dtype)
+    x_train, y_train, x_test, y_test, name = _load_data(args)
+    model = build_model(x_train.shape[-1], batchnorm=not args.no_batchnorm,
+                        dropout=args.dropout, dtype=dtype, backend=args.backend,
+                        rng=np.random.default_rng(args.seed))
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    optimizer = _make_optimizer(args.optimizer, lr)
+    scheduler = (optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1
+                 else None)
+    print(f"pycnn train: {name}, {len(x_train)} training / {len(x_test)} test images, "
+          f"{dtype.name}, backend={args.backend}, seed={args.seed}")
+    print(f"{optimizer}" + (f" with {scheduler}" if scheduler else "") +
+          f", batch size {args.batch_size}, {args.epochs} epochs")
+    model.summary(x_train.shape[1:])
+    start = time.perf_counter()
+    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=optimizer, loss=losses.CrossEntropyLoss(),
+                        validation_data=(x_test, y_test), rng=np.random.default_rng(
+                            [args.seed, 1]), progress=not args.quiet, scheduler=scheduler)
+    test_loss, test_acc = model.evaluate(x_test, y_test)
+    seconds = time.perf_counter() - start
+    right = int(round(test_acc * len(x_test)))
+    print(f"test accuracy: {100 * test_acc:.2f}% ({right}/{len(x_test)}), "
+          f"test loss {test_loss:.4f}, training time {seconds:.1f} s")
+    if args.save:
+        model.save(args.save)
+        print(f"saved the model to {args.save}")
+    if args.plot:
+        _plot(history, args.plot)
+        print(f"saved the curves to {args.plot}")
+    return 0
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _probability(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pycnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +225,37 @@ def main(argv=None):
     p = sub.add_parser("demo", help="compare and time one convolution on every backend")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("train", help="train a small CNN on the digits (or MNIST) and "
+                                     "print its test accuracy")
+    p.add_argument("--epochs", type=_positive, default=30, help="default: %(default)s")
+    p.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: adam 3e-3, sgd 5e-2 with Nesterov "
+                        "momentum 0.9, rmsprop 1e-3, adagrad 3e-2)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="default: %(default)s")
+    p.add_argument("--backend", choices=("compiled", "numpy"), default="compiled",
+                   help="compiled kernels or the pure-NumPy reference (default: %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and the shuffling (default: "
+                        "%(default)s; the digits' train/test split is fixed)")
+    p.add_argument("--lr-decay", type=_positive_float, default=0.9, metavar="GAMMA",
+                   help="multiply the learning rate by GAMMA after every epoch "
+                        "(ExponentialLR; 1 keeps it constant; default: %(default)s)")
+    p.add_argument("--dropout", type=_probability, default=0.25, metavar="P",
+                   help="dropout before the last layer (0: none; default: %(default)s)")
+    p.add_argument("--no-batchnorm", action="store_true",
+                   help="no BatchNorm2d after the convolutions")
+    p.add_argument("--mnist", metavar="PATH",
+                   help="train on the MNIST IDX files in folder PATH instead of the digits")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="use only the first N training and N test images")
+    p.add_argument("--save", metavar="MODEL.npz", help="save the trained model")
+    p.add_argument("--plot", metavar="CURVES.png",
+                   help="plot the loss and accuracy curves (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
     from pycnn import _bench
     _bench.add_arguments(p)
@@ -75,6 +263,8 @@ def main(argv=None):
     if args.command == "info":
         show_config()
         return 0
+    if args.command == "train":
+        return train(args)
     if args.command == "bench":
         return _bench.main(args)
     return demo(args)

@@ -57,3 +57,18 @@ def make_conv(case, dtype, rng):
     bias = rng.standard_normal(f).astype(dtype)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     return x, weight, bias, kwargs
+
+
+def numerical_gradient(f, arr, eps=1e-6):
+    """Central differences of the scalar `f()` with respect to every entry of `arr`
+    (float64, modified in place and restored)."""
+    grad = np.empty_like(arr)
+    for idx in np.ndindex(arr.shape):
+        old = arr[idx]
+        arr[idx] = old + eps
+        up = f()
+        arr[idx] = old - eps
+        down = f()
+        arr[idx] = old
+        grad[idx] = (up - down) / (2 * eps)
+    return grad

@@ -1,20 +1,24 @@
 """The one interface every layer implements."""
 import numpy as np
 
+from pycnn import _validation as V
+
 
 class BaseLayer:
     """A layer with a forward pass, a backward pass and named parameters.
 
     Subclasses implement `forward(x)` and `backward(grad)`; parameters live in the
     `params` dict and their gradients, filled by `backward`, in `grads` (same keys).
-    `train()` / `eval()` switch the behaviour of layers such as dropout and batch
-    normalisation. One layer instance must not be used from several threads at once
-    during training: forward stores what backward needs.
+    State that is saved with the model but not trained (batch-norm running statistics)
+    lives in `buffers`. `train()` / `eval()` switch the behaviour of layers such as
+    dropout and batch normalisation. One layer instance must not be used from several
+    threads at once during training: forward stores what backward needs.
     """
 
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.training = True
 
     def forward(self, x):
@@ -43,6 +47,29 @@ class BaseLayer:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _check_input(x, layer, name="x"):
+    """`x` must be a float32/float64 ndarray (the message names the layer)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer}: `{name}` must be a numpy.ndarray. "
+                        f"Received: {name} of type {type(x).__name__}")
+    if x.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"{layer}: `{name}` must have dtype float32 or float64. "
+                        f"Received: {name}.dtype={x.dtype}")
+    return x
+
+
+def _check_grad(grad, shape, dtype, layer):
+    """`grad` must be an array with the forward output's `shape` and `dtype`."""
+    _check_input(grad, layer, "grad")
+    if grad.shape != tuple(shape):
+        raise ValueError(f"{layer}: `grad` must have the forward output's shape "
+                         f"{tuple(shape)}. Received: grad.shape={grad.shape}")
+    if grad.dtype != dtype:
+        raise TypeError(f"{layer}: `grad` must have the forward output's dtype "
+                        f"({np.dtype(dtype)}). Received: grad.dtype={grad.dtype}")
+    return grad
 
 
 def _backend(name):

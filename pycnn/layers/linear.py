@@ -1,0 +1,121 @@
+"""Fully connected layer and the reshape that feeds it."""
+import numpy as np
+
+from pycnn import _validation as V
+from pycnn import init
+from pycnn.layers.base import BaseLayer, _check_grad, _check_input
+
+
+class Linear(BaseLayer):
+    """``y = x @ weight.T + bias``, like ``torch.nn.Linear``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    dtype : float32 (default) or float64
+    rng : numpy Generator or seed for the He-normal initial weights
+
+    Shape
+    -----
+    x (*, in_features) -> (*, out_features), any number of leading axes (at least the
+    feature axis). `weight` is (out_features, in_features), He-normal initialised
+    (std = sqrt(2 / in_features)) as `Conv2d` is; `bias` is (out_features,), zero.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32,
+                 rng=None):
+        super().__init__()
+        self.in_features = V.positive_int(in_features, "in_features")
+        self.out_features = V.positive_int(out_features, "out_features")
+        self.dtype = V.float_dtype(dtype)
+        self.params["weight"] = init.he_normal((self.out_features, self.in_features), rng,
+                                               self.dtype)
+        if bias:
+            self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
+        self._x = None
+
+    @property
+    def weight(self):
+        return self.params["weight"]
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
+
+    def forward(self, x):
+        _check_input(x, "Linear")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear: `x` must have in_features={self.in_features} as "
+                             f"its last axis. Received: x.shape={x.shape}")
+        V.check_same_dtype(self.weight, "weight", x, "x")
+        out = np.matmul(x, self.weight.T)
+        if "bias" in self.params:
+            out += self.bias
+        self._x = x
+        return out
+
+    def backward(self, grad):
+        if self._x is None:
+            raise RuntimeError("Linear.backward called before forward")
+        x = self._x
+        _check_grad(grad, x.shape[:-1] + (self.out_features,), x.dtype, "Linear")
+        g2 = grad.reshape(-1, self.out_features)
+        self.grads["weight"] = np.matmul(g2.T, x.reshape(-1, self.in_features))
+        if "bias" in self.params:
+            self.grads["bias"] = g2.sum(axis=0)
+        return np.matmul(grad, self.weight)
+
+    def extra_repr(self):
+        s = f"{self.in_features}, {self.out_features}"
+        if "bias" not in self.params:
+            s += ", bias=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        return s
+
+
+class Flatten(BaseLayer):
+    """Flatten axes `start_dim`..`end_dim` into one, like ``torch.nn.Flatten``.
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C*H*W) with the defaults ``start_dim=1, end_dim=-1``.
+    """
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = V.integer(start_dim, "start_dim")
+        self.end_dim = V.integer(end_dim, "end_dim")
+        self._shape = None
+
+    def forward(self, x):
+        _check_input(x, "Flatten")
+        nd = x.ndim
+        start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= start < nd and 0 <= end < nd) or start > end:
+            raise ValueError(f"Flatten: `start_dim`..`end_dim` must be valid axes of x, "
+                             f"start before end. Received: start_dim={self.start_dim}, "
+                             f"end_dim={self.end_dim}, x.shape={x.shape}")
+        self._shape = x.shape
+        new = x.shape[:start] + (int(np.prod(x.shape[start:end + 1], dtype=np.int64)),) \
+            + x.shape[end + 1:]
+        return x.reshape(new)
+
+    def backward(self, grad):
+        if self._shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        _check_input(grad, "Flatten", "grad")
+        if grad.size != int(np.prod(self._shape, dtype=np.int64)):
+            raise ValueError(f"Flatten: `grad` must have as many elements as the forward "
+                             f"input {self._shape}. Received: grad.shape={grad.shape}")
+        return grad.reshape(self._shape)
+
+    def extra_repr(self):
+        parts = []
+        if self.start_dim != 1:
+            parts.append(f"start_dim={self.start_dim}")
+        if self.end_dim != -1:
+            parts.append(f"end_dim={self.end_dim}")
+        return ", ".join(parts)

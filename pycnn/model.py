@@ -1,0 +1,404 @@
+"""`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+from pycnn import _validation as V
+from pycnn.layers.base import BaseLayer
+from pycnn.losses import CrossEntropyLoss, check_labels
+from pycnn.optim import named_parameters
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    """Layers applied in order; backward runs them in reverse (the articles' LayerManager).
+
+    ``model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), Flatten(), Linear(1024, 10))``
+
+    `parameters()` yields ``(key, param, grad)`` triples with keys ``"<index>.<name>"``
+    (``"0.weight"``), which is what the optimizers' ``step`` takes. `state_dict()` holds
+    the parameters and the buffers (batch-norm running statistics) under the same keys;
+    `save` writes it to an ``.npz`` file and `load` reads one back without pickle.
+
+    Every layer must hold parameters of one dtype, the model's `dtype` (float32 unless
+    the layers say otherwise); `fit`, `evaluate` and `predict` convert their inputs to
+    it once.
+    """
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, BaseLayer):
+                raise TypeError(f"`layers` must be pycnn layers (BaseLayer instances). "
+                                f"Received: layer {i} of type {type(layer).__name__}")
+        self.layers = list(layers)
+        dtypes = {arr.dtype for layer in self.layers
+                  for arr in (*layer.params.values(), *layer.buffers.values())}
+        if len(dtypes) > 1:
+            raise TypeError("`layers` must all hold parameters of one dtype. Received: "
+                            + ", ".join(sorted(d.name for d in dtypes)))
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self.training = True
+        self.history = None
+        self.loss = None
+
+    # --- the layer interface -----------------------------------------------------------
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad):
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def parameters(self):
+        """``(key, param, grad)`` for every parameter; `grad` is None before backward."""
+        return named_parameters(self.layers)
+
+    def state_dict(self):
+        """Parameters and buffers by key (``"<index>.<name>"``); the arrays themselves."""
+        state = {}
+        for i, layer in enumerate(self.layers):
+            for name, arr in (*layer.params.items(), *layer.buffers.items()):
+                state[f"{i}.{name}"] = arr
+        return state
+
+    def num_parameters(self):
+        return sum(p.size for _, p, _ in self.parameters())
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+    # --- data ----------------------------------------------------------------------------
+
+    def _inputs(self, x, name="x"):
+        """`x` as a contiguous array of the model's dtype (one conversion, if any)."""
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` must be a real-valued array. "
+                            f"Received: {name}.dtype={arr.dtype}")
+        if arr.ndim < 1 or len(arr) == 0:
+            raise ValueError(f"`{name}` must hold at least one sample along its first "
+                             f"axis. Received: {name}.shape={arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _targets(self, x, y, name="y", x_name="x"):
+        """Validated targets: same length as `x`; integer labels in [0, classes)."""
+        y = np.asarray(y)
+        if y.ndim < 1 or len(y) != len(x):
+            raise ValueError(f"`{x_name}` and `{name}` must have the same length. "
+                             f"Received: len({x_name})={len(x)}, {name}.shape={y.shape}")
+        if y.dtype.kind in "iu":
+            if y.ndim != 1:
+                raise ValueError(f"`{name}` integer labels must be 1-d (N,). "
+                                 f"Received: {name}.shape={y.shape}")
+            out_shape = self.output_shape(x.shape[1:])
+            if len(out_shape) != 2:
+                raise ValueError(f"integer labels `{name}` need a model output of shape "
+                                 f"(N, classes). Received: output shape {out_shape}")
+            check_labels(y, out_shape[1], name)
+        elif y.dtype.kind == "f":
+            y = y.astype(self.dtype, copy=False)
+        else:
+            raise TypeError(f"`{name}` must hold integer labels or float targets. "
+                            f"Received: {name}.dtype={y.dtype}")
+        return y
+
+    def output_shape(self, input_shape):
+        """Output shape (batch axis None) for inputs of `input_shape` (no batch axis)."""
+        return self._shapes(input_shape)[-1]
+
+    def _shapes(self, input_shape):
+        """Shape after each layer, from a dry forward of one zero sample in eval mode."""
+        try:
+            shape = tuple(V.integer(s, "input_shape") for s in input_shape)
+        except TypeError:
+            raise TypeError(f"`input_shape` must be a tuple of ints (no batch axis). "
+                            f"Received: input_shape={input_shape!r}") from None
+        mode = self.training
+        self.eval()
+        try:
+            x = np.zeros((1,) + shape, dtype=self.dtype)
+            shapes = [(None,) + shape]
+            for layer in self.layers:
+                x = layer.forward(x)
+                shapes.append((None,) + x.shape[1:])
+        finally:
+            self.train(mode)
+        return shapes
+
+    @staticmethod
+    def _correct(out, y):
+        """Number of right answers of a batch, or None when it is not classification
+        (outputs other than (N, classes >= 2), or targets of another shape)."""
+        if out.ndim != 2 or out.shape[1] < 2:
+            return None
+        if y.ndim == 1 and y.dtype.kind in "iu":
+            return int(np.count_nonzero(out.argmax(axis=1) == y))
+        if y.shape == out.shape:
+            return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
+        return None
+
+    # --- training and inference --------------------------------------------------------
+
+    def fit(self, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
+            shuffle=True, rng=None, progress=True, *, scheduler=None):
+        """Train with mini-batches; return the history of per-epoch metrics.
+
+        Parameters
+        ----------
+        x : array (N, ...), converted once to the model's dtype
+        y : (N,) integer class labels, or float targets of the output's shape
+        epochs, batch_size : int
+        optimizer : a `pycnn.optim` optimizer, stepped once a batch
+        loss : a `pycnn.losses` loss, e.g. ``CrossEntropyLoss()``
+        validation_data : optional ``(x_val, y_val)``, evaluated after every epoch
+        shuffle : bool, a new order of the samples every epoch
+        rng : numpy Generator or seed for the shuffling (fix it to repeat a run)
+        progress : show a progress bar (tqdm, on a terminal) or one line per epoch
+        scheduler : optional LR schedule (`StepLR`, `ExponentialLR`), stepped per epoch
+
+        Returns
+        -------
+        dict of lists, one value per epoch: ``loss`` (mean over the epoch's samples,
+        in train mode), ``accuracy`` (for classification), and ``val_loss``,
+        ``val_accuracy`` with `validation_data`. Also kept as ``model.history``.
+        """
+        epochs = V.positive_int(epochs, "epochs")
+        batch_size = V.positive_int(batch_size, "batch_size")
+        x = self._inputs(x)
+        y = self._targets(x, y)
+        if validation_data is not None:
+            try:
+                x_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("`validation_data` must be a pair (x_val, y_val).") \
+                    from None
+            x_val = self._inputs(x_val, "x_val")
+            y_val = self._targets(x_val, y_val, "y_val", "x_val")
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        per_sample = getattr(loss, "reduction", "mean") == "mean"
+        self.loss = loss
+        history = {"loss": []}
+        n = len(x)
+        bar = _Progress(progress, epochs, -(-n // batch_size))
+        mode = self.training
+        try:
+            for epoch in range(epochs):
+                start_time = time.perf_counter()
+                self.train()
+                order = rng.permutation(n) if shuffle else np.arange(n)
+                total, correct = 0.0, 0
+                bar.start(epoch)
+                for start in range(0, n, batch_size):
+                    idx = order[start:start + batch_size]
+                    xb, yb = x[idx], y[idx]
+                    out = self.forward(xb)
+                    value = float(loss(out, yb))
+                    self.backward(loss.backward())
+                    optimizer.step(self.parameters())
+                    total += value * len(idx) if per_sample else value
+                    right = self._correct(out, yb)
+                    correct = None if right is None or correct is None else correct + right
+                    bar.update(total / (start + len(idx)))
+                metrics = {"loss": total / n}
+                if correct is not None:
+                    metrics["accuracy"] = correct / n
+                if validation_data is not None:
+                    val_loss, val_acc = self.evaluate(x_val, y_val, loss=loss)
+                    metrics["val_loss"] = val_loss
+                    if val_acc is not None:
+                        metrics["val_accuracy"] = val_acc
+                for key, value in metrics.items():
+                    history.setdefault(key, []).append(value)
+                if scheduler is not None:
+                    scheduler.step()
+                bar.end(epoch, metrics, time.perf_counter() - start_time)
+        finally:
+            bar.close()
+            self.train(mode)
+        self.history = history
+        return history
+
+    def evaluate(self, x, y, batch_size=256, loss=None):
+        """(mean loss per sample, accuracy) in eval mode; accuracy is None if not
+        classification. `loss` defaults to the one last given to `fit`, else
+        ``CrossEntropyLoss()``."""
+        batch_size = V.positive_int(batch_size, "batch_size")
+        loss = loss if loss is not None else self.loss or CrossEntropyLoss()
+        x = self._inputs(x)
+        y = self._targets(x, y)
+        per_sample = getattr(loss, "reduction", "mean") == "mean"
+        total, correct = 0.0, 0
+        mode = self.training
+        self.eval()
+        try:
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                out = self.forward(xb)
+                value = float(loss(out, yb))
+                total += value * len(xb) if per_sample else value
+                right = self._correct(out, yb)
+                correct = None if right is None or correct is None else correct + right
+        finally:
+            self.train(mode)
+        return total / len(x), (None if correct is None else correct / len(x))
+
+    def predict(self, x, batch_size=256):
+        """Outputs (e.g. logits) for `x` in eval mode, in batches; model's dtype."""
+        batch_size = V.positive_int(batch_size, "batch_size")
+        x = self._inputs(x)
+        mode = self.training
+        self.eval()
+        try:
+            outs = [self.forward(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
+        finally:
+            self.train(mode)
+        return np.concatenate(outs)
+
+    # --- inspection and persistence ------------------------------------------------------
+
+    def summary(self, input_shape, file=None):
+        """Print each layer, its output shape and parameter count, and the totals.
+
+        `input_shape` is one sample's shape, without the batch axis, e.g. (1, 8, 8).
+        The shapes come from a dry forward pass of one zero sample in eval mode.
+        """
+        shapes = self._shapes(input_shape)
+        rows = [("#", "layer", "output shape", "params")]
+        rows.append(("", "input", str(shapes[0]), ""))
+        for i, (layer, shape) in enumerate(zip(self.layers, shapes[1:])):
+            count = sum(p.size for p in layer.params.values())
+            rows.append((str(i), repr(layer), str(shape), f"{count:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        line = lambda r: (f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  "   # noqa: E731
+                          f"{r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}").rstrip()
+        rule = "-" * (sum(widths) + 6)
+        total = self.num_parameters()
+        buffers = sum(b.size for layer in self.layers for b in layer.buffers.values())
+        text = [line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule,
+                f"total parameters: {total:,} ({total * self.dtype.itemsize:,} bytes, "
+                f"{self.dtype.name})"]
+        if buffers:
+            text.append(f"buffers (running statistics): {buffers:,}")
+        print("\n".join(text), file=file or sys.stdout)
+
+    def save(self, path):
+        """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path):
+        """Read parameters and buffers saved by `save` into this model, in place.
+
+        The file must hold exactly this model's keys with the same shapes and dtypes;
+        otherwise a ValueError names the first offending key and nothing is changed.
+        Returns the model.
+        """
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
+                             f"Received: path={str(path)!r} ({exc})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
+                             f"not a single array. Received: path={str(path)!r}")
+        expected = self.state_dict()
+        loaded = {}
+        with archive:
+            files = set(archive.files)
+            for key, target in expected.items():
+                if key not in files:
+                    raise ValueError(f"{path}: missing key {key!r}: the file does not "
+                                     f"match this model (it holds {sorted(files)})")
+                try:
+                    arr = archive[key]
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                    raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") \
+                        from None
+                if arr.shape != target.shape:
+                    raise ValueError(f"{path}: key {key!r} has shape {arr.shape}, the "
+                                     f"model expects {target.shape}")
+                if arr.dtype != target.dtype:
+                    raise ValueError(f"{path}: key {key!r} has dtype {arr.dtype}, the "
+                                     f"model expects {target.dtype}")
+                loaded[key] = arr
+            extra = sorted(files - set(expected))
+            if extra:
+                raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
+                                 f"match this model (extra keys: {extra})")
+        for key, arr in loaded.items():
+            expected[key][...] = arr     # in place: layers and optimizers keep their arrays
+        return self
+
+
+class _Progress:
+    """Training progress: a tqdm bar per epoch on a terminal, else one line per epoch.
+
+    tqdm is optional (NumPy is pycnn's only dependency): without it, or when stderr is
+    not a terminal (logs, CI, pipes), each epoch prints one plain line to stdout.
+    """
+
+    def __init__(self, enabled, epochs, batches):
+        self.enabled, self.epochs, self.batches = bool(enabled), epochs, batches
+        self.tqdm = None
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            self.tqdm = tqdm
+
+    def start(self, epoch):
+        if self.tqdm is not None:
+            self.bar = self.tqdm(total=self.batches, unit="batch", leave=True,
+                                 desc=f"epoch {epoch + 1}/{self.epochs}",
+                                 dynamic_ncols=True)
+
+    def update(self, running_loss):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {running_loss:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def end(self, epoch, metrics, seconds):
+        text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled:
+            print(f"epoch {epoch + 1}/{self.epochs} - {text} - {seconds:.1f}s", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

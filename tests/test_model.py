@@ -1,0 +1,342 @@
+"""Sequential: training, float32 end to end, compiled vs NumPy backends, evaluate and
+predict, summary, save/load (and bad files), progress output, errors."""
+import sys
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import (BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
+                   Linear, MSELoss, ReLU, Sequential, Tanh, datasets, optim)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """A fixed, stratified 400/150 subset of the real digits."""
+    x, y = datasets.load_digits()
+    x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, 0.25, seed=0)
+    return x_train[:400], y_train[:400], x_test[:150], y_test[:150]
+
+
+def small_cnn(backend="compiled", dtype=np.float32, seed=0, batchnorm=False, dropout=0.0):
+    """conv - [bn] - relu - strided conv - relu - flatten - [dropout] - linear, for 8x8.
+
+    A conv followed by batch norm has no bias: its gradient is zero up to rounding,
+    which Adam would blow up into steps of size lr that differ between backends."""
+    rng = np.random.default_rng(seed)
+    layers = [Conv2d(1, 8, 3, padding=1, bias=not batchnorm, dtype=dtype, rng=rng,
+                     backend=backend)]
+    if batchnorm:
+        layers.append(BatchNorm2d(8, dtype=dtype))
+    layers += [ReLU(), Conv2d(8, 16, 3, stride=2, padding=1, dtype=dtype, rng=rng,
+                              backend=backend), ReLU(), Flatten()]
+    if dropout:
+        layers.append(Dropout(dropout, rng=seed))
+    layers.append(Linear(16 * 4 * 4, 10, dtype=dtype, rng=rng))
+    return Sequential(*layers)
+
+
+def test_fit_learns_the_digits_and_returns_history(digits):
+    x_train, y_train, x_test, y_test = digits
+    model = small_cnn()
+    history = model.fit(x_train, y_train, epochs=4, batch_size=32, optimizer=optim.Adam(3e-3),
+                        loss=CrossEntropyLoss(), validation_data=(x_test, y_test), rng=0,
+                        progress=False)
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 4 for v in history.values()) and model.history is history
+    assert history["loss"][-1] < history["loss"][0] / 3
+    assert history["val_accuracy"][-1] > 0.8
+    loss, acc = model.evaluate(x_test, y_test)
+    assert loss == pytest.approx(history["val_loss"][-1]) and acc == history["val_accuracy"][-1]
+    assert model.training                          # fit and evaluate restore the mode
+
+
+def test_same_seed_gives_identical_training(digits):
+    x_train, y_train, *_ = digits
+    runs = []
+    for _ in range(2):
+        model = small_cnn(seed=3, batchnorm=True, dropout=0.2)
+        runs.append(model.fit(x_train[:200], y_train[:200], epochs=2, batch_size=25,
+                              optimizer=optim.SGD(0.05, momentum=0.9), loss=CrossEntropyLoss(),
+                              rng=5, progress=False))
+        runs[-1]["pred"] = model.predict(x_train[:20])
+    assert runs[0]["loss"] == runs[1]["loss"]
+    np.testing.assert_array_equal(runs[0]["pred"], runs[1]["pred"])
+
+
+def test_compiled_and_numpy_backends_give_the_same_loss_curve(digits):
+    x_train, y_train, x_test, y_test = digits
+    curves = {}
+    for backend in ("compiled", "numpy"):
+        model = small_cnn(backend, seed=1, batchnorm=True)
+        history = model.fit(x_train[:240], y_train[:240], epochs=3, batch_size=32,
+                            optimizer=optim.Adam(3e-3), loss=CrossEntropyLoss(),
+                            validation_data=(x_test, y_test), rng=2, progress=False)
+        curves[backend] = history
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(curves["compiled"][key], curves["numpy"][key], rtol=2e-4,
+                                   err_msg=key)
+    assert curves["compiled"]["loss"][-1] < curves["compiled"]["loss"][0]
+
+
+def test_float32_model_stays_float32_through_a_training_step(digits):
+    x_train, y_train, *_ = digits
+    model = small_cnn(batchnorm=True, dropout=0.1)
+    model.layers.insert(-1, Tanh())
+    model.layers.insert(-1, BatchNorm1d(256))
+    model = Sequential(*model.layers)
+    assert model.dtype == np.float32
+    x = x_train[:16].astype(np.float64)              # converted once, by fit/predict
+    opt = optim.Adam(1e-3, weight_decay=1e-4, l1=1e-5)
+    loss = CrossEntropyLoss()
+    # one step by hand, checking every activation and gradient
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    for layer in model:
+        a = layer(a)
+        assert a.dtype == np.float32, repr(layer)
+    value = loss(a, y_train[:16])
+    assert value.dtype == np.float32
+    g = loss.backward()
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+        assert g.dtype == np.float32, repr(layer)
+    opt.step(model.parameters())
+    for key, param, grad in model.parameters():
+        assert param.dtype == grad.dtype == np.float32, key
+        assert all(v.dtype == np.float32 for v in opt.state[key].values()
+                   if isinstance(v, np.ndarray)), key
+    for key, value in model.state_dict().items():
+        assert value.dtype == np.float32, key
+    # and through fit / evaluate / predict with float64 and uint8 inputs
+    model.fit(x, y_train[:16], epochs=1, batch_size=8, optimizer=opt, loss=loss, rng=0,
+              progress=False)
+    assert all(v.dtype == np.float32 for v in model.state_dict().values())
+    assert model.predict(x).dtype == np.float32
+    assert model.predict((x * 16).astype(np.uint8)).dtype == np.float32
+
+
+def test_float64_model(digits):
+    x_train, y_train, *_ = digits
+    model = small_cnn(dtype=np.float64)
+    assert model.dtype == np.float64
+    model.fit(x_train[:32], y_train[:32], 1, 16, optim.SGD(0.1), CrossEntropyLoss(),
+              progress=False, rng=0)
+    assert all(v.dtype == np.float64 for v in model.state_dict().values())
+    assert model.predict(x_train[:4]).dtype == np.float64
+
+
+def test_predict_and_evaluate_run_in_eval_mode(digits):
+    x_train, y_train, *_ = digits
+    model = small_cnn(dropout=0.5, batchnorm=True)
+    p1 = model.predict(x_train[:50], batch_size=7)
+    p2 = model.predict(x_train[:50], batch_size=50)
+    np.testing.assert_allclose(p1, p2, rtol=1e-6, atol=1e-6)   # no dropout, running stats
+    assert p1.shape == (50, 10) and model.training
+    model.eval()
+    np.testing.assert_allclose(model(x_train[:50]), p1, rtol=1e-6, atol=1e-6)
+    loss, acc = model.evaluate(x_train[:50], y_train[:50], batch_size=16)
+    assert not model.training                      # the mode it was in
+    ce = CrossEntropyLoss()(p2, y_train[:50])
+    assert loss == pytest.approx(float(ce), rel=1e-5)
+    assert acc == np.mean(p2.argmax(1) == y_train[:50])
+
+
+def test_fit_with_one_hot_targets_mse_and_scheduler(digits):
+    x_train, y_train, *_ = digits
+    onehot = np.eye(10)[y_train[:64]]
+    model = small_cnn()
+    opt = optim.SGD(0.05)
+    history = model.fit(x_train[:64], onehot, 3, 32, opt, MSELoss(), rng=0, progress=False,
+                        scheduler=optim.StepLR(opt, 1, gamma=0.5))
+    assert "accuracy" in history and opt.lr == 0.05 * 0.5 ** 3
+    regression = Sequential(Linear(3, 1, rng=0))
+    xr = np.random.default_rng(0).standard_normal((40, 3))
+    history = regression.fit(xr, xr @ [[1.0], [-2.0], [0.5]], 30, 8, optim.Adam(0.05),
+                             MSELoss(), rng=0, progress=False)
+    assert set(history) == {"loss"} and history["loss"][-1] < 0.05 * history["loss"][0]
+    assert regression.evaluate(xr, xr @ [[1.0], [-2.0], [0.5]], loss=MSELoss())[1] is None
+
+
+# --- save and load ------------------------------------------------------------------------
+
+def _trained(digits, seed=0):
+    x_train, y_train, *_ = digits
+    model = small_cnn(seed=seed, batchnorm=True)
+    model.fit(x_train[:64], y_train[:64], 1, 16, optim.Adam(1e-2), CrossEntropyLoss(),
+              rng=0, progress=False)
+    return model
+
+
+def test_save_load_round_trip_gives_identical_predictions(digits, tmp_path):
+    model = _trained(digits)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    other = small_cnn(seed=9, batchnorm=True)
+    x = digits[2][:30]
+    assert not np.array_equal(other.predict(x), model.predict(x))
+    assert other.load(path) is other
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    for key, value in model.state_dict().items():     # running stats included
+        np.testing.assert_array_equal(other.state_dict()[key], value, err_msg=key)
+    assert "1.running_mean" in model.state_dict()
+    with np.load(path, allow_pickle=False) as f:
+        assert sorted(f.files) == sorted(model.state_dict())
+
+
+def _write(path, state):
+    np.savez(path, **state)
+    return path
+
+
+def test_load_rejects_mismatched_files_naming_the_key(digits, tmp_path):
+    model = _trained(digits)
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    target = small_cnn(seed=9, batchnorm=True)
+    before = {k: v.copy() for k, v in target.state_dict().items()}
+
+    missing = dict(state)
+    del missing["1.running_var"]
+    cases = [
+        (missing, r"missing key '1.running_var'"),
+        (dict(state, **{"3.weight": state["3.weight"][:, :4]}),
+         r"key '3.weight' has shape \(16, 4, 3, 3\), the model expects \(16, 8, 3, 3\)"),
+        (dict(state, **{"3.bias": state["3.bias"].astype(np.float64)}),
+         r"key '3.bias' has dtype float64, the model expects float32"),
+        (dict(state, extra=np.zeros(2)), r"unexpected key 'extra'"),
+    ]
+    for i, (bad, match) in enumerate(cases):
+        with pytest.raises(ValueError, match=match):
+            target.load(_write(tmp_path / f"bad{i}.npz", bad))
+    # a mismatched file changes nothing
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    # another architecture
+    with pytest.raises(ValueError, match=r"key '0.weight' has shape \(8, 1, 3, 3\), the "
+                                         r"model expects \(10, 64\)"):
+        Sequential(Linear(64, 10)).load(_write(tmp_path / "good.npz", state))
+    with pytest.raises(ValueError, match=r"unexpected key '3.bias'"):
+        Sequential(Conv2d(1, 8, 3, bias=False), BatchNorm2d(8)).load(tmp_path / "good.npz")
+
+
+def test_load_rejects_files_that_are_not_models(digits, tmp_path):
+    model = small_cnn()
+    not_zip = tmp_path / "junk.npz"
+    not_zip.write_bytes(b"this is not a zip file at all")
+    with pytest.raises(ValueError, match=r"`path` must be an .npz file written by"):
+        model.load(not_zip)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match=r"not a single array"):
+        model.load(single)
+    pickled = dict(model.state_dict())
+    pickled["0.weight"] = np.array([{"a": 1}], dtype=object)
+    with pytest.raises(ValueError, match=r"key '0.weight' cannot be read"):
+        model.load(_write(tmp_path / "pickled.npz", pickled))
+    truncated = tmp_path / "truncated.npz"
+    model.save(tmp_path / "full.npz")
+    truncated.write_bytes((tmp_path / "full.npz").read_bytes()[:200])
+    with pytest.raises(ValueError):
+        model.load(truncated)
+    with pytest.raises(FileNotFoundError):
+        model.load(tmp_path / "absent.npz")
+
+
+# --- summary, repr, progress ------------------------------------------------------------
+
+def test_summary_lists_shapes_and_parameter_counts(capsys):
+    model = small_cnn(batchnorm=True)
+    model.summary((1, 8, 8))
+    out = capsys.readouterr().out
+    assert "(None, 1, 8, 8)" in out and "(None, 16, 4, 4)" in out and "(None, 256)" in out
+    assert "(None, 10)" in out
+    total = 8 * 9 + 8 * 2 + 16 * 8 * 9 + 16 + 256 * 10 + 10
+    assert model.num_parameters() == total
+    assert f"total parameters: {total:,}" in out
+    assert "buffers (running statistics): 16" in out
+    assert "2,570" in out                              # the Linear layer's count
+    assert model.training
+
+
+def test_repr_and_container_protocol():
+    model = Sequential(Linear(4, 3), ReLU())
+    assert repr(model) == "Sequential(\n  (0): Linear(4, 3)\n  (1): ReLU()\n)"
+    assert len(model) == 2 and isinstance(model[0], Linear) and list(model)[1] is model[1]
+    assert [k for k, _, _ in model.parameters()] == ["0.weight", "0.bias"]
+    assert [g for _, _, g in model.parameters()] == [None, None]
+    assert model.output_shape((4,)) == (None, 3)
+
+
+def _fit_quietly(progress):
+    model = Sequential(Flatten(), Linear(64, 10, rng=0))
+    x, y = np.random.default_rng(0).random((20, 1, 8, 8)), np.arange(20) % 10
+    model.fit(x, y, 2, 8, optim.SGD(0.1), CrossEntropyLoss(), validation_data=(x, y),
+              rng=0, progress=progress)
+
+
+def test_progress_prints_one_line_per_epoch_when_not_a_terminal(capsys):
+    _fit_quietly(True)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("epoch 1/2 - loss ")
+    assert "- accuracy " in out[0] and "- val_loss " in out[0] and "val_accuracy" in out[0]
+    _fit_quietly(False)
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_uses_tqdm_on_a_terminal(capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    _fit_quietly(True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch 2/2" in captured.err and "batch" in captured.err
+
+
+def test_progress_on_a_terminal_without_tqdm_prints_lines(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setitem(sys.modules, "tqdm", None)       # import tqdm -> ImportError
+    _fit_quietly(True)
+    captured = capsys.readouterr()
+    assert captured.out.startswith("epoch 1/2 - loss ") and captured.err == ""
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def test_fit_validates_its_inputs():
+    model = Sequential(Flatten(), Linear(64, 10, rng=0))
+    x = np.zeros((6, 1, 8, 8), np.float32)
+    ok = np.arange(6) % 10
+    fit = lambda xx, yy, **kw: model.fit(xx, yy, **{**dict(epochs=1, batch_size=2,   # noqa
+                                         optimizer=optim.SGD(0.1), loss=CrossEntropyLoss(),
+                                         progress=False), **kw})
+    with pytest.raises(ValueError, match=r"`x` and `y` must have the same length. "
+                                         r"Received: len\(x\)=6, y.shape=\(5,\)"):
+        fit(x, ok[:5])
+    with pytest.raises(ValueError, match=r"`y` labels must be in \[0, 10\) for 10 classes. "
+                                         r"Received: labels from 0 to 10"):
+        fit(x, np.array([0, 1, 2, 3, 4, 10]))
+    with pytest.raises(TypeError, match=r"`y` must hold integer labels or float targets"):
+        fit(x, np.array(list("abcdef")))
+    with pytest.raises(TypeError, match=r"`x` must be a real-valued array"):
+        fit(np.array(["a"] * 6), ok)
+    with pytest.raises(ValueError, match=r"`epochs` must be >= 1"):
+        fit(x, ok, epochs=0)
+    with pytest.raises(ValueError, match=r"`validation_data` must be a pair"):
+        fit(x, ok, validation_data=x)
+    with pytest.raises(ValueError, match=r"`x_val` and `y_val` must have the same length"):
+        fit(x, ok, validation_data=(x, ok[:3]))
+    with pytest.raises(ValueError, match=r"`x` must hold at least one sample"):
+        fit(x[:0], ok[:0])
+    with pytest.raises(ValueError, match=r"Linear: `x` must have in_features=64"):
+        fit(np.zeros((6, 1, 4, 4)), ok)
+
+
+def test_sequential_rejects_bad_layers():
+    with pytest.raises(TypeError, match=r"layer 1 of type function"):
+        Sequential(ReLU(), lambda x: x)
+    with pytest.raises(TypeError, match=r"`layers` must all hold parameters of one dtype. "
+                                        r"Received: float32, float64"):
+        Sequential(Linear(2, 2), Linear(2, 2, dtype=np.float64))
+
+
+def test_top_level_exports():
+    assert pycnn.Sequential is Sequential and pycnn.datasets is datasets
+    assert pycnn.optim is optim and pycnn.CrossEntropyLoss is CrossEntropyLoss
