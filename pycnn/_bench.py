@@ -62,21 +62,24 @@ def _ops(library):
         F = torch.nn.functional
 
         def conv(x, w, s, p):
-            return F.conv2d(x, w, stride=s, padding=p)
+            # the training forward (inputs that require grad), whose backward we time:
+            # without grad, oneDNN may pick another algorithm
+            xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+            return F.conv2d(xr, wr, stride=s, padding=p)
 
         def conv_fb(x, w, g, s, p):
             xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
             F.conv2d(xr, wr, stride=s, padding=p).backward(g)
 
         def maxpool(x):
-            return F.max_pool2d(x, 2)
+            return F.max_pool2d(x.detach().requires_grad_(), 2)
 
         def maxpool_fb(x, g):
             xr = x.detach().requires_grad_()
             F.max_pool2d(xr, 2).backward(g)
 
         def avgpool(x):
-            return F.avg_pool2d(x, 2)
+            return F.avg_pool2d(x.detach().requires_grad_(), 2)
 
         def avgpool_fb(x, g):
             xr = x.detach().requires_grad_()

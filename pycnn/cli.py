@@ -18,6 +18,15 @@ def _median_time(fn, repeat):
 
 
 def demo(args):
+    """The one-minute tour: one convolution on every backend, then train the digits."""
+    rc = demo_conv(args)
+    if rc != 0 or args.no_train:
+        return rc
+    print("\n--- training a small CNN on the 1,797 handwritten digits (pycnn train) ---\n")
+    return train(build_parser().parse_args(["train", "--seed", str(args.seed)]))
+
+
+def demo_conv(args):
     """Run one convolution forward and backward through each backend and compare."""
     from pycnn import functional, naive, reference
 
@@ -217,13 +226,15 @@ def _probability(text):
     return value
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(prog="pycnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show version, compiled extension, threads and BLAS")
-    p = sub.add_parser("demo", help="compare and time one convolution on every backend")
-    p.add_argument("--batch", type=int, default=16)
+    p = sub.add_parser("demo", help="a one-minute tour: one convolution timed on every "
+                                    "backend, then a CNN trained on the digits")
+    p.add_argument("--batch", type=_positive, default=16, help="default: %(default)s")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-train", action="store_true", help="only the convolution part")
     p = sub.add_parser("train", help="train a small CNN on the digits (or MNIST) and "
                                      "print its test accuracy")
     p.add_argument("--epochs", type=_positive, default=30, help="default: %(default)s")
@@ -258,13 +269,18 @@ def main(argv=None):
     p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
     from pycnn import _bench
     _bench.add_arguments(p)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.command == "info":
         show_config()
         return 0
     if args.command == "train":
         return train(args)
     if args.command == "bench":
+        from pycnn import _bench
         return _bench.main(args)
     return demo(args)
 

@@ -39,3 +39,11 @@ def test_bench_runs_each_library_in_a_subprocess(tmp_path):
 def test_bench_rejects_a_malformed_shape():
     with pytest.raises(ValueError, match="`--shape` must be"):
         cli.main(["bench", "--shapes", "", "--shape", "1,2,3", "--libraries", "numpy"])
+
+
+def test_demo_compares_the_backends(capsys):
+    assert cli.main(["demo", "--batch", "2", "--no-train"]) == 0
+    out = capsys.readouterr().out
+    assert "agree: yes" in out
+    for row in ("naive loops", "NumPy reference", "compiled"):
+        assert row in out
