@@ -5,31 +5,12 @@
 Ratios are measured side by side in this one process; nothing is asserted.
 """
 import argparse
-import time
 
 import numpy as np
 
 from pycnn import functional, reference
-
-# name: (B, C, H=W, F, K, stride, padding)
-SHAPES = {
-    "lenet1": (64, 1, 28, 20, 5, 1, 0),
-    "lenet2": (64, 20, 12, 50, 5, 1, 0),
-    "cifar": (64, 32, 32, 64, 3, 1, 1),
-    "resnet": (16, 64, 56, 64, 3, 1, 1),
-    "strided": (32, 64, 28, 128, 3, 2, 1),
-}
-
-
-def autotime(fn, repeat):
-    """Median seconds of `fn()`, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from pycnn._bench import CONV_SHAPES as SHAPES
+from pycnn._bench import median_of as autotime
 
 
 def main():

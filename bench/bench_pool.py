@@ -8,12 +8,12 @@ backward is timed on its backward kernels (aten.*_backward), as pycnn's, with th
 number of threads.
 """
 import argparse
-import time
 
 import numpy as np
 
 import pycnn
 from pycnn import functional, reference
+from pycnn._bench import median_of as autotime
 
 # name: (N, C, H=W, kernel, stride, padding)
 SHAPES = {
@@ -21,17 +21,6 @@ SHAPES = {
     "3x3/2p1": (64, 64, 32, 32, 3, 2, 1),
     "3x3/1p1": (16, 64, 56, 56, 3, 1, 1),
 }
-
-
-def autotime(fn, repeat):
-    """Median seconds of `fn()`, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def torch_ops(torch, x, g, idx, k, s, p):

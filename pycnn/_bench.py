@@ -40,17 +40,23 @@ def conv_flops(shape):
     return 2.0 * b * f * o * o * c * k * k
 
 
-def median_time(fn, min_time=0.2, max_repeat=15):
-    """Median seconds per call: one warm-up, then repeat until `min_time` has passed."""
+def median_time(fn, min_time=0.2, max_repeat=15, min_repeat=3):
+    """Median seconds per call: one warm-up, then at least `min_repeat` calls, more
+    until `min_time` has passed (at most `max_repeat`)."""
     fn()
     times = []
     start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < min_time
-                             and len(times) < max_repeat):
+    while len(times) < min_repeat or (time.perf_counter() - start < min_time
+                                      and len(times) < max_repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def median_of(fn, repeat):
+    """Median seconds of exactly `repeat` calls of `fn`, after one warm-up call."""
+    return median_time(fn, min_time=0.0, max_repeat=repeat, min_repeat=repeat)
 
 
 # --- worker side (runs in a subprocess per library) ---------------------------------

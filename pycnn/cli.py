@@ -5,16 +5,8 @@ import time
 
 import numpy as np
 
+from pycnn._bench import median_of
 from pycnn._info import show_config
-
-
-def _median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def demo(args):
@@ -53,12 +45,12 @@ def demo_conv(args):
           f"(forward, {nn} images)\n")
 
     rows = [
-        ("naive loops", n / nn * _median_time(lambda: naive.conv2d(x[:nn], w, b, padding=1), 1),
-         n / nn * _median_time(lambda: naive.conv2d_backward(g[:nn], x[:nn], w, padding=1), 1)),
-        ("NumPy reference", _median_time(lambda: reference.conv2d(x, w, b, padding=1), 3),
-         _median_time(lambda: reference.conv2d_backward(g, x, w, padding=1), 3)),
-        ("compiled", _median_time(lambda: functional.conv2d(x, w, b, padding=1), 5),
-         _median_time(lambda: functional.conv2d_backward(g, x, w, padding=1), 5)),
+        ("naive loops", n / nn * median_of(lambda: naive.conv2d(x[:nn], w, b, padding=1), 1),
+         n / nn * median_of(lambda: naive.conv2d_backward(g[:nn], x[:nn], w, padding=1), 1)),
+        ("NumPy reference", median_of(lambda: reference.conv2d(x, w, b, padding=1), 3),
+         median_of(lambda: reference.conv2d_backward(g, x, w, padding=1), 3)),
+        ("compiled", median_of(lambda: functional.conv2d(x, w, b, padding=1), 5),
+         median_of(lambda: functional.conv2d_backward(g, x, w, padding=1), 5)),
     ]
     base = rows[-1][1] + rows[-1][2]
     print(f"{'backend':<18}{'forward ms':>12}{'backward ms':>13}{'x compiled':>12}")
