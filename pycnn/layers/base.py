@@ -2,6 +2,7 @@
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn import init
 
 
 class BaseLayer:
@@ -70,6 +71,24 @@ def _check_grad(grad, shape, dtype, layer):
         raise TypeError(f"{layer}: `grad` must have the forward output's dtype "
                         f"({np.dtype(dtype)}). Received: grad.dtype={grad.dtype}")
     return grad
+
+
+class _WeightedLayer(BaseLayer):
+    """A layer with a He-initialised `weight` and an optional zero `bias`."""
+
+    def _init_params(self, weight_shape, bias, rng):
+        self.params["weight"] = init.he_normal(weight_shape, rng, self.dtype)
+        if bias:
+            self.params["bias"] = np.zeros(weight_shape[0], dtype=self.dtype)
+        self._x = None
+
+    @property
+    def weight(self):
+        return self.params["weight"]
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
 
 
 def _backend(name):

@@ -2,11 +2,10 @@
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn import init
-from pycnn.layers.base import BaseLayer, _backend
+from pycnn.layers.base import _backend, _WeightedLayer
 
 
-class Conv2d(BaseLayer):
+class Conv2d(_WeightedLayer):
     """2-D convolution over an NCHW batch, like ``torch.nn.Conv2d``.
 
     Parameters
@@ -43,24 +42,11 @@ class Conv2d(BaseLayer):
             raise ValueError("`groups` must divide in_channels and out_channels. Received: "
                              f"in_channels={in_channels}, out_channels={out_channels}, "
                              f"groups={groups}")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in V.FLOAT_DTYPES:
-            raise TypeError(f"`dtype` must be float32 or float64. Received: dtype={dtype}")
+        self.dtype = V.float_dtype(dtype)
         self.backend = backend
         self._ops = _backend(backend)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.params["weight"] = init.he_normal(shape, rng, self.dtype)
-        if bias:
-            self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
-        self._x = None
-
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self._init_params(shape, bias, rng)
 
     @property
     def _geometry(self):

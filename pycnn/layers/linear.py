@@ -2,11 +2,10 @@
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn import init
-from pycnn.layers.base import BaseLayer, _check_grad, _check_input
+from pycnn.layers.base import BaseLayer, _check_grad, _check_input, _WeightedLayer
 
 
-class Linear(BaseLayer):
+class Linear(_WeightedLayer):
     """``y = x @ weight.T + bias``, like ``torch.nn.Linear``.
 
     Parameters
@@ -29,19 +28,7 @@ class Linear(BaseLayer):
         self.in_features = V.positive_int(in_features, "in_features")
         self.out_features = V.positive_int(out_features, "out_features")
         self.dtype = V.float_dtype(dtype)
-        self.params["weight"] = init.he_normal((self.out_features, self.in_features), rng,
-                                               self.dtype)
-        if bias:
-            self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
-        self._x = None
-
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self._init_params((self.out_features, self.in_features), bias, rng)
 
     def forward(self, x):
         _check_input(x, "Linear")
