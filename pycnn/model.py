@@ -1,5 +1,7 @@
 """`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
+import os
 import sys
+import tempfile
 import time
 import zipfile
 
@@ -217,11 +219,22 @@ class Sequential:
                 order = rng.permutation(n) if shuffle else np.arange(n)
                 total, correct = 0.0, 0
                 bar.start(epoch)
-                for start in range(0, n, batch_size):
+                for batch, start in enumerate(range(0, n, batch_size)):
                     idx = order[start:start + batch_size]
                     xb, yb = x[idx], y[idx]
+                    # a copy of the state before this batch, to keep if the loss diverges
+                    last_good = {k: v.copy() for k, v in self.state_dict().items()}
                     out = self.forward(xb)
                     value = float(loss(out, yb))
+                    if not np.isfinite(value):
+                        for key, arr in self.state_dict().items():
+                            arr[...] = last_good[key]
+                        self.history = history
+                        raise FloatingPointError(
+                            f"fit stopped: the loss became {value} at epoch {epoch + 1}, "
+                            f"batch {batch + 1}; the parameters from before that batch were "
+                            "kept. A smaller learning rate, or inputs without NaN/inf, "
+                            "usually cure it.")
                     self.backward(loss.backward())
                     optimizer.step(self.parameters())
                     total += value * len(idx) if per_sample else value
@@ -311,8 +324,26 @@ class Sequential:
         print("\n".join(text), file=file or sys.stdout)
 
     def save(self, path):
-        """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`."""
-        np.savez(path, **self.state_dict())
+        """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`.
+
+        Atomic: the archive is written to a temporary file beside `path`, then renamed
+        over it, so a crash mid-save never leaves a half-written file in place of the
+        previous model. Like ``numpy.savez``, ``.npz`` is appended to a name without it.
+        """
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".pycnn-save-", suffix=".npz", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     def load(self, path):
         """Read parameters and buffers saved by `save` into this model, in place.

@@ -341,3 +341,46 @@ def test_sequential_rejects_bad_layers():
 def test_top_level_exports():
     assert pycnn.Sequential is Sequential and pycnn.datasets is datasets
     assert pycnn.optim is optim and pycnn.CrossEntropyLoss is CrossEntropyLoss
+
+
+def test_fit_stops_on_a_diverging_loss_and_keeps_the_last_good_parameters(digits):
+    x_train, y_train, *_ = digits
+    x = x_train[:64].copy()
+    x[40] = np.nan                                # sample 40 lands in batch 3 (no shuffle)
+    model = small_cnn(batchnorm=True)
+    seen = {}
+
+    class Recording(optim.SGD):
+        def step(self, params):
+            super().step(params)
+            seen["after"] = {k: v.copy() for k, v in model.state_dict().items()}
+
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 3; "
+                                                 r"the parameters from before that batch"):
+        model.fit(x, y_train[:64], 2, 16, Recording(0.01), CrossEntropyLoss(),
+                  shuffle=False, progress=False)
+    # the state after batch 2's update, BatchNorm running statistics included
+    for key, value in model.state_dict().items():
+        assert np.isfinite(value).all(), key
+        np.testing.assert_array_equal(value, seen["after"][key], err_msg=key)
+
+
+def test_save_is_atomic(digits, tmp_path, monkeypatch):
+    model = _trained(digits)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+    other = small_cnn(seed=5, batchnorm=True)
+
+    def crash(file, **arrays):
+        file.write(b"half an archive")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before                # the previous model is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]   # no temporary left
+    model.save(tmp_path / "plain")                    # numpy's rule: .npz is appended
+    assert (tmp_path / "plain.npz").exists()
