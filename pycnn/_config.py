@@ -1,8 +1,10 @@
 """Thread settings of the compiled kernels.
 
-pycnn's own kernels run over the images of a batch on `get_num_threads()` OpenMP
-threads; BLAS (NumPy's matmul) keeps its own pool. The default is the number of CPUs
-this process may use, or the environment variable PYCNN_NUM_THREADS.
+pycnn's own kernels (pooling, standalone im2col/col2im) run over the images of a batch
+on `get_num_threads()` OpenMP threads; convolutions run that many Python threads over
+ranges of images, each with single-threaded BLAS (see `pycnn._parallel`). The default
+is the number of CPUs this process may use, or the environment variable
+PYCNN_NUM_THREADS.
 """
 import os
 
@@ -36,7 +38,11 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the number of threads pycnn's compiled kernels use (BLAS is not affected)."""
+    """Set the number of threads pycnn's compiled kernels and convolutions use.
+
+    BLAS's own thread count is left as it is, except that a convolution spread over
+    several threads holds BLAS to one thread while it runs.
+    """
     global _num_threads
     from pycnn._validation import positive_int
 

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from pycnn import _lp
+from pycnn import _lp, _parallel
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
 from pycnn._ext import load_kernels
@@ -50,10 +50,11 @@ def _out_size(size, kernel, stride, pad_total, dilation):
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _chunks(n, bytes_per_image):
+def _chunks(lo, hi, bytes_per_image):
+    """Ranges of images [start, stop) within [lo, hi) whose columns fit the workspace."""
     step = max(1, WORKSPACE_BYTES // max(bytes_per_image, 1))
-    for start in range(0, n, step):
-        yield start, min(start + step, n)
+    for start in range(lo, hi, step):
+        yield start, min(start + step, hi)
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -104,6 +105,7 @@ class _ConvGeometry:
         self.ow = _out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
         self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
         self.blocks = self.oh * self.ow
+        self.macs = self.f * self.rows * self.blocks      # multiply-adds of one image
         # a 1x1, stride-1, unpadded convolution is a plain GEMM on the input
         self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
                           and pt == pb == pl == pr == 0)
@@ -142,11 +144,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     w = np.ascontiguousarray(weight).reshape(geo.g, geo.f // geo.g, geo.rows)
     out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
     b = None if bias is None else bias.reshape(geo.g, geo.f // geo.g, 1)
-    for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
-        cols = geo.columns(x[start:stop])
-        chunk = np.matmul(w, cols, out=out[start:stop])  # (G, F/G, rows) @ (n, G, rows, L)
-        if b is not None:
-            chunk += b                                    # while the chunk is in cache
+
+    def images(lo, hi):
+        for start, stop in _chunks(lo, hi, geo.image_bytes(x.dtype)):
+            cols = geo.columns(x[start:stop])
+            # (G, F/G, rows) @ (n, G, rows, L)
+            chunk = np.matmul(w, cols, out=out[start:stop])
+            if b is not None:
+                chunk += b                                # while the chunk is in cache
+
+    _parallel.over_images(geo.n, geo.macs, images)
     return out.reshape(geo.n, geo.f, geo.oh, geo.ow)
 
 
@@ -165,19 +172,25 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     dout = np.ascontiguousarray(grad_out).reshape(geo.n, geo.g, fg, geo.blocks)
 
     grad_bias = grad_out.sum(axis=(0, 2, 3))
-    grad_w = np.zeros((geo.g, fg, geo.rows), dtype=x.dtype)
     grad_x = np.empty_like(x)
-    for start, stop in _chunks(geo.n, geo.image_bytes(x.dtype)):
-        nb, d = stop - start, dout[start:stop]
-        cols = geo.columns(x[start:stop])
-        grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-        if geo.pointwise:
-            np.matmul(w_t, d, out=grad_x[start:stop].reshape(cols.shape))
-        else:
-            dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
-            _kernels.col2im(dcols.reshape(nb, geo.c * geo.kh * geo.kw, geo.blocks),
-                            grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw, geo.ph,
-                            geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
+
+    def images(lo, hi):
+        """grad_x of images [lo, hi), and their part of grad_weight."""
+        grad_w = np.zeros((geo.g, fg, geo.rows), dtype=x.dtype)
+        for start, stop in _chunks(lo, hi, geo.image_bytes(x.dtype)):
+            nb, d = stop - start, dout[start:stop]
+            cols = geo.columns(x[start:stop])
+            grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+            if geo.pointwise:
+                np.matmul(w_t, d, out=grad_x[start:stop].reshape(cols.shape))
+            else:
+                dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
+                _kernels.col2im(dcols.reshape(nb, geo.c * geo.kh * geo.kw, geo.blocks),
+                                grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw,
+                                geo.ph, geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
+        return grad_w
+
+    grad_w = sum(_parallel.over_images(geo.n, 2 * geo.macs, images))
     return grad_x, grad_w.reshape(weight.shape), grad_bias
 
 
