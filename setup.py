@@ -65,7 +65,10 @@ class BuildExt(build_ext):
 if sys.platform == "win32":
     cflags = ["/Od", "/Zi"] if DEBUG else ["/O2"]
 else:
-    cflags = (["-O0", "-g"] if DEBUG else ["-O3", "-g0"]) + ["-std=c99"]
+    # -ffp-contract=off: the AVX2/AVX-512 variants have FMA, and a contracted a*b + c
+    # rounds once instead of twice; results must not depend on the variant (nor drift
+    # from PyTorch's arithmetic order). -std=c99 implies it with GCC; say it anyway.
+    cflags = (["-O0", "-g"] if DEBUG else ["-O3", "-g0"]) + ["-std=c99", "-ffp-contract=off"]
 
 directives = {
     "language_level": 3,

@@ -30,4 +30,20 @@ int pycnn_isa_set(int isa);
 
 extern int pycnn_isa_level;  /* read by the kernels' dispatch switches */
 
+/* In a public entry point: call NAME##_avx512, NAME##_avx2 or NAME##_base with ARGS,
+ * the variant of the active level. RET is `return` in a function with a value and
+ * empty in a void one (PYCNN_DISPATCH / PYCNN_DISPATCH_RETURN). */
+#if PYCNN_HAVE_DISPATCH
+#define PYCNN_DISPATCH_CALL(RET, NAME, ARGS)                                            \
+    switch (pycnn_isa_level) {                                                          \
+    case PYCNN_ISA_AVX512: RET NAME##_avx512 ARGS; break;                               \
+    case PYCNN_ISA_AVX2: RET NAME##_avx2 ARGS; break;                                   \
+    default: RET NAME##_base ARGS;                                                      \
+    }
+#else
+#define PYCNN_DISPATCH_CALL(RET, NAME, ARGS) RET NAME##_base ARGS;
+#endif
+#define PYCNN_DISPATCH(NAME, ARGS) PYCNN_DISPATCH_CALL(, NAME, ARGS)
+#define PYCNN_DISPATCH_RETURN(NAME, ARGS) PYCNN_DISPATCH_CALL(return, NAME, ARGS)
+
 #endif /* PYCNN_DISPATCH_H */

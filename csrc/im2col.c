@@ -86,17 +86,6 @@ PYCNN_DEFINE_IM2COL(double, f64, avx512, PYCNN_TARGET_AVX512)
 #endif
 
 /* Public entry points: call the variant of the active instruction set. */
-#if PYCNN_HAVE_DISPATCH
-#define PYCNN_DISPATCH(NAME, ARGS)                                                      \
-    switch (pycnn_isa_level) {                                                          \
-    case PYCNN_ISA_AVX512: NAME##_avx512 ARGS; break;                                   \
-    case PYCNN_ISA_AVX2: NAME##_avx2 ARGS; break;                                       \
-    default: NAME##_base ARGS;                                                          \
-    }
-#else
-#define PYCNN_DISPATCH(NAME, ARGS) NAME##_base ARGS;
-#endif
-
 #define PYCNN_DEFINE_IM2COL_ENTRY(T, SFX)                                               \
 void pycnn_im2col_##SFX(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,              \
                         ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,         \

@@ -3,7 +3,8 @@
  * over a grid of geometries (non-square, strided, dilated, padded), and col2im with
  * "full" padding (K-1 per side, stride 1) must give exactly KH*KW*x. The pooling
  * kernels are compared the same way, in floor and ceil mode, on inputs full of ties
- * and on inputs holding NaN, and max backward must skip out-of-range indices. */
+ * and on inputs holding NaN, and max backward must skip out-of-range indices. All of
+ * it runs once per instruction-set variant this CPU supports, each forced on. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -338,19 +339,8 @@ static long check_all_geometries(void)
     return n_geom;
 }
 
-int main(void)
+static long check_all_pool_geometries(void)
 {
-    static const char *names[] = {"baseline", "avx2", "avx512"};
-    long n_geom = 0;
-    /* every instruction-set variant this CPU can run, each forced on in turn */
-    for (int isa = PYCNN_ISA_BASELINE; isa <= PYCNN_ISA_AVX512; isa++) {
-        if (pycnn_isa_set(isa) != 0) {
-            printf("test_csrc: %s not supported here, skipped\n", names[isa]);
-            continue;
-        }
-        n_geom = check_all_geometries();
-        printf("test_csrc: %s variant checked\n", names[isa]);
-    }
     long n_pool = 0;
     for (ptrdiff_t h = 1; h <= 6; h++)
         for (ptrdiff_t w = 1; w <= 9; w += 4)
@@ -365,6 +355,30 @@ int main(void)
     n_pool += check_pool_geometry(3, 700, 3, 3, 1, 1, 1, 1, 1, 1);
     n_pool += check_pool_geometry(4, 1030, 2, 3, 2, 2, 1, 0, 1, 2);
     n_pool += check_pool_geometry(2, 513, 2, 2, 1, 1, 0, 0, 1, 1);
+    /* 2x2 at stride 2 (the loops with a literal stride) on rows long enough for full
+     * AVX2/AVX-512 vectors plus a remainder, with and without padding */
+    for (ptrdiff_t w = 31; w <= 70; w += 13)
+        for (ptrdiff_t p = 0; p <= 1; p++) {
+            n_pool += check_pool_geometry(5, w, 2, 2, 2, 2, p, p, 1, 1);
+            n_pool += check_pool_geometry(4, w, 2, 2, 1, 2, 0, p, 1, 1);
+        }
+    return n_pool;
+}
+
+int main(void)
+{
+    static const char *names[] = {"baseline", "avx2", "avx512"};
+    long n_geom = 0, n_pool = 0;
+    /* every instruction-set variant this CPU can run, each forced on in turn */
+    for (int isa = PYCNN_ISA_BASELINE; isa <= PYCNN_ISA_AVX512; isa++) {
+        if (pycnn_isa_set(isa) != 0) {
+            printf("test_csrc: %s not supported here, skipped\n", names[isa]);
+            continue;
+        }
+        n_geom = check_all_geometries();
+        n_pool = check_all_pool_geometries();
+        printf("test_csrc: %s variant checked\n", names[isa]);
+    }
     if (failures) {
         fprintf(stderr, "%d failures\n", failures);
         return 1;

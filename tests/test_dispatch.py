@@ -1,4 +1,5 @@
-"""Each runtime-dispatched instruction-set variant, forced on, agrees with the reference."""
+"""Each runtime-dispatched instruction-set variant, forced on, agrees with the reference:
+convolution, im2col/col2im and max/avg/Lp pooling, forward and backward."""
 import numpy as np
 import pytest
 from conftest import CONV_CASES, assert_close, make_conv
@@ -36,6 +37,68 @@ def test_im2col_variant_matches_reference(simd, dtype, rng):
     np.testing.assert_array_equal(cols, reference.im2col(x, **kwargs))
     assert_close(functional.col2im(cols, (11, 13), **kwargs),
                  reference.col2im(cols, (11, 13), **kwargs), dtype)
+
+
+# Rows wide enough for whole AVX2/AVX-512 vectors plus a remainder, so each variant's
+# vectorised interior loops run (the 2x2 ones at a literal stride 2 among them).
+# name: (input shape, pooling arguments shared by max, avg and Lp pooling, extra max ones)
+POOL_VARIANT_CASES = {
+    "2x2-stride2": ((2, 3, 10, 38), dict(kernel_size=2), {}),
+    "2x2-stride2-padded-ceil": ((2, 2, 9, 69), dict(kernel_size=2, stride=2, ceil_mode=True),
+                                dict(padding=1)),
+    "2x2-stride1": ((1, 2, 6, 41), dict(kernel_size=2, stride=1), {}),
+    "3x2-strides-2-1": ((2, 2, 11, 45), dict(kernel_size=(3, 2), stride=(2, 1)),
+                        dict(padding=1, dilation=(2, 1))),
+}
+
+
+def _pool_input(shape, dtype, rng, nan=False):
+    """Values on a coarse grid (many ties inside windows), NaN sprinkled in on request."""
+    x = np.round(rng.standard_normal(shape), 1).astype(dtype)
+    if nan:
+        x.reshape(-1)[::23] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("nan", [False, True], ids=["ties", "nan"])
+@pytest.mark.parametrize("name", POOL_VARIANT_CASES)
+def test_max_pool2d_variant_matches_reference(simd, name, nan, dtype, rng):
+    shape, kw, max_kw = POOL_VARIANT_CASES[name]
+    kw = {**kw, **max_kw}
+    x = _pool_input(shape, dtype, rng, nan)
+    out, idx = functional.max_pool2d(x, **kw, return_indices=True)
+    want, want_idx = reference.max_pool2d(x, **kw, return_indices=True)
+    np.testing.assert_array_equal(out, want)                # a selection: exact
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(functional.max_pool2d(x, **kw), want)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_array_equal(functional.max_pool2d_backward(g, idx, x.shape),
+                                  reference.max_pool2d_backward(g, want_idx, x.shape))
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("name", POOL_VARIANT_CASES)
+def test_avg_pool2d_variant_matches_reference(simd, name, count_include_pad, dtype, rng):
+    shape, kw, _ = POOL_VARIANT_CASES[name]
+    kw = dict(kw, padding=1 if count_include_pad else 0, count_include_pad=count_include_pad)
+    x = _pool_input(shape, dtype, rng)
+    out = functional.avg_pool2d(x, **kw)
+    np.testing.assert_array_equal(out, reference.avg_pool2d(x, **kw))   # same order: exact
+    g = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_array_equal(functional.avg_pool2d_backward(g, x.shape, **kw),
+                                  reference.avg_pool2d_backward(g, x.shape, **kw))
+
+
+@pytest.mark.parametrize("p", [2, 3.5])
+@pytest.mark.parametrize("name", POOL_VARIANT_CASES)
+def test_lp_pool2d_variant_matches_reference(simd, name, p, dtype, rng):
+    shape, kw, _ = POOL_VARIANT_CASES[name]
+    x = np.abs(_pool_input(shape, dtype, rng)) + dtype(0.1)       # x**3.5 needs x >= 0
+    out = functional.lp_pool2d(x, p, **kw)
+    assert_close(out, reference.lp_pool2d(x, p, **kw), dtype)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    assert_close(functional.lp_pool2d_backward(g, x, p, **kw),
+                 reference.lp_pool2d_backward(g, x, p, **kw), dtype)
 
 
 def test_best_variant_is_the_default():
