@@ -84,7 +84,7 @@ extensions = [
     Extension(
         "pycnn._ext._kernels",
         sources=["pycnn/_ext/_kernels.pyx", "csrc/dispatch.c", "csrc/im2col.c",
-                 "csrc/pool2d.c"],
+                 "csrc/conv_direct.c", "csrc/pool2d.c"],
         include_dirs=[np.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")]
         + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else []),

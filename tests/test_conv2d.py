@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from conftest import CONV_CASES, assert_close, make_conv
 
-from pycnn import functional, naive, reference
+from pycnn import _parallel, _validation, functional, naive, reference
+from pycnn._ext import _kernels
 
 IMPLS = {"compiled": functional, "reference": reference, "naive": naive}
 cases = pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
@@ -151,3 +152,70 @@ def test_compiled_refcounts_stay_flat(rng):
         with pytest.raises(ValueError):
             functional.conv2d(x, w, b, stride=0)
     assert [sys.getrefcount(a) for a in (x, w, b, g)] == before
+
+
+# --- the direct kernel (groups of 1-3 input channels) --------------------------------
+
+# (N, C, H, W, F, KH, KW, stride, padding, dilation, groups): rows of at least one
+# 2-vector block (16 float32 / 8 float64 outputs), most not a multiple of it, so the
+# last block of a row overlaps the one before; F not a multiple of 4 leaves filters
+# that go one at a time
+DIRECT_CASES = {
+    "c1-5x5": (3, 1, 20, 21, 6, 5, 5, 1, 0, 1, 1),
+    "c3-3x3-pad1": (2, 3, 9, 18, 5, 3, 3, 1, 1, 1, 1),
+    "c2-asymmetric-pad": (2, 2, 7, 17, 4, 3, 2, 1, (2, 1), 1, 1),
+    "c3-same-even": (2, 3, 6, 19, 9, 4, 4, 1, "same", 1, 1),
+    "c1-dilated-row-stride": (2, 1, 13, 24, 3, 3, 3, (2, 1), 2, (2, 3), 1),
+    "depthwise": (2, 4, 8, 20, 8, 3, 3, 1, 1, 1, 4),
+    "groups-of-3": (2, 6, 5, 17, 4, 2, 3, 1, 1, 1, 2),
+    "exact-block": (2, 1, 5, 18, 4, 3, 3, 1, 0, 1, 1),
+}
+
+
+@pytest.mark.parametrize("name", DIRECT_CASES)
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_direct_kernel_matches_reference(name, with_bias, dtype, rng):
+    x, w, b, kw = make_conv(DIRECT_CASES[name], dtype, rng)
+    b = b if with_bias else None
+    args = _validation.conv2d_args(x, w, b, **kw)
+    assert functional._ConvGeometry(x, w, args).direct    # the case takes the direct path
+    x_before = x.copy()
+    out = functional.conv2d(x, w, b, **kw)
+    assert out.dtype == dtype
+    assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_direct_kernel_on_rows_narrower_than_a_block(rng):
+    """The one-output-at-a-time path, called on the kernel directly (conv2d sends such
+    narrow rows to im2col + GEMM)."""
+    x = rng.standard_normal((2, 3, 9, 7))
+    w = rng.standard_normal((5, 3, 3, 2))
+    b = rng.standard_normal(5)
+    out = np.empty((2, 5, 7, 6))
+    _kernels.conv2d_direct(x, w, b, out, 1, 1, 1, 1, 1)
+    assert_close(out, reference.conv2d(x, w, b), np.float64)
+    out_none = np.empty_like(out)
+    _kernels.conv2d_direct(x, w, None, out_none, 1, 1, 1, 1, 1)
+    assert_close(out_none, reference.conv2d(x, w), np.float64)
+
+
+def test_direct_kernel_refuses_an_output_that_does_not_fit():
+    x = np.zeros((1, 1, 5, 20), np.float32)
+    w = np.zeros((2, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="does not fit"):
+        _kernels.conv2d_direct(x, w, None, np.empty((1, 2, 4, 18), np.float32),
+                               1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        _kernels.conv2d_direct(x, w, None, np.empty((1, 3, 3, 18), np.float32),
+                               1, 1, 1, 1, 1)
+
+
+def test_direct_kernel_chunks_and_threads(monkeypatch, rng):
+    """Padded chunks of one image in the workspace, spread over threads."""
+    x, w, b, kw = make_conv(DIRECT_CASES["c3-3x3-pad1"], np.float64, rng)
+    x = rng.standard_normal((7,) + x.shape[1:])
+    monkeypatch.setattr(functional, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
+    assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw),
+                 np.float64)

@@ -30,6 +30,14 @@ def test_conv2d_variant_matches_reference(simd, name, dtype, rng):
         assert_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("case", [(2, 3, 9, 18, 6, 3, 3, 1, 1, 1, 1),    # direct kernel
+                                  (2, 4, 6, 21, 4, 3, 3, 1, (1, 2), 1, 4)],
+                         ids=["direct", "direct-depthwise"])
+def test_direct_conv2d_variant_matches_reference(simd, case, dtype, rng):
+    x, w, b, kw = make_conv(case, dtype, rng)
+    assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw), dtype)
+
+
 def test_im2col_variant_matches_reference(simd, dtype, rng):
     x = rng.standard_normal((3, 2, 11, 13)).astype(dtype)
     kwargs = dict(kernel_size=(3, 4), stride=(1, 2), padding=(2, 1), dilation=(2, 1))

@@ -29,6 +29,19 @@ cdef extern from "im2col.h" nogil:
                           ptrdiff_t oh, ptrdiff_t ow, double *x)
 
 
+cdef extern from "conv_direct.h" nogil:
+    void pycnn_conv2d_direct_f32(const float *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
+                                 const float *weight, ptrdiff_t f, ptrdiff_t groups,
+                                 ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                 ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow,
+                                 const float *bias, float *out)
+    void pycnn_conv2d_direct_f64(const double *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
+                                 const double *weight, ptrdiff_t f, ptrdiff_t groups,
+                                 ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                 ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow,
+                                 const double *bias, double *out)
+
+
 cdef extern from "pool2d.h" nogil:
     void pycnn_max_pool2d_forward_f32(const float *x, ptrdiff_t h, ptrdiff_t w,
                                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,

@@ -18,6 +18,14 @@ def im2col(
     kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
     oh: int, ow: int, n_threads: int = 1,
 ) -> None: ...
+def conv2d_direct(
+    x: _Float,       # const floating[:, :, :, ::1]  IN  (N, C, H, W), padded
+    weight: _Float,  # const floating[:, :, :, ::1]  IN  (F, C/G, KH, KW)
+    bias: _Float | None,  # const floating[::1]     IN  (F,)
+    out: _Float,     # floating[:, :, :, ::1]        OUT (N, F, OH, OW)
+    groups: int, sh: int, sw: int, dh: int, dw: int,
+    n_threads: int = 1,
+) -> None: ...
 def col2im(
     cols: _Float,    # const floating[:, :, ::1]     IN  (N, C*KH*KW, OH*OW)
     x: _Float,       # floating[:, :, :, ::1]        OUT (N, C, H, W)

@@ -14,6 +14,7 @@ import os
 
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
+    pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64,
     pycnn_isa_active, pycnn_isa_set, pycnn_isa_supported,
 )
 from pycnn._ext._csrc cimport (
@@ -150,6 +151,45 @@ def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
         else:
             pycnn_col2im_f64(&cols[b, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
                              oh, ow, &x[b, 0, 0, 0])
+
+
+def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), padded
+                  const floating[:, :, :, ::1] weight,   # IN  (F, C/G, KH, KW)
+                  const floating[::1] bias,              # IN  (F,), or None
+                  floating[:, :, :, ::1] out,            # OUT (N, F, OH, OW)
+                  Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                  Py_ssize_t dw, int n_threads=1):
+    cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t f = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3]
+    cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3]
+    cdef const floating *bias_ptr = NULL
+    _check_geometry(kh, kw, sh, sw, 0, 0, dh, dw)
+    if groups < 1 or c % groups or f % groups or weight.shape[1] * groups != c:
+        raise ValueError(f"conv2d_direct: weight {tuple(weight.shape)[:4]} does not fit "
+                         f"{c} input channels in {groups} groups")
+    if (out.shape[0] != n or out.shape[1] != f
+            or (oh > 0 and (oh - 1) * sh + (kh - 1) * dh >= h)
+            or (ow > 0 and (ow - 1) * sw + (kw - 1) * dw >= w)):
+        raise ValueError(f"conv2d_direct: `out` of shape {tuple(out.shape)[:4]} does not "
+                         f"fit input {(n, c, h, w)} and weight {tuple(weight.shape)[:4]}")
+    if bias is not None:
+        if bias.shape[0] != f:
+            raise ValueError(f"conv2d_direct: `bias` has {bias.shape[0]} entries, expected {f}")
+        if f:
+            bias_ptr = &bias[0]
+    if out.size == 0:
+        return
+    if x.size == 0 or weight.size == 0:
+        raise ValueError("conv2d_direct: empty input with a non-empty output")
+    for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
+        if floating is float:
+            pycnn_conv2d_direct_f32(&x[b, 0, 0, 0], c, h, w, &weight[0, 0, 0, 0], f,
+                                    groups, kh, kw, sh, sw, dh, dw, oh, ow, bias_ptr,
+                                    &out[b, 0, 0, 0])
+        else:
+            pycnn_conv2d_direct_f64(&x[b, 0, 0, 0], c, h, w, &weight[0, 0, 0, 0], f,
+                                    groups, kh, kw, sh, sw, dh, dw, oh, ow, bias_ptr,
+                                    &out[b, 0, 0, 0])
 
 
 # --- pooling: one (H, W) plane per kernel call, planes in parallel ------------------
