@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import pycnn
 from pycnn import functional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,8 +71,10 @@ def test_check_detects_a_faulty_compiled_op(monkeypatch, fault, match):
 # --- the runner, in subprocess mode ----------------------------------------------------
 
 def _run_fuzz(*args):
+    # the subprocesses import the pycnn this test imported (source tree or installed)
+    site = os.path.dirname(os.path.dirname(pycnn.__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        p for p in (site, os.environ.get("PYTHONPATH")) if p))
     return subprocess.run([sys.executable, RUNNER, *args], capture_output=True,
                           text=True, env=env, timeout=600)
 
