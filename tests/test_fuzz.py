@@ -1,0 +1,97 @@
+"""The hostile-argument fuzz suite, bounded, and its crash-isolated runner.
+
+tests/fuzz_cases.py holds the cases and the check; here a few dozen deterministic
+examples per op family run in-process (hypothesis shrinks any failure), and
+tools/fuzz.py is run in subprocess mode, once clean and once made to crash, so that
+both the isolation and the crash detection are exercised. The long run is
+``python tools/fuzz.py --cases 20000`` (see the CHANGELOG for its figures).
+"""
+import os
+import subprocess
+import sys
+
+import fuzz_cases
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import pycnn
+from pycnn import functional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNNER = os.path.join(ROOT, "tools", "fuzz.py")
+FUZZ_SETTINGS = settings(max_examples=30, derandomize=True, deadline=None,
+                         database=None,
+                         suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.data_too_large])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("family", fuzz_cases.OP_CASES, ids=list(fuzz_cases.OP_CASES))
+def test_compiled_agrees_with_reference_on_hostile_arguments(family):
+    @FUZZ_SETTINGS
+    @given(fuzz_cases.OP_CASES[family]())
+    def check(case):
+        fuzz_cases.check_case(case)
+    check()
+
+
+# --- the check itself can fail -----------------------------------------------------
+
+def _conv_case():
+    x = fuzz_cases.ArraySpec((2, 3, 5, 5), np.float32, seed=1)
+    w = fuzz_cases.ArraySpec((4, 3, 3, 3), np.float32, seed=2)
+    return fuzz_cases.Case("conv2d", dict(x=x, weight=w, padding=1),
+                           fuzz_cases._functional("conv2d"))
+
+
+def test_check_passes_an_agreeing_case():
+    assert fuzz_cases.check_case(_conv_case()) == "agree"
+
+
+@pytest.mark.parametrize("fault, match", [
+    (lambda out, x: out * 1.001, "values differ"),
+    (lambda out, x: out.astype(np.float64), "float64"),
+    (lambda out, x: np.where(out > 0, np.nan, out), "NaN/inf in different places"),
+    (lambda out, x: x.__setitem__((0, 0, 0, 0), 7) or out, "modified its input `x`"),
+    (lambda out, x: (_ for _ in ()).throw(IndexError("oops")), "IndexError"),
+    (lambda out, x: (_ for _ in ()).throw(ValueError("other text")), "reference returned"),
+])
+def test_check_detects_a_faulty_compiled_op(monkeypatch, fault, match):
+    real = functional.conv2d
+
+    def faulty(x, weight, *args, **kwargs):
+        return fault(real(x, weight, *args, **kwargs), x)
+
+    monkeypatch.setattr(functional, "conv2d", faulty)
+    with pytest.raises(fuzz_cases.Disagreement, match=match):
+        fuzz_cases.check_case(_conv_case())
+
+
+# --- the runner, in subprocess mode ----------------------------------------------------
+
+def _run_fuzz(*args):
+    # the subprocesses import the pycnn this test imported (source tree or installed)
+    site = os.path.dirname(os.path.dirname(pycnn.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (site, os.environ.get("PYTHONPATH")) if p))
+    return subprocess.run([sys.executable, RUNNER, *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_runner_runs_batches_in_subprocesses_without_crashes():
+    proc = _run_fuzz("--cases", "200", "--batch", "100", "--seed", "7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert "200 cases run in 2 subprocesses" in summary
+    assert summary.endswith("crashes 0, disagreements 0")
+
+
+def test_runner_reports_a_crashing_case_and_fails():
+    proc = _run_fuzz("--cases", "20", "--batch", "10", "--self-test-crash")
+    assert proc.returncode == 1
+    assert "CRASH: batch 0 (hypothesis seed 0) killed by SIGSEGV during case 3:" \
+        in proc.stdout
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert "10 cases run in 2 subprocesses" in summary     # the other batch still ran
+    assert "crashes 1" in summary
