@@ -351,3 +351,13 @@ def test_exported_from_layers_and_top_level():
                  "BatchNorm2d", "Dropout"):
         assert getattr(pycnn, name) is getattr(layers, name)
         assert issubclass(getattr(pycnn, name), pycnn.BaseLayer)
+
+
+def test_flatten_backward_checks_the_shape_even_for_an_empty_batch():
+    """Found by the fuzzer: with N = 0 every size is 0, so a size check let a grad of
+    the wrong width through."""
+    layer = pycnn.Flatten()
+    layer.forward(np.zeros((0, 3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"shape of the forward output \(0, 6\)"):
+        layer.backward(np.zeros((0, 7), np.float32))
+    assert layer.backward(np.zeros((0, 6), np.float32)).shape == (0, 3, 2)

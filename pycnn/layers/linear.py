@@ -85,18 +85,19 @@ class Flatten(BaseLayer):
             raise ValueError(f"Flatten: `start_dim`..`end_dim` must be valid axes of x, "
                              f"start before end. Received: start_dim={self.start_dim}, "
                              f"end_dim={self.end_dim}, x.shape={x.shape}")
-        self._shape = x.shape
         new = x.shape[:start] + (int(np.prod(x.shape[start:end + 1], dtype=np.int64)),) \
             + x.shape[end + 1:]
+        self._shape, self._out_shape = x.shape, new
         return x.reshape(new)
 
     def backward(self, grad):
         if self._shape is None:
             raise RuntimeError("Flatten.backward called before forward")
         _check_input(grad, "Flatten", "grad")
-        if grad.size != int(np.prod(self._shape, dtype=np.int64)):
-            raise ValueError(f"Flatten: `grad` must have as many elements as the forward "
-                             f"input {self._shape}. Received: grad.shape={grad.shape}")
+        if grad.shape != self._out_shape:
+            # compare shapes, not sizes: with an empty batch every size is 0
+            raise ValueError(f"Flatten: `grad` must have the shape of the forward output "
+                             f"{self._out_shape}. Received: grad.shape={grad.shape}")
         return grad.reshape(self._shape)
 
     def extra_repr(self):
