@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Run the test suite against an AddressSanitizer + UBSan build of the extension.
+#
+#   tools/sanitize.sh [pytest arguments]      (default: -q -p no:cacheprovider)
+#
+# The extension is built with PYCNN_SANITIZE=1 (-fsanitize=address,undefined -O1 -g)
+# in a scratch copy of the source tree, so the working tree's own build is untouched,
+# and the tests run there with the sanitizer runtimes preloaded (CPython itself is not
+# instrumented, so ASan must be loaded before anything else). Any report (a bad read
+# or write, undefined behaviour) aborts the process that hit it, and every report,
+# including ones from subprocesses the tests start, is also written to a log that
+# fails this script. Leak detection is off: CPython keeps memory alive at exit by
+# design (tests/test_leaks.py checks pycnn's own leaks).
+#
+# Environment: PYTHON (default python3), CC (default gcc), PYCNN_DEBUG=1 to add
+# Cython's bounds checks, KEEP=1 to keep the scratch folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+CC=${CC:-gcc}
+WORK=$(mktemp -d)
+if [ "${KEEP:-0}" = 1 ]; then
+    echo "sanitize: scratch folder $WORK"
+else
+    trap 'rm -rf "$WORK"' EXIT
+fi
+
+# the runtimes of the compiler that builds the extension
+ASAN_LIB=$("$CC" -print-file-name=libasan.so)
+UBSAN_LIB=$("$CC" -print-file-name=libubsan.so)
+for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
+    if [ ! -e "$lib" ]; then
+        echo "sanitize: $CC has no $(basename "$lib") (install its sanitizer runtime)" >&2
+        exit 2
+    fi
+done
+
+SECONDS=0
+mkdir "$WORK/src" "$WORK/logs"
+tar -C "$ROOT" --exclude=./build --exclude=./.git --exclude='*.so' --exclude=__pycache__ \
+    --exclude=./dist --exclude=./wheelhouse --exclude='*.egg-info' -cf - . \
+    | tar -C "$WORK/src" -xf -
+(cd "$WORK/src" && CC="$CC" PYCNN_SANITIZE=1 "$PYTHON" setup.py -q build_ext --inplace \
+    >"$WORK/build.log" 2>&1) || { cat "$WORK/build.log" >&2; exit 1; }
+echo "sanitize: built the PYCNN_SANITIZE=1 extension in ${SECONDS}s"
+
+# detect_leaks=0: CPython is not leak-clean at exit. allocator_may_return_null=1: an
+# impossible allocation must become MemoryError, as in a normal build, not an abort.
+export LD_PRELOAD="$ASAN_LIB $UBSAN_LIB${LD_PRELOAD:+ $LD_PRELOAD}"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$WORK/logs/asan"
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$WORK/logs/ubsan"
+export PYTHONPATH="$WORK/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONFAULTHANDLER=1
+
+rc=0
+(cd "$WORK/src" && "$PYTHON" -c "
+from pycnn._ext import _kernels
+assert _kernels.sanitize_build(), 'not a PYCNN_SANITIZE=1 build: ' + _kernels.__file__
+assert _kernels.__file__.startswith('$WORK/src/'), _kernels.__file__
+") || rc=$?
+if [ "$rc" -eq 0 ]; then
+    (cd "$WORK/src" && "$PYTHON" -m pytest "${@:--q}" -p no:cacheprovider) || rc=$?
+fi
+
+# a report is an ASan ERROR or a UBSan "runtime error"; the logs may also hold
+# warnings, e.g. "failed to allocate" for the tests that expect a MemoryError
+if compgen -G "$WORK/logs/*" >/dev/null; then
+    if grep -q -E "ERROR: AddressSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer" \
+            "$WORK"/logs/*; then
+        echo "sanitize: SANITIZER REPORTS:" >&2
+        cat "$WORK"/logs/* >&2
+        [ "$rc" -ne 0 ] || rc=1
+    else
+        echo "sanitize: sanitizer warnings (not errors):"
+        cat "$WORK"/logs/*
+    fi
+fi
+echo "sanitize: exit status $rc after ${SECONDS}s"
+exit "$rc"
