@@ -7,10 +7,13 @@
 # in a scratch copy of the source tree, so the working tree's own build is untouched,
 # and the tests run there with the sanitizer runtimes preloaded (CPython itself is not
 # instrumented, so ASan must be loaded before anything else). Any report (a bad read
-# or write, undefined behaviour) aborts the process that hit it, and every report,
-# including ones from subprocesses the tests start, is also written to a log that
-# fails this script. Leak detection is off: CPython keeps memory alive at exit by
-# design (tests/test_leaks.py checks pycnn's own leaks).
+# or write, undefined behaviour) aborts the process that hit it and fails this script:
+# pytest captures only Python's sys.stderr (--capture=sys), so reports written to file
+# descriptor 2 reach the terminal and a copy of it that is searched at the end, and
+# ASan also logs to files (UBSan, loaded beside ASan, ignores log_path). Leak detection
+# is off: CPython keeps memory alive at exit by design (tests/test_leaks.py checks
+# pycnn's own leaks). Python builds extensions with -fwrapv, so signed overflow is
+# defined behaviour there and UBSan does not flag it (make -C csrc test does).
 #
 # Environment: PYTHON (default python3), CC (default gcc), PYCNN_DEBUG=1 to add
 # Cython's bounds checks, KEEP=1 to keep the scratch folder.
@@ -60,14 +63,20 @@ assert _kernels.sanitize_build(), 'not a PYCNN_SANITIZE=1 build: ' + _kernels.__
 assert _kernels.__file__.startswith('$WORK/src/'), _kernels.__file__
 ") || rc=$?
 if [ "$rc" -eq 0 ]; then
-    (cd "$WORK/src" && "$PYTHON" -m pytest "${@:--q}" -p no:cacheprovider) || rc=$?
+    (cd "$WORK/src" && "$PYTHON" -m pytest "${@:--q}" -p no:cacheprovider --capture=sys) \
+        2> >(tee "$WORK/stderr.log" >&2) || rc=$?
 fi
 
 # a report is an ASan ERROR or a UBSan "runtime error"; the logs may also hold
 # warnings, e.g. "failed to allocate" for the tests that expect a MemoryError
+REPORT="ERROR: AddressSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer"
+wait    # for tee
+if grep -q -E "$REPORT" "$WORK/stderr.log" 2>/dev/null; then
+    echo "sanitize: SANITIZER REPORTS on stderr (above)" >&2
+    [ "$rc" -ne 0 ] || rc=1
+fi
 if compgen -G "$WORK/logs/*" >/dev/null; then
-    if grep -q -E "ERROR: AddressSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer" \
-            "$WORK"/logs/*; then
+    if grep -q -E "$REPORT" "$WORK"/logs/*; then
         echo "sanitize: SANITIZER REPORTS:" >&2
         cat "$WORK"/logs/* >&2
         [ "$rc" -ne 0 ] || rc=1
