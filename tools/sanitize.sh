@@ -39,6 +39,13 @@ for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
     fi
 done
 
+# the build runs setup.py directly (no isolated build environment), with pytest after
+if ! "$PYTHON" -c "import Cython, numpy, pytest, setuptools" 2>/dev/null; then
+    echo "sanitize: $PYTHON needs Cython>=3, numpy, setuptools and pytest:" \
+         "$PYTHON -m pip install 'Cython>=3' numpy setuptools pytest hypothesis" >&2
+    exit 2
+fi
+
 SECONDS=0
 mkdir "$WORK/src" "$WORK/logs"
 tar -C "$ROOT" --exclude=./build --exclude=./.git --exclude='*.so' --exclude=__pycache__ \
