@@ -39,10 +39,14 @@ for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
     fi
 done
 
-# the build runs setup.py directly (no isolated build environment), with pytest after
-if ! "$PYTHON" -c "import Cython, numpy, pytest, setuptools" 2>/dev/null; then
-    echo "sanitize: $PYTHON needs Cython>=3, numpy, setuptools and pytest:" \
-         "$PYTHON -m pip install 'Cython>=3' numpy setuptools pytest hypothesis" >&2
+# the build runs setup.py directly, not in an isolated build environment: $PYTHON
+# needs pyproject.toml's [build-system] requires, and pytest
+if ! "$PYTHON" -c "
+import Cython, numpy, pytest, setuptools
+assert int(Cython.__version__.split('.')[0]) >= 3 and int(numpy.__version__.split('.')[0]) >= 2
+assert int(setuptools.__version__.split('.')[0]) >= 77" 2>/dev/null; then
+    echo "sanitize: $PYTHON needs Cython>=3, numpy>=2, setuptools>=77 and pytest:" \
+         "$PYTHON -m pip install 'Cython>=3' 'numpy>=2' 'setuptools>=77' pytest hypothesis" >&2
     exit 2
 fi
 
