@@ -2,6 +2,9 @@
 
 Environment switches:
     PYCNN_DEBUG=1     bounds checks on, -O0 -g (to hunt memory errors)
+    PYCNN_SANITIZE=1  AddressSanitizer + UBSan, -O1 -g (gcc/clang only; combines with
+                      PYCNN_DEBUG=1). Python must preload the sanitizer runtimes to
+                      import it: tools/sanitize.sh builds it and runs the tests so.
     PYCNN_OPENMP=0    build without OpenMP (default: probed, used when the compiler has it)
 """
 import os
@@ -14,6 +17,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("PYCNN_DEBUG", "0") not in ("", "0")
+SANITIZE = os.environ.get("PYCNN_SANITIZE", "0") not in ("", "0")
 OPENMP = os.environ.get("PYCNN_OPENMP", "auto").lower()
 
 OPENMP_PROBE = r"""
@@ -62,13 +66,24 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                   "-fno-sanitize-recover=undefined"]
+ldflags = []
 if sys.platform == "win32":
+    if SANITIZE:
+        sys.exit("PYCNN_SANITIZE=1 needs gcc or clang (not MSVC)")
     cflags = ["/Od", "/Zi"] if DEBUG else ["/O2"]
 else:
     # -ffp-contract=off: the AVX2/AVX-512 variants have FMA, and a contracted a*b + c
     # rounds once instead of twice; results must not depend on the variant (nor drift
     # from PyTorch's arithmetic order). -std=c99 implies it with GCC; say it anyway.
-    cflags = (["-O0", "-g"] if DEBUG else ["-O3", "-g0"]) + ["-std=c99", "-ffp-contract=off"]
+    cflags = (["-O0", "-g"] if DEBUG else ["-O1", "-g"] if SANITIZE else ["-O3", "-g0"]) \
+        + ["-std=c99", "-ffp-contract=off"]
+    if SANITIZE:
+        # the release code paths (no Cython bounds checks unless PYCNN_DEBUG=1 too),
+        # instrumented: any out-of-bounds access or undefined behaviour aborts
+        cflags += SANITIZER_FLAGS
+        ldflags += SANITIZER_FLAGS
 
 directives = {
     "language_level": 3,
@@ -87,15 +102,17 @@ extensions = [
                  "csrc/conv_direct.c", "csrc/pool2d.c"],
         include_dirs=[np.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")]
-        + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else []),
+        + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else [])
+        + ([("PYCNN_SANITIZE_BUILD", "1")] if SANITIZE else []),
         extra_compile_args=cflags,
-        extra_link_args=[],
+        extra_link_args=ldflags,
     )
 ]
 
 setup(
     # generated C goes under build/, one folder per mode, never into the source tree
     ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True,
-                          build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython")),
+                          build_dir=os.path.join("build", "cython" + "-debug" * DEBUG
+                                                 + "-sanitize" * SANITIZE)),
     cmdclass={"build_ext": BuildExt},
 )

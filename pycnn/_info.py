@@ -86,6 +86,9 @@ def config():
     if kernels is not None:
         info["build"] = ("debug (PYCNN_DEBUG=1: bounds checks, -O0 -g)"
                          if kernels.debug_build() else "release (-O3)")
+        if kernels.sanitize_build():
+            info["build"] = (info["build"].replace("release (-O3)", "release (-O1 -g)")
+                             + ", sanitized (PYCNN_SANITIZE=1: ASan + UBSan)")
         if kernels.openmp_enabled():
             info["OpenMP"] = f"yes (max threads {kernels.openmp_max_threads()})"
             info["pycnn threads"] = str(threads)

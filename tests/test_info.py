@@ -44,6 +44,7 @@ def test_show_config_reports_this_process():
     assert _field(out, "pycnn").startswith(pycnn.__version__ + " (")
     assert _field(out, "compiled extension") == f"loaded ({os.path.abspath(_kernels.__file__)})"
     assert _field(out, "build").startswith("debug" if _kernels.debug_build() else "release")
+    assert ("sanitized (PYCNN_SANITIZE=1" in _field(out, "build")) == _kernels.sanitize_build()
     openmp = _field(out, "OpenMP")
     threads = _field(out, "pycnn threads")
     if _kernels.openmp_enabled():

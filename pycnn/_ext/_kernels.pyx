@@ -31,6 +31,11 @@ cdef extern from *:
     #else
     static int pycnn_debug_build(void) { return 0; }
     #endif
+    #ifdef PYCNN_SANITIZE_BUILD
+    static int pycnn_sanitize_build(void) { return 1; }
+    #else
+    static int pycnn_sanitize_build(void) { return 0; }
+    #endif
     #ifdef _OPENMP
     #include <omp.h>
     static int pycnn_openmp_enabled(void) { return 1; }
@@ -43,11 +48,17 @@ cdef extern from *:
     int pycnn_openmp_enabled()
     int pycnn_omp_max_threads()
     int pycnn_debug_build()
+    int pycnn_sanitize_build()
 
 
 def debug_build():
     """Whether the extension was built with PYCNN_DEBUG=1 (bounds checks, -O0 -g)."""
     return bool(pycnn_debug_build())
+
+
+def sanitize_build():
+    """Whether the extension was built with PYCNN_SANITIZE=1 (ASan + UBSan, -O1 -g)."""
+    return bool(pycnn_sanitize_build())
 
 
 def openmp_enabled():

@@ -12,8 +12,15 @@ class BaseLayer:
     `params` dict and their gradients, filled by `backward`, in `grads` (same keys).
     State that is saved with the model but not trained (batch-norm running statistics)
     lives in `buffers`. `train()` / `eval()` switch the behaviour of layers such as
-    dropout and batch normalisation. One layer instance must not be used from several
-    threads at once during training: forward stores what backward needs.
+    dropout and batch normalisation.
+
+    Threads: a layer instance is not thread-safe. `forward` keeps what `backward` needs
+    (its input, a dropout mask, batch statistics) on the instance, `backward` writes
+    `grads`, and batch normalisation updates its running statistics, so one instance
+    (or a `Sequential` holding it) must not be shared between threads during training:
+    one thread's backward would use another thread's forward. Give each thread its own
+    layers. The functions in `pycnn.functional` and `pycnn.reference` keep no state and
+    may be called from many threads at once on different arrays.
     """
 
     def __init__(self):
