@@ -3,14 +3,18 @@
  * over a grid of geometries (non-square, strided, dilated, padded), and col2im with
  * "full" padding (K-1 per side, stride 1) must give exactly KH*KW*x. The pooling
  * kernels are compared the same way, in floor and ceil mode, on inputs full of ties
- * and on inputs holding NaN, and max backward must skip out-of-range indices. All of
- * it runs once per instruction-set variant this CPU supports, each forced on. */
+ * and on inputs holding NaN, and max backward must skip out-of-range indices. The
+ * direct convolution is compared with a plain loop on integer data (exact in float32,
+ * so any summation order gives the same result), over rows narrower and wider than
+ * its vector blocks. All of it runs once per instruction-set variant this CPU
+ * supports, each forced on. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "dispatch.h"
 #include "im2col.h"
 #include "pool2d.h"
@@ -365,10 +369,67 @@ static long check_all_pool_geometries(void)
     return n_pool;
 }
 
+/* Direct convolution of one (already padded) image against a plain loop. */
+static long check_direct_geometry(ptrdiff_t c, ptrdiff_t groups, ptrdiff_t f, ptrdiff_t h,
+                                  ptrdiff_t w, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                                  ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, int with_bias)
+{
+    if (h < dh * (kh - 1) + 1 || w < dw * (kw - 1) + 1) return 0;   /* no window fits */
+    const ptrdiff_t oh = out_size(h, kh, sh, 0, dh), ow = out_size(w, kw, sw, 0, dw);
+    const ptrdiff_t cg = c / groups, fg = f / groups;
+    const ptrdiff_t nx = c * h * w, nw = f * cg * kh * kw, no = f * oh * ow;
+    /* exact-size heap buffers, so ASan catches any access past either end */
+    double *xd = malloc(sizeof(double) * nx), *wd = malloc(sizeof(double) * nw);
+    double *bd = malloc(sizeof(double) * f), *od = malloc(sizeof(double) * no);
+    float *xf = malloc(sizeof(float) * nx), *wf = malloc(sizeof(float) * nw);
+    float *bf = malloc(sizeof(float) * f), *of = malloc(sizeof(float) * no);
+    fill(xd, xf, nx);
+    for (ptrdiff_t i = 0; i < nw; i++) wf[i] = (float)(wd[i] = (double)((i * 5) % 7) - 3.0);
+    for (ptrdiff_t i = 0; i < f; i++) bf[i] = (float)(bd[i] = (double)i - 2.0);
+    pycnn_conv2d_direct_f64(xd, c, h, w, wd, f, groups, kh, kw, sh, sw, dh, dw, oh, ow,
+                            with_bias ? bd : NULL, od);
+    pycnn_conv2d_direct_f32(xf, c, h, w, wf, f, groups, kh, kw, sh, sw, dh, dw, oh, ow,
+                            with_bias ? bf : NULL, of);
+    for (ptrdiff_t fo = 0; fo < f; fo++)
+        for (ptrdiff_t oy = 0; oy < oh; oy++)
+            for (ptrdiff_t ox = 0; ox < ow; ox++) {
+                double want = with_bias ? bd[fo] : 0.0;
+                for (ptrdiff_t ci = 0; ci < cg; ci++)
+                    for (ptrdiff_t i = 0; i < kh; i++)
+                        for (ptrdiff_t j = 0; j < kw; j++)
+                            want += wd[((fo * cg + ci) * kh + i) * kw + j]
+                                    * xd[(((fo / fg) * cg + ci) * h + oy * sh + i * dh) * w
+                                         + ox * sw + j * dw];
+                const ptrdiff_t o = (fo * oh + oy) * ow + ox;
+                CHECK(od[o] == want && of[o] == (float)want,
+                      "conv2d_direct c=%td g=%td f=%td h=%td w=%td k=%tdx%td s=%td,%td "
+                      "d=%td,%td at %td: %g / %g, want %g", c, groups, f, h, w, kh, kw,
+                      sh, sw, dh, dw, o, od[o], (double)of[o], want);
+            }
+    free(xd); free(wd); free(bd); free(od); free(xf); free(wf); free(bf); free(of);
+    return 1;
+}
+
+static long check_all_direct_geometries(void)
+{
+    long n = 0;
+    for (ptrdiff_t c = 1; c <= 3; c++)
+        for (ptrdiff_t groups = 1; groups <= c; groups += c > 1 ? c - 1 : 1)
+            for (ptrdiff_t fg = 1; fg <= 6; fg += 5)           /* 4 + 1 + 1 filters */
+                for (ptrdiff_t w = 3; w <= 40; w += 9)        /* rows around the blocks */
+                    for (ptrdiff_t k = 1; k <= 3; k++)
+                        for (ptrdiff_t s = 1; s <= 3; s++)      /* column stride */
+                            for (ptrdiff_t d = 1; d <= 2; d++)
+                                n += check_direct_geometry(c, groups, fg * groups, 5, w,
+                                                           k, k + 1, 1 + (s == 2), s, d,
+                                                           3 - d, (int)(w % 2));
+    return n;
+}
+
 int main(void)
 {
     static const char *names[] = {"baseline", "avx2", "avx512"};
-    long n_geom = 0, n_pool = 0;
+    long n_geom = 0, n_pool = 0, n_direct = 0;
     /* every instruction-set variant this CPU can run, each forced on in turn */
     for (int isa = PYCNN_ISA_BASELINE; isa <= PYCNN_ISA_AVX512; isa++) {
         if (pycnn_isa_set(isa) != 0) {
@@ -377,6 +438,7 @@ int main(void)
         }
         n_geom = check_all_geometries();
         n_pool = check_all_pool_geometries();
+        n_direct = check_all_direct_geometries();
         printf("test_csrc: %s variant checked\n", names[isa]);
     }
     if (failures) {
@@ -386,5 +448,7 @@ int main(void)
     printf("test_csrc: im2col/col2im OK over %ld geometries (float32 and float64)\n", n_geom);
     printf("test_csrc: max/avg pooling OK over %ld (geometry, ceil_mode) pairs "
            "(float32 and float64)\n", n_pool);
+    printf("test_csrc: direct convolution OK over %ld geometries (float32 and float64)\n",
+           n_direct);
     return 0;
 }
