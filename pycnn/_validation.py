@@ -194,6 +194,28 @@ def check_kernel_fits(size, padding, kernel_size, dilation):
             f"padded input is {padded}")
 
 
+def _blocks(size, padding, kernel_size, stride, dilation):
+    """(OH, OW) of a kernel that fits (check_kernel_fits), as Python ints."""
+    return tuple((n + p0 + p1 - d * (k - 1) - 1) // s + 1 for n, (p0, p1), k, s, d
+                 in zip(size, padding, kernel_size, stride, dilation))
+
+
+# The largest array NumPy can address, in bytes; a larger request is refused with
+# pycnn's own message before anything is allocated (products are Python ints, so they
+# cannot wrap around).
+MAX_ARRAY_BYTES = np.iinfo(np.intp).max
+
+
+def check_array_size(what, shape, itemsize, received):
+    """Refuse an array of `shape` that no address space could hold."""
+    n = 1
+    for dim in shape:
+        n *= int(dim)
+    if n * itemsize > MAX_ARRAY_BYTES:
+        raise ValueError(f"{what} would have {n} elements, more than an array can hold. "
+                         f"Received: {received}")
+
+
 # --- per-op argument sets ------------------------------------------------------------
 
 def im2col_args(x, kernel_size, stride, padding, dilation):
@@ -204,7 +226,13 @@ def im2col_args(x, kernel_size, stride, padding, dilation):
     s = pair(stride, "stride")
     p = pair(padding, "padding", min_value=0)
     d = pair(dilation, "dilation")
-    check_kernel_fits(x.shape[2:], ((p[0], p[0]), (p[1], p[1])), k, d)
+    pads = ((p[0], p[0]), (p[1], p[1]))
+    check_kernel_fits(x.shape[2:], pads, k, d)
+    oh, ow = _blocks(x.shape[2:], pads, k, s, d)
+    check_array_size("The column matrix", (x.shape[0], x.shape[1] * k[0] * k[1], oh * ow),
+                     x.dtype.itemsize,
+                     f"x.shape={x.shape}, kernel_size={k}, stride={s}, padding={p}, "
+                     f"dilation={d}")
     return k, s, p, d
 
 
@@ -265,6 +293,12 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     kernel = weight.shape[2:]
     p = conv_padding(padding, s, d, kernel)
     check_kernel_fits(x.shape[2:], p, kernel, d)
+    oh, ow = _blocks(x.shape[2:], p, kernel, s, d)
+    received = (f"x.shape={x.shape}, weight.shape={weight.shape}, stride={s}, "
+                f"padding={p}, dilation={d}")
+    check_array_size("The output", (x.shape[0], f, oh, ow), x.dtype.itemsize, received)
+    check_array_size("One image's column matrix", (c * kernel[0] * kernel[1], oh * ow),
+                     x.dtype.itemsize, received)
     return ConvArgs(s, p, d, g)
 
 

@@ -35,6 +35,43 @@ def test_outputs_too_large_to_allocate_raise_before_writing():
         functional.conv2d(x, np.zeros((1, 1, 1, 1), np.float32), padding=2**30)
 
 
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("padding, what, elements", [
+    (2**31 - 1, "The output", (2**32 - 1) ** 2),              # > 2**63 elements
+    (2**30, "The output", (2**31 + 1) ** 2),                  # > 2**62 elements: > 2**63 bytes
+])
+def test_outputs_beyond_the_address_space_are_refused_with_one_message(
+        impl, padding, what, elements):
+    """Sizes are multiplied as Python ints (no wrap-around) and checked before any
+    allocation, with the same message from every backend."""
+    x = np.zeros((1, 1, 1, 1), np.float32)
+    w = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=f"^{what} would have {elements} elements, more "
+                                         "than an array can hold. Received: "):
+        impl.conv2d(x, w, padding=padding)
+
+
+@pytest.mark.parametrize("impl", [functional, reference], ids=IDS[:2])
+def test_column_matrix_beyond_the_address_space_is_refused(impl):
+    x = np.zeros((2, 3, 1, 1), np.float64)
+    with pytest.raises(ValueError, match=f"^The column matrix would have "
+                                         f"{2 * 3 * (2**32 - 1) ** 2} elements"):
+        impl.im2col(x, 1, padding=2**31 - 1)
+
+
+def test_size_check_is_on_bytes_not_int32():
+    """Past 2**31 elements is fine while the bytes fit the address space (whether the
+    memory is there is NumPy's MemoryError to tell); past 2**63 - 1 bytes is refused."""
+    from pycnn._validation import MAX_ARRAY_BYTES, check_array_size
+
+    check_array_size("A", (1, 2**16, 513, 513), 4, "")          # 2**34 elements
+    check_array_size("A", (MAX_ARRAY_BYTES // 8,), 8, "")
+    with pytest.raises(ValueError, match=r"^A would have 1152921504606846976 elements"):
+        check_array_size("A", (2**30, 2**30), 8, "")
+    with pytest.raises(ValueError, match="more than an array can hold"):
+        check_array_size("A", (MAX_ARRAY_BYTES // 8 + 1,), 8, "")
+
+
 def test_inputs_larger_than_memory_raise_memory_error():
     # a zero-stride view claims 2**42 elements; copying it to contiguous must fail cleanly
     huge = np.broadcast_to(np.zeros((1, 1, 1, 1), np.float32), (2**16, 2**10, 2**8, 2**8))
