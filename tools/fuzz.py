@@ -89,7 +89,10 @@ def run_batch(seed, count, progress_path):
 
 
 def child_main(args):
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES))
+    # AddressSanitizer (tools/sanitize.sh preloads it) reserves terabytes of address
+    # space for its shadow memory, and refuses absurd requests with its own allocator
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES))
     result = run_batch(batch_seed(args.seed, args.first_batch), args.cases, args.progress)
     print(json.dumps(result))
 
