@@ -40,8 +40,9 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the number of threads pycnn's compiled kernels and convolutions use.
 
-    BLAS's own thread count is left as it is, except that a convolution spread over
-    several threads holds BLAS to one thread while it runs.
+    BLAS's own thread count is left as it is, except that pycnn's convolutions and
+    `Linear` layers hold BLAS to one thread while they run (they spread their work
+    over pycnn's threads instead).
     """
     global _num_threads
     from pycnn._validation import positive_int

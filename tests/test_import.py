@@ -7,6 +7,7 @@ tree, on the same pycnn this test session imported.
 """
 import importlib.machinery
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,25 @@ def test_message_for_an_extension_that_fails_to_load(tmp_path):
     msg = missing_extension_message(ImportError("undefined symbol: x"),
                                     _layout(tmp_path, built=[mine]))
     assert "undefined symbol: x" in msg and f"{mine} is in" in msg and "did not load" in msg
+
+
+@pytest.mark.parametrize("user_policy", [None, "active"])
+def test_openmp_waits_passively_unless_the_user_chose(user_policy, tmp_path):
+    """pycnn's OpenMP threads sleep between parallel regions (spinning ones took a core
+    from the convolution after a pooling call), the environment the process hands its
+    children stays the user's, and a policy the user set wins."""
+    from pycnn._ext import _kernels
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(OMP_DISPLAY_ENV="true", PYTHONPATH=SITE)
+    if user_policy:
+        env["OMP_WAIT_POLICY"] = user_policy
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os, pycnn.functional; "
+                               "print('env:', os.environ.get('OMP_WAIT_POLICY'))"],
+        cwd=tmp_path, env=env, text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"env: {user_policy}" in proc.stdout
+    if _kernels.openmp_enabled():                 # the runtime prints its settings
+        want = (user_policy or "passive").upper()
+        assert re.search(rf"OMP_WAIT_POLICY\s*=\s*'{want}'", proc.stderr), proc.stderr

@@ -115,3 +115,34 @@ def test_overlapping_calls_from_threads_restore_blas_threads(spread, rng):
     for got in results:
         np.testing.assert_array_equal(got, want)
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_spread_matmuls_match_numpy(spread, rows, dtype, rng):
+    a = rng.standard_normal((rows, 4)).astype(dtype)
+    b = rng.standard_normal((4, 3)).astype(dtype)
+    c = rng.standard_normal((rows, 3)).astype(dtype)
+    got = _parallel.matmul(a, b)
+    assert got.dtype == dtype and got.shape == (rows, 3)
+    assert_close(got, a @ b, dtype)
+    got_t = _parallel.matmul_t(a, c)
+    assert got_t.dtype == dtype and got_t.shape == (4, 3)
+    assert_close(got_t, a.T @ c, dtype)
+
+
+def test_blas_stays_on_one_thread_unless_one_image_needs_more(monkeypatch):
+    """Small work runs on the calling thread with BLAS held to one thread (its idle
+    threads would spin beside pycnn's); a single image with enough work for several
+    threads keeps BLAS's threads, to share its GEMMs."""
+    monkeypatch.setattr(_config, "_num_threads", 2)
+    before = blas_threads()
+    seen = {}
+
+    def work(lo, hi):
+        seen[(lo, hi)] = blas_threads()
+
+    _parallel.over_images(4, 1, work)
+    assert seen.pop((0, 4)) == [1] * len(before)
+    _parallel.over_images(1, 2 * _parallel.MIN_MACS_PER_THREAD, work)
+    assert seen.pop((0, 1)) == before
+    assert blas_threads() == before

@@ -1,6 +1,7 @@
 """Fully connected layer and the reshape that feeds it."""
 import numpy as np
 
+from pycnn import _parallel
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _check_grad, _check_input, _WeightedLayer
 
@@ -36,7 +37,8 @@ class Linear(_WeightedLayer):
             raise ValueError(f"Linear: `x` must have in_features={self.in_features} as "
                              f"its last axis. Received: x.shape={x.shape}")
         V.check_same_dtype(self.weight, "weight", x, "x")
-        out = np.matmul(x, self.weight.T)
+        out = _parallel.matmul(x.reshape(-1, self.in_features), self.weight.T)
+        out = out.reshape(x.shape[:-1] + (self.out_features,))
         if "bias" in self.params:
             out += self.bias
         self._x = x
@@ -48,10 +50,10 @@ class Linear(_WeightedLayer):
         x = self._x
         _check_grad(grad, x.shape[:-1] + (self.out_features,), x.dtype, "Linear")
         g2 = grad.reshape(-1, self.out_features)
-        self.grads["weight"] = np.matmul(g2.T, x.reshape(-1, self.in_features))
+        self.grads["weight"] = _parallel.matmul_t(g2, x.reshape(-1, self.in_features))
         if "bias" in self.params:
             self.grads["bias"] = g2.sum(axis=0)
-        return np.matmul(grad, self.weight)
+        return _parallel.matmul(g2, self.weight).reshape(x.shape)
 
     def extra_repr(self):
         s = f"{self.in_features}, {self.out_features}"
