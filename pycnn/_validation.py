@@ -252,6 +252,9 @@ def col2im_args(cols, output_size, kernel_size, stride, padding, dilation):
         raise ValueError(f"`cols` must have C*KH*KW rows, a non-zero multiple of "
                          f"KH*KW={k[0] * k[1]}. Received: cols.shape={cols.shape}")
     check_kernel_fits(size, ((p[0], p[0]), (p[1], p[1])), k, d)
+    check_array_size("The output", (cols.shape[0], cols.shape[1] // (k[0] * k[1])) + size,
+                     cols.dtype.itemsize,
+                     f"cols.shape={cols.shape}, output_size={size}, kernel_size={k}")
     return size, k, s, p, d
 
 
@@ -427,6 +430,8 @@ def avg_pool2d_backward_args(grad_out, input_shape_, kernel_size, stride, paddin
     shape = input_shape(input_shape_)
     args = pool_geometry(kernel_size, stride, padding, 1, ceil_mode)
     check_pool_fits(shape[2:], args)
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
     return (shape, args, flag(count_include_pad, "count_include_pad"),
             divisor(divisor_override))
 
@@ -451,6 +456,8 @@ def max_pool2d_backward_args(grad_out, indices, input_shape_):
     if shape[:2] != grad_out.shape[:2]:
         raise ValueError(f"`input_shape` must have the N and C of `grad_out` "
                          f"{grad_out.shape[:2]}. Received: input_shape={input_shape_!r}")
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
     return shape
 
 

@@ -129,3 +129,24 @@ def test_error_paths_do_not_leak_references(rng):
         with pytest.raises(TypeError):
             functional.conv2d(x, w.astype(np.float64), b)
     assert [sys.getrefcount(a) for a in (x, w, b)] == before
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_backward_input_shapes_beyond_the_address_space_are_refused(impl):
+    """Found by the fuzzer: an `input_shape` of 2**64 elements reached NumPy's own
+    allocation errors, which differ between backends."""
+    g = np.ones((1, 1, 1, 2))
+    match = r"^The input gradient would have 18446744073709551614 elements"
+    with pytest.raises(ValueError, match=match):
+        impl.max_pool2d_backward(g, np.ones(g.shape, np.int64), (1, 1, 2**63 - 1, 2))
+    with pytest.raises(ValueError, match=r"^The input gradient would have "
+                                         r"18446744073709551616 elements"):
+        impl.avg_pool2d_backward(g, (1, 1, 2**62, 4), 2)
+
+
+@pytest.mark.parametrize("impl", [functional, reference], ids=IDS[:2])
+def test_col2im_output_beyond_the_address_space_is_refused(impl):
+    side = 2**31 - 1                  # one block, the stride as large as the image
+    cols = np.ones((1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=f"^The output would have {side * side} elements"):
+        impl.col2im(cols, (side, side), 1, stride=side)
