@@ -123,8 +123,8 @@ class _ConvGeometry:
     def columns(self, x_chunk):
         """The column matrix of a chunk of images, (n, G, rows, L), in the workspace.
 
-        im2col runs on one thread here: BLAS owns the cores during convolutions, and
-        an OpenMP team spinning between GEMMs slows them several-fold on 2 cores.
+        im2col runs on the calling thread: convolutions spread ranges of images over
+        pycnn's threads themselves (`_parallel.over_images`).
         """
         nb = x_chunk.shape[0]
         if self.pointwise:
@@ -167,13 +167,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     args = V.conv2d_args(x, weight, bias, stride, padding, dilation, groups)
     geo = _ConvGeometry(x, weight, args)
     x = np.ascontiguousarray(x)
-    w = np.ascontiguousarray(weight).reshape(geo.g, geo.f // geo.g, geo.rows)
+    w4 = np.ascontiguousarray(weight)
+    w = w4.reshape(geo.g, geo.f // geo.g, geo.rows)
     out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
-    b = None if bias is None else bias.reshape(geo.g, geo.f // geo.g, 1)
+    out4 = out.reshape(geo.n, geo.f, geo.oh, geo.ow)
+    b1 = None if bias is None else np.ascontiguousarray(bias)
+    b = None if bias is None else b1.reshape(geo.g, geo.f // geo.g, 1)
 
     def direct(lo, hi):
-        out4, w4 = out.reshape(geo.n, geo.f, geo.oh, geo.ow), np.ascontiguousarray(weight)
-        b1 = None if bias is None else np.ascontiguousarray(bias)
         for start, stop in _chunks(lo, hi, geo.padded_bytes(x.dtype)):
             _kernels.conv2d_direct(geo.padded(x[start:stop]), w4, b1, out4[start:stop],
                                    geo.g, geo.sh, geo.sw, geo.dh, geo.dw, 1)
@@ -187,7 +188,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                 chunk += b                                # while the chunk is in cache
 
     _parallel.over_images(geo.n, geo.macs, direct if geo.direct else images)
-    return out.reshape(geo.n, geo.f, geo.oh, geo.ow)
+    return out4
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
