@@ -38,7 +38,7 @@ MIN_MACS_PER_THREAD = 1 << 21
 _lock = threading.Lock()
 _executor = None     # created on first use; threads start lazily, as work needs them
 _blas = None         # threadpoolctl's BLAS controllers, or () when there are none
-_single_depth = 0    # spread-out convolutions running now, in any thread
+_single_depth = 0    # calls holding BLAS to one thread now, in any thread
 _saved_threads = ()  # BLAS thread counts to restore when the last one ends
 
 
@@ -66,7 +66,7 @@ def _blas_controllers():
 
 
 class _SingleThreadedBlas:
-    """BLAS on one thread while any spread-out convolution runs (calls may overlap)."""
+    """BLAS on one thread while any `over_images` call runs (calls may overlap)."""
 
     def __enter__(self):
         global _single_depth, _saved_threads

@@ -194,9 +194,14 @@ def check_kernel_fits(size, padding, kernel_size, dilation):
             f"padded input is {padded}")
 
 
+def out_size(size, kernel, stride, pad_total, dilation):
+    """floor((size + padding - dilation*(kernel-1) - 1) / stride) + 1, as PyTorch."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def _blocks(size, padding, kernel_size, stride, dilation):
     """(OH, OW) of a kernel that fits (check_kernel_fits), as Python ints."""
-    return tuple((n + p0 + p1 - d * (k - 1) - 1) // s + 1 for n, (p0, p1), k, s, d
+    return tuple(out_size(n, k, s, p0 + p1, d) for n, (p0, p1), k, s, d
                  in zip(size, padding, kernel_size, stride, dilation))
 
 
@@ -208,9 +213,7 @@ MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 
 def check_array_size(what, shape, itemsize, received):
     """Refuse an array of `shape` that no address space could hold."""
-    n = 1
-    for dim in shape:
-        n *= int(dim)
+    n = math.prod(int(dim) for dim in shape)
     if n * itemsize > MAX_ARRAY_BYTES:
         raise ValueError(f"{what} would have {n} elements, more than an array can hold. "
                          f"Received: {received}")

@@ -45,11 +45,6 @@ def _threads(elements):
     return get_num_threads() if elements >= PARALLEL_MIN_ELEMENTS else 1
 
 
-def _out_size(size, kernel, stride, pad_total, dilation):
-    """floor((size + padding - dilation*(kernel-1) - 1) / stride) + 1, as PyTorch."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _chunks(lo, hi, bytes_per_image):
     """Ranges of images [start, stop) within [lo, hi) whose columns fit the workspace."""
     step = max(1, WORKSPACE_BYTES // max(bytes_per_image, 1))
@@ -66,7 +61,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.im2col_args(
         x, kernel_size, stride, padding, dilation)
     n, c, h, w = x.shape
-    oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
+    oh, ow = V.out_size(h, kh, sh, 2 * ph, dh), V.out_size(w, kw, sw, 2 * pw, dw)
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
     _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
                     oh, ow, _threads(cols.size))
@@ -82,7 +77,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     """
     (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.col2im_args(
         cols, output_size, kernel_size, stride, padding, dilation)
-    oh, ow = _out_size(h, kh, sh, 2 * ph, dh), _out_size(w, kw, sw, 2 * pw, dw)
+    oh, ow = V.out_size(h, kh, sh, 2 * ph, dh), V.out_size(w, kw, sw, 2 * pw, dw)
     V.check_block_count(cols, (h, w), (oh, ow))
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
@@ -101,8 +96,8 @@ class _ConvGeometry:
         (self.sh, self.sw), (self.dh, self.dw) = args.stride, args.dilation
         (pt, pb), (pl, pr) = args.padding
         self.ph, self.pw = pt, pl          # the kernels need the top/left padding only
-        self.oh = _out_size(self.h, self.kh, self.sh, pt + pb, self.dh)
-        self.ow = _out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
+        self.oh = V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh)
+        self.ow = V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
         self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
         self.blocks = self.oh * self.ow
         self.macs = self.f * self.rows * self.blocks      # multiply-adds of one image
