@@ -49,16 +49,16 @@ def main():
     from pycnn import _parallel, functional
     from pycnn._bench import CONV_SHAPES
 
-    blas = _parallel._blas_controllers()
+    blas = _parallel._blas_libraries()
     if not blas:
         sys.exit("threadpoolctl is not installed (or sees no BLAS): nothing to compare")
 
     def spread(on):
-        _parallel._blas = blas if on else ()
+        _parallel._libraries = blas if on else ()
 
     rng = np.random.default_rng(0)
     print(f"{args.dtype}, pycnn threads {pycnn.get_num_threads()}, BLAS threads "
-          f"{[c.num_threads for c in blas]}, medians of {args.repeat} (ms), fwd / bwd")
+          f"{[n for _, n in _parallel.blas_status()]}, medians of {args.repeat} (ms), fwd / bwd")
     print(f"{'shape':<9}{'BLAS threads':>16}{'over images':>16}{'ratio':>8}")
     for name, (b, c, hw, f, k, s, p) in CONV_SHAPES.items():
         x = rng.standard_normal((b, c, hw, hw)).astype(args.dtype)

@@ -9,6 +9,7 @@ own, so a wrong formula shows up as a disagreement in the tests.
 import math
 import numbers
 import operator
+import os
 from collections import namedtuple
 
 import numpy as np
@@ -212,11 +213,46 @@ MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 
 
 def check_array_size(what, shape, itemsize, received):
-    """Refuse an array of `shape` that no address space could hold."""
+    """Refuse an array of `shape` that no address space could hold (ValueError), or
+    that this machine's memory could not (MemoryError, `check_memory`)."""
     n = math.prod(int(dim) for dim in shape)
     if n * itemsize > MAX_ARRAY_BYTES:
         raise ValueError(f"{what} would have {n} elements, more than an array can hold. "
                          f"Received: {received}")
+    check_memory(what, n * itemsize, received)
+
+
+# Requests below this are not checked against the memory available: reading it costs
+# ~20 µs, and a failure that small is NumPy's MemoryError to report.
+MEMORY_CHECK_BYTES = 2**28
+
+
+def available_memory():
+    """Bytes of memory this process could still be given: MemAvailable + SwapFree on
+    Linux, else the machine's physical memory; None when nothing says."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+        return sum(int(fields[k].split()[0]) * 1024 for k in (b"MemAvailable", b"SwapFree"))
+    except (OSError, KeyError, ValueError, IndexError):
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+
+
+def check_memory(what, nbytes, received):
+    """Refuse to allocate more than the memory available, before a byte is written.
+
+    With overcommit (Linux's default) a huge `np.empty` succeeds and the writes that
+    follow exhaust the machine's memory instead; this says how much was asked."""
+    if nbytes < MEMORY_CHECK_BYTES:
+        return
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise MemoryError(f"{what} would need {nbytes / 2**30:.1f} GiB ({nbytes} bytes), "
+                          f"more than the {available / 2**30:.1f} GiB of memory available. "
+                          f"Received: {received}")
 
 
 # --- per-op argument sets ------------------------------------------------------------

@@ -4,6 +4,7 @@ Same names, signatures, errors and results as `pycnn.reference` (pure NumPy); th
 tests hold the two to each other. Arrays are NCHW, float32 or float64 (preserved).
 Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 """
+import math
 import threading
 
 import numpy as np
@@ -23,13 +24,19 @@ __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
 WORKSPACE_BYTES = 4 * 2**20
 
 # One reusable workspace per thread: a fresh large buffer on every call costs page
-# faults each time, and threads must not share one.
+# faults each time, and threads must not share one. A thread keeps at most
+# WORKSPACE_CACHE_BYTES between calls; a chunk that needs more (one image whose column
+# matrix alone is larger) gets a buffer of its own, freed when the call ends.
+WORKSPACE_CACHE_BYTES = 4 * WORKSPACE_BYTES
 _local = threading.local()
 
 
 def _workspace(shape, dtype):
-    """An uninitialised array of `shape` in this thread's reusable workspace."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    """An uninitialised array of `shape`, in this thread's workspace when it fits."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > WORKSPACE_CACHE_BYTES:
+        V.check_memory("A convolution's workspace", nbytes, f"shape={tuple(shape)}")
+        return np.empty(shape, dtype=dtype)
     buf = getattr(_local, "buffer", None)
     if buf is None or buf.nbytes < nbytes:
         buf = _local.buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
@@ -63,8 +70,9 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     n, c, h, w = x.shape
     oh, ow = V.out_size(h, kh, sh, 2 * ph, dh), V.out_size(w, kw, sw, 2 * pw, dw)
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, _threads(cols.size))
+    with _parallel.team(_threads(cols.size)) as threads:
+        _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
+                        oh, ow, threads)
     return cols
 
 
@@ -81,8 +89,9 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     V.check_block_count(cols, (h, w), (oh, ow))
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
-    _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
-                    oh, ow, _threads(cols.size))
+    with _parallel.team(_threads(cols.size)) as threads:
+        _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
+                        oh, ow, threads)
     return x
 
 
@@ -182,7 +191,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             if b is not None:
                 chunk += b                                # while the chunk is in cache
 
-    _parallel.over_images(geo.n, geo.macs, direct if geo.direct else images)
+    def columns_of_one_image():
+        # one image's GEMM, its columns (output pixels) spread over pycnn's threads
+        cols = geo.columns(x)
+
+        def columns(lo, hi):
+            part = np.matmul(w, cols[..., lo:hi], out=out[..., lo:hi])
+            if b is not None:
+                part += b
+
+        _parallel.over_ranges(geo.blocks, geo.macs // geo.blocks, columns)
+
+    if geo.direct:
+        _parallel.over_images(geo.n, geo.macs, direct)
+    elif geo.n == 1 and geo.blocks > 1:
+        columns_of_one_image()
+    else:
+        _parallel.over_images(geo.n, geo.macs, images)
     return out4
 
 
@@ -219,7 +244,31 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                                 geo.ph, geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
         return grad_w
 
-    grad_w = sum(_parallel.over_images(geo.n, 2 * geo.macs, images))
+    def one_image():
+        """Both gradients of one image, its GEMMs spread over pycnn's threads: over
+        the rows of grad_weight, then over the columns of the input's gradient."""
+        cols = geo.columns(x)
+        grad_w = np.empty((geo.g, fg, geo.rows), dtype=x.dtype)
+
+        def weight_rows(lo, hi):
+            np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1), out=grad_w[:, lo:hi])
+
+        def columns(lo, hi):
+            target = grad_x.reshape(cols.shape) if geo.pointwise else cols
+            np.matmul(w_t, dout[..., lo:hi], out=target[..., lo:hi])
+
+        _parallel.over_ranges(fg, geo.macs // fg, weight_rows)
+        _parallel.over_ranges(geo.blocks, geo.macs // geo.blocks, columns)
+        if not geo.pointwise:          # the columns now hold their gradient
+            _kernels.col2im(cols.reshape(1, geo.c * geo.kh * geo.kw, geo.blocks), grad_x,
+                            geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
+                            geo.dw, geo.oh, geo.ow, 1)
+        return grad_w
+
+    if geo.n == 1 and geo.blocks > 1:
+        grad_w = one_image()
+    else:
+        grad_w = sum(_parallel.over_images(geo.n, 2 * geo.macs, images))
     return grad_x, grad_w.reshape(weight.shape), grad_bias
 
 
@@ -289,10 +338,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     n, c, oh, ow = out_shape
     out = np.empty(out_shape, dtype=x.dtype)
     indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
-    _kernels.max_pool2d_forward(
-        _planes(x), out.reshape(n * c, oh, ow),
-        None if indices is None else indices.reshape(n * c, oh, ow),
-        kh, kw, sh, sw, ph, pw, dh, dw, _pool_threads(x.size + out.size, n * c))
+    with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
+        _kernels.max_pool2d_forward(
+            _planes(x), out.reshape(n * c, oh, ow),
+            None if indices is None else indices.reshape(n * c, oh, ow),
+            kh, kw, sh, sw, ph, pw, dh, dw, threads)
     return (out, indices) if return_indices else out
 
 
@@ -311,9 +361,9 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     # that the next call overwrites, so the cost stays; MALLOC_MMAP_THRESHOLD_ and
     # MALLOC_TRIM_THRESHOLD_ in the environment remove it for a whole process.
     grad_x = np.empty((n, c, h, w), dtype=grad_out.dtype)
-    bad = _kernels.max_pool2d_backward(_planes(grad_out), _planes(indices),
-                                       grad_x.reshape(n * c, h, w),
-                                       _pool_threads(grad_x.size + grad_out.size, n * c))
+    with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
+        bad = _kernels.max_pool2d_backward(_planes(grad_out), _planes(indices),
+                                           grad_x.reshape(n * c, h, w), threads)
     if bad:         # the kernel skipped them; say which values were wrong
         V.check_pool_indices(indices, h * w)
     return grad_x
@@ -334,9 +384,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     (kh, kw), (sh, sw), (ph, pw) = args[:3]
     n, c, oh, ow = out_shape = _pool_out_shape(x.shape, args)
     out = np.empty(out_shape, dtype=x.dtype)
-    _kernels.avg_pool2d_forward(_planes(x), out.reshape(n * c, oh, ow), kh, kw, sh, sw,
-                                ph, pw, count_include_pad, divisor or 0,
-                                _pool_threads(x.size + out.size, n * c))
+    with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
+        _kernels.avg_pool2d_forward(_planes(x), out.reshape(n * c, oh, ow), kh, kw, sh,
+                                    sw, ph, pw, count_include_pad, divisor or 0, threads)
     return out
 
 
@@ -353,9 +403,10 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     V.check_pool_grad_out(grad_out, _pool_out_shape(shape, args))
     (kh, kw), (sh, sw), (ph, pw) = args[:3]
     grad_x = np.empty(shape, dtype=grad_out.dtype)
-    _kernels.avg_pool2d_backward(_planes(grad_out), grad_x.reshape(n * c, h, w), kh, kw,
-                                 sh, sw, ph, pw, count_include_pad, divisor or 0,
-                                 _pool_threads(grad_x.size + grad_out.size, n * c))
+    with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
+        _kernels.avg_pool2d_backward(_planes(grad_out), grad_x.reshape(n * c, h, w), kh,
+                                     kw, sh, sw, ph, pw, count_include_pad, divisor or 0,
+                                     threads)
     return grad_x
 
 

@@ -1,5 +1,6 @@
-"""Convolutions spread over the images of a batch (pycnn._parallel)."""
+"""Work spread over pycnn's threads (pycnn._parallel), and every op from any thread."""
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from conftest import CONV_CASES, assert_close, make_conv
 import pycnn
 from pycnn import _config, _parallel, functional, reference
 
-pytest.importorskip("threadpoolctl", reason="spreading over images needs threadpoolctl")
+threadpoolctl = pytest.importorskip("threadpoolctl",
+                                    reason="spreading over images needs threadpoolctl")
 
 
 @pytest.fixture
@@ -22,7 +24,9 @@ def spread(monkeypatch):
 
 
 def blas_threads():
-    return [c.num_threads for c in _parallel._blas_controllers()]
+    """Thread counts of the BLAS libraries, as threadpoolctl reads them."""
+    return [c.num_threads for c in
+            threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
 
 
 @pytest.mark.parametrize("name", ["3x3-pad1", "groups3", "same-even-dilated",
@@ -40,12 +44,27 @@ def test_spread_convolution_matches_reference(spread, name, dtype, rng):
         assert_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("name", ["3x3-pad1", "groups3", "same-even-dilated",
+                                  "pointwise-1x1", "mixed", "c1"])
+def test_one_image_spread_over_its_columns_matches_reference(spread, name, dtype, rng):
+    """A single image splits its GEMMs over output columns and grad_weight rows."""
+    x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
+    x = x[:1]
+    out = functional.conv2d(x, w, b, **kw)
+    assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
+                         reference.conv2d_backward(g, x, w, **kw)):
+        assert got.dtype == dtype
+        assert_close(got, want, dtype)
+
+
 def test_spread_and_serial_agree(spread, monkeypatch, rng):
     x, w, b, kw = make_conv(CONV_CASES["mixed"], np.float64, rng)
     x = np.concatenate([x] * 3)
     g = rng.standard_normal(functional.conv2d(x, w, b, **kw).shape)
     spread_out = functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw)
-    monkeypatch.setattr(_parallel, "_blas", ())          # as without threadpoolctl
+    monkeypatch.setattr(_parallel, "_libraries", ())     # as without threadpoolctl
     assert _parallel.n_parts(len(x), 1) == 1
     serial_out = functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw)
     np.testing.assert_array_equal(spread_out[0], serial_out[0])
@@ -87,34 +106,153 @@ def test_blas_threads_are_restored_after_success_and_error(spread):
 
     with pytest.raises(RuntimeError, match="boom in a worker"):
         _parallel.over_images(3, 1, work)
+    assert len(inside) == 3
     assert all(n == [1] * len(before) for n in inside)   # BLAS held to one thread
     assert blas_threads() == before
     _parallel.over_images(3, 1, lambda lo, hi: lo)
     assert blas_threads() == before
 
 
-def test_overlapping_calls_from_threads_restore_blas_threads(spread, rng):
+def _in_thread(fn):
+    box = {}
+    t = threading.Thread(target=lambda: box.update(result=fn()))
+    t.start()
+    t.join()
+    return box["result"]
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_blas_on_one_thread_whichever_thread_calls(monkeypatch, parts):
+    """Regression: BLAS was held to one thread only when the thread that first set its
+    count called (threadpoolctl lets only that thread change OpenBLAS's count), so a
+    conv2d from a worker thread ran its GEMMs on BLAS's threads: slower, and with other
+    rounding on some CPUs."""
+    monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(_config, "_num_threads", parts)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # main controls it
+        before = blas_threads()
+        inside = []
+        _in_thread(lambda: _parallel.over_ranges(
+            parts, 1, lambda lo, hi: inside.append(blas_threads())))
+        assert inside == [[1] * len(before)] * parts
+        assert blas_threads() == before                  # put back for other code
+
+
+def test_many_callers_at_once_keep_blas_on_one_thread(spread):
     before = blas_threads()
-    x, w, b, kw = make_conv(CONV_CASES["3x3-pad1"], np.float32, rng)
-    x = np.concatenate([x] * 4)
-    want = functional.conv2d(x, w, b, **kw)
-    results = []
-    barrier = threading.Barrier(6)
+    seen = []
+    barrier = threading.Barrier(8)
 
-    def target():
+    def work(lo, hi):
+        seen.append(blas_threads())
+
+    def caller():
         barrier.wait()
-        for _ in range(20):
-            results.append(functional.conv2d(x, w, b, **kw))
+        for _ in range(10):
+            _parallel.over_ranges(3, 1, work)
 
-    threads = [threading.Thread(target=target) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(results) == 120
-    for got in results:
-        np.testing.assert_array_equal(got, want)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: caller(), range(8)))
+    assert len(seen) == 8 * 10 * 3
+    assert all(n == [1] * len(before) for n in seen)
     assert blas_threads() == before
+
+
+def test_the_pool_stays_bounded_under_many_callers(spread):
+    """Callers run their own unstarted ranges: overlapping calls share one pool of
+    get_num_threads() - 1 threads instead of starting one team each."""
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: _parallel.over_ranges(3, 1, lambda lo, hi: lo), range(64)))
+    assert len(_parallel._workers) <= max(pycnn.get_num_threads() - 1, 2)
+
+
+# --- every public op, from many threads at once, bit for bit -----------------------
+
+def _op_calls(dtype):
+    """(name, call) for every public op of pycnn.functional, on inputs big enough to be
+    spread over threads."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 5, 13, 11)).astype(dtype)
+    w = rng.standard_normal((8, 5, 3, 3)).astype(dtype)
+    wg = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(8).astype(dtype)
+    g = rng.standard_normal((6, 8, 13, 11)).astype(dtype)
+    cols = functional.im2col(x, 3, padding=1)
+    out, idx = functional.max_pool2d(x, 3, 2, 1, return_indices=True)
+    gp = rng.standard_normal(out.shape).astype(dtype)
+    avg = functional.avg_pool2d(x, 3, 2, 1)
+    lp = functional.lp_pool2d(np.abs(x), 2, 3, 2)
+    x1, g1 = x[:1], g[:1]
+    return [
+        ("im2col", lambda: functional.im2col(x, 3, padding=1)),
+        ("col2im", lambda: functional.col2im(cols, (13, 11), 3, padding=1)),
+        ("conv2d", lambda: functional.conv2d(x, w, b, padding=1)),
+        ("conv2d groups", lambda: functional.conv2d(x[:, :3], wg, None, 1, 1, 1, 3)),
+        ("conv2d one image", lambda: functional.conv2d(x1, w, b, padding=1)),
+        ("conv2d_backward", lambda: functional.conv2d_backward(g, x, w, padding=1)),
+        ("conv2d_backward one image",
+         lambda: functional.conv2d_backward(g1, x1, w, padding=1)),
+        ("max_pool2d", lambda: functional.max_pool2d(x, 3, 2, 1, return_indices=True)),
+        ("max_pool2d_backward", lambda: functional.max_pool2d_backward(gp, idx, x.shape)),
+        ("avg_pool2d", lambda: functional.avg_pool2d(x, 3, 2, 1)),
+        ("avg_pool2d_backward",
+         lambda: functional.avg_pool2d_backward(avg * 0 + gp, x.shape, 3, 2, 1)),
+        ("lp_pool2d", lambda: functional.lp_pool2d(np.abs(x), 2, 3, 2)),
+        ("lp_pool2d_backward",
+         lambda: functional.lp_pool2d_backward(lp * 0 + 1, np.abs(x), 2, 3, 2)),
+        ("Linear", lambda: _parallel.matmul(x.reshape(6, -1), x.reshape(6, -1).T)),
+        ("Linear grad", lambda: _parallel.matmul_t(x.reshape(6, -1), g.reshape(6, -1))),
+    ]
+
+
+def _flat(result):
+    if isinstance(result, tuple):
+        return [np.asarray(r) for r in result]
+    return [np.asarray(result)]
+
+
+def _assert_identical(got, want, name):
+    for a, b in zip(_flat(got), _flat(want)):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.tobytes() == b.tobytes(), f"{name}: not bit-identical to the serial call"
+
+
+@pytest.mark.parametrize("with_threadpoolctl", [True, False],
+                         ids=["threadpoolctl", "no-threadpoolctl"])
+@pytest.mark.parametrize("how", ["threads", "executor"])
+def test_every_op_is_bit_identical_from_any_thread(spread, monkeypatch, dtype, how,
+                                                   with_threadpoolctl):
+    if not with_threadpoolctl:
+        monkeypatch.setattr(_parallel, "_libraries", ())
+    calls = _op_calls(dtype)
+    serial = {name: call() for name, call in calls}
+    results = []
+    lock = threading.Lock()
+
+    def everything():
+        for name, call in calls:
+            got = call()
+            with lock:
+                results.append((name, got))
+
+    if how == "threads":
+        barrier = threading.Barrier(8)
+
+        def target():
+            barrier.wait()
+            everything()
+
+        threads = [threading.Thread(target=target) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: everything(), range(8)))
+    assert len(results) == 8 * len(calls)
+    for name, got in results:
+        _assert_identical(got, serial[name], name)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 5])
@@ -130,10 +268,10 @@ def test_spread_matmuls_match_numpy(spread, rows, dtype, rng):
     assert_close(got_t, a.T @ c, dtype)
 
 
-def test_blas_stays_on_one_thread_unless_one_image_needs_more(monkeypatch):
+def test_blas_stays_on_one_thread_for_every_call(monkeypatch):
     """Small work runs on the calling thread with BLAS held to one thread (its idle
-    threads would spin beside pycnn's); a single image with enough work for several
-    threads keeps BLAS's threads, to share its GEMMs."""
+    threads would spin beside pycnn's); one big image spreads its GEMMs over pycnn's
+    threads instead of BLAS's, so the count never depends on the work."""
     monkeypatch.setattr(_config, "_num_threads", 2)
     before = blas_threads()
     seen = {}
@@ -144,5 +282,21 @@ def test_blas_stays_on_one_thread_unless_one_image_needs_more(monkeypatch):
     _parallel.over_images(4, 1, work)
     assert seen.pop((0, 4)) == [1] * len(before)
     _parallel.over_images(1, 2 * _parallel.MIN_MACS_PER_THREAD, work)
-    assert seen.pop((0, 1)) == before
+    assert seen.pop((0, 1)) == [1] * len(before)
     assert blas_threads() == before
+
+
+def test_workspace_kept_between_calls_is_bounded(monkeypatch):
+    """Regression: one conv2d with a huge column matrix left it cached on every thread
+    that ran (1.3 GiB for (1, 4, 1024, 1024) with a 9x9 kernel)."""
+    x = np.zeros((1, 4, 160, 160), np.float32)     # columns: 4*81*160*160*4 B = 33 MB
+    w = np.zeros((2, 4, 9, 9), np.float32)
+    functional.conv2d(x, w, padding=4)
+    functional.conv2d_backward(np.zeros((1, 2, 160, 160), np.float32), x, w, padding=4)
+    kept = getattr(functional._local, "buffer", None)
+    assert kept is None or kept.nbytes <= functional.WORKSPACE_CACHE_BYTES
+    small = np.zeros((8, 4, 16, 16), np.float32)   # steady state: reused, not reallocated
+    functional.conv2d(small, w, padding=4)
+    first = functional._local.buffer
+    functional.conv2d(small, w, padding=4)
+    assert functional._local.buffer is first

@@ -59,10 +59,13 @@ def test_column_matrix_beyond_the_address_space_is_refused(impl):
         impl.im2col(x, 1, padding=2**31 - 1)
 
 
-def test_size_check_is_on_bytes_not_int32():
-    """Past 2**31 elements is fine while the bytes fit the address space (whether the
-    memory is there is NumPy's MemoryError to tell); past 2**63 - 1 bytes is refused."""
+def test_size_check_is_on_bytes_not_int32(monkeypatch):
+    """Past 2**31 elements is fine while the bytes fit the address space (and, here, a
+    machine with all the memory in the world); past 2**63 - 1 bytes is refused."""
+    from pycnn import _validation
     from pycnn._validation import MAX_ARRAY_BYTES, check_array_size
+
+    monkeypatch.setattr(_validation, "available_memory", lambda: MAX_ARRAY_BYTES)
 
     check_array_size("A", (1, 2**16, 513, 513), 4, "")          # 2**34 elements
     check_array_size("A", (MAX_ARRAY_BYTES // 8,), 8, "")
@@ -150,3 +153,41 @@ def test_col2im_output_beyond_the_address_space_is_refused(impl):
     cols = np.ones((1, 1, 1), np.float32)
     with pytest.raises(ValueError, match=f"^The output would have {side * side} elements"):
         impl.col2im(cols, (side, side), 1, stride=side)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_outputs_beyond_the_memory_available_raise_memory_error_first(impl, monkeypatch):
+    """Regression: with overcommit, NumPy hands out 20 GiB on a 24 GiB machine and the
+    writes then exhaust its memory. Requests beyond the memory available are refused
+    before anything is allocated, saying how much was asked, by every backend alike."""
+    from pycnn import _validation
+
+    monkeypatch.setattr(_validation, "available_memory", lambda: 2**30)
+    x = np.zeros((1, 1, 1, 1), np.float32)
+    w = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises(MemoryError, match=r"^The output would need 4\.0 GiB \(4295229444 "
+                                          r"bytes\), more than the 1\.0 GiB of memory "
+                                          r"available\. Received: x\.shape=\(1, 1, 1, 1\)"):
+        impl.conv2d(x, w, padding=2**14)                   # 32769**2 floats
+
+
+def test_a_terabyte_output_is_refused_on_this_machine():
+    from pycnn._validation import available_memory
+
+    x = np.zeros((1, 1, 1, 1), np.float32)
+    nbytes = 4 * (2 * 2**19 + 1) ** 2                # ~4 TiB of float32
+    if available_memory() is None or available_memory() >= nbytes:
+        pytest.skip("this machine has the memory")
+    with pytest.raises(MemoryError, match=r"^The output would need 4096\.0 GiB"):
+        functional.conv2d(x, np.zeros((1, 1, 1, 1), np.float32), padding=2**19)
+
+
+def test_a_huge_workspace_is_refused_before_allocating(monkeypatch):
+    from pycnn import _validation
+
+    monkeypatch.setattr(_validation, "MEMORY_CHECK_BYTES", 1)
+    x = np.zeros((1, 4, 100, 100), np.float32)          # columns of one image: 13 MB
+    w = np.zeros((1, 4, 9, 9), np.float32)
+    monkeypatch.setattr(_validation, "available_memory", lambda: 2**23)
+    with pytest.raises(MemoryError, match="would need"):
+        functional.conv2d(x, w, padding=4)
