@@ -212,6 +212,9 @@ class Sequential:
         n = len(x)
         bar = _Progress(progress, epochs, -(-n // batch_size))
         mode = self.training
+        # what a batch changes, copied before each batch into arrays allocated once, so a
+        # batch that diverges (issue 12) leaves no trace: parameters, buffers, optimizer
+        snapshot = _Snapshot(self, optimizer)
         try:
             for epoch in range(epochs):
                 start_time = time.perf_counter()
@@ -222,21 +225,25 @@ class Sequential:
                 for batch, start in enumerate(range(0, n, batch_size)):
                     idx = order[start:start + batch_size]
                     xb, yb = x[idx], y[idx]
-                    # a copy of the state before this batch, to keep if the loss diverges
-                    last_good = {k: v.copy() for k, v in self.state_dict().items()}
+                    snapshot.take()
                     out = self.forward(xb)
                     value = float(loss(out, yb))
-                    if not np.isfinite(value):
-                        for key, arr in self.state_dict().items():
-                            arr[...] = last_good[key]
+                    bad = ""
+                    if np.isfinite(value):       # then the update must keep it all finite
+                        self.backward(loss.backward())
+                        optimizer.step(self.parameters())
+                        bad = _non_finite(self.state_dict())
+                    if not np.isfinite(value) or bad:
+                        snapshot.restore()
                         self.history = history
+                        what = (f"the loss became {value}" if not np.isfinite(value) else
+                                f"the update made {bad} non-finite (the loss was {value:.6g})")
                         raise FloatingPointError(
-                            f"fit stopped: the loss became {value} at epoch {epoch + 1}, "
-                            f"batch {batch + 1}; the parameters from before that batch were "
-                            "kept. A smaller learning rate, or inputs without NaN/inf, "
-                            "usually cure it.")
-                    self.backward(loss.backward())
-                    optimizer.step(self.parameters())
+                            f"fit stopped: {what} at epoch {epoch + 1}, batch {batch + 1}; "
+                            "the parameters from before that batch were restored, with the "
+                            "buffers (batch-norm statistics) and the optimizer's state. A "
+                            "smaller learning rate, or inputs without NaN/inf, usually cure "
+                            "it.")
                     total += value * len(idx) if per_sample else value
                     right = self._correct(out, yb)
                     correct = None if right is None or correct is None else correct + right
@@ -389,6 +396,89 @@ class Sequential:
         for key, arr in loaded.items():
             expected[key][...] = arr     # in place: layers and optimizers keep their arrays
         return self
+
+
+def _non_finite(state):
+    """'' when every array of `state` is finite, else how many values are NaN/inf, where."""
+    bad = {key: int(np.count_nonzero(~np.isfinite(arr))) for key, arr in state.items()
+           if not np.isfinite(arr).all()}
+    if not bad:
+        return ""
+    total = sum(bad.values())
+    return (f"{total:,} value{'s' if total > 1 else ''} ("
+            + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items()) + ")")
+
+
+class _Snapshot:
+    """Everything a training batch changes, kept so that `fit` can put it back.
+
+    `take()` copies the model's parameters and buffers (`state_dict`) and the optimizer's
+    per-key state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
+    a dict of dicts) into arrays allocated on first use and reused with `np.copyto`;
+    `restore()` copies them back into the very arrays the layers and the optimizer held
+    before the batch, and removes the state entries the batch created (a first step's
+    momentum buffer). Values of the optimizer's state that are not arrays (step counts)
+    are kept by reference, so they must be immutable, as Python numbers are.
+    """
+
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.saved = {key: np.empty_like(arr) for key, arr in model.state_dict().items()}
+        state = getattr(optimizer, "state", None)
+        self.opt_state = state if isinstance(state, dict) else None
+        self.opt_saved = {}    # key -> name -> _Kept(the optimizer's array, a copy) or value
+
+    def take(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(self.saved[key], arr)
+        if self.opt_state is None:
+            return
+        previous, self.opt_saved = self.opt_saved, {}
+        for key, entries in self.opt_state.items():
+            if not isinstance(entries, dict):
+                self.opt_saved[key] = entries
+                continue
+            old, kept = previous.get(key), {}
+            for name, value in entries.items():
+                if isinstance(value, np.ndarray):
+                    was = old.get(name) if isinstance(old, dict) else None
+                    copy = was.copy if isinstance(was, _Kept) else None
+                    if copy is None or copy.shape != value.shape or copy.dtype != value.dtype:
+                        copy = np.empty_like(value)
+                    np.copyto(copy, value)
+                    value = _Kept(value, copy)
+                kept[name] = value
+            self.opt_saved[key] = kept
+
+    def restore(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(arr, self.saved[key])
+        if self.opt_state is None:
+            return
+        for key in [k for k in self.opt_state if k not in self.opt_saved]:
+            del self.opt_state[key]
+        for key, kept in self.opt_saved.items():
+            if not isinstance(kept, dict):
+                self.opt_state[key] = kept
+                continue
+            entries = self.opt_state.get(key)
+            if not isinstance(entries, dict):
+                entries = self.opt_state[key] = {}
+            for name in [n for n in entries if n not in kept]:
+                del entries[name]
+            for name, value in kept.items():
+                if isinstance(value, _Kept):
+                    np.copyto(value.array, value.copy)
+                    value = value.array
+                entries[name] = value
+
+
+class _Kept:
+    """An array of the optimizer's state and its copy from before the batch."""
+    __slots__ = ("array", "copy")
+
+    def __init__(self, array, copy):
+        self.array, self.copy = array, copy
 
 
 class _Progress:
