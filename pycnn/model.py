@@ -1,9 +1,11 @@
 """`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
 import os
+import struct
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -355,47 +357,150 @@ class Sequential:
     def load(self, path):
         """Read parameters and buffers saved by `save` into this model, in place.
 
-        The file must hold exactly this model's keys with the same shapes and dtypes;
-        otherwise a ValueError names the first offending key and nothing is changed.
-        Returns the model.
+        `path` is the one given to `save`: ``model.save("m")`` wrote ``m.npz``, and
+        ``load("m")`` reads ``m.npz`` when ``m`` itself is not a file. The archive must
+        hold exactly this model's keys, each an ``.npy`` member of the model's shape and
+        dtype. Every member's header is checked before any data is read, and only the
+        bytes the model needs are read, so a hostile or corrupt file costs no more time
+        and memory than the model itself. Anything else (not a zip, truncated, a member
+        that is not an ``.npy``, pickled objects, trailing data, a wrong key, shape or
+        dtype) raises one ValueError naming the file and the member, and leaves the model
+        unchanged. A path that does not exist raises FileNotFoundError. Returns the model.
         """
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
-                             f"Received: path={str(path)!r} ({exc})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                             f"not a single array. Received: path={str(path)!r}")
-        expected = self.state_dict()
+        path = _model_file(path)
         loaded = {}
-        with archive:
-            files = set(archive.files)
-            for key, target in expected.items():
-                if key not in files:
-                    raise ValueError(f"{path}: missing key {key!r}: the file does not "
-                                     f"match this model (it holds {sorted(files)})")
-                try:
-                    arr = archive[key]
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                    raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") \
-                        from None
-                if arr.shape != target.shape:
-                    raise ValueError(f"{path}: key {key!r} has shape {arr.shape}, the "
-                                     f"model expects {target.shape}")
-                if arr.dtype != target.dtype:
-                    raise ValueError(f"{path}: key {key!r} has dtype {arr.dtype}, the "
-                                     f"model expects {target.dtype}")
-                loaded[key] = arr
-            extra = sorted(files - set(expected))
-            if extra:
-                raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
-                                 f"match this model (extra keys: {extra})")
+        with open(path, "rb") as f:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
+                                 f"not a single array. Received: path={path!r}")
+            f.seek(0)
+            try:
+                archive = zipfile.ZipFile(f)
+            except _READ_ERRORS as exc:
+                raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
+                                 f"Received: path={path!r} ({type(exc).__name__}: {exc})") \
+                    from None
+            with archive:
+                members = _npz_members(archive, path)
+                expected = self.state_dict()
+                for key, target in expected.items():     # every header first ...
+                    if key not in members:
+                        raise ValueError(f"{path}: missing key {key!r}: the file does not "
+                                         f"match this model (it holds {sorted(members)})")
+                    _check_member(archive, members[key], path, key, target)
+                extra = sorted(set(members) - set(expected))
+                if extra:
+                    raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
+                                     f"match this model (extra keys: {extra})")
+                for key, target in expected.items():     # ... then exactly their data
+                    loaded[key] = _read_member(archive, members[key], path, key, target)
         for key, arr in loaded.items():
-            expected[key][...] = arr     # in place: layers and optimizers keep their arrays
+            np.copyto(expected[key], arr)    # in place: layers and optimizers keep arrays
         return self
+
+
+# --- reading .npz files without trusting them ---------------------------------------------
+
+_NPY_MAGIC = b"\x93NUMPY"
+# what reading a corrupt zip member can raise: zipfile's own errors, zlib's, an
+# unsupported compression method (NotImplementedError) or an encrypted member
+# (RuntimeError), NumPy's header parser (ValueError), a cut-off file (EOFError, OSError)
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                NotImplementedError, RuntimeError, struct.error, OverflowError)
+
+
+def _model_file(path):
+    """The file `save(path)` wrote: `path`, else `path` + ".npz" when it lacks it."""
+    path = os.fsdecode(os.fspath(path))
+    candidates = [path] if path.endswith(".npz") else [path, path + ".npz"]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            what = ("a directory" if os.path.isdir(candidate) else
+                    "a device, pipe or socket")
+            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
+                             f"not {what}. Received: path={candidate!r}")
+    raise FileNotFoundError(f"`path` names no file: {' nor '.join(map(repr, candidates))}"
+                            f" exists")
+
+
+def _npz_members(archive, path):
+    """{key: ZipInfo} of an archive whose members are all ``<key>.npy``, once each."""
+    members = {}
+    for info in archive.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise ValueError(f"{path}: member {name!r} is not an .npy array (a file "
+                             f"written by Sequential.save holds only '<key>.npy' members)")
+        key = name[:-len(".npy")]
+        if key in members:
+            raise ValueError(f"{path}: member {name!r} appears twice")
+        members[key] = info
+    return members
+
+
+def _header(stream, path, key):
+    """(shape, fortran_order, dtype) of the .npy stream, read from its header alone."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f"{path}: member '{key}.npy' has .npy format version {version}, "
+                     f"expected 1.0 or 2.0")
+
+
+def _check_member(archive, info, path, key, target):
+    """Raise a ValueError unless member `info` declares `target`'s shape and dtype."""
+    try:
+        with archive.open(info) as stream:
+            shape, fortran_order, dtype = _header(stream, path, key)
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
+            from None
+    if dtype.hasobject:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"holds Python objects (dtype {dtype}), which would need "
+                         f"unpickling; load never unpickles")
+    if shape != target.shape:
+        raise ValueError(f"{path}: key {key!r} has shape {shape}, the model expects "
+                         f"{target.shape}")
+    if dtype != target.dtype:
+        got, want = ((dtype.str, target.dtype.str) if dtype.name == target.dtype.name
+                     else (dtype, target.dtype))
+        raise ValueError(f"{path}: key {key!r} has dtype {got}, the model expects {want}")
+
+
+def _read_member(archive, info, path, key, target):
+    """A new array of `target`'s shape and dtype from member `info`, reading no more
+    than its header, its data and one byte to make sure nothing follows."""
+    try:
+        with archive.open(info) as stream:
+            shape, fortran_order, dtype = _header(stream, path, key)
+            if shape != target.shape or dtype != target.dtype:      # checked before
+                raise ValueError(f"the header changed to shape {shape}, dtype {dtype}")
+            # Fortran order: the data of the transpose, in C order
+            raw = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+            view = memoryview(raw.reshape(-1).view(np.uint8))
+            done, chunk = 0, 1 << 20
+            while done < len(view):
+                data = stream.read(min(chunk, len(view) - done))
+                if not data:
+                    raise ValueError(f"the data ends after {done:,} of "
+                                     f"{len(view):,} bytes")
+                view[done:done + len(data)] = data
+                done += len(data)
+            if stream.read(1):                    # also checks the CRC at the end
+                raise ValueError(f"more than the {len(view):,} bytes of a {shape} "
+                                 f"{dtype} array follow the header")
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
+            from None
+    return raw.T if fortran_order else raw
 
 
 def _non_finite(state):
