@@ -1,8 +1,10 @@
 """`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
+import contextlib
 import os
+import re
+import secrets
 import struct
 import sys
-import tempfile
 import time
 import zipfile
 import zlib
@@ -335,15 +337,25 @@ class Sequential:
     def save(self, path):
         """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`.
 
-        Atomic: the archive is written to a temporary file beside `path`, then renamed
-        over it, so a crash mid-save never leaves a half-written file in place of the
-        previous model. Like ``numpy.savez``, ``.npz`` is appended to a name without it.
+        Like ``numpy.savez``, ``.npz`` is appended to a name without it; the name of the
+        file written is returned. The file gets the permissions of any new file
+        (``0o666`` less the umask).
+
+        Atomic: the archive is written to a temporary file ``.pycnn-save-<random>.npz``
+        beside `path`, then renamed over it, so a crash mid-save never leaves a
+        half-written file in place of the previous model. A save that is killed leaves
+        that temporary file behind; the next save into the same folder removes such
+        files of this user older than an hour (younger ones may be saves in progress).
         """
-        path = os.fspath(path)
+        path = os.fsdecode(os.fspath(path))
         if not path.endswith(".npz"):
             path += ".npz"
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".pycnn-save-", suffix=".npz", dir=folder)
+        _remove_stale_temporaries(folder)
+        tmp = os.path.join(folder, f"{_TEMP_PREFIX}{secrets.token_hex(8)}.npz")
+        # os.open applies the umask to 0o666, as open() does; mkstemp would give 0o600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.state_dict())
@@ -351,8 +363,10 @@ class Sequential:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
+        return path
 
     def load(self, path):
         """Read parameters and buffers saved by `save` into this model, in place.
@@ -397,6 +411,35 @@ class Sequential:
         for key, arr in loaded.items():
             np.copyto(expected[key], arr)    # in place: layers and optimizers keep arrays
         return self
+
+
+# --- the temporary files of save ---------------------------------------------------------
+
+_TEMP_PREFIX = ".pycnn-save-"
+_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")   # also mkstemp's
+_STALE_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder):
+    """Remove the temporary files of killed saves: regular files of this user named like
+    save's, last modified more than an hour ago. Errors are ignored (a save running in
+    another process may remove the same file)."""
+    now = time.time()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (entry.is_file(follow_symlinks=False) and now - st.st_mtime > _STALE_SECONDS
+                    and (uid is None or st.st_uid == uid)):
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 # --- reading .npz files without trusting them ---------------------------------------------

@@ -3,13 +3,17 @@ files are refused by one ValueError, within the model's own memory, leaving the 
 as it was; save's permissions, temporary files, the path it reports; `load` takes the
 path `save` took."""
 import os
+import signal
+import subprocess
+import sys
+import time
 import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 
-from pycnn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential
+from pycnn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, cli
 
 MiB = 1 << 20
 BOMB_BYTES = 256 * MiB          # what reading a bomb whole costs; far above the budget
@@ -235,3 +239,86 @@ def test_load_of_a_missing_path_raises_file_not_found(tmp_path):
         _model().load(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match=r"names no file: '.*absent.npz' exists"):
         _model().load(tmp_path / "absent.npz")
+
+
+# --- save --------------------------------------------------------------------------------
+
+def test_save_returns_the_file_written_and_load_takes_the_same_path(tmp_path):
+    model, other = _model(0), _model(5)
+    assert model.save(tmp_path / "m") == str(tmp_path / "m.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    assert other.load(tmp_path / "m") is other                # save's path, not the file's
+    assert _bits(other) == _bits(model)
+    assert model.save(str(tmp_path / "n.npz")) == str(tmp_path / "n.npz")
+    # a file named exactly `path` wins over path + ".npz"
+    np.savez(tmp_path / "m", **_state(3))                     # numpy writes m.npz too ...
+    os.replace(tmp_path / "m.npz", tmp_path / "m")            # ... so move it to m
+    model.save(tmp_path / "m")
+    other.load(tmp_path / "m")
+    np.testing.assert_array_equal(other.state_dict()["4.bias"], _state(3)["4.bias"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_file_has_the_permissions_of_the_umask(tmp_path, umask):
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    old = os.umask(umask)
+    try:
+        path = _model().save(tmp_path / "m.npz")
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+        os.chmod(path, 0o600)                                 # an overwrite: a new file
+        _model().save(path)
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(old)
+
+
+def test_save_removes_stale_temporary_files_of_its_own(tmp_path):
+    hour_ago = time.time() - 3700
+    names = {".pycnn-save-0a1b2c3d4e5f6a7b.npz": True,     # this version's name, stale
+             ".pycnn-save-k2j_x9qz.npz": True,             # mkstemp's (older pycnn), stale
+             ".pycnn-save-fresh000.npz": False,            # maybe a save in progress
+             ".pycnn-save-notes.txt": False,               # not save's pattern
+             ".pycnn-save-a.npz.bak": False,
+             "model.npz": False}                           # a user's file
+    for name, stale in names.items():
+        (tmp_path / name).write_bytes(b"half an archive")
+        if stale or name != ".pycnn-save-fresh000.npz":
+            os.utime(tmp_path / name, (hour_ago, hour_ago))
+    (tmp_path / ".pycnn-save-dir.npz").mkdir()              # not a regular file
+    os.utime(tmp_path / ".pycnn-save-dir.npz", (hour_ago, hour_ago))
+    _model().save(tmp_path / "new")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([n for n, stale in names.items() if not stale]
+                          + [".pycnn-save-dir.npz", "new.npz"])
+
+
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    if not hasattr(signal, "SIGKILL"):
+        pytest.skip("needs SIGKILL")
+    script = (
+        "import os, signal, sys, numpy as np, pycnn\n"
+        "def killed(f, **arrays):\n"
+        "    f.write(b'half an archive'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "np.savez = killed\n"
+        "pycnn.Sequential(pycnn.Linear(3, 2, rng=0)).save(sys.argv[1])\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m")], cwd=root,
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (temp,) = tmp_path.iterdir()                         # what a kill leaves: no m.npz
+    assert temp.name.startswith(".pycnn-save-") and temp.name.endswith(".npz")
+    Sequential(Linear(3, 2, rng=0)).save(tmp_path / "m")
+    assert temp.exists()                                 # young: maybe a save in progress
+    old = time.time() - 3700
+    os.utime(temp, (old, old))
+    Sequential(Linear(3, 2, rng=0)).save(tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_cli_train_reports_the_file_it_saved(tmp_path, capsys):
+    assert cli.main(["train", "--quiet", "--epochs", "1", "--limit", "64",
+                     "--save", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert f"saved the model to {tmp_path / 'model.npz'}\n" in out
+    cli.build_model(8, rng=0).load(tmp_path / "model")
