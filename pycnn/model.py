@@ -196,6 +196,14 @@ class Sequential:
         dict of lists, one value per epoch: ``loss`` (mean over the epoch's samples,
         in train mode), ``accuracy`` (for classification), and ``val_loss``,
         ``val_accuracy`` with `validation_data`. Also kept as ``model.history``.
+
+        Raises
+        ------
+        FloatingPointError
+            when a batch's loss, or the model's arrays after its update, are not finite.
+            The parameters, the buffers (batch-norm statistics) and the optimizer's state
+            are then bit for bit those from before that batch, and ``model.history``
+            holds the epochs that finished.
         """
         epochs = V.positive_int(epochs, "epochs")
         batch_size = V.positive_int(batch_size, "batch_size")
