@@ -189,8 +189,8 @@ def train(args):
     print(f"test accuracy: {100 * test_acc:.2f}% ({right}/{len(x_test)}), "
           f"test loss {test_loss:.4f}, training time {seconds:.1f} s")
     if args.save:
-        model.save(args.save)
-        print(f"saved the model to {args.save}")
+        written = model.save(args.save)         # with .npz appended if it was missing
+        print(f"saved the model to {written}")
     if args.plot:
         _plot(history, args.plot)
         print(f"saved the curves to {args.plot}")

@@ -1,9 +1,13 @@
 """`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
+import contextlib
 import os
+import re
+import secrets
+import struct
 import sys
-import tempfile
 import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -192,6 +196,14 @@ class Sequential:
         dict of lists, one value per epoch: ``loss`` (mean over the epoch's samples,
         in train mode), ``accuracy`` (for classification), and ``val_loss``,
         ``val_accuracy`` with `validation_data`. Also kept as ``model.history``.
+
+        Raises
+        ------
+        FloatingPointError
+            when a batch's loss, or the model's arrays after its update, are not finite.
+            The parameters, the buffers (batch-norm statistics) and the optimizer's state
+            are then bit for bit those from before that batch, and ``model.history``
+            holds the epochs that finished.
         """
         epochs = V.positive_int(epochs, "epochs")
         batch_size = V.positive_int(batch_size, "batch_size")
@@ -212,6 +224,9 @@ class Sequential:
         n = len(x)
         bar = _Progress(progress, epochs, -(-n // batch_size))
         mode = self.training
+        # what a batch changes, copied before each batch into arrays allocated once, so a
+        # batch that diverges (issue 12) leaves no trace: parameters, buffers, optimizer
+        snapshot = _Snapshot(self, optimizer)
         try:
             for epoch in range(epochs):
                 start_time = time.perf_counter()
@@ -222,21 +237,25 @@ class Sequential:
                 for batch, start in enumerate(range(0, n, batch_size)):
                     idx = order[start:start + batch_size]
                     xb, yb = x[idx], y[idx]
-                    # a copy of the state before this batch, to keep if the loss diverges
-                    last_good = {k: v.copy() for k, v in self.state_dict().items()}
+                    snapshot.take()
                     out = self.forward(xb)
                     value = float(loss(out, yb))
-                    if not np.isfinite(value):
-                        for key, arr in self.state_dict().items():
-                            arr[...] = last_good[key]
+                    bad = ""
+                    if np.isfinite(value):       # then the update must keep it all finite
+                        self.backward(loss.backward())
+                        optimizer.step(self.parameters())
+                        bad = _non_finite(self.state_dict())
+                    if not np.isfinite(value) or bad:
+                        snapshot.restore()
                         self.history = history
+                        what = (f"the loss became {value}" if not np.isfinite(value) else
+                                f"the update made {bad} non-finite (the loss was {value:.6g})")
                         raise FloatingPointError(
-                            f"fit stopped: the loss became {value} at epoch {epoch + 1}, "
-                            f"batch {batch + 1}; the parameters from before that batch were "
-                            "kept. A smaller learning rate, or inputs without NaN/inf, "
-                            "usually cure it.")
-                    self.backward(loss.backward())
-                    optimizer.step(self.parameters())
+                            f"fit stopped: {what} at epoch {epoch + 1}, batch {batch + 1}; "
+                            "the parameters from before that batch were restored, with the "
+                            "buffers (batch-norm statistics) and the optimizer's state. A "
+                            "smaller learning rate, or inputs without NaN/inf, usually cure "
+                            "it.")
                     total += value * len(idx) if per_sample else value
                     right = self._correct(out, yb)
                     correct = None if right is None or correct is None else correct + right
@@ -326,15 +345,25 @@ class Sequential:
     def save(self, path):
         """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`.
 
-        Atomic: the archive is written to a temporary file beside `path`, then renamed
-        over it, so a crash mid-save never leaves a half-written file in place of the
-        previous model. Like ``numpy.savez``, ``.npz`` is appended to a name without it.
+        Like ``numpy.savez``, ``.npz`` is appended to a name without it; the name of the
+        file written is returned. The file gets the permissions of any new file
+        (``0o666`` less the umask).
+
+        Atomic: the archive is written to a temporary file ``.pycnn-save-<random>.npz``
+        beside `path`, then renamed over it, so a crash mid-save never leaves a
+        half-written file in place of the previous model. A save that is killed leaves
+        that temporary file behind; the next save into the same folder removes such
+        files of this user older than an hour (younger ones may be saves in progress).
         """
-        path = os.fspath(path)
+        path = os.fsdecode(os.fspath(path))
         if not path.endswith(".npz"):
             path += ".npz"
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".pycnn-save-", suffix=".npz", dir=folder)
+        _remove_stale_temporaries(folder)
+        tmp = os.path.join(folder, f"{_TEMP_PREFIX}{secrets.token_hex(8)}.npz")
+        # os.open applies the umask to 0o666, as open() does; mkstemp would give 0o600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.state_dict())
@@ -342,53 +371,270 @@ class Sequential:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
+        return path
 
     def load(self, path):
         """Read parameters and buffers saved by `save` into this model, in place.
 
-        The file must hold exactly this model's keys with the same shapes and dtypes;
-        otherwise a ValueError names the first offending key and nothing is changed.
-        Returns the model.
+        `path` is the one given to `save`: ``model.save("m")`` wrote ``m.npz``, and
+        ``load("m")`` reads ``m.npz`` when ``m`` itself is not a file. The archive must
+        hold exactly this model's keys, each an ``.npy`` member of the model's shape and
+        dtype. Every member's header is checked before any data is read, and only the
+        bytes the model needs are read, so a hostile or corrupt file costs no more time
+        and memory than the model itself. Anything else (not a zip, truncated, a member
+        that is not an ``.npy``, pickled objects, trailing data, a wrong key, shape or
+        dtype) raises one ValueError naming the file and the member, and leaves the model
+        unchanged. A path that does not exist raises FileNotFoundError. Returns the model.
         """
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
-                             f"Received: path={str(path)!r} ({exc})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                             f"not a single array. Received: path={str(path)!r}")
-        expected = self.state_dict()
+        path = _model_file(path)
         loaded = {}
-        with archive:
-            files = set(archive.files)
-            for key, target in expected.items():
-                if key not in files:
-                    raise ValueError(f"{path}: missing key {key!r}: the file does not "
-                                     f"match this model (it holds {sorted(files)})")
-                try:
-                    arr = archive[key]
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                    raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") \
-                        from None
-                if arr.shape != target.shape:
-                    raise ValueError(f"{path}: key {key!r} has shape {arr.shape}, the "
-                                     f"model expects {target.shape}")
-                if arr.dtype != target.dtype:
-                    raise ValueError(f"{path}: key {key!r} has dtype {arr.dtype}, the "
-                                     f"model expects {target.dtype}")
-                loaded[key] = arr
-            extra = sorted(files - set(expected))
-            if extra:
-                raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
-                                 f"match this model (extra keys: {extra})")
+        with open(path, "rb") as f:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
+                                 f"not a single array. Received: path={path!r}")
+            f.seek(0)
+            try:
+                archive = zipfile.ZipFile(f)
+            except _READ_ERRORS as exc:
+                raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
+                                 f"Received: path={path!r} ({type(exc).__name__}: {exc})") \
+                    from None
+            with archive:
+                members = _npz_members(archive, path)
+                expected = self.state_dict()
+                for key, target in expected.items():     # every header first ...
+                    if key not in members:
+                        raise ValueError(f"{path}: missing key {key!r}: the file does not "
+                                         f"match this model (it holds {sorted(members)})")
+                    _check_member(archive, members[key], path, key, target)
+                extra = sorted(set(members) - set(expected))
+                if extra:
+                    raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
+                                     f"match this model (extra keys: {extra})")
+                for key, target in expected.items():     # ... then exactly their data
+                    loaded[key] = _read_member(archive, members[key], path, key, target)
         for key, arr in loaded.items():
-            expected[key][...] = arr     # in place: layers and optimizers keep their arrays
+            np.copyto(expected[key], arr)    # in place: layers and optimizers keep arrays
         return self
+
+
+# --- the temporary files of save ---------------------------------------------------------
+
+_TEMP_PREFIX = ".pycnn-save-"
+_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")   # also mkstemp's
+_STALE_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder):
+    """Remove the temporary files of killed saves: regular files of this user named like
+    save's, last modified more than an hour ago. Errors are ignored (a save running in
+    another process may remove the same file)."""
+    now = time.time()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (entry.is_file(follow_symlinks=False) and now - st.st_mtime > _STALE_SECONDS
+                    and (uid is None or st.st_uid == uid)):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+# --- reading .npz files without trusting them ---------------------------------------------
+
+_NPY_MAGIC = b"\x93NUMPY"
+# what reading a corrupt zip member can raise: zipfile's own errors, zlib's, an
+# unsupported compression method (NotImplementedError) or an encrypted member
+# (RuntimeError), NumPy's header parser (ValueError), a cut-off file (EOFError, OSError)
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                NotImplementedError, RuntimeError, struct.error, OverflowError)
+
+
+def _model_file(path):
+    """The file `save(path)` wrote: `path`, else `path` + ".npz" when it lacks it."""
+    path = os.fsdecode(os.fspath(path))
+    candidates = [path] if path.endswith(".npz") else [path, path + ".npz"]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            what = ("a directory" if os.path.isdir(candidate) else
+                    "a device, pipe or socket")
+            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
+                             f"not {what}. Received: path={candidate!r}")
+    raise FileNotFoundError(f"`path` names no file: {' nor '.join(map(repr, candidates))}"
+                            f" exists")
+
+
+def _npz_members(archive, path):
+    """{key: ZipInfo} of an archive whose members are all ``<key>.npy``, once each."""
+    members = {}
+    for info in archive.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise ValueError(f"{path}: member {name!r} is not an .npy array (a file "
+                             f"written by Sequential.save holds only '<key>.npy' members)")
+        key = name[:-len(".npy")]
+        if key in members:
+            raise ValueError(f"{path}: member {name!r} appears twice")
+        members[key] = info
+    return members
+
+
+def _header(stream, path, key):
+    """(shape, fortran_order, dtype) of the .npy stream, read from its header alone."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f"{path}: member '{key}.npy' has .npy format version {version}, "
+                     f"expected 1.0 or 2.0")
+
+
+def _check_member(archive, info, path, key, target):
+    """Raise a ValueError unless member `info` declares `target`'s shape and dtype."""
+    try:
+        with archive.open(info) as stream:
+            shape, fortran_order, dtype = _header(stream, path, key)
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
+            from None
+    if dtype.hasobject:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"holds Python objects (dtype {dtype}), which would need "
+                         f"unpickling; load never unpickles")
+    if shape != target.shape:
+        raise ValueError(f"{path}: key {key!r} has shape {shape}, the model expects "
+                         f"{target.shape}")
+    if dtype != target.dtype:
+        got, want = ((dtype.str, target.dtype.str) if dtype.name == target.dtype.name
+                     else (dtype, target.dtype))
+        raise ValueError(f"{path}: key {key!r} has dtype {got}, the model expects {want}")
+
+
+def _read_member(archive, info, path, key, target):
+    """A new array of `target`'s shape and dtype from member `info`, reading no more
+    than its header, its data and one byte to make sure nothing follows."""
+    try:
+        with archive.open(info) as stream:
+            shape, fortran_order, dtype = _header(stream, path, key)
+            if shape != target.shape or dtype != target.dtype:      # checked before
+                raise ValueError(f"the header changed to shape {shape}, dtype {dtype}")
+            # Fortran order: the data of the transpose, in C order
+            raw = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+            view = memoryview(raw.reshape(-1).view(np.uint8))
+            done, chunk = 0, 1 << 20
+            while done < len(view):
+                data = stream.read(min(chunk, len(view) - done))
+                if not data:
+                    raise ValueError(f"the data ends after {done:,} of "
+                                     f"{len(view):,} bytes")
+                view[done:done + len(data)] = data
+                done += len(data)
+            if stream.read(1):                    # also checks the CRC at the end
+                raise ValueError(f"more than the {len(view):,} bytes of a {shape} "
+                                 f"{dtype} array follow the header")
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
+            from None
+    return raw.T if fortran_order else raw
+
+
+def _non_finite(state):
+    """'' when every array of `state` is finite, else how many values are NaN/inf, where."""
+    bad = {key: int(np.count_nonzero(~np.isfinite(arr))) for key, arr in state.items()
+           if not np.isfinite(arr).all()}
+    if not bad:
+        return ""
+    total = sum(bad.values())
+    return (f"{total:,} value{'s' if total > 1 else ''} ("
+            + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items()) + ")")
+
+
+class _Snapshot:
+    """Everything a training batch changes, kept so that `fit` can put it back.
+
+    `take()` copies the model's parameters and buffers (`state_dict`) and the optimizer's
+    per-key state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
+    a dict of dicts) into arrays allocated on first use and reused with `np.copyto`;
+    `restore()` copies them back into the very arrays the layers and the optimizer held
+    before the batch, and removes the state entries the batch created (a first step's
+    momentum buffer). Values of the optimizer's state that are not arrays (step counts)
+    are kept by reference, so they must be immutable, as Python numbers are.
+    """
+
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.saved = {key: np.empty_like(arr) for key, arr in model.state_dict().items()}
+        state = getattr(optimizer, "state", None)
+        self.opt_state = state if isinstance(state, dict) else None
+        self.opt_saved = {}    # key -> name -> _Kept(the optimizer's array, a copy) or value
+
+    def take(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(self.saved[key], arr)
+        if self.opt_state is None:
+            return
+        previous, self.opt_saved = self.opt_saved, {}
+        for key, entries in self.opt_state.items():
+            if not isinstance(entries, dict):
+                self.opt_saved[key] = entries
+                continue
+            old, kept = previous.get(key), {}
+            for name, value in entries.items():
+                if isinstance(value, np.ndarray):
+                    was = old.get(name) if isinstance(old, dict) else None
+                    copy = was.copy if isinstance(was, _Kept) else None
+                    if copy is None or copy.shape != value.shape or copy.dtype != value.dtype:
+                        copy = np.empty_like(value)
+                    np.copyto(copy, value)
+                    value = _Kept(value, copy)
+                kept[name] = value
+            self.opt_saved[key] = kept
+
+    def restore(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(arr, self.saved[key])
+        if self.opt_state is None:
+            return
+        for key in [k for k in self.opt_state if k not in self.opt_saved]:
+            del self.opt_state[key]
+        for key, kept in self.opt_saved.items():
+            if not isinstance(kept, dict):
+                self.opt_state[key] = kept
+                continue
+            entries = self.opt_state.get(key)
+            if not isinstance(entries, dict):
+                entries = self.opt_state[key] = {}
+            for name in [n for n in entries if n not in kept]:
+                del entries[name]
+            for name, value in kept.items():
+                if isinstance(value, _Kept):
+                    np.copyto(value.array, value.copy)
+                    value = value.array
+                entries[name] = value
+
+
+class _Kept:
+    """An array of the optimizer's state and its copy from before the batch."""
+    __slots__ = ("array", "copy")
+
+    def __init__(self, array, copy):
+        self.array, self.copy = array, copy
 
 
 class _Progress:

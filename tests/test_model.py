@@ -384,3 +384,98 @@ def test_save_is_atomic(digits, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]   # no temporary left
     model.save(tmp_path / "plain")                    # numpy's rule: .npz is appended
     assert (tmp_path / "plain.npz").exists()
+
+
+# --- issue 12: a diverging batch leaves no trace -------------------------------------------
+
+def _bits(arrays):
+    """Bit-exact fingerprint of a dict of arrays (and Python numbers), NaN-safe."""
+    return {k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
+            for k, v in arrays.items()}
+
+
+def _optimizer_bits(opt):
+    return {key: _bits(entries) for key, entries in opt.state.items()}
+
+
+def _issue_repro(n):
+    r = np.random.default_rng(0)
+    x = r.random((n, 1, 8, 8)).astype(np.float32) * 100
+    y = r.integers(0, 10, n)
+    model = Sequential(Conv2d(1, 4, 3, padding=1, rng=r), ReLU(), Flatten(),
+                       Linear(256, 10, rng=r))
+    return model, x, y
+
+
+@pytest.mark.parametrize("n", [64, 256], ids=["one-batch", "four-batches"])
+def test_fit_restores_the_parameters_when_an_update_makes_them_non_finite(n):
+    # issue 12: the loss of the step is finite, the update is not; the snapshot used to
+    # be taken after the previous step, so the last step's update stayed in place
+    model, x, y = _issue_repro(n)
+    before = _bits(model.state_dict())
+    opt = optim.SGD(1e38)
+    with pytest.warns(RuntimeWarning, match="overflow"), \
+            pytest.raises(FloatingPointError,
+                          match=r"fit stopped: the update made [\d,]+ values \([\d,]+ in "
+                                r"'0.weight', .*\) non-finite \(the loss was [\d.]+\) at "
+                                r"epoch 1, batch 1; the parameters from before that batch "
+                                r"were restored"):
+        model.fit(x, y, 1, 64, opt, CrossEntropyLoss(), progress=False, shuffle=False)
+    assert _bits(model.state_dict()) == before
+    assert opt.state == {}                      # the step counts of the bad step are gone
+
+
+class _Blowup:
+    """Makes batch `bad` (1-based) diverge: a NaN sample (the loss is NaN) or, after a
+    finite loss, an optimizer step of 1e39 (the update is inf). Records the model's and
+    the optimizer's state after every good step: the state before the next batch."""
+
+    def __init__(self, model, opt, how, bad):
+        self.model, self.opt, self.how, self.bad = model, opt, how, bad
+        self.steps, self.after = 0, []
+        original = opt.step
+
+        def step(params):
+            self.steps += 1
+            if self.how == "update" and self.steps == self.bad:
+                opt.lr = 1e39
+            count = original(params)
+            self.after.append((_bits(model.state_dict()), _optimizer_bits(opt),
+                               {k: {n: id(v) for n, v in e.items()}
+                                for k, e in opt.state.items()}))
+            return count
+
+        opt.step = step
+
+
+@pytest.mark.parametrize("how", ["loss", "update"])
+@pytest.mark.parametrize("make_opt", [lambda: optim.SGD(0.01, momentum=0.9),
+                                      lambda: optim.Adam(1e-3)], ids=["sgd-momentum", "adam"])
+@pytest.mark.parametrize("bad", [1, 3])
+def test_fit_restores_parameters_statistics_and_optimizer_state(digits, how, make_opt, bad):
+    x_train, y_train, *_ = digits
+    x = x_train[:64].copy()
+    model = small_cnn(batchnorm=True)
+    opt = make_opt()
+    blowup = _Blowup(model, opt, how, bad)
+    if how == "loss":
+        x[16 * (bad - 1) + 5] = np.nan                       # a sample of batch `bad`
+    start = (_bits(model.state_dict()), {}, {})
+    message = (r"the loss became nan" if how == "loss" else
+               r"the update made .* non-finite \(the loss was [\d.]+\)")
+    with np.errstate(all="ignore"), pytest.raises(
+            FloatingPointError, match=message + rf" at epoch 1, batch {bad}; the parameters"
+                                                r" from before that batch were restored, "
+                                                r"with the buffers \(batch-norm statistics\)"
+                                                r" and the optimizer's state"):
+        model.fit(x, y_train[:64], 2, 16, opt, CrossEntropyLoss(), shuffle=False,
+                  progress=False)
+    state, opt_state, ids = blowup.after[bad - 2] if bad > 1 else start
+    got = _bits(model.state_dict())
+    assert got.keys() == state.keys() and "1.running_var" in got
+    for key in state:                                        # bit for bit, stats included
+        assert got[key] == state[key], key
+    assert _optimizer_bits(opt) == opt_state                 # buffers, moments, steps
+    # the optimizer keeps the very arrays it had (copied back, not replaced)
+    assert {k: {n: id(v) for n, v in e.items()} for k, e in opt.state.items()} == ids
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())

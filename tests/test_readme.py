@@ -25,3 +25,29 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     accuracy = float(re.search(r"test accuracy (\d+\.\d)%", out).group(1))
     assert accuracy >= 95
     assert (tmp_path / "digits_cnn.npz").exists()
+
+
+def _skeleton(value):
+    """A value's form without its particulars: every word, number or path becomes `w`,
+    then every run of words (a list, a phrase) one `w`: "x (can run: a, b)" -> "w (w: w)"."""
+    words = re.sub(r"[\w./+-]+", "w", value)
+    return re.sub(r"w(?:[ ,]+w)*", "w", words)
+
+
+def test_readme_pycnn_info_sample_has_the_current_format():
+    """The `pycnn info` sample shows the lines `pycnn info` prints, in its order and in
+    the form of their values (issue 12: the SIMD dispatch line had changed)."""
+    from pycnn import _info
+    with open(README, encoding="utf-8") as f:
+        sample = re.search(r"```text\n\$ pycnn info\n(.*?)```", f.read(), flags=re.S).group(1)
+    shown = dict(line.split(" : ", 1) for line in sample.splitlines())
+    shown = {k.strip(): v for k, v in shown.items()}
+    current = {k: v for k, v in _info.config().items() if k != "environment"}
+    if not current["compiled extension"].startswith("loaded") \
+            or not current["OpenMP"].startswith("yes") or "unknown" in current["BLAS"] \
+            or "CPU SIMD support" not in current:
+        pytest.skip("the sample is of an x86 Linux build with the extension, OpenMP and "
+                    "threadpoolctl")
+    assert list(shown) == list(current)
+    for key, value in current.items():
+        assert _skeleton(shown[key]) == _skeleton(value), key
