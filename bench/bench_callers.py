@@ -13,11 +13,10 @@ they are set (they force a slower BLAS kernel), and says so.
 """
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pycnn._bench import SCRUBBED_ENV
+from pycnn._bench import rerun_without_scrubbed_env
 
 
 def _ops(np, functional, _parallel, dtype):
@@ -60,11 +59,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
-    if any(k in os.environ for k in SCRUBBED_ENV):
-        print(f"re-running without {', '.join(k for k in SCRUBBED_ENV if k in os.environ)}",
-              flush=True)
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    rerun_without_scrubbed_env()
 
     import numpy as np
 

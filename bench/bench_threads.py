@@ -10,11 +10,10 @@ medians in ms, nothing asserted. Re-runs itself without OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE when they are set (they force a slower BLAS kernel), and says so.
 """
 import argparse
-import os
 import sys
 import time
 
-from pycnn._bench import SCRUBBED_ENV
+from pycnn._bench import rerun_without_scrubbed_env
 
 
 def _time_alternating(fns, repeat):
@@ -37,11 +36,7 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    if any(k in os.environ for k in SCRUBBED_ENV):
-        print(f"re-running without {', '.join(k for k in SCRUBBED_ENV if k in os.environ)}",
-              flush=True)
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    rerun_without_scrubbed_env()
 
     import numpy as np
 

@@ -35,6 +35,10 @@ def test_spread_convolution_matches_reference(spread, name, dtype, rng):
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
     x = np.concatenate([x, x[::-1], x[:1] * 2])         # 5 images: ranges of 1 and 2
     assert _parallel.n_parts(len(x), 1) == 3
+    _check_conv_against_reference(x, w, b, kw, dtype, rng)
+
+
+def _check_conv_against_reference(x, w, b, kw, dtype, rng):
     out = functional.conv2d(x, w, b, **kw)
     assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
     g = rng.standard_normal(out.shape).astype(dtype)
@@ -49,14 +53,7 @@ def test_spread_convolution_matches_reference(spread, name, dtype, rng):
 def test_one_image_spread_over_its_columns_matches_reference(spread, name, dtype, rng):
     """A single image splits its GEMMs over output columns and grad_weight rows."""
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
-    x = x[:1]
-    out = functional.conv2d(x, w, b, **kw)
-    assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
-    g = rng.standard_normal(out.shape).astype(dtype)
-    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
-                         reference.conv2d_backward(g, x, w, **kw)):
-        assert got.dtype == dtype
-        assert_close(got, want, dtype)
+    _check_conv_against_reference(x[:1], w, b, kw, dtype, rng)
 
 
 def test_spread_and_serial_agree(spread, monkeypatch, rng):
