@@ -67,8 +67,9 @@ class _Library:
         self.per_thread = layer == "openmp"
         self._get = lambda: controller.num_threads
         self._set = controller.set_num_threads
-        if controller.internal_api == "openblas" and not self.per_thread:
-            self._bind_openblas(controller.dynlib)
+        dynlib = getattr(controller, "dynlib", None)
+        if controller.internal_api == "openblas" and not self.per_thread and dynlib:
+            self._bind_openblas(dynlib)
 
     def _bind_openblas(self, dynlib):
         # OpenBLAS's own setter and getter, whatever prefix and suffix this build gave
