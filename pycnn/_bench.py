@@ -127,8 +127,8 @@ def _peak_extra_bytes(fn, keep_bytes):
     """Peak bytes NumPy allocated during `fn()` beyond what it returned (`keep_bytes`)."""
     import tracemalloc
 
-    import pycnn.functional as functional
-    functional._local.__dict__.clear()      # count the workspace as this call's memory
+    from pycnn import _conv
+    _conv._local.__dict__.clear()           # count the workspace as this call's memory
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]

@@ -4,12 +4,9 @@ Same names, signatures, errors and results as `pycnn.reference` (pure NumPy); th
 tests hold the two to each other. Arrays are NCHW, float32 or float64 (preserved).
 Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 """
-import math
-import threading
-
 import numpy as np
 
-from pycnn import _lp, _parallel
+from pycnn import _conv, _lp, _parallel
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
 from pycnn._ext import load_kernels
@@ -18,31 +15,6 @@ _kernels = load_kernels()  # an ImportError here says what is missing and how to
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]
 
-# The column matrix of a whole batch can be hundreds of MB; convolutions process the
-# batch in chunks whose columns fit in this many bytes (at least one image a chunk).
-# Small chunks keep the columns in cache between im2col and the GEMM that reads them.
-WORKSPACE_BYTES = 4 * 2**20
-
-# One reusable workspace per thread: a fresh large buffer on every call costs page
-# faults each time, and threads must not share one. A thread keeps at most
-# WORKSPACE_CACHE_BYTES between calls; a chunk that needs more (one image whose column
-# matrix alone is larger) gets a buffer of its own, freed when the call ends.
-WORKSPACE_CACHE_BYTES = 4 * WORKSPACE_BYTES
-_local = threading.local()
-
-
-def _workspace(shape, dtype):
-    """An uninitialised array of `shape`, in this thread's workspace when it fits."""
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    if nbytes > WORKSPACE_CACHE_BYTES:
-        V.check_memory("A convolution's workspace", nbytes, f"shape={tuple(shape)}")
-        return np.empty(shape, dtype=dtype)
-    buf = getattr(_local, "buffer", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = _local.buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
-
-
 # Below this many elements, starting an OpenMP team costs more than it saves.
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
@@ -50,13 +22,6 @@ PARALLEL_MIN_ELEMENTS = 1 << 15
 def _threads(elements):
     """Threads for a standalone kernel call touching `elements` array elements."""
     return get_num_threads() if elements >= PARALLEL_MIN_ELEMENTS else 1
-
-
-def _chunks(lo, hi, bytes_per_image):
-    """Ranges of images [start, stop) within [lo, hi) whose columns fit the workspace."""
-    step = max(1, WORKSPACE_BYTES // max(bytes_per_image, 1))
-    for start in range(lo, hi, step):
-        yield start, min(start + step, hi)
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -95,70 +60,6 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     return x
 
 
-class _ConvGeometry:
-    """Sizes of one convolution, derived once from validated arguments."""
-
-    def __init__(self, x, weight, args):
-        self.n, self.c, self.h, self.w = x.shape
-        self.f, self.cg, self.kh, self.kw = weight.shape
-        self.g = args.groups
-        (self.sh, self.sw), (self.dh, self.dw) = args.stride, args.dilation
-        (pt, pb), (pl, pr) = args.padding
-        self.ph, self.pw = pt, pl          # the kernels need the top/left padding only
-        self.oh = V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh)
-        self.ow = V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
-        self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
-        self.blocks = self.oh * self.ow
-        self.macs = self.f * self.rows * self.blocks      # multiply-adds of one image
-        self.padding = (pt, pb, pl, pr)
-        # a 1x1, stride-1, unpadded convolution is a plain GEMM on the input
-        self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
-                          and pt == pb == pl == pr == 0)
-        # Groups of 1-3 input channels make the column matrix a GEMM operand only a
-        # few rows deep, which BLAS handles poorly; the direct kernel wins there
-        # (measured: 1.1-2x on first layers and depthwise layers), except at column
-        # stride > 1, on rows narrower than its 2-vector block, and in float32 with
-        # more than 32 filters a group, where BLAS's wide GEMM is faster again.
-        lanes = 32 // x.dtype.itemsize
-        self.direct = (self.cg <= 3 and self.sw == 1 and self.ow >= 2 * lanes
-                       and not self.pointwise
-                       and (x.dtype == np.float64 or self.f // self.g <= 32))
-
-    def columns(self, x_chunk):
-        """The column matrix of a chunk of images, (n, G, rows, L), in the workspace.
-
-        im2col runs on the calling thread: convolutions spread ranges of images over
-        pycnn's threads themselves (`_parallel.over_images`).
-        """
-        nb = x_chunk.shape[0]
-        if self.pointwise:
-            return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
-        cols = _workspace((nb, self.c * self.kh * self.kw, self.blocks), x_chunk.dtype)
-        _kernels.im2col(x_chunk, cols, self.kh, self.kw, self.sh, self.sw, self.ph,
-                        self.pw, self.dh, self.dw, self.oh, self.ow, 1)
-        return cols.reshape(nb, self.g, self.rows, self.blocks)
-
-    def image_bytes(self, dtype):
-        """Bytes of one image's column matrix."""
-        return self.c * self.kh * self.kw * self.blocks * np.dtype(dtype).itemsize
-
-    def padded(self, x_chunk):
-        """A chunk of images with its zero padding, in the workspace (the direct
-        kernel reads every tap without a bounds test)."""
-        pt, pb, pl, pr = self.padding
-        if pt == pb == pl == pr == 0:
-            return x_chunk
-        nb = x_chunk.shape[0]
-        xp = _workspace((nb, self.c, self.h + pt + pb, self.w + pl + pr), x_chunk.dtype)
-        xp.fill(0)
-        xp[:, :, pt:pt + self.h, pl:pl + self.w] = x_chunk
-        return xp
-
-    def padded_bytes(self, dtype):
-        pt, pb, pl, pr = self.padding
-        return self.c * (self.h + pt + pb) * (self.w + pl + pr) * np.dtype(dtype).itemsize
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) like ``torch.nn.functional.conv2d``.
 
@@ -169,46 +70,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     pixel of an even kernel goes to the bottom/right).
     """
     args = V.conv2d_args(x, weight, bias, stride, padding, dilation, groups)
-    geo = _ConvGeometry(x, weight, args)
-    x = np.ascontiguousarray(x)
-    w4 = np.ascontiguousarray(weight)
-    w = w4.reshape(geo.g, geo.f // geo.g, geo.rows)
-    out = np.empty((geo.n, geo.g, geo.f // geo.g, geo.blocks), dtype=x.dtype)
-    out4 = out.reshape(geo.n, geo.f, geo.oh, geo.ow)
-    b1 = None if bias is None else np.ascontiguousarray(bias)
-    b = None if bias is None else b1.reshape(geo.g, geo.f // geo.g, 1)
-
-    def direct(lo, hi):
-        for start, stop in _chunks(lo, hi, geo.padded_bytes(x.dtype)):
-            _kernels.conv2d_direct(geo.padded(x[start:stop]), w4, b1, out4[start:stop],
-                                   geo.g, geo.sh, geo.sw, geo.dh, geo.dw, 1)
-
-    def images(lo, hi):
-        for start, stop in _chunks(lo, hi, geo.image_bytes(x.dtype)):
-            cols = geo.columns(x[start:stop])
-            # (G, F/G, rows) @ (n, G, rows, L)
-            chunk = np.matmul(w, cols, out=out[start:stop])
-            if b is not None:
-                chunk += b                                # while the chunk is in cache
-
-    def columns_of_one_image():
-        # one image's GEMM, its columns (output pixels) spread over pycnn's threads
-        cols = geo.columns(x)
-
-        def columns(lo, hi):
-            part = np.matmul(w, cols[..., lo:hi], out=out[..., lo:hi])
-            if b is not None:
-                part += b
-
-        _parallel.over_ranges(geo.blocks, geo.macs // geo.blocks, columns)
-
-    if geo.direct:
-        _parallel.over_images(geo.n, geo.macs, direct)
-    elif geo.n == 1 and geo.blocks > 1:
-        columns_of_one_image()
-    else:
-        _parallel.over_images(geo.n, geo.macs, images)
-    return out4
+    plan = _conv.plan(x.shape, weight.shape, x.dtype, args)
+    epilogue = _conv.Epilogue(bias=None if bias is None else np.ascontiguousarray(bias))
+    return plan.forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), epilogue)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1):
@@ -218,58 +82,10 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     (F, C/groups, KH, KW), grad_bias (F,)).
     """
     args = V.conv2d_args(x, weight, None, stride, padding, dilation, groups)
-    geo = _ConvGeometry(x, weight, args)
-    V.check_grad_out(grad_out, x, (geo.n, geo.f, geo.oh, geo.ow))
-    x = np.ascontiguousarray(x)
-    fg = geo.f // geo.g
-    w_t = np.ascontiguousarray(weight).reshape(geo.g, fg, geo.rows).transpose(0, 2, 1)
-    dout = np.ascontiguousarray(grad_out).reshape(geo.n, geo.g, fg, geo.blocks)
-
-    grad_bias = grad_out.sum(axis=(0, 2, 3))
-    grad_x = np.empty_like(x)
-
-    def images(lo, hi):
-        """grad_x of images [lo, hi), and their part of grad_weight."""
-        grad_w = np.zeros((geo.g, fg, geo.rows), dtype=x.dtype)
-        for start, stop in _chunks(lo, hi, geo.image_bytes(x.dtype)):
-            nb, d = stop - start, dout[start:stop]
-            cols = geo.columns(x[start:stop])
-            grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-            if geo.pointwise:
-                np.matmul(w_t, d, out=grad_x[start:stop].reshape(cols.shape))
-            else:
-                dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
-                _kernels.col2im(dcols.reshape(nb, geo.c * geo.kh * geo.kw, geo.blocks),
-                                grad_x[start:stop], geo.kh, geo.kw, geo.sh, geo.sw,
-                                geo.ph, geo.pw, geo.dh, geo.dw, geo.oh, geo.ow, 1)
-        return grad_w
-
-    def one_image():
-        """Both gradients of one image, its GEMMs spread over pycnn's threads: over
-        the rows of grad_weight, then over the columns of the input's gradient."""
-        cols = geo.columns(x)
-        grad_w = np.empty((geo.g, fg, geo.rows), dtype=x.dtype)
-
-        def weight_rows(lo, hi):
-            np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1), out=grad_w[:, lo:hi])
-
-        def columns(lo, hi):
-            target = grad_x.reshape(cols.shape) if geo.pointwise else cols
-            np.matmul(w_t, dout[..., lo:hi], out=target[..., lo:hi])
-
-        _parallel.over_ranges(fg, geo.macs // fg, weight_rows)
-        _parallel.over_ranges(geo.blocks, geo.macs // geo.blocks, columns)
-        if not geo.pointwise:          # the columns now hold their gradient
-            _kernels.col2im(cols.reshape(1, geo.c * geo.kh * geo.kw, geo.blocks), grad_x,
-                            geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
-                            geo.dw, geo.oh, geo.ow, 1)
-        return grad_w
-
-    if geo.n == 1 and geo.blocks > 1:
-        grad_w = one_image()
-    else:
-        grad_w = sum(_parallel.over_images(geo.n, 2 * geo.macs, images))
-    return grad_x, grad_w.reshape(weight.shape), grad_bias
+    plan = _conv.plan(x.shape, weight.shape, x.dtype, args)
+    V.check_grad_out(grad_out, x, plan.out_shape)
+    return plan.backward(np.ascontiguousarray(grad_out), np.ascontiguousarray(x),
+                         np.ascontiguousarray(weight))
 
 
 # --- pooling: direct kernels, one (H, W) plane per call ----------------------------

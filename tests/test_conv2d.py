@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import CONV_CASES, assert_close, make_conv
 
-from pycnn import _parallel, _validation, functional, naive, reference
+from pycnn import _conv, _parallel, _validation, functional, naive, reference
 from pycnn._ext import _kernels
 
 IMPLS = {"compiled": functional, "reference": reference, "naive": naive}
@@ -78,7 +78,7 @@ def test_conv2d_chunked_batch_matches_reference(monkeypatch, rng):
     """A workspace smaller than one image's columns forces one image per chunk."""
     x, w, b, kw = make_conv(CONV_CASES["mixed"], np.float64, rng)
     x = rng.standard_normal((7,) + x.shape[1:])
-    monkeypatch.setattr(functional, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(_conv, "WORKSPACE_BYTES", 1)
     out = functional.conv2d(x, w, b, **kw)
     assert_close(out, reference.conv2d(x, w, b, **kw), np.float64)
     g = rng.standard_normal(out.shape)
@@ -178,7 +178,7 @@ def test_direct_kernel_matches_reference(name, with_bias, dtype, rng):
     x, w, b, kw = make_conv(DIRECT_CASES[name], dtype, rng)
     b = b if with_bias else None
     args = _validation.conv2d_args(x, w, b, **kw)
-    assert functional._ConvGeometry(x, w, args).direct    # the case takes the direct path
+    assert _conv.plan(x.shape, w.shape, x.dtype, args).direct   # the case takes the direct path
     x_before = x.copy()
     out = functional.conv2d(x, w, b, **kw)
     assert out.dtype == dtype
@@ -215,7 +215,7 @@ def test_direct_kernel_chunks_and_threads(monkeypatch, rng):
     """Padded chunks of one image in the workspace, spread over threads."""
     x, w, b, kw = make_conv(DIRECT_CASES["c3-3x3-pad1"], np.float64, rng)
     x = rng.standard_normal((7,) + x.shape[1:])
-    monkeypatch.setattr(functional, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(_conv, "WORKSPACE_BYTES", 1)
     monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
     assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw),
                  np.float64)

@@ -7,7 +7,7 @@ import pytest
 from conftest import CONV_CASES, assert_close, make_conv
 
 import pycnn
-from pycnn import _config, _parallel, functional, reference
+from pycnn import _config, _conv, _parallel, functional, reference
 
 threadpoolctl = pytest.importorskip("threadpoolctl",
                                     reason="spreading over images needs threadpoolctl")
@@ -290,10 +290,10 @@ def test_workspace_kept_between_calls_is_bounded(monkeypatch):
     w = np.zeros((2, 4, 9, 9), np.float32)
     functional.conv2d(x, w, padding=4)
     functional.conv2d_backward(np.zeros((1, 2, 160, 160), np.float32), x, w, padding=4)
-    kept = getattr(functional._local, "buffer", None)
-    assert kept is None or kept.nbytes <= functional.WORKSPACE_CACHE_BYTES
+    kept = getattr(_conv._local, "buffer", None)
+    assert kept is None or kept.nbytes <= _conv.WORKSPACE_CACHE_BYTES
     small = np.zeros((8, 4, 16, 16), np.float32)   # steady state: reused, not reallocated
     functional.conv2d(small, w, padding=4)
-    first = functional._local.buffer
+    first = _conv._local.buffer
     functional.conv2d(small, w, padding=4)
-    assert functional._local.buffer is first
+    assert _conv._local.buffer is first

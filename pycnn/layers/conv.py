@@ -21,7 +21,9 @@ class Conv2d(_WeightedLayer):
 
     Shape
     -----
-    x (N, C, H, W) -> (N, F, OH, OW), ``OH = floor((H + 2*PH - DH*(KH-1) - 1)/SH) + 1``.
+    x (N, C, H, W) -> (N, F, OH, OW), ``OH = floor((H + PT + PB - DH*(KH-1) - 1)/SH) + 1``
+    with PT = PB = PH for an int or pair padding, and PT + PB = DH*(KH-1) for 'same' (the
+    odd pixel of an even kernel at the bottom; OW likewise).
     `weight` is (F, C/groups, KH, KW), `bias` is (F,), initialised to zero.
     """
 
@@ -45,6 +47,7 @@ class Conv2d(_WeightedLayer):
         self.dtype = V.float_dtype(dtype)
         self.backend = backend
         self._ops = _backend(backend)
+        self._plans = {}          # compiled plans by input shape and dtype, see _plan
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self._init_params(shape, bias, rng)
 
@@ -53,16 +56,50 @@ class Conv2d(_WeightedLayer):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                     groups=self.groups)
 
+    def _plan(self, x):
+        """The compiled convolution plan for input `x`, validated and built once per
+        input shape (the compiled backend only; None with the NumPy one)."""
+        if self.backend != "compiled":
+            return None
+        weight, bias = self.weight, self.bias
+        key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), weight.shape,
+               weight.dtype, None if bias is None else (bias.shape, bias.dtype))
+        plan = self._plans.get(key)
+        if plan is None:
+            from pycnn import _conv
+
+            args = V.conv2d_args(x, weight, bias, **self._geometry)   # raises if wrong
+            plan = _conv.plan(x.shape, weight.shape, x.dtype, args)
+            if len(self._plans) >= 8:            # a few shapes (the last, smaller batch)
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
     def forward(self, x):
-        out = self._ops.conv2d(x, self.weight, self.bias, **self._geometry)
+        plan = self._plan(x)
+        if plan is None:
+            out = self._ops.conv2d(x, self.weight, self.bias, **self._geometry)
+        else:
+            from pycnn._conv import Epilogue
+
+            bias = self.bias
+            out = plan.forward(np.ascontiguousarray(x), np.ascontiguousarray(self.weight),
+                               Epilogue(None if bias is None else np.ascontiguousarray(bias)))
         self._x = x
         return out
 
     def backward(self, grad_out):
         if self._x is None:
             raise RuntimeError("Conv2d.backward called before forward")
-        grad_x, grad_w, grad_b = self._ops.conv2d_backward(
-            grad_out, self._x, self.weight, **self._geometry)
+        plan = self._plan(self._x)
+        if plan is None:
+            grad_x, grad_w, grad_b = self._ops.conv2d_backward(
+                grad_out, self._x, self.weight, **self._geometry)
+        else:
+            V.check_grad_out(grad_out, self._x, plan.out_shape)
+            grad_x, grad_w, grad_b = plan.backward(np.ascontiguousarray(grad_out),
+                                                   np.ascontiguousarray(self._x),
+                                                   np.ascontiguousarray(self.weight))
         self.grads["weight"] = grad_w
         if "bias" in self.params:
             self.grads["bias"] = grad_b
