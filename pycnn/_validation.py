@@ -344,6 +344,33 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     return ConvArgs(s, p, d, g)
 
 
+def linear_args(x, weight, bias):
+    """Validate linear arguments: x (*, in), weight (out, in), bias (out,) or None."""
+    check_array(x, "x", None, "(*, in_features)")
+    check_array(weight, "weight", 2, "(out_features, in_features)")
+    check_same_dtype(x, "x", weight, "weight")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"`x` must have in_features={weight.shape[1]} (weight.shape[1]) "
+                         f"as its last axis. Received: x.shape={x.shape}, "
+                         f"weight.shape={weight.shape}")
+    if bias is not None:
+        check_array(bias, "bias", 1, "(out_features,)")
+        check_same_dtype(x, "x", bias, "bias")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"`bias` must have out_features={weight.shape[0]} entries. "
+                             f"Received: bias.shape={bias.shape}")
+
+
+def check_linear_grad_out(grad_out, x, weight):
+    """`grad_out` must be a float array of shape (*x.shape[:-1], out_features)."""
+    expected = x.shape[:-1] + (weight.shape[0],)
+    check_array(grad_out, "grad_out", len(expected), "(*, out_features)")
+    check_same_dtype(x, "x", grad_out, "grad_out")
+    if grad_out.shape != expected:
+        raise ValueError(f"`grad_out` must have shape {expected} (x.shape[:-1] + "
+                         f"(out_features,)). Received: grad_out.shape={grad_out.shape}")
+
+
 def check_grad_out(grad_out, x, expected_shape):
     """`grad_out` must be an array of `x`'s dtype with the forward output's shape."""
     check_array(grad_out, "grad_out", 4, "(N, F, OH, OW)")

@@ -88,6 +88,39 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                          np.ascontiguousarray(weight))
 
 
+# --- fully connected -----------------------------------------------------------------
+
+__all__ += ["linear", "linear_backward"]
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``, like ``torch.nn.functional.linear``; the rows of `x`
+    spread over pycnn's threads with BLAS on one thread (`pycnn._parallel`).
+
+    Shape: x (*, in_features), weight (out_features, in_features), bias
+    (out_features,) -> (*, out_features).
+    """
+    V.linear_args(x, weight, bias)
+    out = _parallel.matmul(x.reshape(-1, weight.shape[1]), weight.T)
+    if bias is not None:
+        out += bias
+    return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+
+def linear_backward(grad_out, x, weight):
+    """Gradients of `linear` with respect to x, weight and bias.
+
+    Shape: grad_out (*, out_features) -> (grad_x (*, in_features), grad_weight
+    (out_features, in_features), grad_bias (out_features,)).
+    """
+    V.linear_args(x, weight, None)
+    V.check_linear_grad_out(grad_out, x, weight)
+    g2 = grad_out.reshape(-1, weight.shape[0])
+    grad_weight = _parallel.matmul_t(g2, x.reshape(-1, weight.shape[1]))
+    grad_x = _parallel.matmul(g2, weight).reshape(x.shape)
+    return grad_x, grad_weight, g2.sum(axis=0)
+
+
 # --- pooling: direct kernels, one (H, W) plane per call ----------------------------
 
 __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",

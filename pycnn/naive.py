@@ -72,6 +72,45 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
 # --- pooling ---------------------------------------------------------------------------
 
+# --- fully connected -----------------------------------------------------------------
+
+__all__ += ["linear", "linear_backward"]
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` one output at a time (small shapes; ground truth)."""
+    V.linear_args(x, weight, bias)
+    out_f, in_f = weight.shape
+    rows = x.reshape(-1, in_f)
+    out = np.zeros((rows.shape[0], out_f), dtype=x.dtype)
+    for r in range(rows.shape[0]):
+        for o in range(out_f):
+            acc = 0.0 if bias is None else float(bias[o])
+            for i in range(in_f):
+                acc += float(rows[r, i]) * float(weight[o, i])
+            out[r, o] = acc
+    return out.reshape(x.shape[:-1] + (out_f,))
+
+
+def linear_backward(grad_out, x, weight):
+    """Gradients of `linear`, accumulated one product at a time."""
+    V.linear_args(x, weight, None)
+    V.check_linear_grad_out(grad_out, x, weight)
+    out_f, in_f = weight.shape
+    rows, grads = x.reshape(-1, in_f), grad_out.reshape(-1, out_f)
+    grad_x = np.zeros(rows.shape, dtype=x.dtype)
+    grad_w = np.zeros(weight.shape, dtype=x.dtype)
+    grad_b = np.zeros(out_f, dtype=x.dtype)
+    for r in range(rows.shape[0]):
+        for o in range(out_f):
+            g = float(grads[r, o])
+            grad_b[o] += g
+            for i in range(in_f):
+                grad_x[r, i] += g * float(weight[o, i])
+                grad_w[o, i] += g * float(rows[r, i])
+    return grad_x.reshape(x.shape), grad_w, grad_b
+
+
 __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 

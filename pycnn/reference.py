@@ -118,6 +118,35 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
 # --- pooling: a loop over the KH*KW kernel offsets, each a strided view of the input --
 
+# --- fully connected -----------------------------------------------------------------
+
+__all__ += ["linear", "linear_backward"]
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``, like ``torch.nn.functional.linear``.
+
+    Shape: x (*, in_features), weight (out_features, in_features), bias
+    (out_features,) -> (*, out_features).
+    """
+    V.linear_args(x, weight, bias)
+    out = np.matmul(x, weight.T)
+    return out if bias is None else out + bias
+
+
+def linear_backward(grad_out, x, weight):
+    """Gradients of `linear` with respect to x, weight and bias.
+
+    Shape: grad_out (*, out_features) -> (grad_x (*, in_features), grad_weight
+    (out_features, in_features), grad_bias (out_features,)).
+    """
+    V.linear_args(x, weight, None)
+    V.check_linear_grad_out(grad_out, x, weight)
+    lead = tuple(range(x.ndim - 1))                  # every axis but the features
+    grad_weight = np.tensordot(grad_out, x, axes=(lead, lead))
+    return np.matmul(grad_out, weight), grad_weight, grad_out.sum(axis=lead)
+
+
 __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
             "lp_pool2d", "lp_pool2d_backward"]
 

@@ -1,9 +1,8 @@
 """Fully connected layer and the reshape that feeds it."""
 import numpy as np
 
-from pycnn import _parallel
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _check_grad, _check_input, _WeightedLayer
+from pycnn.layers.base import BaseLayer, _backend, _check_grad, _check_input, _WeightedLayer
 
 
 class Linear(_WeightedLayer):
@@ -15,6 +14,7 @@ class Linear(_WeightedLayer):
     bias : bool
     dtype : float32 (default) or float64
     rng : numpy Generator or seed for the He-normal initial weights
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
 
     Shape
     -----
@@ -24,11 +24,13 @@ class Linear(_WeightedLayer):
     """
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32,
-                 rng=None):
+                 rng=None, backend="compiled"):
         super().__init__()
         self.in_features = V.positive_int(in_features, "in_features")
         self.out_features = V.positive_int(out_features, "out_features")
         self.dtype = V.float_dtype(dtype)
+        self.backend = backend
+        self._ops = _backend(backend)
         self._init_params((self.out_features, self.in_features), bias, rng)
 
     def forward(self, x):
@@ -37,10 +39,7 @@ class Linear(_WeightedLayer):
             raise ValueError(f"Linear: `x` must have in_features={self.in_features} as "
                              f"its last axis. Received: x.shape={x.shape}")
         V.check_same_dtype(self.weight, "weight", x, "x")
-        out = _parallel.matmul(x.reshape(-1, self.in_features), self.weight.T)
-        out = out.reshape(x.shape[:-1] + (self.out_features,))
-        if "bias" in self.params:
-            out += self.bias
+        out = self._ops.linear(x, self.weight, self.bias)
         self._x = x
         return out
 
@@ -49,11 +48,10 @@ class Linear(_WeightedLayer):
             raise RuntimeError("Linear.backward called before forward")
         x = self._x
         _check_grad(grad, x.shape[:-1] + (self.out_features,), x.dtype, "Linear")
-        g2 = grad.reshape(-1, self.out_features)
-        self.grads["weight"] = _parallel.matmul_t(g2, x.reshape(-1, self.in_features))
+        grad_x, self.grads["weight"], grad_b = self._ops.linear_backward(grad, x, self.weight)
         if "bias" in self.params:
-            self.grads["bias"] = g2.sum(axis=0)
-        return _parallel.matmul(g2, self.weight).reshape(x.shape)
+            self.grads["bias"] = grad_b
+        return grad_x
 
     def extra_repr(self):
         s = f"{self.in_features}, {self.out_features}"
@@ -61,6 +59,8 @@ class Linear(_WeightedLayer):
             s += ", bias=False"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype.name}"
+        if self.backend != "compiled":
+            s += f", backend={self.backend!r}"
         return s
 
 
