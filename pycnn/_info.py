@@ -97,6 +97,11 @@ def config():
             info["pycnn threads"] = f"1 (no OpenMP; {threads} requested)"
         info["SIMD dispatch"] = (f"{kernels.simd_target()} (this CPU and build can run: "
                                  f"{', '.join(kernels.simd_supported())})")
+        asked, problem = kernels.simd_request()
+        if asked is not None:
+            # what was asked and what runs, even when the value could not be used
+            info["SIMD requested"] = problem or (f"PYCNN_SIMD={asked} (default: "
+                                                 f"{kernels.simd_default()})")
     else:
         info["pycnn threads"] = f"{threads} (unused: no compiled extension)"
     cpu = _cpu_simd_flags()

@@ -11,11 +11,12 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
 import os
+import warnings
 
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
     pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64,
-    pycnn_isa_active, pycnn_isa_set, pycnn_isa_supported,
+    pycnn_isa_active, pycnn_isa_best, pycnn_isa_set, pycnn_isa_supported,
 )
 from pycnn._ext._csrc cimport (
     pycnn_avg_pool2d_backward_f32, pycnn_avg_pool2d_backward_f64,
@@ -81,6 +82,11 @@ def simd_supported():
     return tuple(name for i, name in enumerate(SIMD_TARGETS) if pycnn_isa_supported(i))
 
 
+def simd_default():
+    """The variant that runs unless one is asked for: the best this CPU supports."""
+    return SIMD_TARGETS[pycnn_isa_best()]
+
+
 def simd_target():
     """The variant the kernels use now: 'baseline', 'avx2' or 'avx512'."""
     return SIMD_TARGETS[pycnn_isa_active()]
@@ -101,8 +107,40 @@ def set_simd_target(name=None):
     return simd_target()
 
 
-# PYCNN_SIMD=baseline|avx2|avx512 caps the choice (e.g. to compare variants)
-set_simd_target(os.environ.get("PYCNN_SIMD") or None)
+def _resolve_simd_request(value, supported, default):
+    """The variant PYCNN_SIMD=`value` selects, as (name, problem): problem is None when
+    the value is usable (unset or empty: the default), else why it is not, and name is
+    then the default that runs instead. Pure logic, so that a CPU without a variant can
+    be simulated: `supported` is the variants this CPU and build can run."""
+    if value is None or not value.strip():
+        return default, None
+    name = value.strip().lower()
+    if name not in SIMD_TARGETS:
+        return default, (f"PYCNN_SIMD={value!r} is not a SIMD variant (one of "
+                         f"{', '.join(SIMD_TARGETS)}); running {default} instead")
+    if name not in supported:
+        return default, (f"PYCNN_SIMD={value!r}: this CPU/build cannot run {name} (it "
+                         f"can run {', '.join(supported)}); running {default} instead")
+    return name, None
+
+
+# PYCNN_SIMD=baseline|avx2|avx512 picks the variant (e.g. to compare variants). A value
+# that cannot be used must not stop `import pycnn` (issue 12, defect 5): the default
+# runs instead, with a RuntimeWarning, and `pycnn info` shows what was asked.
+_SIMD_REQUEST = os.environ.get("PYCNN_SIMD")
+_simd_name, _SIMD_REQUEST_PROBLEM = _resolve_simd_request(
+    _SIMD_REQUEST, simd_supported(), simd_default())
+set_simd_target(_simd_name)
+if _SIMD_REQUEST_PROBLEM is not None:
+    # explicit: module-level Cython code has no frame of its own, and "warn" would
+    # blame importlib's
+    warnings.warn_explicit(_SIMD_REQUEST_PROBLEM, RuntimeWarning, "pycnn/_ext/_kernels.pyx",
+                           0, module="pycnn._ext._kernels")
+
+
+def simd_request():
+    """(PYCNN_SIMD as read at import or None, None or why it could not be used)."""
+    return _SIMD_REQUEST, _SIMD_REQUEST_PROBLEM
 
 
 # --- kernels -------------------------------------------------------------------------
