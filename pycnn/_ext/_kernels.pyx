@@ -8,6 +8,7 @@ User-facing validation and messages live in pycnn/_validation.py.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 import os
@@ -145,12 +146,85 @@ def simd_request():
 
 # --- kernels -------------------------------------------------------------------------
 
+# Memory guards. These wrappers are importable, so they protect memory themselves
+# (issue 12, defect 6): every size product is overflow-checked, and every read and
+# write of a kernel must land inside the arrays it is given. The public functions check
+# arguments first, with their own messages; these only refuse what would corrupt memory.
+
+cdef extern from *:
+    """
+    #define PYCNN_SSIZE_MAX PY_SSIZE_T_MAX
+    """
+    const Py_ssize_t PYCNN_SSIZE_MAX
+
+
+cdef inline bint _mul_overflows(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Whether a*b exceeds Py_ssize_t, for a, b >= 0."""
+    return a != 0 and b > PYCNN_SSIZE_MAX // a
+
+
+cdef Py_ssize_t _mul(str what, Py_ssize_t a, Py_ssize_t b) except -1:
+    """a*b for a, b >= 0, or ValueError naming `what` when it overflows."""
+    if a < 0 or b < 0 or _mul_overflows(a, b):
+        raise ValueError(f"{what} = {a} * {b} is negative or overflows")
+    return a * b
+
+
+cdef Py_ssize_t _add(str what, Py_ssize_t a, Py_ssize_t b) except -1:
+    """a + b for a, b >= 0, or ValueError naming `what` when it overflows."""
+    if a < 0 or b < 0 or b > PYCNN_SSIZE_MAX - a:
+        raise ValueError(f"{what} = {a} + {b} is negative or overflows")
+    return a + b
+
+
 cdef int _check_geometry(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                          Py_ssize_t dw) except -1:
     if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1 or ph < 0 or pw < 0:
         raise ValueError(f"invalid geometry: kernel=({kh}, {kw}) stride=({sh}, {sw}) "
                          f"padding=({ph}, {pw}) dilation=({dh}, {dw})")
+    return 0
+
+
+cdef Py_ssize_t _check_axis(str name, str axis, Py_ssize_t size, Py_ssize_t k,
+                            Py_ssize_t s, Py_ssize_t p, Py_ssize_t d,
+                            Py_ssize_t o) except -1:
+    """The reach (o-1)*s + (k-1)*d of the last tap along one axis (0 when o == 0),
+    after checking that no coordinate a kernel computes along it can overflow: the
+    kernels form o*s - p + i*d, size + p, p + s and p + d (common.h, pool2d.c), all
+    bounded by reach + 2p + size + s + d. Geometry already checked (k, s, d >= 1)."""
+    cdef Py_ssize_t reach = 0
+    what = f"{name}: along {axis}"
+    if size < 0 or o < 0:
+        raise ValueError(f"{what}, size {size} and output size {o} must be >= 0")
+    if o > 0:
+        reach = _add(f"{what}, the reach (o-1)*stride + (k-1)*dilation",
+                     _mul(f"{what}, (o-1)*stride", o - 1, s),
+                     _mul(f"{what}, (k-1)*dilation", k - 1, d))
+    total = reach
+    for term in (p, p, size, s, d):
+        total = _add(f"{what}, reach + 2*padding + size + stride + dilation", total, term)
+    return reach
+
+
+cdef int _check_pool_out(str name, Py_ssize_t n, Py_ssize_t got_n, Py_ssize_t h,
+                         Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) except -1:
+    """An output of (got_n, OH, OW) planes for (n, H, W) input planes: as many planes,
+    and every window starting inside the input or its top/left padding,
+    (o-1)*stride - padding < size, as PyTorch's output size (ceil_mode included) has.
+    The kernels clip each window's taps to the plane, so this and the overflow checks
+    are what keep every read and write in bounds."""
+    if got_n != n:
+        raise ValueError(f"{name} has {got_n} planes, expected {n}")
+    _check_axis(name, "H", h, kh, sh, ph, dh, oh)
+    _check_axis(name, "W", w, kw, sw, pw, dw, ow)
+    if (oh > 0 and (oh - 1) * sh - ph >= h) or (ow > 0 and (ow - 1) * sw - pw >= w):
+        raise ValueError(
+            f"{name} of {(oh, ow)} windows per plane does not fit input planes {(h, w)} "
+            f"with kernel=({kh}, {kw}) stride=({sh}, {sw}) padding=({ph}, {pw}) "
+            f"dilation=({dh}, {dw}): the last window starts past the input")
     return 0
 
 
@@ -161,12 +235,20 @@ def im2col(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
            Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
     cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
-            or cols.shape[2] != oh * ow):
+    _check_axis("im2col", "H", h, kh, sh, ph, dh, oh)
+    _check_axis("im2col", "W", w, kw, sw, pw, dw, ow)
+    # the kernel reads only taps inside the plane (pycnn_valid_range) and writes
+    # C*KH*KW rows of OH*OW columns per image: `cols` must hold exactly that
+    rows = _mul("im2col: C*KH*KW", _mul("im2col: C*KH", c, kh), kw)
+    blocks = _mul("im2col: OH*OW", oh, ow)
+    if cols.shape[0] != n or cols.shape[1] != rows or cols.shape[2] != blocks:
         raise ValueError(f"im2col: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
-                         f"expected {(n, c * kh * kw, oh * ow)}")
-    if x.size == 0 or cols.size == 0:
-        return                                  # &x[0, 0, 0, 0] would be out of bounds
+                         f"expected {(n, rows, blocks)}")
+    if cols.size == 0:
+        return
+    if x.size == 0:                             # H or W is 0: every tap is padding
+        cols[...] = 0                           # (and &x[0, 0, 0, 0] is out of bounds)
+        return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         if floating is float:
             pycnn_im2col_f32(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
@@ -183,10 +265,15 @@ def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
            Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
     cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
-            or cols.shape[2] != oh * ow):
+    _check_axis("col2im", "H", h, kh, sh, ph, dh, oh)
+    _check_axis("col2im", "W", w, kw, sw, pw, dw, ow)
+    # the kernel reads only taps inside the plane (pycnn_valid_range) and writes
+    # C*KH*KW rows of OH*OW columns per image: `cols` must hold exactly that
+    rows = _mul("col2im: C*KH*KW", _mul("col2im: C*KH", c, kh), kw)
+    blocks = _mul("col2im: OH*OW", oh, ow)
+    if cols.shape[0] != n or cols.shape[1] != rows or cols.shape[2] != blocks:
         raise ValueError(f"col2im: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
-                         f"expected {(n, c * kh * kw, oh * ow)}")
+                         f"expected {(n, rows, blocks)}")
     if x.size == 0:
         return
     if cols.size == 0:                          # nothing to scatter: the image is zero
@@ -213,14 +300,18 @@ def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), pad
     cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3]
     cdef const floating *bias_ptr = NULL
     _check_geometry(kh, kw, sh, sw, 0, 0, dh, dw)
-    if groups < 1 or c % groups or f % groups or weight.shape[1] * groups != c:
+    if (groups < 1 or c % groups or f % groups or _mul_overflows(weight.shape[1], groups)
+            or weight.shape[1] * groups != c):
         raise ValueError(f"conv2d_direct: weight {tuple(weight.shape)[:4]} does not fit "
                          f"{c} input channels in {groups} groups")
-    if (out.shape[0] != n or out.shape[1] != f
-            or (oh > 0 and (oh - 1) * sh + (kh - 1) * dh >= h)
-            or (ow > 0 and (ow - 1) * sw + (kw - 1) * dw >= w)):
+    # no bounds test in the kernel: every tap of every window must lie inside x
+    reach_h = _check_axis("conv2d_direct", "H", h, kh, sh, 0, dh, oh)
+    reach_w = _check_axis("conv2d_direct", "W", w, kw, sw, 0, dw, ow)
+    if (out.shape[0] != n or out.shape[1] != f or (oh > 0 and reach_h >= h)
+            or (ow > 0 and reach_w >= w)):
         raise ValueError(f"conv2d_direct: `out` of shape {tuple(out.shape)[:4]} does not "
-                         f"fit input {(n, c, h, w)} and weight {tuple(weight.shape)[:4]}")
+                         f"fit input {(n, c, h, w)} and weight {tuple(weight.shape)[:4]} "
+                         f"with stride ({sh}, {sw}) and dilation ({dh}, {dw})")
     if bias is not None:
         if bias.shape[0] != f:
             raise ValueError(f"conv2d_direct: `bias` has {bias.shape[0]} entries, expected {f}")
@@ -243,14 +334,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), pad
 
 # --- pooling: one (H, W) plane per kernel call, planes in parallel ------------------
 # The Python layer reshapes (N, C, H, W) to (N*C, H, W). The kernels clip every window
-# to the plane, so reads stay in bounds for any geometry; these wrappers check that the
-# arrays agree with each other, which is all that protects the writes.
-
-cdef int _check_planes(str name, Py_ssize_t n, Py_ssize_t got_n, Py_ssize_t got_h,
-                       Py_ssize_t got_w, Py_ssize_t h, Py_ssize_t w) except -1:
-    if got_n != n or got_h != h or got_w != w:
-        raise ValueError(f"{name} has shape {(got_n, got_h, got_w)}, expected {(n, h, w)}")
-    return 0
+# to the plane, so reads stay in bounds for any geometry whose arithmetic cannot
+# overflow; these wrappers check that, and that the arrays agree with each other and
+# with the geometry (_check_pool_out), which is what protects the writes.
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
@@ -264,12 +350,18 @@ def max_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef bint with_indices = indices is not None
     cdef int64_t *ind = NULL
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    _check_planes("max_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
-    if with_indices:
-        _check_planes("max_pool2d: `indices`", n, indices.shape[0], indices.shape[1],
-                      indices.shape[2], oh, ow)
-    if x.size == 0 or out.size == 0:
-        return                                  # &x[0, 0, 0] would be out of bounds
+    _check_pool_out("max_pool2d: `out`", n, out.shape[0], h, w, oh, ow, kh, kw, sh, sw,
+                    ph, pw, dh, dw)
+    if with_indices and (indices.shape[0], indices.shape[1], indices.shape[2]) != (n, oh, ow):
+        raise ValueError(f"max_pool2d: `indices` has shape {tuple(indices.shape)[:3]}, "
+                         f"expected {(n, oh, ow)} like `out`")
+    if out.size == 0:
+        return
+    if x.size == 0:                             # no input pixel in any window (H or W
+        out[...] = -INFINITY                    # is 0): what the kernel gives such a
+        if with_indices:                        # window; &x[0, 0, 0] is out of bounds
+            indices[...] = -1
+        return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         ind = &indices[b, 0, 0] if with_indices else NULL
         if floating is float:
@@ -289,9 +381,14 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
     cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
     cdef Py_ssize_t bad = 0
-    _check_planes("max_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
-    _check_planes("max_pool2d_backward: `indices`", n, indices.shape[0], indices.shape[1],
-                  indices.shape[2], oh, ow)
+    # the kernel reads OH*OW gradients and indices per plane and writes only at indices
+    # inside [0, H*W): the planes must agree, and indices have grad_out's shape
+    if grad_out.shape[0] != n:
+        raise ValueError(f"max_pool2d_backward: `grad_out` has {grad_out.shape[0]} planes, "
+                         f"expected {n} like `grad_x`")
+    if (indices.shape[0], indices.shape[1], indices.shape[2]) != (n, oh, ow):
+        raise ValueError(f"max_pool2d_backward: `indices` has shape "
+                         f"{tuple(indices.shape)[:3]}, expected {(n, oh, ow)} like `grad_out`")
     if grad_x.size == 0:
         return 0
     if grad_out.size == 0:                      # nothing to scatter
@@ -317,8 +414,13 @@ def avg_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef Py_ssize_t b, n = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef Py_ssize_t oh = out.shape[1], ow = out.shape[2]
     _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
-    _check_planes("avg_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
-    if x.size == 0 or out.size == 0:
+    _check_pool_out("avg_pool2d: `out`", n, out.shape[0], h, w, oh, ow, kh, kw, sh, sw,
+                    ph, pw, 1, 1)
+    _mul("avg_pool2d: the window size KH*KW", kh, kw)       # divisors are products
+    if out.size == 0:
+        return
+    if x.size == 0:                             # no input pixel: the kernel writes 0
+        out[...] = 0
         return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         if floating is float:
@@ -337,7 +439,9 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
     cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
     _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
-    _check_planes("avg_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
+    _check_pool_out("avg_pool2d_backward: `grad_out`", n, grad_out.shape[0], h, w, oh, ow,
+                    kh, kw, sh, sw, ph, pw, 1, 1)
+    _mul("avg_pool2d_backward: the window size KH*KW", kh, kw)
     if grad_x.size == 0:
         return
     if grad_out.size == 0:
