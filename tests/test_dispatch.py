@@ -109,9 +109,14 @@ def test_lp_pool2d_variant_matches_reference(simd, name, p, dtype, rng):
                  reference.lp_pool2d_backward(g, x, p, **kw), dtype)
 
 
-def test_best_variant_is_the_default():
+def test_the_default_or_the_requested_variant_runs():
     assert _kernels.simd_target() in _kernels.simd_supported()
     assert _kernels.simd_supported()[0] == "baseline"
+    asked, problem = _kernels.simd_request()
+    if asked and asked.strip() and problem is None:
+        assert _kernels.simd_target() == asked.strip().lower()
+    else:
+        assert _kernels.simd_target() == _kernels.simd_default()
 
 
 def test_unknown_or_unsupported_variant_is_refused():

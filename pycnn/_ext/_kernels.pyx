@@ -17,7 +17,8 @@ import warnings
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
     pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64,
-    pycnn_isa_active, pycnn_isa_best, pycnn_isa_set, pycnn_isa_supported,
+    pycnn_avx512_verified, pycnn_isa_active, pycnn_isa_default, pycnn_isa_set,
+    pycnn_isa_supported,
 )
 from pycnn._ext._csrc cimport (
     pycnn_avg_pool2d_backward_f32, pycnn_avg_pool2d_backward_f64,
@@ -38,6 +39,13 @@ cdef extern from *:
     #else
     static int pycnn_sanitize_build(void) { return 0; }
     #endif
+    #define PYCNN_STR_(x) #x
+    #define PYCNN_STR(x) PYCNN_STR_(x)
+    #ifdef PYCNN_SOURCES_DIGEST
+    static const char *pycnn_sources_digest(void) { return PYCNN_STR(PYCNN_SOURCES_DIGEST); }
+    #else
+    static const char *pycnn_sources_digest(void) { return ""; }
+    #endif
     #ifdef _OPENMP
     #include <omp.h>
     static int pycnn_openmp_enabled(void) { return 1; }
@@ -47,6 +55,7 @@ cdef extern from *:
     static int pycnn_omp_max_threads(void) { return 1; }
     #endif
     """
+    const char *pycnn_sources_digest()
     int pycnn_openmp_enabled()
     int pycnn_omp_max_threads()
     int pycnn_debug_build()
@@ -84,8 +93,21 @@ def simd_supported():
 
 
 def simd_default():
-    """The variant that runs unless one is asked for: the best this CPU supports."""
-    return SIMD_TARGETS[pycnn_isa_best()]
+    """The variant that runs unless one is asked for: the best this CPU supports, but
+    avx512 only if `avx512_verified()` (else it runs only when asked: issue 12)."""
+    return SIMD_TARGETS[pycnn_isa_default()]
+
+
+def avx512_verified():
+    """Whether the AVX-512 variants of this build's sources passed tools/verify_simd.py
+    on AVX-512 hardware: setup.py found the digest of the sources it built in
+    csrc/VERIFIED_AVX512."""
+    return bool(pycnn_avx512_verified())
+
+
+def simd_sources_digest():
+    """sha256 of the C sources this extension was built from (tools/simd_digest.py)."""
+    return pycnn_sources_digest().decode("ascii")
 
 
 def simd_target():
@@ -94,7 +116,7 @@ def simd_target():
 
 
 def set_simd_target(name=None):
-    """Force a variant by name (None: the best supported). For tests and benchmarks;
+    """Force a variant by name (None: the default, `simd_default()`). For tests and benchmarks;
     do not call while kernels run in other threads."""
     if name is None:
         pycnn_isa_set(-1)
