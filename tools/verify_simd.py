@@ -42,14 +42,23 @@ def _git(*args):
 
 
 def cpu_model():
+    """/proc/cpuinfo's model name, with family/model/stepping (virtual machines often
+    show a generic name), and its AVX-512 flags."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if not sep:
+                    break                       # the end of the first processor
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    avx512 = " ".join(flag for flag in fields.get("flags", "").split()
+                      if flag.startswith("avx512"))
+    return (f"{fields.get('model name', platform.machine())} (family "
+            f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, stepping "
+            f"{fields.get('stepping', '?')}; {avx512 or 'no avx512 flags'})")
 
 
 def _env(simd=None):
