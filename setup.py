@@ -7,6 +7,7 @@ Environment switches:
                       import it: tools/sanitize.sh builds it and runs the tests so.
     PYCNN_OPENMP=0    build without OpenMP (default: probed, used when the compiler has it)
 """
+import glob
 import os
 import sys
 import tempfile
@@ -113,6 +114,10 @@ extensions = [
         sources=["pycnn/_ext/_kernels.pyx", "csrc/dispatch.c", "csrc/im2col.c",
                  "csrc/conv_direct.c", "csrc/pool2d.c"],
         include_dirs=[np.get_include(), "csrc"],
+        # a new record changes PYCNN_AVX512_VERIFIED without touching a source: without
+        # this, `build_ext --inplace` would keep the old extension
+        depends=[simd_digest.RECORD.replace(os.sep, "/")]
+        + [f"csrc/{os.path.basename(p)}" for p in sorted(glob.glob(os.path.join(ROOT, "csrc", "*.h")))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")]
         + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else [])
         + ([("PYCNN_SANITIZE_BUILD", "1")] if SANITIZE else [])
