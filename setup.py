@@ -7,6 +7,7 @@ Environment switches:
                       import it: tools/sanitize.sh builds it and runs the tests so.
     PYCNN_OPENMP=0    build without OpenMP (default: probed, used when the compiler has it)
 """
+import glob
 import os
 import sys
 import tempfile
@@ -15,6 +16,10 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import simd_digest  # noqa: E402  (tools/simd_digest.py, shipped in the sdist)
 
 DEBUG = os.environ.get("PYCNN_DEBUG", "0") not in ("", "0")
 SANITIZE = os.environ.get("PYCNN_SANITIZE", "0") not in ("", "0")
@@ -85,6 +90,14 @@ else:
         cflags += SANITIZER_FLAGS
         ldflags += SANITIZER_FLAGS
 
+# Code that has never run must not be the default (issue 12): the AVX-512 variants are
+# the default only if csrc/VERIFIED_AVX512 records the digest of these very sources
+# (tools/verify_simd.py writes it on AVX-512 hardware); else they run only when asked.
+SOURCES_DIGEST = simd_digest.digest(ROOT)
+AVX512_VERIFIED = simd_digest.verified(ROOT)
+print(f"pycnn: C sources sha256 {SOURCES_DIGEST}; AVX-512 variants verified on hardware: "
+      f"{'yes (default where the CPU has AVX-512)' if AVX512_VERIFIED else 'no (only when asked)'}")
+
 directives = {
     "language_level": 3,
     "boundscheck": DEBUG,
@@ -101,9 +114,16 @@ extensions = [
         sources=["pycnn/_ext/_kernels.pyx", "csrc/dispatch.c", "csrc/im2col.c",
                  "csrc/conv_direct.c", "csrc/pool2d.c"],
         include_dirs=[np.get_include(), "csrc"],
+        # a new record changes PYCNN_AVX512_VERIFIED without touching a source: without
+        # this, `build_ext --inplace` would keep the old extension
+        depends=[simd_digest.RECORD.replace(os.sep, "/")]
+        + [f"csrc/{os.path.basename(p)}" for p in sorted(glob.glob(os.path.join(ROOT, "csrc", "*.h")))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")]
         + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else [])
-        + ([("PYCNN_SANITIZE_BUILD", "1")] if SANITIZE else []),
+        + ([("PYCNN_SANITIZE_BUILD", "1")] if SANITIZE else [])
+        # a bare hex string, stringified in C: no quotes to survive the command line
+        + [("PYCNN_SOURCES_DIGEST", SOURCES_DIGEST)]
+        + ([("PYCNN_AVX512_VERIFIED", "1")] if AVX512_VERIFIED else []),
         extra_compile_args=cflags,
         extra_link_args=ldflags,
     )

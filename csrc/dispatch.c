@@ -25,11 +25,27 @@ int pycnn_isa_best(void)
     return PYCNN_ISA_BASELINE;
 }
 
+int pycnn_avx512_verified(void)
+{
+#ifdef PYCNN_AVX512_VERIFIED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int pycnn_isa_default(void)
+{
+    const int best = pycnn_isa_best();
+    if (best == PYCNN_ISA_AVX512 && !pycnn_avx512_verified()) return PYCNN_ISA_AVX2;
+    return best;
+}
+
 int pycnn_isa_active(void) { return pycnn_isa_level; }
 
 int pycnn_isa_set(int isa)
 {
-    if (isa < 0) isa = pycnn_isa_best();
+    if (isa < 0) isa = pycnn_isa_default();
     if (!pycnn_isa_supported(isa)) return -1;
     pycnn_isa_level = isa;
     return 0;

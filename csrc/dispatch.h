@@ -3,8 +3,13 @@
  * Wheels are built for baseline x86-64 (no -march=native). Hot loops are compiled a
  * second and third time with AVX2 and AVX-512 enabled through per-function target
  * attributes, and each public kernel calls the variant of the active level. The level
- * is the best the CPU supports unless set otherwise (tests force each level on). On
- * compilers or machines without target attributes only the baseline exists. */
+ * is the default (below) unless set otherwise (tests force each level on). On
+ * compilers or machines without target attributes only the baseline exists.
+ *
+ * Code that has never run must not be the default (issue 12): the AVX-512 variants are
+ * the default only in a build whose sources were verified on AVX-512 hardware, which
+ * setup.py says by defining PYCNN_AVX512_VERIFIED (tools/simd_digest.py); otherwise the
+ * default stops at AVX2 and AVX-512 runs only when set explicitly. */
 #ifndef PYCNN_DISPATCH_H
 #define PYCNN_DISPATCH_H
 
@@ -22,9 +27,14 @@ enum { PYCNN_ISA_BASELINE = 0, PYCNN_ISA_AVX2 = 1, PYCNN_ISA_AVX512 = 2 };
 int pycnn_isa_best(void);
 /* 1 when `isa` can run here. */
 int pycnn_isa_supported(int isa);
+/* Level used unless another is set: the best supported, capped at AVX2 unless the
+ * AVX-512 variants were verified (PYCNN_AVX512_VERIFIED). */
+int pycnn_isa_default(void);
+/* 1 when this build's AVX-512 variants were verified on hardware. */
+int pycnn_avx512_verified(void);
 /* Level the kernels use now. */
 int pycnn_isa_active(void);
-/* Use `isa` from now on (-1: the best supported). Returns 0, or -1 when unsupported.
+/* Use `isa` from now on (-1: the default). Returns 0, or -1 when unsupported.
  * Not thread-safe against running kernels: call it at start-up or in tests. */
 int pycnn_isa_set(int isa);
 

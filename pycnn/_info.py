@@ -97,6 +97,22 @@ def config():
             info["pycnn threads"] = f"1 (no OpenMP; {threads} requested)"
         info["SIMD dispatch"] = (f"{kernels.simd_target()} (this CPU and build can run: "
                                  f"{', '.join(kernels.simd_supported())})")
+        # issue 12: unverified AVX-512 code is never the default
+        digest = kernels.simd_sources_digest()[:12] or "unknown"
+        if kernels.avx512_verified():
+            info["avx512 verified"] = (
+                f"yes, on hardware (the default on CPUs with AVX-512; sources sha256 "
+                f"{digest}...)")
+        else:
+            info["avx512 verified"] = (
+                f"no, not on hardware (runs only when asked: PYCNN_SIMD=avx512 or "
+                f"set_simd_target('avx512'); sources sha256 {digest}... not in "
+                f"csrc/VERIFIED_AVX512)")
+        asked, problem = kernels.simd_request()
+        if asked is not None:
+            # what was asked and what runs, even when the value could not be used
+            info["SIMD requested"] = problem or (f"PYCNN_SIMD={asked} (default: "
+                                                 f"{kernels.simd_default()})")
     else:
         info["pycnn threads"] = f"{threads} (unused: no compiled extension)"
     cpu = _cpu_simd_flags()

@@ -72,3 +72,41 @@ def numerical_gradient(f, arr, eps=1e-6):
         arr[idx] = old
         grad[idx] = (up - down) / (2 * eps)
     return grad
+
+
+# --- which SIMD variants the suite exercised (issue 12) --------------------------------
+# Each test is counted under the variant active while its body runs (tests/test_dispatch.py
+# forces each one on; every other test runs the default or PYCNN_SIMD's). The summary
+# names any variant this CPU could run that no test ran.
+
+_SIMD_TESTS = {}
+
+
+def _loaded_kernels():
+    import sys
+    return sys.modules.get("pycnn._ext._kernels")     # never imported just for this
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    kernels = _loaded_kernels()
+    variant = kernels.simd_target() if kernels is not None else None
+    yield
+    if variant is not None:
+        _SIMD_TESTS[variant] = _SIMD_TESTS.get(variant, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    kernels = _loaded_kernels()
+    if kernels is None:
+        return
+    supported = kernels.simd_supported()
+    ran = ", ".join(f"{name} {_SIMD_TESTS[name]} tests" for name in kernels.SIMD_TARGETS
+                    if name in _SIMD_TESTS) or "none"
+    missing = [name for name in supported if name not in _SIMD_TESTS]
+    verified = "yes" if kernels.avx512_verified() else "no (runs only when asked)"
+    terminalreporter.write_line(
+        f"SIMD variants exercised: {ran}; this CPU can run {', '.join(supported)}; "
+        f"default {kernels.simd_default()}; avx512 verified on hardware: {verified}")
+    if missing and _SIMD_TESTS:
+        terminalreporter.write_line(f"SIMD variants NOT exercised: {', '.join(missing)}")

@@ -109,9 +109,14 @@ def test_lp_pool2d_variant_matches_reference(simd, name, p, dtype, rng):
                  reference.lp_pool2d_backward(g, x, p, **kw), dtype)
 
 
-def test_best_variant_is_the_default():
+def test_the_default_or_the_requested_variant_runs():
     assert _kernels.simd_target() in _kernels.simd_supported()
     assert _kernels.simd_supported()[0] == "baseline"
+    asked, problem = _kernels.simd_request()
+    if asked and asked.strip() and problem is None:
+        assert _kernels.simd_target() == asked.strip().lower()
+    else:
+        assert _kernels.simd_target() == _kernels.simd_default()
 
 
 def test_unknown_or_unsupported_variant_is_refused():
@@ -119,3 +124,62 @@ def test_unknown_or_unsupported_variant_is_refused():
     with pytest.raises(ValueError, match="`name` must be one of"):
         _kernels.set_simd_target("sse9")
     assert _kernels.simd_target() == before
+
+
+# --- PYCNN_SIMD (issue 12, defect 5) ----------------------------------------------------
+
+def _run_with_simd(value, code):
+    """Run `code` in a fresh interpreter with PYCNN_SIMD=value; return the process."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYCNN_SIMD=value)
+    return subprocess.run([sys.executable, "-W", "default", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("value", ["avx3", "sse9", "512"])
+def test_unknown_pycnn_simd_falls_back_with_a_warning(value):
+    proc = _run_with_simd(value, "import pycnn\nfrom pycnn._ext import _kernels\n"
+                                 "print(_kernels.simd_target())\npycnn.show_config()")
+    assert proc.returncode == 0, proc.stderr
+    target = proc.stdout.splitlines()[0]
+    assert target == _kernels.simd_default()
+    assert "RuntimeWarning" in proc.stderr
+    assert f"PYCNN_SIMD={value!r} is not a SIMD variant" in proc.stderr
+    assert f"running {target} instead" in proc.stderr
+    # `pycnn info` says what was asked and what runs
+    requested = [line for line in proc.stdout.splitlines() if line.startswith("SIMD requested")]
+    assert requested and f"PYCNN_SIMD={value!r}" in requested[0], proc.stdout
+    assert f"running {target} instead" in requested[0]
+
+
+def test_unknown_pycnn_simd_does_not_break_the_cli():
+    proc = _run_with_simd("avx3", "import sys; from pycnn.cli import main; sys.exit(main(['info']))")
+    assert proc.returncode == 0, proc.stderr
+    assert "SIMD requested" in proc.stdout and "avx3" in proc.stdout
+
+
+@pytest.mark.parametrize("value", _kernels.SIMD_TARGETS)
+def test_usable_pycnn_simd_is_obeyed(value):
+    if value not in _kernels.simd_supported():
+        pytest.skip(f"{value} is not supported on this CPU")
+    proc = _run_with_simd(value, "from pycnn._ext import _kernels\n"
+                                 "print(_kernels.simd_target(), _kernels.simd_request())")
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr
+    assert proc.stdout.split()[0] == value
+
+
+def test_pycnn_simd_unsupported_on_this_cpu_falls_back():
+    # a CPU without AVX-512 (or AVX2), simulated through the logic the import runs
+    resolve = _kernels._resolve_simd_request
+    name, problem = resolve("avx512", ("baseline", "avx2"), "avx2")
+    assert name == "avx2"
+    assert problem == ("PYCNN_SIMD='avx512': this CPU/build cannot run avx512 (it can run "
+                       "baseline, avx2); running avx2 instead")
+    name, problem = resolve("AVX2 ", ("baseline",), "baseline")
+    assert name == "baseline" and "cannot run avx2" in problem
+    assert resolve("Avx512", _kernels.SIMD_TARGETS, "avx2") == ("avx512", None)
+    assert resolve("", ("baseline",), "baseline") == ("baseline", None)
+    assert resolve(None, ("baseline", "avx2"), "avx2") == ("avx2", None)

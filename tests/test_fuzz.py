@@ -82,9 +82,46 @@ def _run_fuzz(*args, **extra_env):
 def test_runner_runs_batches_in_subprocesses_without_crashes():
     proc = _run_fuzz("--cases", "200", "--batch", "100", "--seed", "7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = proc.stdout.strip().splitlines()[-1]
+    summary = _summary(proc)
     assert "200 cases run in 2 subprocesses" in summary
     assert summary.endswith("crashes 0, disagreements 0")
+    from pycnn._ext import _kernels
+    # the variant the subprocesses pick: PYCNN_SIMD's (e.g. under tools/verify_simd.py)
+    # or the default
+    expected, _ = _kernels._resolve_simd_request(
+        os.environ.get("PYCNN_SIMD"), _kernels.simd_supported(), _kernels.simd_default())
+    assert proc.stdout.strip().splitlines()[-1] == (
+        f"fuzz: SIMD variants exercised: {expected} 200 cases")
+
+
+def _summary(proc, variant=None):
+    """The runner's summary line (of one variant)."""
+    lines = [line for line in proc.stdout.splitlines() if " cases run in " in line
+             and (variant is None or line.startswith(f"fuzz: [{variant}]"))]
+    assert len(lines) == 1, proc.stdout
+    return lines[0]
+
+
+def test_runner_fuzzes_each_simd_variant_when_asked(tmp_path):
+    import json
+
+    from pycnn._ext import _kernels
+    out = tmp_path / "fuzz.json"
+    proc = _run_fuzz("--cases", "30", "--batch", "30", "--seed", "3", "--simd", "all",
+                     "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for variant in _kernels.simd_supported():
+        assert _summary(proc, variant).endswith("crashes 0, disagreements 0")
+    assert proc.stdout.strip().splitlines()[-1] == "fuzz: SIMD variants exercised: " + ", ".join(
+        f"{v} 30 cases" for v in _kernels.simd_supported())
+    counts = json.loads(out.read_text())["variants"]
+    assert sorted(counts) == sorted(_kernels.simd_supported())
+    assert all(c["cases"] == 30 and c["ran"] == [v] for v, c in counts.items())
+
+
+def test_runner_refuses_a_variant_this_cpu_cannot_run():
+    proc = _run_fuzz("--cases", "1", "--simd", "avx3")
+    assert proc.returncode == 2 and "--simd avx3: not a variant" in proc.stderr
 
 
 def test_runner_reports_a_crashing_case_and_fails():
@@ -96,6 +133,6 @@ def test_runner_reports_a_crashing_case_and_fails():
     assert proc.returncode == 1
     assert "CRASH: batch 0 (hypothesis seed 0) killed by SIGSEGV during case 3:" \
         in proc.stdout
-    summary = proc.stdout.strip().splitlines()[-1]
+    summary = _summary(proc)
     assert "10 cases run in 2 subprocesses" in summary     # the other batch still ran
     assert "crashes 1" in summary

@@ -11,8 +11,13 @@ cases on every run (hypothesis with ``@seed(s * 1_000_003 + i)``), so
 ``--seed s --first-batch i --cases B --batch B`` replays it alone.
 
 pycnn is imported the usual way: from the source tree with ``PYTHONPATH=.``, else the
-installed package (the header line says which). Prints a summary line with the number of
-cases run, crashes and disagreements; exits 1 if there was any.
+installed package (the header line says which). ``--simd NAME`` forces the kernels'
+SIMD variant (PYCNN_SIMD=NAME in each subprocess), ``--simd all`` runs the same cases
+once per variant this CPU can run (issue 12: every variant fuzzed where it can run);
+each subprocess reports the variant it ran, and a run whose variant is not the one asked
+for fails. Prints a summary line per variant with the number of cases run, crashes and
+disagreements, and which variants ran; exits 1 if there was any crash, disagreement or
+wrong variant. ``--json PATH`` writes the counts per variant.
 """
 import argparse
 import collections
@@ -85,7 +90,9 @@ def run_batch(seed, count, progress_path):
             warnings.simplefilter("ignore")
             one_case()
     progress.close()
-    return {"outcomes": dict(outcomes), "disagreements": disagreements}
+    from pycnn._ext import _kernels
+    return {"outcomes": dict(outcomes), "disagreements": disagreements,
+            "simd": _kernels.simd_target()}
 
 
 def child_main(args):
@@ -108,13 +115,15 @@ def _describe_exit(returncode):
     return f"exited with status {returncode}"
 
 
-def launch(args, index, count, workdir):
-    """Run batch `index` in a subprocess; return (index, count, result dict or None,
-    failure text or None)."""
-    progress = os.path.join(workdir, f"batch{index}.progress")
+def launch(args, index, count, workdir, simd=None):
+    """Run batch `index` in a subprocess, with PYCNN_SIMD=`simd` unless None; return
+    (index, count, result dict or None, failure text or None)."""
+    progress = os.path.join(workdir, f"batch{index}-{simd}.progress")
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--seed", str(args.seed),
            "--first-batch", str(index), "--cases", str(count), "--progress", progress]
     env = dict(os.environ)
+    if simd is not None:
+        env["PYCNN_SIMD"] = simd
     if args.self_test_crash and index == args.first_batch:
         env[CRASH_ENV] = "1"
     try:
@@ -154,6 +163,11 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="batches run at once")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds a batch may take before it counts as hung")
+    parser.add_argument("--simd", default=None,
+                        help="SIMD variant to force (baseline, avx2, avx512), or 'all': "
+                             "each variant this CPU can run, in turn (default: as "
+                             "PYCNN_SIMD or pycnn's default)")
+    parser.add_argument("--json", help="write the counts per variant to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--progress", help=argparse.SUPPRESS)
     parser.add_argument("--self-test-crash", action="store_true", help=argparse.SUPPRESS)
@@ -164,17 +178,46 @@ def main(argv=None):
     if args.cases < 1 or args.batch < 1 or args.jobs < 1:
         parser.error("--cases, --batch and --jobs must be >= 1")
 
-    import tempfile
-
     import pycnn
+    from pycnn._ext import _kernels
+    if args.simd is None:
+        variants = [None]
+    elif args.simd == "all":
+        variants = list(_kernels.simd_supported())
+    elif args.simd in _kernels.simd_supported():
+        variants = [args.simd]
+    else:
+        parser.error(f"--simd {args.simd}: not a variant this CPU and build can run "
+                     f"({', '.join(_kernels.simd_supported())}, or all)")
     print(f"fuzz: pycnn {pycnn.__version__} from {os.path.dirname(pycnn.__file__)}; "
-          f"{args.cases} cases, {args.batch} a batch, seed {args.seed}", flush=True)
+          f"{args.cases} cases, {args.batch} a batch, seed {args.seed}; SIMD variants: "
+          f"{', '.join(v or 'default' for v in variants)} (this CPU can run "
+          f"{', '.join(_kernels.simd_supported())}; default {_kernels.simd_default()})",
+          flush=True)
+    summary, failed = {}, False
+    for simd in variants:
+        counts = run_variant(args, simd)
+        failed |= bool(counts["crashes"] or counts["disagreements"] or counts["wrong variant"])
+        for name in counts["ran"]:
+            summary[name] = counts
+    print(f"fuzz: SIMD variants exercised: "
+          + ", ".join(f"{name} {c['cases']} cases" for name, c in summary.items()), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"seed": args.seed, "variants": summary}, f, indent=1)
+    return 1 if failed else 0
+
+
+def run_variant(args, simd):
+    """Run every batch with PYCNN_SIMD=`simd` (None: unchanged); print and return the
+    counts, with the variants the subprocesses reported running."""
+    import tempfile
     sizes = [min(args.batch, args.cases - start) for start in range(0, args.cases, args.batch)]
     batches = [(args.first_batch + i, n) for i, n in enumerate(sizes)]
-    outcomes, crashes, reports = collections.Counter(), [], []
+    outcomes, crashes, reports, ran, wrong = collections.Counter(), [], [], set(), 0
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir, ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(launch, args, i, n, workdir) for i, n in batches]
+        futures = [pool.submit(launch, args, i, n, workdir, simd) for i, n in batches]
         for future in futures:
             index, count, result, failure = future.result()
             if failure is not None:
@@ -182,6 +225,11 @@ def main(argv=None):
                 print(f"CRASH: {failure}", flush=True)
                 continue
             outcomes.update(result["outcomes"])
+            ran.add(result["simd"])
+            if simd is not None and result["simd"] != simd:
+                wrong += 1
+                print(f"WRONG VARIANT: batch {index} ran {result['simd']}, not {simd}",
+                      flush=True)
             for text in result["disagreements"]:
                 reports.append(text)
                 print(f"DISAGREEMENT in batch {index} (hypothesis seed "
@@ -190,10 +238,13 @@ def main(argv=None):
     total = sum(outcomes.values())
     detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())
                        if k != "disagreement")
-    print(f"fuzz: {total} cases run in {len(batches)} subprocesses, {elapsed:.1f} s "
+    print(f"fuzz: [{'/'.join(sorted(ran)) or simd or 'default'}] {total} cases run in "
+          f"{len(batches)} subprocesses, {elapsed:.1f} s "
           f"({detail}); crashes {len(crashes)}, disagreements "
           f"{outcomes['disagreement']}", flush=True)
-    return 1 if crashes or outcomes["disagreement"] else 0
+    return {"cases": total, "outcomes": dict(outcomes), "crashes": len(crashes),
+            "disagreements": outcomes["disagreement"], "wrong variant": wrong,
+            "ran": sorted(ran), "seconds": round(elapsed, 1)}
 
 
 if __name__ == "__main__":

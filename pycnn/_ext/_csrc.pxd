@@ -5,6 +5,8 @@ from libc.stdint cimport int64_t
 
 cdef extern from "dispatch.h" nogil:
     int pycnn_isa_best()
+    int pycnn_isa_default()
+    int pycnn_avx512_verified()
     int pycnn_isa_supported(int isa)
     int pycnn_isa_active()
     int pycnn_isa_set(int isa)

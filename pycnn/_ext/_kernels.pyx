@@ -8,14 +8,17 @@ User-facing validation and messages live in pycnn/_validation.py.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 import os
+import warnings
 
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
     pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64,
-    pycnn_isa_active, pycnn_isa_set, pycnn_isa_supported,
+    pycnn_avx512_verified, pycnn_isa_active, pycnn_isa_default, pycnn_isa_set,
+    pycnn_isa_supported,
 )
 from pycnn._ext._csrc cimport (
     pycnn_avg_pool2d_backward_f32, pycnn_avg_pool2d_backward_f64,
@@ -36,6 +39,13 @@ cdef extern from *:
     #else
     static int pycnn_sanitize_build(void) { return 0; }
     #endif
+    #define PYCNN_STR_(x) #x
+    #define PYCNN_STR(x) PYCNN_STR_(x)
+    #ifdef PYCNN_SOURCES_DIGEST
+    static const char *pycnn_sources_digest(void) { return PYCNN_STR(PYCNN_SOURCES_DIGEST); }
+    #else
+    static const char *pycnn_sources_digest(void) { return ""; }
+    #endif
     #ifdef _OPENMP
     #include <omp.h>
     static int pycnn_openmp_enabled(void) { return 1; }
@@ -45,6 +55,7 @@ cdef extern from *:
     static int pycnn_omp_max_threads(void) { return 1; }
     #endif
     """
+    const char *pycnn_sources_digest()
     int pycnn_openmp_enabled()
     int pycnn_omp_max_threads()
     int pycnn_debug_build()
@@ -81,13 +92,31 @@ def simd_supported():
     return tuple(name for i, name in enumerate(SIMD_TARGETS) if pycnn_isa_supported(i))
 
 
+def simd_default():
+    """The variant that runs unless one is asked for: the best this CPU supports, but
+    avx512 only if `avx512_verified()` (else it runs only when asked: issue 12)."""
+    return SIMD_TARGETS[pycnn_isa_default()]
+
+
+def avx512_verified():
+    """Whether the AVX-512 variants of this build's sources passed tools/verify_simd.py
+    on AVX-512 hardware: setup.py found the digest of the sources it built in
+    csrc/VERIFIED_AVX512."""
+    return bool(pycnn_avx512_verified())
+
+
+def simd_sources_digest():
+    """sha256 of the C sources this extension was built from (tools/simd_digest.py)."""
+    return pycnn_sources_digest().decode("ascii")
+
+
 def simd_target():
     """The variant the kernels use now: 'baseline', 'avx2' or 'avx512'."""
     return SIMD_TARGETS[pycnn_isa_active()]
 
 
 def set_simd_target(name=None):
-    """Force a variant by name (None: the best supported). For tests and benchmarks;
+    """Force a variant by name (None: the default, `simd_default()`). For tests and benchmarks;
     do not call while kernels run in other threads."""
     if name is None:
         pycnn_isa_set(-1)
@@ -101,11 +130,74 @@ def set_simd_target(name=None):
     return simd_target()
 
 
-# PYCNN_SIMD=baseline|avx2|avx512 caps the choice (e.g. to compare variants)
-set_simd_target(os.environ.get("PYCNN_SIMD") or None)
+def _resolve_simd_request(value, supported, default):
+    """The variant PYCNN_SIMD=`value` selects, as (name, problem): problem is None when
+    the value is usable (unset or empty: the default), else why it is not, and name is
+    then the default that runs instead. Pure logic, so that a CPU without a variant can
+    be simulated: `supported` is the variants this CPU and build can run."""
+    if value is None or not value.strip():
+        return default, None
+    name = value.strip().lower()
+    if name not in SIMD_TARGETS:
+        return default, (f"PYCNN_SIMD={value!r} is not a SIMD variant (one of "
+                         f"{', '.join(SIMD_TARGETS)}); running {default} instead")
+    if name not in supported:
+        return default, (f"PYCNN_SIMD={value!r}: this CPU/build cannot run {name} (it "
+                         f"can run {', '.join(supported)}); running {default} instead")
+    return name, None
+
+
+# PYCNN_SIMD=baseline|avx2|avx512 picks the variant (e.g. to compare variants). A value
+# that cannot be used must not stop `import pycnn` (issue 12, defect 5): the default
+# runs instead, with a RuntimeWarning, and `pycnn info` shows what was asked.
+_SIMD_REQUEST = os.environ.get("PYCNN_SIMD")
+_simd_name, _SIMD_REQUEST_PROBLEM = _resolve_simd_request(
+    _SIMD_REQUEST, simd_supported(), simd_default())
+set_simd_target(_simd_name)
+if _SIMD_REQUEST_PROBLEM is not None:
+    # explicit: module-level Cython code has no frame of its own, and "warn" would
+    # blame importlib's
+    warnings.warn_explicit(_SIMD_REQUEST_PROBLEM, RuntimeWarning, "pycnn/_ext/_kernels.pyx",
+                           0, module="pycnn._ext._kernels")
+
+
+def simd_request():
+    """(PYCNN_SIMD as read at import or None, None or why it could not be used)."""
+    return _SIMD_REQUEST, _SIMD_REQUEST_PROBLEM
 
 
 # --- kernels -------------------------------------------------------------------------
+
+# Memory guards. These wrappers are importable, so they protect memory themselves
+# (issue 12, defect 6): every size product is overflow-checked, and every read and
+# write of a kernel must land inside the arrays it is given. The public functions check
+# arguments first, with their own messages; these only refuse what would corrupt memory.
+
+cdef extern from *:
+    """
+    #define PYCNN_SSIZE_MAX PY_SSIZE_T_MAX
+    """
+    const Py_ssize_t PYCNN_SSIZE_MAX
+
+
+cdef inline bint _mul_overflows(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Whether a*b exceeds Py_ssize_t, for a, b >= 0."""
+    return a != 0 and b > PYCNN_SSIZE_MAX // a
+
+
+cdef Py_ssize_t _mul(str what, Py_ssize_t a, Py_ssize_t b) except -1:
+    """a*b for a, b >= 0, or ValueError naming `what` when it overflows."""
+    if a < 0 or b < 0 or _mul_overflows(a, b):
+        raise ValueError(f"{what} = {a} * {b} is negative or overflows")
+    return a * b
+
+
+cdef Py_ssize_t _add(str what, Py_ssize_t a, Py_ssize_t b) except -1:
+    """a + b for a, b >= 0, or ValueError naming `what` when it overflows."""
+    if a < 0 or b < 0 or b > PYCNN_SSIZE_MAX - a:
+        raise ValueError(f"{what} = {a} + {b} is negative or overflows")
+    return a + b
+
 
 cdef int _check_geometry(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
@@ -116,6 +208,48 @@ cdef int _check_geometry(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t
     return 0
 
 
+cdef Py_ssize_t _check_axis(str name, str axis, Py_ssize_t size, Py_ssize_t k,
+                            Py_ssize_t s, Py_ssize_t p, Py_ssize_t d,
+                            Py_ssize_t o) except -1:
+    """The reach (o-1)*s + (k-1)*d of the last tap along one axis (0 when o == 0),
+    after checking that no coordinate a kernel computes along it can overflow: the
+    kernels form o*s - p + i*d, size + p, p + s and p + d (common.h, pool2d.c), all
+    bounded by reach + 2p + size + s + d. Geometry already checked (k, s, d >= 1)."""
+    cdef Py_ssize_t reach = 0
+    what = f"{name}: along {axis}"
+    if size < 0 or o < 0:
+        raise ValueError(f"{what}, size {size} and output size {o} must be >= 0")
+    if o > 0:
+        reach = _add(f"{what}, the reach (o-1)*stride + (k-1)*dilation",
+                     _mul(f"{what}, (o-1)*stride", o - 1, s),
+                     _mul(f"{what}, (k-1)*dilation", k - 1, d))
+    total = reach
+    for term in (p, p, size, s, d):
+        total = _add(f"{what}, reach + 2*padding + size + stride + dilation", total, term)
+    return reach
+
+
+cdef int _check_pool_out(str name, Py_ssize_t n, Py_ssize_t got_n, Py_ssize_t h,
+                         Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) except -1:
+    """An output of (got_n, OH, OW) planes for (n, H, W) input planes: as many planes,
+    and every window starting inside the input or its top/left padding,
+    (o-1)*stride - padding < size, as PyTorch's output size (ceil_mode included) has.
+    The kernels clip each window's taps to the plane, so this and the overflow checks
+    are what keep every read and write in bounds."""
+    if got_n != n:
+        raise ValueError(f"{name} has {got_n} planes, expected {n}")
+    _check_axis(name, "H", h, kh, sh, ph, dh, oh)
+    _check_axis(name, "W", w, kw, sw, pw, dw, ow)
+    if (oh > 0 and (oh - 1) * sh - ph >= h) or (ow > 0 and (ow - 1) * sw - pw >= w):
+        raise ValueError(
+            f"{name} of {(oh, ow)} windows per plane does not fit input planes {(h, w)} "
+            f"with kernel=({kh}, {kw}) stride=({sh}, {sw}) padding=({ph}, {pw}) "
+            f"dilation=({dh}, {dw}): the last window starts past the input")
+    return 0
+
+
 def im2col(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
            floating[:, :, ::1] cols,          # OUT (N, C*KH*KW, OH*OW)
            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
@@ -123,12 +257,20 @@ def im2col(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
            Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
     cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
-            or cols.shape[2] != oh * ow):
+    _check_axis("im2col", "H", h, kh, sh, ph, dh, oh)
+    _check_axis("im2col", "W", w, kw, sw, pw, dw, ow)
+    # the kernel reads only taps inside the plane (pycnn_valid_range) and writes
+    # C*KH*KW rows of OH*OW columns per image: `cols` must hold exactly that
+    rows = _mul("im2col: C*KH*KW", _mul("im2col: C*KH", c, kh), kw)
+    blocks = _mul("im2col: OH*OW", oh, ow)
+    if cols.shape[0] != n or cols.shape[1] != rows or cols.shape[2] != blocks:
         raise ValueError(f"im2col: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
-                         f"expected {(n, c * kh * kw, oh * ow)}")
-    if x.size == 0 or cols.size == 0:
-        return                                  # &x[0, 0, 0, 0] would be out of bounds
+                         f"expected {(n, rows, blocks)}")
+    if cols.size == 0:
+        return
+    if x.size == 0:                             # H or W is 0: every tap is padding
+        cols[...] = 0                           # (and &x[0, 0, 0, 0] is out of bounds)
+        return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         if floating is float:
             pycnn_im2col_f32(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
@@ -145,10 +287,15 @@ def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
            Py_ssize_t oh, Py_ssize_t ow, int n_threads=1):
     cdef Py_ssize_t b, n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    if (cols.shape[0] != n or cols.shape[1] != c * kh * kw or oh < 0 or ow < 0
-            or cols.shape[2] != oh * ow):
+    _check_axis("col2im", "H", h, kh, sh, ph, dh, oh)
+    _check_axis("col2im", "W", w, kw, sw, pw, dw, ow)
+    # the kernel reads only taps inside the plane (pycnn_valid_range) and writes
+    # C*KH*KW rows of OH*OW columns per image: `cols` must hold exactly that
+    rows = _mul("col2im: C*KH*KW", _mul("col2im: C*KH", c, kh), kw)
+    blocks = _mul("col2im: OH*OW", oh, ow)
+    if cols.shape[0] != n or cols.shape[1] != rows or cols.shape[2] != blocks:
         raise ValueError(f"col2im: `cols` has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
-                         f"expected {(n, c * kh * kw, oh * ow)}")
+                         f"expected {(n, rows, blocks)}")
     if x.size == 0:
         return
     if cols.size == 0:                          # nothing to scatter: the image is zero
@@ -175,14 +322,18 @@ def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), pad
     cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3]
     cdef const floating *bias_ptr = NULL
     _check_geometry(kh, kw, sh, sw, 0, 0, dh, dw)
-    if groups < 1 or c % groups or f % groups or weight.shape[1] * groups != c:
+    if (groups < 1 or c % groups or f % groups or _mul_overflows(weight.shape[1], groups)
+            or weight.shape[1] * groups != c):
         raise ValueError(f"conv2d_direct: weight {tuple(weight.shape)[:4]} does not fit "
                          f"{c} input channels in {groups} groups")
-    if (out.shape[0] != n or out.shape[1] != f
-            or (oh > 0 and (oh - 1) * sh + (kh - 1) * dh >= h)
-            or (ow > 0 and (ow - 1) * sw + (kw - 1) * dw >= w)):
+    # no bounds test in the kernel: every tap of every window must lie inside x
+    reach_h = _check_axis("conv2d_direct", "H", h, kh, sh, 0, dh, oh)
+    reach_w = _check_axis("conv2d_direct", "W", w, kw, sw, 0, dw, ow)
+    if (out.shape[0] != n or out.shape[1] != f or (oh > 0 and reach_h >= h)
+            or (ow > 0 and reach_w >= w)):
         raise ValueError(f"conv2d_direct: `out` of shape {tuple(out.shape)[:4]} does not "
-                         f"fit input {(n, c, h, w)} and weight {tuple(weight.shape)[:4]}")
+                         f"fit input {(n, c, h, w)} and weight {tuple(weight.shape)[:4]} "
+                         f"with stride ({sh}, {sw}) and dilation ({dh}, {dw})")
     if bias is not None:
         if bias.shape[0] != f:
             raise ValueError(f"conv2d_direct: `bias` has {bias.shape[0]} entries, expected {f}")
@@ -205,14 +356,9 @@ def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), pad
 
 # --- pooling: one (H, W) plane per kernel call, planes in parallel ------------------
 # The Python layer reshapes (N, C, H, W) to (N*C, H, W). The kernels clip every window
-# to the plane, so reads stay in bounds for any geometry; these wrappers check that the
-# arrays agree with each other, which is all that protects the writes.
-
-cdef int _check_planes(str name, Py_ssize_t n, Py_ssize_t got_n, Py_ssize_t got_h,
-                       Py_ssize_t got_w, Py_ssize_t h, Py_ssize_t w) except -1:
-    if got_n != n or got_h != h or got_w != w:
-        raise ValueError(f"{name} has shape {(got_n, got_h, got_w)}, expected {(n, h, w)}")
-    return 0
+# to the plane, so reads stay in bounds for any geometry whose arithmetic cannot
+# overflow; these wrappers check that, and that the arrays agree with each other and
+# with the geometry (_check_pool_out), which is what protects the writes.
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
@@ -226,12 +372,18 @@ def max_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef bint with_indices = indices is not None
     cdef int64_t *ind = NULL
     _check_geometry(kh, kw, sh, sw, ph, pw, dh, dw)
-    _check_planes("max_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
-    if with_indices:
-        _check_planes("max_pool2d: `indices`", n, indices.shape[0], indices.shape[1],
-                      indices.shape[2], oh, ow)
-    if x.size == 0 or out.size == 0:
-        return                                  # &x[0, 0, 0] would be out of bounds
+    _check_pool_out("max_pool2d: `out`", n, out.shape[0], h, w, oh, ow, kh, kw, sh, sw,
+                    ph, pw, dh, dw)
+    if with_indices and (indices.shape[0], indices.shape[1], indices.shape[2]) != (n, oh, ow):
+        raise ValueError(f"max_pool2d: `indices` has shape {tuple(indices.shape)[:3]}, "
+                         f"expected {(n, oh, ow)} like `out`")
+    if out.size == 0:
+        return
+    if x.size == 0:                             # no input pixel in any window (H or W
+        out[...] = -INFINITY                    # is 0): what the kernel gives such a
+        if with_indices:                        # window; &x[0, 0, 0] is out of bounds
+            indices[...] = -1
+        return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         ind = &indices[b, 0, 0] if with_indices else NULL
         if floating is float:
@@ -251,9 +403,14 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
     cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
     cdef Py_ssize_t bad = 0
-    _check_planes("max_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
-    _check_planes("max_pool2d_backward: `indices`", n, indices.shape[0], indices.shape[1],
-                  indices.shape[2], oh, ow)
+    # the kernel reads OH*OW gradients and indices per plane and writes only at indices
+    # inside [0, H*W): the planes must agree, and indices have grad_out's shape
+    if grad_out.shape[0] != n:
+        raise ValueError(f"max_pool2d_backward: `grad_out` has {grad_out.shape[0]} planes, "
+                         f"expected {n} like `grad_x`")
+    if (indices.shape[0], indices.shape[1], indices.shape[2]) != (n, oh, ow):
+        raise ValueError(f"max_pool2d_backward: `indices` has shape "
+                         f"{tuple(indices.shape)[:3]}, expected {(n, oh, ow)} like `grad_out`")
     if grad_x.size == 0:
         return 0
     if grad_out.size == 0:                      # nothing to scatter
@@ -279,8 +436,13 @@ def avg_pool2d_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef Py_ssize_t b, n = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef Py_ssize_t oh = out.shape[1], ow = out.shape[2]
     _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
-    _check_planes("avg_pool2d: `out`", n, out.shape[0], oh, ow, oh, ow)
-    if x.size == 0 or out.size == 0:
+    _check_pool_out("avg_pool2d: `out`", n, out.shape[0], h, w, oh, ow, kh, kw, sh, sw,
+                    ph, pw, 1, 1)
+    _mul("avg_pool2d: the window size KH*KW", kh, kw)       # divisors are products
+    if out.size == 0:
+        return
+    if x.size == 0:                             # no input pixel: the kernel writes 0
+        out[...] = 0
         return
     for b in prange(n, nogil=True, schedule="static", num_threads=max(n_threads, 1)):
         if floating is float:
@@ -299,7 +461,9 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef Py_ssize_t b, n = grad_x.shape[0], h = grad_x.shape[1], w = grad_x.shape[2]
     cdef Py_ssize_t oh = grad_out.shape[1], ow = grad_out.shape[2]
     _check_geometry(kh, kw, sh, sw, ph, pw, 1, 1)
-    _check_planes("avg_pool2d_backward: `grad_out`", n, grad_out.shape[0], oh, ow, oh, ow)
+    _check_pool_out("avg_pool2d_backward: `grad_out`", n, grad_out.shape[0], h, w, oh, ow,
+                    kh, kw, sh, sw, ph, pw, 1, 1)
+    _mul("avg_pool2d_backward: the window size KH*KW", kh, kw)
     if grad_x.size == 0:
         return
     if grad_out.size == 0:
