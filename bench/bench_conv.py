@@ -10,7 +10,7 @@ import numpy as np
 
 from pycnn import functional, reference
 from pycnn._bench import CONV_SHAPES as SHAPES
-from pycnn._bench import median_of as autotime
+from pycnn._bench import median_of
 
 
 def main():
@@ -27,9 +27,9 @@ def main():
         w = rng.standard_normal((f, c, k, k)).astype(args.dtype)
         out = functional.conv2d(x, w, stride=s, padding=p)
         g = rng.standard_normal(out.shape).astype(args.dtype)
-        t = [autotime(lambda m=m: m.conv2d(x, w, stride=s, padding=p), args.repeat)
+        t = [median_of(lambda m=m: m.conv2d(x, w, stride=s, padding=p), args.repeat)
              for m in (reference, functional)]
-        tb = [autotime(lambda m=m: m.conv2d_backward(g, x, w, stride=s, padding=p),
+        tb = [median_of(lambda m=m: m.conv2d_backward(g, x, w, stride=s, padding=p),
                        args.repeat) for m in (reference, functional)]
         speedup = (t[0] + tb[0]) / (t[1] + tb[1])
         print(f"{name:<9}{t[0] * 1e3:>9.1f}{tb[0] * 1e3:>9.1f}{t[1] * 1e3:>11.1f}"

@@ -3,8 +3,10 @@
 `pycnn.functional`, `pycnn.reference` and `pycnn.naive` call these checks first, so a
 bad argument raises the same exception with the same text whichever backend runs.
 Messages name the argument in backticks, say what was expected and what was received.
-Output-size arithmetic is deliberately *not* shared: each backend derives it on its
-own, so a wrong formula shows up as a disagreement in the tests.
+The output-size formula here (`out_size`) serves the size guards and the compiled path
+alone: `pycnn.reference` and `pycnn.naive` derive their output sizes on their own, from
+the padded array and from their loops, so a wrong formula shows up as a disagreement in
+the tests.
 """
 import math
 import numbers

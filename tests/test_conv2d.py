@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CONV_CASES, assert_close, make_conv
+from conftest import CONV_CASES, assert_close, make_conv, numerical_gradient
 
 from pycnn import _conv, _parallel, _validation, functional, naive, reference
 from pycnn._ext import _kernels
@@ -55,19 +55,9 @@ def test_conv2d_numerical_gradient(name, rng):
     x, w, b = x[:1], w, b                      # one image keeps the loop short
     g = rng.standard_normal(functional.conv2d(x, w, b, **kw).shape)
     grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, w, **kw)
-    eps = 1e-6
 
     def numerical(arr):
-        out = np.empty_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = np.sum(functional.conv2d(x, w, b, **kw) * g)
-            arr[idx] = old - eps
-            down = np.sum(functional.conv2d(x, w, b, **kw) * g)
-            arr[idx] = old
-            out[idx] = (up - down) / (2 * eps)
-        return out
+        return numerical_gradient(lambda: np.sum(functional.conv2d(x, w, b, **kw) * g), arr)
 
     np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grad_w, numerical(w), rtol=1e-6, atol=1e-7)

@@ -1,10 +1,11 @@
-"""Layers: Conv2d on both backends, parameters and gradients, numerical gradient, repr."""
+"""Weighted layers, Conv2d and Linear: both backends, parameters and gradients,
+numerical gradients, repr. (The other layers: test_net_layers.py.)"""
 import numpy as np
 import pytest
-from conftest import CONV_CASES, assert_close, make_conv
+from conftest import CONV_CASES, assert_close, make_conv, numerical_gradient
 
 import pycnn
-from pycnn import functional
+from pycnn import functional, naive, reference
 
 
 def test_conv2d_layer_wraps_functional(dtype, rng):
@@ -49,19 +50,9 @@ def test_conv2d_layer_numerical_gradient(rng):
     x = rng.standard_normal((2, 2, 5, 4))
     g = rng.standard_normal(layer(x).shape)
     grad_x = layer.backward(g)
-    eps = 1e-6
 
     def numerical(arr):
-        out = np.empty_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = np.sum(layer.forward(x) * g)
-            arr[idx] = old - eps
-            down = np.sum(layer.forward(x) * g)
-            arr[idx] = old
-            out[idx] = (up - down) / (2 * eps)
-        return out
+        return numerical_gradient(lambda: np.sum(layer.forward(x) * g), arr)
 
     grad_w, grad_b = layer.grads["weight"], layer.grads["bias"]
     np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-8)
@@ -115,3 +106,58 @@ def test_train_eval_switch():
     assert layer.training
     assert layer.eval() is layer and not layer.training
     assert layer.train().training
+
+
+# --- Linear ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7), (7,), (0, 7)],
+                         ids=["2d", "3d", "1d", "empty"])
+def test_linear_op_backends_agree(shape, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((4, 7)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    g = rng.standard_normal(shape[:-1] + (4,)).astype(dtype)
+    want = x @ w.T + b
+    for impl in (functional, reference, naive):
+        out = impl.linear(x, w, b)
+        assert out.dtype == dtype and out.shape == want.shape
+        assert_close(out, want, dtype)
+        grad_x, grad_w, grad_b = impl.linear_backward(g, x, w)
+        assert grad_x.dtype == grad_w.dtype == grad_b.dtype == dtype
+        assert_close(grad_x, g @ w, dtype)
+        assert_close(grad_w, g.reshape(-1, 4).T @ x.reshape(-1, 7), dtype)
+        assert_close(grad_b, g.reshape(-1, 4).sum(axis=0), dtype)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_linear_layer_numerical_gradient(backend, rng):
+    layer = pycnn.Linear(5, 3, dtype=np.float64, rng=1, backend=backend)
+    layer.params["bias"] = rng.standard_normal(3)
+    x = rng.standard_normal((4, 5))
+    g = rng.standard_normal((4, 3))
+    layer(x)
+    grad_x = layer.backward(g)
+
+    def numerical(arr):
+        return numerical_gradient(lambda: np.sum(layer.forward(x) * g), arr)
+
+    np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-8)
+    for key in ("weight", "bias"):
+        np.testing.assert_allclose(layer.grads[key], numerical(layer.params[key]),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_linear_layer_backends_agree_and_repr(dtype, rng):
+    layers = [pycnn.Linear(6, 2, dtype=dtype, rng=3, backend=b) for b in ("compiled", "numpy")]
+    assert repr(layers[1]).endswith("backend='numpy')")
+    assert "backend" not in repr(layers[0])
+    x = rng.standard_normal((3, 6)).astype(dtype)
+    g = rng.standard_normal((3, 2)).astype(dtype)
+    outs = [layer(x) for layer in layers]
+    assert_close(outs[0], outs[1], dtype)
+    grads = [layer.backward(g) for layer in layers]
+    assert_close(grads[0], grads[1], dtype)
+    for key in ("weight", "bias"):
+        assert_close(layers[0].grads[key], layers[1].grads[key], dtype)
+    with pytest.raises(ValueError, match="`backend` must be 'compiled' or 'numpy'"):
+        pycnn.Linear(6, 2, backend="torch")

@@ -45,10 +45,6 @@ class BaseLayer:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for name, value in self.params.items():
-            self.grads[name] = np.zeros_like(value)
-
     def extra_repr(self):
         """Arguments shown by `repr`; only those that differ from their default."""
         return ""
