@@ -195,8 +195,8 @@ class _Task:
             self.done.set()
 
 
-_queue = queue.SimpleQueue()
-_workers = []
+_queue: queue.SimpleQueue = queue.SimpleQueue()
+_workers: list = []
 
 
 def _worker():

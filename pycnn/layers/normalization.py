@@ -16,7 +16,7 @@ class _BatchNorm(BaseLayer):
     `running_mean` (zeros) and `running_var` (ones) are buffers, saved with the model.
     """
 
-    _ndims = ()          # input ranks accepted, set by the subclasses
+    _ndims: tuple = ()   # input ranks accepted, set by the subclasses
     _layout = ""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, *,

@@ -6,7 +6,7 @@ from pycnn.layers.base import BaseLayer, _backend
 class _Pool2d(BaseLayer):
     """Shared plumbing: the backend switch, what forward keeps for backward, the repr."""
 
-    _defaults = {}
+    _defaults: dict = {}
 
     def __init__(self, backend):
         super().__init__()
