@@ -1,4 +1,8 @@
 """Shared fixtures, tolerances and the named convolution case table."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -110,3 +114,18 @@ def pytest_terminal_summary(terminalreporter):
         f"default {kernels.simd_default()}; avx512 verified on hardware: {verified}")
     if missing and _SIMD_TESTS:
         terminalreporter.write_line(f"SIMD variants NOT exercised: {', '.join(missing)}")
+
+
+def run_python(args, cwd, env=None, **kwargs):
+    """Run a fresh interpreter (``python *args``) on the pycnn under test, whether it is
+    installed or built in place, from `cwd` (outside the source tree, whose unbuilt
+    package would shadow an installed one)."""
+    import pycnn
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]]
+                                                  if env.get("PYTHONPATH") else []))
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, **kwargs)

@@ -131,11 +131,12 @@ def test_unknown_or_unsupported_variant_is_refused():
 def _run_with_simd(value, code):
     """Run `code` in a fresh interpreter with PYCNN_SIMD=value; return the process."""
     import os
-    import subprocess
-    import sys
+    import tempfile
+
+    from conftest import run_python
     env = dict(os.environ, PYCNN_SIMD=value)
-    return subprocess.run([sys.executable, "-W", "default", "-c", code], env=env,
-                          capture_output=True, text=True, timeout=120)
+    with tempfile.TemporaryDirectory() as scratch:
+        return run_python(["-W", "default", "-c", code], scratch, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("value", ["avx3", "sse9", "512"])

@@ -4,14 +4,13 @@ as it was; save's permissions, temporary files, the path it reports; `load` take
 path `save` took."""
 import os
 import signal
-import subprocess
-import sys
 import time
 import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 from pycnn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, cli
 
@@ -302,18 +301,18 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
         "    f.write(b'half an archive'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
         "np.savez = killed\n"
         "pycnn.Sequential(pycnn.Linear(3, 2, rng=0)).save(sys.argv[1])\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m")], cwd=root,
-                          capture_output=True, text=True)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    proc = run_python(["-c", script, str(folder / "m")], tmp_path)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    (temp,) = tmp_path.iterdir()                         # what a kill leaves: no m.npz
+    (temp,) = folder.iterdir()                           # what a kill leaves: no m.npz
     assert temp.name.startswith(".pycnn-save-") and temp.name.endswith(".npz")
-    Sequential(Linear(3, 2, rng=0)).save(tmp_path / "m")
+    Sequential(Linear(3, 2, rng=0)).save(folder / "m")
     assert temp.exists()                                 # young: maybe a save in progress
     old = time.time() - 3700
     os.utime(temp, (old, old))
-    Sequential(Linear(3, 2, rng=0)).save(tmp_path / "m")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    Sequential(Linear(3, 2, rng=0)).save(folder / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["m.npz"]
 
 
 def test_cli_train_reports_the_file_it_saved(tmp_path, capsys):
