@@ -70,9 +70,13 @@ class ConvPlan:
     """One convolution geometry: sizes, algorithm, chunking, and the loops that run it.
 
     `padding` is ((top, bottom), (left, right)); stride and dilation are pairs.
+    `out_hw`, when given, is the (OH, OW) grid to compute instead of the one the sizes
+    give: a transposed convolution whose output_padding reaches past the stride (allowed
+    up to the dilation) adds input rows that no output of its adjoint covers.
     """
 
-    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups):
+    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups,
+                 out_hw=None):
         self.dtype = np.dtype(dtype)
         self.n, self.c, self.h, self.w = x_shape
         self.f, self.cg, self.kh, self.kw = w_shape
@@ -82,18 +86,21 @@ class ConvPlan:
         (pt, pb), (pl, pr) = padding
         self.padding = (pt, pb, pl, pr)
         self.ph, self.pw = pt, pl          # the kernels need the top/left padding only
-        self.oh = V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh)
-        self.ow = V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw)
+        natural = (V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh),
+                   V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw))
+        self.oh, self.ow = natural if out_hw is None else out_hw
+        exact = (self.oh, self.ow) == natural
         self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
         self.blocks = self.oh * self.ow                  # GEMM width: output pixels
         self.macs = self.f * self.rows * self.blocks      # multiply-adds of one image
         self.out_shape = (self.n, self.f, self.oh, self.ow)
+        self.x_shape = (self.n, self.c, self.h, self.w)
         itemsize = self.dtype.itemsize
         self.image_bytes = self.c * self.kh * self.kw * self.blocks * itemsize
         self.padded_bytes = self.c * (self.h + pt + pb) * (self.w + pl + pr) * itemsize
         # a 1x1, stride-1, unpadded convolution is a plain GEMM on the input
         self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
-                          and pt == pb == pl == pr == 0)
+                          and pt == pb == pl == pr == 0 and exact)
         # Groups of 1-3 input channels make the column matrix a GEMM operand only a
         # few rows deep, which BLAS handles poorly; the direct kernel wins there
         # (measured: 1.1-2x on first layers and depthwise layers), except at column
@@ -101,7 +108,7 @@ class ConvPlan:
         # more than 32 filters a group, where BLAS's wide GEMM is faster again.
         lanes = 32 // itemsize
         self.direct = (self.cg <= 3 and self.sw == 1 and self.ow >= 2 * lanes
-                       and not self.pointwise
+                       and not self.pointwise and exact
                        and (self.dtype == np.float64 or self.fg <= 32))
         # one image spreads its GEMMs over output columns instead of images
         self.one_image = self.n == 1 and self.blocks > 1
@@ -194,62 +201,99 @@ class ConvPlan:
 
     # --- backward --------------------------------------------------------------------
 
-    def backward(self, grad_out, x, weight):
+    def backward(self, grad_out, x, weight, need_x=True, need_weight=True):
         """Gradients of `forward` with respect to x, weight and bias, from C-contiguous
         `grad_out` (N, F, OH, OW), `x` and `weight`. -> (grad_x, grad_weight, grad_bias)
+
+        `need_x` / `need_weight` False skip a gradient (None in its place): a transposed
+        convolution is this plan's input gradient alone, and its weight gradient this
+        plan's weight gradient alone (`x` is then unused, and may be None, without
+        `need_weight`).
         """
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
         grad_bias = grad_out.sum(axis=(0, 2, 3))
-        grad_x = np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
+        grad_x = (np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
+                  if need_x else None)
         if self.one_image:
-            grad_w = self._backward_one_image(x, w_t, dout, grad_x)
+            grad_w = self._backward_one_image(x, w_t, dout, grad_x, need_weight)
         else:
             grad_w = sum(_parallel.over_ranges(
-                self.n, 2 * self.macs,
-                lambda lo, hi: self._backward_images(lo, hi, x, w_t, dout, grad_x)))
-        return grad_x, grad_w.reshape(weight.shape), grad_bias
+                self.n, (need_x + need_weight) * self.macs,
+                lambda lo, hi: self._backward_images(lo, hi, x, w_t, dout, grad_x,
+                                                     need_weight)))
+        if need_weight:
+            grad_w = grad_w.reshape(weight.shape)
+        return grad_x, grad_w if need_weight else None, grad_bias
 
-    def _backward_images(self, lo, hi, x, w_t, dout, grad_x):
-        """grad_x of images [lo, hi), and their part of grad_weight."""
-        grad_w = np.zeros((self.g, self.fg, self.rows), dtype=self.dtype)
+    def _backward_images(self, lo, hi, x, w_t, dout, grad_x, need_weight):
+        """grad_x of images [lo, hi) (unless it is None), and their part of
+        grad_weight (0 without `need_weight`)."""
+        grad_w = np.zeros((self.g, self.fg, self.rows), dtype=self.dtype) \
+            if need_weight else 0
         for start, stop in _chunks(lo, hi, self.image_bytes):
-            d = dout[start:stop]
-            cols = self.columns(x[start:stop])
-            grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+            nb, d = stop - start, dout[start:stop]
+            if need_weight:
+                cols = self.columns(x[start:stop])
+                grad_w += np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+            elif not self.pointwise:
+                cols = workspace((nb, self.g, self.rows, self.blocks), self.dtype)
+            if grad_x is None:
+                continue
             if self.pointwise:
-                np.matmul(w_t, d, out=grad_x[start:stop].reshape(cols.shape))
+                np.matmul(w_t, d, out=grad_x[start:stop].reshape(nb, self.g, self.rows,
+                                                                 self.blocks))
             else:
                 dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
                 self.col2im(dcols, grad_x[start:stop])
         return grad_w
 
-    def _backward_one_image(self, x, w_t, dout, grad_x):
+    def _backward_one_image(self, x, w_t, dout, grad_x, need_weight):
         """Both gradients of one image, its GEMMs spread over pycnn's threads: over the
         rows of grad_weight, then over the columns of the input's gradient."""
-        cols = self.columns(x)
-        grad_w = np.empty((self.g, self.fg, self.rows), dtype=self.dtype)
+        grad_w = None
+        if need_weight:
+            cols = self.columns(x)
+            grad_w = np.empty((self.g, self.fg, self.rows), dtype=self.dtype)
 
-        def weight_rows(lo, hi):
-            np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1), out=grad_w[:, lo:hi])
+            def weight_rows(lo, hi):
+                np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1),
+                          out=grad_w[:, lo:hi])
+
+            _parallel.over_ranges(self.fg, self.macs // self.fg, weight_rows)
+        if grad_x is None:
+            return grad_w
+        shape = (1, self.g, self.rows, self.blocks)
+        if self.pointwise:
+            target = grad_x.reshape(shape)
+        elif need_weight:
+            target = cols                       # the columns are no longer needed
+        else:
+            target = workspace(shape, self.dtype)
 
         def columns(lo, hi):
-            target = grad_x.reshape(cols.shape) if self.pointwise else cols
             np.matmul(w_t, dout[..., lo:hi], out=target[..., lo:hi])
 
-        _parallel.over_ranges(self.fg, self.macs // self.fg, weight_rows)
         _parallel.over_ranges(self.blocks, self.macs // self.blocks, columns)
         if not self.pointwise:          # the columns now hold their gradient
-            self.col2im(cols, grad_x)
+            self.col2im(target, grad_x)
         return grad_w
 
 
 @functools.lru_cache(maxsize=512)
-def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups):
-    return ConvPlan(x_shape, w_shape, dtype, stride, padding, dilation, groups)
+def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw):
+    return ConvPlan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw)
 
 
-def plan(x_shape, w_shape, dtype, args):
+def plan(x_shape, w_shape, dtype, args, out_hw=None):
     """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached."""
     return _cached_plan(tuple(x_shape), tuple(w_shape), np.dtype(dtype).str, args.stride,
-                        args.padding, args.dilation, args.groups)
+                        args.padding, args.dilation, args.groups, out_hw)
+
+
+def transposed_plan(x_shape, w_shape, dtype, args):
+    """The plan of the convolution whose input gradient is the transposed convolution of
+    `x_shape` with validated `ConvTransposeArgs`: its input is the transposed output."""
+    n, _, h, w = x_shape
+    out_shape = (n, w_shape[1] * args.groups) + tuple(args.output_size)
+    return plan(out_shape, w_shape, dtype, args, out_hw=(h, w))

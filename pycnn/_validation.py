@@ -29,6 +29,13 @@ ConvArgs.__doc__ = """Normalised convolution hyper-parameters.
 stride, dilation: (SH, SW) and (DH, DW); padding: ((top, bottom), (left, right));
 groups: int."""
 
+ConvTransposeArgs = namedtuple("ConvTransposeArgs",
+                               "stride padding dilation groups output_padding output_size")
+ConvTransposeArgs.__doc__ = """Normalised transposed-convolution hyper-parameters.
+
+stride, dilation, output_padding: pairs; padding: ((PH, PH), (PW, PW)); groups: int;
+output_size: the (OH, OW) of the output."""
+
 PoolArgs = namedtuple("PoolArgs", "kernel_size stride padding dilation ceil_mode")
 PoolArgs.__doc__ = """Normalised pooling hyper-parameters.
 
@@ -371,6 +378,53 @@ def check_linear_grad_out(grad_out, x, weight):
     if grad_out.shape != expected:
         raise ValueError(f"`grad_out` must have shape {expected} (x.shape[:-1] + "
                          f"(out_features,)). Received: grad_out.shape={grad_out.shape}")
+
+
+def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, groups,
+                          dilation):
+    """Validate conv_transpose2d arguments; return a ConvTransposeArgs."""
+    check_array(x, "x", 4, "(N, C_in, H, W)")
+    check_array(weight, "weight", 4, "(C_in, C_out/groups, KH, KW)")
+    check_same_dtype(x, "x", weight, "weight")
+    check_nonempty(x, "x", (1, 2, 3), "C_in, H and W")
+    check_nonempty(weight, "weight", (0, 1, 2, 3), "C_in, C_out/groups, KH and KW")
+    g = positive_int(groups, "groups")
+    c = x.shape[1]
+    if c % g != 0:
+        raise ValueError(f"`groups` must divide the input channels. "
+                         f"Received: groups={g}, x.shape={x.shape}")
+    if weight.shape[0] != c:
+        raise ValueError(f"`weight` must have C_in = {c} rows (its first axis) for x with "
+                         f"C_in={c}. Received: weight.shape={weight.shape}")
+    f = weight.shape[1] * g
+    if bias is not None:
+        check_array(bias, "bias", 1, "(C_out,)")
+        check_same_dtype(x, "x", bias, "bias")
+        if bias.shape[0] != f:
+            raise ValueError(f"`bias` must have shape ({f},), one value per output "
+                             f"channel. Received: bias.shape={bias.shape}")
+    s = pair(stride, "stride")
+    d = pair(dilation, "dilation")
+    p = pair(padding, "padding", min_value=0)
+    op = pair(output_padding, "output_padding", min_value=0)
+    for a in (0, 1):
+        if op[a] >= max(s[a], d[a]):
+            raise ValueError(f"`output_padding` must be smaller than the stride or the "
+                             f"dilation. Received: output_padding={op}, stride={s}, "
+                             f"dilation={d}")
+    kernel = weight.shape[2:]
+    size = tuple((n - 1) * s[a] - 2 * p[a] + d[a] * (kernel[a] - 1) + op[a] + 1
+                 for a, n in enumerate(x.shape[2:]))
+    received = (f"x.shape={x.shape}, weight.shape={weight.shape}, stride={s}, "
+                f"padding={p}, output_padding={op}, dilation={d}")
+    if min(size) < 1:
+        raise ValueError(f"The output would be {size[0]}x{size[1]}: `padding` removes more "
+                         f"than the transposed convolution makes. Received: {received}")
+    check_array_size("The output", (x.shape[0], f) + size, x.dtype.itemsize, received)
+    check_array_size("One image's column matrix",
+                     (weight.shape[1] * g * kernel[0] * kernel[1], x.shape[2] * x.shape[3]),
+                     x.dtype.itemsize, received)
+    return ConvTransposeArgs(s, ((p[0], p[0]), (p[1], p[1])), d, g, op, size)
 
 
 def check_grad_out(grad_out, x, expected_shape):

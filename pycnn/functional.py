@@ -88,6 +88,48 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                          np.ascontiguousarray(weight))
 
 
+__all__ += ["conv_transpose2d", "conv_transpose2d_backward"]
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """2-D transposed convolution like ``torch.nn.functional.conv_transpose2d``: the
+    input gradient of a convolution, computed by its plan (GEMM, then col2im).
+
+    Shape:
+        x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,) ->
+        (N, C_out, OH, OW), ``OH = (H - 1)*SH - 2*PH + DH*(KH - 1) + OPH + 1`` (OW
+        likewise), with `output_padding` (OPH, OPW) smaller than the stride or dilation.
+    """
+    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
+    plan = _conv.transposed_plan(x.shape, weight.shape, x.dtype, args)
+    out, _, _ = plan.backward(np.ascontiguousarray(x), None, np.ascontiguousarray(weight),
+                              need_weight=False)
+    if bias is not None:
+        out += bias.reshape(-1, 1, 1)
+    return out
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients of `conv_transpose2d` with respect to x, weight and bias: a forward
+    convolution of `grad_out`, and that convolution's weight gradient.
+
+    Shape: grad_out (N, C_out, OH, OW) -> (grad_x (N, C_in, H, W), grad_weight
+    (C_in, C_out/groups, KH, KW), grad_bias (C_out,)).
+    """
+    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
+                                   groups, dilation)
+    plan = _conv.transposed_plan(x.shape, weight.shape, x.dtype, args)
+    V.check_grad_out(grad_out, x, plan.x_shape)
+    grad_out = np.ascontiguousarray(grad_out)
+    weight = np.ascontiguousarray(weight)
+    grad_x = plan.forward(grad_out, weight)
+    _, grad_w, _ = plan.backward(np.ascontiguousarray(x), grad_out, weight, need_x=False)
+    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
 # --- fully connected -----------------------------------------------------------------
 
 __all__ += ["linear", "linear_backward"]

@@ -72,6 +72,60 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
 # --- pooling ---------------------------------------------------------------------------
 
+__all__ += ["conv_transpose2d", "conv_transpose2d_backward"]
+
+
+def _transposed_pairs(x, weight, args):
+    """Every (input pixel, kernel tap, output pixel) of a transposed convolution, by
+    explicit loops: ``oy = i*S + ki*D - P`` kept when inside the output."""
+    n, c_in, h, w = x.shape
+    cog, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
+    g = args.groups
+    cig = c_in // g
+    (sh, sw), (dh, dw) = args.stride, args.dilation
+    (ph, _), (pw, _) = args.padding
+    oh, ow = args.output_size
+    for b in range(n):
+        for ci in range(c_in):
+            k = ci // cig
+            for co in range(k * cog, (k + 1) * cog):
+                for i in range(h):
+                    for j in range(w):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                oy, ox = i * sh + ki * dh - ph, j * sw + kj * dw - pw
+                                if 0 <= oy < oh and 0 <= ox < ow:
+                                    yield b, ci, co - k * cog, co, i, j, ki, kj, oy, ox
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """Transposed convolution, one multiply-add at a time (small shapes; ground truth)."""
+    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
+    cout = weight.shape[1] * args.groups
+    out = np.zeros((x.shape[0], cout) + tuple(args.output_size), dtype=x.dtype)
+    for b, ci, cw, co, i, j, ki, kj, oy, ox in _transposed_pairs(x, weight, args):
+        out[b, co, oy, ox] += x[b, ci, i, j] * weight[ci, cw, ki, kj]
+    if bias is not None:
+        out += bias[:, None, None]
+    return out
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients of `conv_transpose2d`, one product at a time."""
+    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
+                                   groups, dilation)
+    cout = weight.shape[1] * args.groups
+    V.check_grad_out(grad_out, x, (x.shape[0], cout) + tuple(args.output_size))
+    grad_x, grad_w = np.zeros_like(x), np.zeros_like(weight)
+    for b, ci, cw, co, i, j, ki, kj, oy, ox in _transposed_pairs(x, weight, args):
+        grad_x[b, ci, i, j] += grad_out[b, co, oy, ox] * weight[ci, cw, ki, kj]
+        grad_w[ci, cw, ki, kj] += grad_out[b, co, oy, ox] * x[b, ci, i, j]
+    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
 # --- fully connected -----------------------------------------------------------------
 
 __all__ += ["linear", "linear_backward"]

@@ -118,6 +118,76 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
 # --- pooling: a loop over the KH*KW kernel offsets, each a strided view of the input --
 
+__all__ += ["conv_transpose2d", "conv_transpose2d_backward"]
+
+
+def _transposed_taps(x_shape, weight_shape, args):
+    """Per axis: the full (uncropped) output size, and the slice of it that each kernel
+    tap ``i`` of the input grid lands on: ``i*D : i*D + S*(H - 1) + 1 : S``."""
+    full, starts = [], []
+    for a in (0, 1):
+        h, k = x_shape[2 + a], weight_shape[2 + a]
+        s, d, op = args.stride[a], args.dilation[a], args.output_padding[a]
+        full.append((h - 1) * s + d * (k - 1) + 1 + op)
+        starts.append([slice(i * d, i * d + s * (h - 1) + 1, s) for i in range(k)])
+    return full, starts
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """2-D transposed convolution (``torch.nn.functional.conv_transpose2d``): every
+    input pixel adds its kernel, scaled, into the output, taps at stride apart; the
+    padding is then cropped from each side.
+
+    Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, OH, OW).
+    """
+    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
+    n, c_in, g = x.shape[0], x.shape[1], args.groups
+    cig, cog, kh, kw = c_in // g, weight.shape[1], weight.shape[2], weight.shape[3]
+    (fh, fw), (rows, cols) = _transposed_taps(x.shape, weight.shape, args)
+    full = np.zeros((n, cog * g, fh, fw), dtype=x.dtype)
+    for k in range(g):
+        xg, wg = x[:, k * cig:(k + 1) * cig], weight[k * cig:(k + 1) * cig]
+        taps = np.einsum("nchw,coij->noijhw", xg, wg)
+        for i in range(kh):
+            for j in range(kw):
+                full[:, k * cog:(k + 1) * cog, rows[i], cols[j]] += taps[:, :, i, j]
+    (ph, _), (pw, _) = args.padding
+    out = full[:, :, ph:fh - ph, pw:fw - pw]
+    if bias is not None:
+        out = out + bias[:, None, None]
+    return np.ascontiguousarray(out)
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Gradients of `conv_transpose2d`: each tap gathers the output gradient back.
+
+    Shape: grad_out (N, C_out, OH, OW) -> (grad_x, grad_weight, grad_bias).
+    """
+    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
+                                   groups, dilation)
+    n, c_in, g = x.shape[0], x.shape[1], args.groups
+    cig, cog, kh, kw = c_in // g, weight.shape[1], weight.shape[2], weight.shape[3]
+    (fh, fw), (rows, cols) = _transposed_taps(x.shape, weight.shape, args)
+    (ph, _), (pw, _) = args.padding
+    V.check_grad_out(grad_out, x, (n, cog * g, fh - 2 * ph, fw - 2 * pw))
+    full = np.zeros((n, cog * g, fh, fw), dtype=x.dtype)
+    full[:, :, ph:fh - ph, pw:fw - pw] = grad_out
+    grad_x = np.zeros_like(x)
+    grad_w = np.zeros_like(weight)
+    for k in range(g):
+        xg = x[:, k * cig:(k + 1) * cig]
+        for i in range(kh):
+            for j in range(kw):
+                view = full[:, k * cog:(k + 1) * cog, rows[i], cols[j]]     # (N, Cog, H, W)
+                wij = weight[k * cig:(k + 1) * cig, :, i, j]               # (Cig, Cog)
+                grad_x[:, k * cig:(k + 1) * cig] += np.einsum("nohw,co->nchw", view, wij)
+                grad_w[k * cig:(k + 1) * cig, :, i, j] = np.einsum("nchw,nohw->co", xg, view)
+    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
 # --- fully connected -----------------------------------------------------------------
 
 __all__ += ["linear", "linear_backward"]

@@ -1,12 +1,12 @@
 """Layer classes behind one `BaseLayer` interface."""
 from pycnn.layers.base import BaseLayer
-from pycnn.layers.conv import Conv2d
+from pycnn.layers.conv import Conv2d, ConvTranspose2d
 from pycnn.layers.linear import Flatten, Linear
 from pycnn.layers.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from pycnn.layers.normalization import BatchNorm1d, BatchNorm2d
 from pycnn.layers.dropout import Dropout
 from pycnn.layers.pooling import AvgPool2d, LPPool2d, MaxPool2d
 
-__all__ = ["BaseLayer", "Conv2d",
+__all__ = ["BaseLayer", "Conv2d", "ConvTranspose2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "LPPool2d"]

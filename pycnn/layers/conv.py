@@ -119,3 +119,94 @@ class Conv2d(_WeightedLayer):
         if self.backend != "compiled":
             s += f", backend={self.backend!r}"
         return s
+
+
+class ConvTranspose2d(_WeightedLayer):
+    """2-D transposed convolution, like ``torch.nn.ConvTranspose2d``: the input gradient
+    of a `Conv2d` with the same arguments, so it maps that convolution's output shape
+    back to its input shape (decoders, upsampling).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, padding, dilation : int or (H, W) pair
+    output_padding : int or (H, W) pair, added to the bottom/right of the output; smaller
+        than the stride or the dilation (it picks among the input sizes a strided
+        `Conv2d` maps to the same output size)
+    groups : int, divides both channel counts
+    bias : bool
+    dtype, rng, backend : as for `Conv2d`
+
+    Shape
+    -----
+    x (N, C_in, H, W) -> (N, C_out, OH, OW),
+    ``OH = (H - 1)*SH - 2*PH + DH*(KH - 1) + OPH + 1`` (OW likewise).
+    `weight` is (C_in, C_out/groups, KH, KW), He-normal initialised over its fan-in
+    C_out/groups*KH*KW as PyTorch counts it; `bias` is (C_out,), initialised to zero.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
+                 rng=None, backend="compiled"):
+        super().__init__()
+        self.in_channels = V.positive_int(in_channels, "in_channels")
+        self.out_channels = V.positive_int(out_channels, "out_channels")
+        self.kernel_size = V.pair(kernel_size, "kernel_size")
+        self.stride = V.pair(stride, "stride")
+        self.padding = V.pair(padding, "padding", min_value=0)
+        self.output_padding = V.pair(output_padding, "output_padding", min_value=0)
+        self.dilation = V.pair(dilation, "dilation")
+        self.groups = V.positive_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError("`groups` must divide in_channels and out_channels. Received: "
+                             f"in_channels={in_channels}, out_channels={out_channels}, "
+                             f"groups={groups}")
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride,
+                                                   self.dilation)):
+            raise ValueError("`output_padding` must be smaller than the stride or the "
+                             f"dilation. Received: output_padding={self.output_padding}, "
+                             f"stride={self.stride}, dilation={self.dilation}")
+        self.dtype = V.float_dtype(dtype)
+        self.backend = backend
+        self._ops = _backend(backend)
+        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        self._init_params(shape, False, rng)
+        if bias:
+            self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
+
+    @property
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding,
+                    output_padding=self.output_padding, groups=self.groups,
+                    dilation=self.dilation)
+
+    def forward(self, x):
+        out = self._ops.conv_transpose2d(x, self.weight, self.bias, **self._geometry)
+        self._x = x
+        return out
+
+    def backward(self, grad_out):
+        if self._x is None:
+            raise RuntimeError("ConvTranspose2d.backward called before forward")
+        grad_x, grad_w, grad_b = self._ops.conv_transpose2d_backward(
+            grad_out, self._x, self.weight, **self._geometry)
+        self.grads["weight"] = grad_w
+        if "bias" in self.params:
+            self.grads["bias"] = grad_b
+        return grad_x
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        defaults = dict(stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1,
+                        dilation=(1, 1))
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                s += f", {name}={value!r}"
+        if "bias" not in self.params:
+            s += ", bias=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        if self.backend != "compiled":
+            s += f", backend={self.backend!r}"
+        return s
