@@ -1,19 +1,15 @@
-"""`Sequential`: a stack of layers that trains, evaluates, predicts, saves and loads."""
-import contextlib
-import os
-import re
-import secrets
-import struct
+"""`Sequential`: a stack of layers with the layer interface (forward, backward, train and
+eval modes, parameters, state), its shapes and its summary. Training and inference loops
+live in `pycnn.training` and the model file in `pycnn.io.npz`; the methods `fit`,
+`evaluate`, `predict`, `save` and `load` delegate to them."""
 import sys
-import time
-import zipfile
-import zlib
 
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn import training
+from pycnn.io import npz
 from pycnn.layers.base import BaseLayer
-from pycnn.losses import CrossEntropyLoss, check_labels
 from pycnn.optim import named_parameters
 
 __all__ = ["Sequential"]
@@ -102,40 +98,7 @@ class Sequential:
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
 
-    # --- data ----------------------------------------------------------------------------
-
-    def _inputs(self, x, name="x"):
-        """`x` as a contiguous array of the model's dtype (one conversion, if any)."""
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"`{name}` must be a real-valued array. "
-                            f"Received: {name}.dtype={arr.dtype}")
-        if arr.ndim < 1 or len(arr) == 0:
-            raise ValueError(f"`{name}` must hold at least one sample along its first "
-                             f"axis. Received: {name}.shape={arr.shape}")
-        return np.ascontiguousarray(arr, dtype=self.dtype)
-
-    def _targets(self, x, y, name="y", x_name="x"):
-        """Validated targets: same length as `x`; integer labels in [0, classes)."""
-        y = np.asarray(y)
-        if y.ndim < 1 or len(y) != len(x):
-            raise ValueError(f"`{x_name}` and `{name}` must have the same length. "
-                             f"Received: len({x_name})={len(x)}, {name}.shape={y.shape}")
-        if y.dtype.kind in "iu":
-            if y.ndim != 1:
-                raise ValueError(f"`{name}` integer labels must be 1-d (N,). "
-                                 f"Received: {name}.shape={y.shape}")
-            out_shape = self.output_shape(x.shape[1:])
-            if len(out_shape) != 2:
-                raise ValueError(f"integer labels `{name}` need a model output of shape "
-                                 f"(N, classes). Received: output shape {out_shape}")
-            check_labels(y, out_shape[1], name)
-        elif y.dtype.kind == "f":
-            y = y.astype(self.dtype, copy=False)
-        else:
-            raise TypeError(f"`{name}` must hold integer labels or float targets. "
-                            f"Received: {name}.dtype={y.dtype}")
-        return y
+    # --- shapes --------------------------------------------------------------------------
 
     def output_shape(self, input_shape):
         """Output shape (batch axis None) for inputs of `input_shape` (no batch axis)."""
@@ -159,18 +122,6 @@ class Sequential:
         finally:
             self.train(mode)
         return shapes
-
-    @staticmethod
-    def _correct(out, y):
-        """Number of right answers of a batch, or None when it is not classification
-        (outputs other than (N, classes >= 2), or targets of another shape)."""
-        if out.ndim != 2 or out.shape[1] < 2:
-            return None
-        if y.ndim == 1 and y.dtype.kind in "iu":
-            return int(np.count_nonzero(out.argmax(axis=1) == y))
-        if y.shape == out.shape:
-            return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
-        return None
 
     # --- training and inference --------------------------------------------------------
 
@@ -205,115 +156,18 @@ class Sequential:
             are then bit for bit those from before that batch, and ``model.history``
             holds the epochs that finished.
         """
-        epochs = V.positive_int(epochs, "epochs")
-        batch_size = V.positive_int(batch_size, "batch_size")
-        x = self._inputs(x)
-        y = self._targets(x, y)
-        if validation_data is not None:
-            try:
-                x_val, y_val = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("`validation_data` must be a pair (x_val, y_val).") \
-                    from None
-            x_val = self._inputs(x_val, "x_val")
-            y_val = self._targets(x_val, y_val, "y_val", "x_val")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        per_sample = getattr(loss, "reduction", "mean") == "mean"
-        self.loss = loss
-        history = {"loss": []}
-        n = len(x)
-        bar = _Progress(progress, epochs, -(-n // batch_size))
-        mode = self.training
-        # what a batch changes, copied before each batch into arrays allocated once, so a
-        # batch that diverges (issue 12) leaves no trace: parameters, buffers, optimizer
-        snapshot = _Snapshot(self, optimizer)
-        try:
-            for epoch in range(epochs):
-                start_time = time.perf_counter()
-                self.train()
-                order = rng.permutation(n) if shuffle else np.arange(n)
-                total, correct = 0.0, 0
-                bar.start(epoch)
-                for batch, start in enumerate(range(0, n, batch_size)):
-                    idx = order[start:start + batch_size]
-                    xb, yb = x[idx], y[idx]
-                    snapshot.take()
-                    out = self.forward(xb)
-                    value = float(loss(out, yb))
-                    bad = ""
-                    if np.isfinite(value):       # then the update must keep it all finite
-                        self.backward(loss.backward())
-                        optimizer.step(self.parameters())
-                        bad = _non_finite(self.state_dict())
-                    if not np.isfinite(value) or bad:
-                        snapshot.restore()
-                        self.history = history
-                        what = (f"the loss became {value}" if not np.isfinite(value) else
-                                f"the update made {bad} non-finite (the loss was {value:.6g})")
-                        raise FloatingPointError(
-                            f"fit stopped: {what} at epoch {epoch + 1}, batch {batch + 1}; "
-                            "the parameters from before that batch were restored, with the "
-                            "buffers (batch-norm statistics) and the optimizer's state. A "
-                            "smaller learning rate, or inputs without NaN/inf, usually cure "
-                            "it.")
-                    total += value * len(idx) if per_sample else value
-                    right = self._correct(out, yb)
-                    correct = None if right is None or correct is None else correct + right
-                    bar.update(total / (start + len(idx)))
-                metrics = {"loss": total / n}
-                if correct is not None:
-                    metrics["accuracy"] = correct / n
-                if validation_data is not None:
-                    val_loss, val_acc = self.evaluate(x_val, y_val, loss=loss)
-                    metrics["val_loss"] = val_loss
-                    if val_acc is not None:
-                        metrics["val_accuracy"] = val_acc
-                for key, value in metrics.items():
-                    history.setdefault(key, []).append(value)
-                if scheduler is not None:
-                    scheduler.step()
-                bar.end(epoch, metrics, time.perf_counter() - start_time)
-        finally:
-            bar.close()
-            self.train(mode)
-        self.history = history
-        return history
+        return training.fit(self, x, y, epochs, batch_size, optimizer, loss,
+                            validation_data, shuffle, rng, progress, scheduler=scheduler)
 
     def evaluate(self, x, y, batch_size=256, loss=None):
         """(mean loss per sample, accuracy) in eval mode; accuracy is None if not
         classification. `loss` defaults to the one last given to `fit`, else
         ``CrossEntropyLoss()``."""
-        batch_size = V.positive_int(batch_size, "batch_size")
-        loss = loss if loss is not None else self.loss or CrossEntropyLoss()
-        x = self._inputs(x)
-        y = self._targets(x, y)
-        per_sample = getattr(loss, "reduction", "mean") == "mean"
-        total, correct = 0.0, 0
-        mode = self.training
-        self.eval()
-        try:
-            for start in range(0, len(x), batch_size):
-                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-                out = self.forward(xb)
-                value = float(loss(out, yb))
-                total += value * len(xb) if per_sample else value
-                right = self._correct(out, yb)
-                correct = None if right is None or correct is None else correct + right
-        finally:
-            self.train(mode)
-        return total / len(x), (None if correct is None else correct / len(x))
+        return training.evaluate(self, x, y, batch_size, loss)
 
     def predict(self, x, batch_size=256):
         """Outputs (e.g. logits) for `x` in eval mode, in batches; model's dtype."""
-        batch_size = V.positive_int(batch_size, "batch_size")
-        x = self._inputs(x)
-        mode = self.training
-        self.eval()
-        try:
-            outs = [self.forward(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
-        finally:
-            self.train(mode)
-        return np.concatenate(outs)
+        return training.predict(self, x, batch_size)
 
     # --- inspection and persistence ------------------------------------------------------
 
@@ -355,26 +209,7 @@ class Sequential:
         that temporary file behind; the next save into the same folder removes such
         files of this user older than an hour (younger ones may be saves in progress).
         """
-        path = os.fsdecode(os.fspath(path))
-        if not path.endswith(".npz"):
-            path += ".npz"
-        folder = os.path.dirname(os.path.abspath(path))
-        _remove_stale_temporaries(folder)
-        tmp = os.path.join(folder, f"{_TEMP_PREFIX}{secrets.token_hex(8)}.npz")
-        # os.open applies the umask to 0o666, as open() does; mkstemp would give 0o600
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return path
+        return npz.save(self, path)
 
     def load(self, path):
         """Read parameters and buffers saved by `save` into this model, in place.
@@ -389,293 +224,4 @@ class Sequential:
         dtype) raises one ValueError naming the file and the member, and leaves the model
         unchanged. A path that does not exist raises FileNotFoundError. Returns the model.
         """
-        path = _model_file(path)
-        loaded = {}
-        with open(path, "rb") as f:
-            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-                raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                                 f"not a single array. Received: path={path!r}")
-            f.seek(0)
-            try:
-                archive = zipfile.ZipFile(f)
-            except _READ_ERRORS as exc:
-                raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
-                                 f"Received: path={path!r} ({type(exc).__name__}: {exc})") \
-                    from None
-            with archive:
-                members = _npz_members(archive, path)
-                expected = self.state_dict()
-                for key, target in expected.items():     # every header first ...
-                    if key not in members:
-                        raise ValueError(f"{path}: missing key {key!r}: the file does not "
-                                         f"match this model (it holds {sorted(members)})")
-                    _check_member(archive, members[key], path, key, target)
-                extra = sorted(set(members) - set(expected))
-                if extra:
-                    raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
-                                     f"match this model (extra keys: {extra})")
-                for key, target in expected.items():     # ... then exactly their data
-                    loaded[key] = _read_member(archive, members[key], path, key, target)
-        for key, arr in loaded.items():
-            np.copyto(expected[key], arr)    # in place: layers and optimizers keep arrays
-        return self
-
-
-# --- the temporary files of save ---------------------------------------------------------
-
-_TEMP_PREFIX = ".pycnn-save-"
-_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")   # also mkstemp's
-_STALE_SECONDS = 3600
-
-
-def _remove_stale_temporaries(folder):
-    """Remove the temporary files of killed saves: regular files of this user named like
-    save's, last modified more than an hour ago. Errors are ignored (a save running in
-    another process may remove the same file)."""
-    now = time.time()
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if not _TEMP_NAME.match(entry.name):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-            if (entry.is_file(follow_symlinks=False) and now - st.st_mtime > _STALE_SECONDS
-                    and (uid is None or st.st_uid == uid)):
-                os.unlink(entry.path)
-        except OSError:
-            pass
-
-
-# --- reading .npz files without trusting them ---------------------------------------------
-
-_NPY_MAGIC = b"\x93NUMPY"
-# what reading a corrupt zip member can raise: zipfile's own errors, zlib's, an
-# unsupported compression method (NotImplementedError) or an encrypted member
-# (RuntimeError), NumPy's header parser (ValueError), a cut-off file (EOFError, OSError)
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-                NotImplementedError, RuntimeError, struct.error, OverflowError)
-
-
-def _model_file(path):
-    """The file `save(path)` wrote: `path`, else `path` + ".npz" when it lacks it."""
-    path = os.fsdecode(os.fspath(path))
-    candidates = [path] if path.endswith(".npz") else [path, path + ".npz"]
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    for candidate in candidates:
-        if os.path.exists(candidate):
-            what = ("a directory" if os.path.isdir(candidate) else
-                    "a device, pipe or socket")
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                             f"not {what}. Received: path={candidate!r}")
-    raise FileNotFoundError(f"`path` names no file: {' nor '.join(map(repr, candidates))}"
-                            f" exists")
-
-
-def _npz_members(archive, path):
-    """{key: ZipInfo} of an archive whose members are all ``<key>.npy``, once each."""
-    members = {}
-    for info in archive.infolist():
-        name = info.filename
-        if not name.endswith(".npy") or info.is_dir():
-            raise ValueError(f"{path}: member {name!r} is not an .npy array (a file "
-                             f"written by Sequential.save holds only '<key>.npy' members)")
-        key = name[:-len(".npy")]
-        if key in members:
-            raise ValueError(f"{path}: member {name!r} appears twice")
-        members[key] = info
-    return members
-
-
-def _header(stream, path, key):
-    """(shape, fortran_order, dtype) of the .npy stream, read from its header alone."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(stream)
-    raise ValueError(f"{path}: member '{key}.npy' has .npy format version {version}, "
-                     f"expected 1.0 or 2.0")
-
-
-def _check_member(archive, info, path, key, target):
-    """Raise a ValueError unless member `info` declares `target`'s shape and dtype."""
-    try:
-        with archive.open(info) as stream:
-            shape, fortran_order, dtype = _header(stream, path, key)
-    except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
-            from None
-    if dtype.hasobject:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"holds Python objects (dtype {dtype}), which would need "
-                         f"unpickling; load never unpickles")
-    if shape != target.shape:
-        raise ValueError(f"{path}: key {key!r} has shape {shape}, the model expects "
-                         f"{target.shape}")
-    if dtype != target.dtype:
-        got, want = ((dtype.str, target.dtype.str) if dtype.name == target.dtype.name
-                     else (dtype, target.dtype))
-        raise ValueError(f"{path}: key {key!r} has dtype {got}, the model expects {want}")
-
-
-def _read_member(archive, info, path, key, target):
-    """A new array of `target`'s shape and dtype from member `info`, reading no more
-    than its header, its data and one byte to make sure nothing follows."""
-    try:
-        with archive.open(info) as stream:
-            shape, fortran_order, dtype = _header(stream, path, key)
-            if shape != target.shape or dtype != target.dtype:      # checked before
-                raise ValueError(f"the header changed to shape {shape}, dtype {dtype}")
-            # Fortran order: the data of the transpose, in C order
-            raw = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
-            view = memoryview(raw.reshape(-1).view(np.uint8))
-            done, chunk = 0, 1 << 20
-            while done < len(view):
-                data = stream.read(min(chunk, len(view) - done))
-                if not data:
-                    raise ValueError(f"the data ends after {done:,} of "
-                                     f"{len(view):,} bytes")
-                view[done:done + len(data)] = data
-                done += len(data)
-            if stream.read(1):                    # also checks the CRC at the end
-                raise ValueError(f"more than the {len(view):,} bytes of a {shape} "
-                                 f"{dtype} array follow the header")
-    except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
-            from None
-    return raw.T if fortran_order else raw
-
-
-def _non_finite(state):
-    """'' when every array of `state` is finite, else how many values are NaN/inf, where."""
-    bad = {key: int(np.count_nonzero(~np.isfinite(arr))) for key, arr in state.items()
-           if not np.isfinite(arr).all()}
-    if not bad:
-        return ""
-    total = sum(bad.values())
-    return (f"{total:,} value{'s' if total > 1 else ''} ("
-            + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items()) + ")")
-
-
-class _Snapshot:
-    """Everything a training batch changes, kept so that `fit` can put it back.
-
-    `take()` copies the model's parameters and buffers (`state_dict`) and the optimizer's
-    per-key state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
-    a dict of dicts) into arrays allocated on first use and reused with `np.copyto`;
-    `restore()` copies them back into the very arrays the layers and the optimizer held
-    before the batch, and removes the state entries the batch created (a first step's
-    momentum buffer). Values of the optimizer's state that are not arrays (step counts)
-    are kept by reference, so they must be immutable, as Python numbers are.
-    """
-
-    def __init__(self, model, optimizer):
-        self.model = model
-        self.saved = {key: np.empty_like(arr) for key, arr in model.state_dict().items()}
-        state = getattr(optimizer, "state", None)
-        self.opt_state = state if isinstance(state, dict) else None
-        self.opt_saved = {}    # key -> name -> _Kept(the optimizer's array, a copy) or value
-
-    def take(self):
-        for key, arr in self.model.state_dict().items():
-            np.copyto(self.saved[key], arr)
-        if self.opt_state is None:
-            return
-        previous, self.opt_saved = self.opt_saved, {}
-        for key, entries in self.opt_state.items():
-            if not isinstance(entries, dict):
-                self.opt_saved[key] = entries
-                continue
-            old, kept = previous.get(key), {}
-            for name, value in entries.items():
-                if isinstance(value, np.ndarray):
-                    was = old.get(name) if isinstance(old, dict) else None
-                    copy = was.copy if isinstance(was, _Kept) else None
-                    if copy is None or copy.shape != value.shape or copy.dtype != value.dtype:
-                        copy = np.empty_like(value)
-                    np.copyto(copy, value)
-                    value = _Kept(value, copy)
-                kept[name] = value
-            self.opt_saved[key] = kept
-
-    def restore(self):
-        for key, arr in self.model.state_dict().items():
-            np.copyto(arr, self.saved[key])
-        if self.opt_state is None:
-            return
-        for key in [k for k in self.opt_state if k not in self.opt_saved]:
-            del self.opt_state[key]
-        for key, kept in self.opt_saved.items():
-            if not isinstance(kept, dict):
-                self.opt_state[key] = kept
-                continue
-            entries = self.opt_state.get(key)
-            if not isinstance(entries, dict):
-                entries = self.opt_state[key] = {}
-            for name in [n for n in entries if n not in kept]:
-                del entries[name]
-            for name, value in kept.items():
-                if isinstance(value, _Kept):
-                    np.copyto(value.array, value.copy)
-                    value = value.array
-                entries[name] = value
-
-
-class _Kept:
-    """An array of the optimizer's state and its copy from before the batch."""
-    __slots__ = ("array", "copy")
-
-    def __init__(self, array, copy):
-        self.array, self.copy = array, copy
-
-
-class _Progress:
-    """Training progress: a tqdm bar per epoch on a terminal, else one line per epoch.
-
-    tqdm is optional (NumPy is pycnn's only dependency): without it, or when stderr is
-    not a terminal (logs, CI, pipes), each epoch prints one plain line to stdout.
-    """
-
-    def __init__(self, enabled, epochs, batches):
-        self.enabled, self.epochs, self.batches = bool(enabled), epochs, batches
-        self.tqdm = None
-        self.bar = None
-        if self.enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                tqdm = None
-            self.tqdm = tqdm
-
-    def start(self, epoch):
-        if self.tqdm is not None:
-            self.bar = self.tqdm(total=self.batches, unit="batch", leave=True,
-                                 desc=f"epoch {epoch + 1}/{self.epochs}",
-                                 dynamic_ncols=True)
-
-    def update(self, running_loss):
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {running_loss:.4f}", refresh=False)
-            self.bar.update(1)
-
-    def end(self, epoch, metrics, seconds):
-        text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        if self.bar is not None:
-            self.bar.set_postfix_str(text)
-            self.bar.close()
-            self.bar = None
-        elif self.enabled:
-            print(f"epoch {epoch + 1}/{self.epochs} - {text} - {seconds:.1f}s", flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        return npz.load_into(self, path)

@@ -1,0 +1,309 @@
+"""Training and inference loops over a model: `fit` (mini-batches, per-epoch history,
+a progress bar, and a rollback that leaves no trace of a batch whose loss or update is
+not finite), `evaluate` and `predict`, and the checks of their inputs and labels.
+`Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
+Sequential's interface (forward, backward, train, parameters, state_dict, evaluate,
+output_shape, dtype)."""
+import sys
+import time
+
+import numpy as np
+
+from pycnn import _validation as V
+from pycnn.losses import CrossEntropyLoss, check_labels
+
+__all__ = ["fit", "evaluate", "predict"]
+
+
+def fit(model, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
+        shuffle=True, rng=None, progress=True, *, scheduler=None):
+    """Train `model` with mini-batches; return the history. See `Sequential.fit`."""
+    epochs = V.positive_int(epochs, "epochs")
+    batch_size = V.positive_int(batch_size, "batch_size")
+    x = _inputs(model, x)
+    y = _targets(model, x, y)
+    if validation_data is not None:
+        try:
+            x_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("`validation_data` must be a pair (x_val, y_val).") \
+                from None
+        x_val = _inputs(model, x_val, "x_val")
+        y_val = _targets(model, x_val, y_val, "y_val", "x_val")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    per_sample = getattr(loss, "reduction", "mean") == "mean"
+    model.loss = loss
+    history = {"loss": []}
+    n = len(x)
+    bar = _Progress(progress, epochs, -(-n // batch_size))
+    mode = model.training
+    # what a batch changes, copied before each batch into arrays allocated once, so a
+    # batch that diverges (issue 12) leaves no trace: parameters, buffers, optimizer
+    snapshot = _Snapshot(model, optimizer)
+    try:
+        for epoch in range(epochs):
+            start_time = time.perf_counter()
+            model.train()
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            total, correct = 0.0, 0
+            bar.start(epoch)
+            for batch, start in enumerate(range(0, n, batch_size)):
+                idx = order[start:start + batch_size]
+                xb, yb = x[idx], y[idx]
+                snapshot.take()
+                out = model.forward(xb)
+                value = float(loss(out, yb))
+                bad = ""
+                if np.isfinite(value):       # then the update must keep it all finite
+                    model.backward(loss.backward())
+                    optimizer.step(model.parameters())
+                    bad = _non_finite(model.state_dict())
+                if not np.isfinite(value) or bad:
+                    snapshot.restore()
+                    model.history = history
+                    what = (f"the loss became {value}" if not np.isfinite(value) else
+                            f"the update made {bad} non-finite (the loss was {value:.6g})")
+                    raise FloatingPointError(
+                        f"fit stopped: {what} at epoch {epoch + 1}, batch {batch + 1}; "
+                        "the parameters from before that batch were restored, with the "
+                        "buffers (batch-norm statistics) and the optimizer's state. A "
+                        "smaller learning rate, or inputs without NaN/inf, usually cure "
+                        "it.")
+                total += value * len(idx) if per_sample else value
+                right = _correct(out, yb)
+                correct = None if right is None or correct is None else correct + right
+                bar.update(total / (start + len(idx)))
+            metrics = {"loss": total / n}
+            if correct is not None:
+                metrics["accuracy"] = correct / n
+            if validation_data is not None:
+                val_loss, val_acc = model.evaluate(x_val, y_val, loss=loss)
+                metrics["val_loss"] = val_loss
+                if val_acc is not None:
+                    metrics["val_accuracy"] = val_acc
+            for key, value in metrics.items():
+                history.setdefault(key, []).append(value)
+            if scheduler is not None:
+                scheduler.step()
+            bar.end(epoch, metrics, time.perf_counter() - start_time)
+    finally:
+        bar.close()
+        model.train(mode)
+    model.history = history
+    return history
+
+
+def evaluate(model, x, y, batch_size=256, loss=None):
+    """(mean loss per sample, accuracy) in eval mode. See `Sequential.evaluate`."""
+    batch_size = V.positive_int(batch_size, "batch_size")
+    loss = loss if loss is not None else model.loss or CrossEntropyLoss()
+    x = _inputs(model, x)
+    y = _targets(model, x, y)
+    per_sample = getattr(loss, "reduction", "mean") == "mean"
+    total, correct = 0.0, 0
+    mode = model.training
+    model.eval()
+    try:
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            out = model.forward(xb)
+            value = float(loss(out, yb))
+            total += value * len(xb) if per_sample else value
+            right = _correct(out, yb)
+            correct = None if right is None or correct is None else correct + right
+    finally:
+        model.train(mode)
+    return total / len(x), (None if correct is None else correct / len(x))
+
+
+def predict(model, x, batch_size=256):
+    """Outputs for `x` in eval mode, in batches. See `Sequential.predict`."""
+    batch_size = V.positive_int(batch_size, "batch_size")
+    x = _inputs(model, x)
+    mode = model.training
+    model.eval()
+    try:
+        outs = [model.forward(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
+    finally:
+        model.train(mode)
+    return np.concatenate(outs)
+
+
+# --- inputs and labels -------------------------------------------------------------------
+
+def _inputs(model, x, name="x"):
+    """`x` as a contiguous array of the model's dtype (one conversion, if any)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must be a real-valued array. "
+                        f"Received: {name}.dtype={arr.dtype}")
+    if arr.ndim < 1 or len(arr) == 0:
+        raise ValueError(f"`{name}` must hold at least one sample along its first "
+                         f"axis. Received: {name}.shape={arr.shape}")
+    return np.ascontiguousarray(arr, dtype=model.dtype)
+
+
+def _targets(model, x, y, name="y", x_name="x"):
+    """Validated targets: same length as `x`; integer labels in [0, classes)."""
+    y = np.asarray(y)
+    if y.ndim < 1 or len(y) != len(x):
+        raise ValueError(f"`{x_name}` and `{name}` must have the same length. "
+                         f"Received: len({x_name})={len(x)}, {name}.shape={y.shape}")
+    if y.dtype.kind in "iu":
+        if y.ndim != 1:
+            raise ValueError(f"`{name}` integer labels must be 1-d (N,). "
+                             f"Received: {name}.shape={y.shape}")
+        out_shape = model.output_shape(x.shape[1:])
+        if len(out_shape) != 2:
+            raise ValueError(f"integer labels `{name}` need a model output of shape "
+                             f"(N, classes). Received: output shape {out_shape}")
+        check_labels(y, out_shape[1], name)
+    elif y.dtype.kind == "f":
+        y = y.astype(model.dtype, copy=False)
+    else:
+        raise TypeError(f"`{name}` must hold integer labels or float targets. "
+                        f"Received: {name}.dtype={y.dtype}")
+    return y
+
+
+def _correct(out, y):
+    """Number of right answers of a batch, or None when it is not classification
+    (outputs other than (N, classes >= 2), or targets of another shape)."""
+    if out.ndim != 2 or out.shape[1] < 2:
+        return None
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        return int(np.count_nonzero(out.argmax(axis=1) == y))
+    if y.shape == out.shape:
+        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
+    return None
+
+
+# --- divergence: detect, and put the batch back ------------------------------------------
+
+def _non_finite(state):
+    """'' when every array of `state` is finite, else how many values are NaN/inf, where."""
+    bad = {key: int(np.count_nonzero(~np.isfinite(arr))) for key, arr in state.items()
+           if not np.isfinite(arr).all()}
+    if not bad:
+        return ""
+    total = sum(bad.values())
+    return (f"{total:,} value{'s' if total > 1 else ''} ("
+            + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items()) + ")")
+
+
+class _Snapshot:
+    """Everything a training batch changes, kept so that `fit` can put it back.
+
+    `take()` copies the model's parameters and buffers (`state_dict`) and the optimizer's
+    per-key state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
+    a dict of dicts) into arrays allocated on first use and reused with `np.copyto`;
+    `restore()` copies them back into the very arrays the layers and the optimizer held
+    before the batch, and removes the state entries the batch created (a first step's
+    momentum buffer). Values of the optimizer's state that are not arrays (step counts)
+    are kept by reference, so they must be immutable, as Python numbers are.
+    """
+
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.saved = {key: np.empty_like(arr) for key, arr in model.state_dict().items()}
+        state = getattr(optimizer, "state", None)
+        self.opt_state = state if isinstance(state, dict) else None
+        self.opt_saved = {}    # key -> name -> _Kept(the optimizer's array, a copy) or value
+
+    def take(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(self.saved[key], arr)
+        if self.opt_state is None:
+            return
+        previous, self.opt_saved = self.opt_saved, {}
+        for key, entries in self.opt_state.items():
+            if not isinstance(entries, dict):
+                self.opt_saved[key] = entries
+                continue
+            old, kept = previous.get(key), {}
+            for name, value in entries.items():
+                if isinstance(value, np.ndarray):
+                    was = old.get(name) if isinstance(old, dict) else None
+                    copy = was.copy if isinstance(was, _Kept) else None
+                    if copy is None or copy.shape != value.shape or copy.dtype != value.dtype:
+                        copy = np.empty_like(value)
+                    np.copyto(copy, value)
+                    value = _Kept(value, copy)
+                kept[name] = value
+            self.opt_saved[key] = kept
+
+    def restore(self):
+        for key, arr in self.model.state_dict().items():
+            np.copyto(arr, self.saved[key])
+        if self.opt_state is None:
+            return
+        for key in [k for k in self.opt_state if k not in self.opt_saved]:
+            del self.opt_state[key]
+        for key, kept in self.opt_saved.items():
+            if not isinstance(kept, dict):
+                self.opt_state[key] = kept
+                continue
+            entries = self.opt_state.get(key)
+            if not isinstance(entries, dict):
+                entries = self.opt_state[key] = {}
+            for name in [n for n in entries if n not in kept]:
+                del entries[name]
+            for name, value in kept.items():
+                if isinstance(value, _Kept):
+                    np.copyto(value.array, value.copy)
+                    value = value.array
+                entries[name] = value
+
+
+class _Kept:
+    """An array of the optimizer's state and its copy from before the batch."""
+    __slots__ = ("array", "copy")
+
+    def __init__(self, array, copy):
+        self.array, self.copy = array, copy
+
+
+# --- progress ----------------------------------------------------------------------------
+
+class _Progress:
+    """Training progress: a tqdm bar per epoch on a terminal, else one line per epoch.
+
+    tqdm is optional (NumPy is pycnn's only dependency): without it, or when stderr is
+    not a terminal (logs, CI, pipes), each epoch prints one plain line to stdout.
+    """
+
+    def __init__(self, enabled, epochs, batches):
+        self.enabled, self.epochs, self.batches = bool(enabled), epochs, batches
+        self.tqdm = None
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            self.tqdm = tqdm
+
+    def start(self, epoch):
+        if self.tqdm is not None:
+            self.bar = self.tqdm(total=self.batches, unit="batch", leave=True,
+                                 desc=f"epoch {epoch + 1}/{self.epochs}",
+                                 dynamic_ncols=True)
+
+    def update(self, running_loss):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {running_loss:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def end(self, epoch, metrics, seconds):
+        text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled:
+            print(f"epoch {epoch + 1}/{self.epochs} - {text} - {seconds:.1f}s", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
