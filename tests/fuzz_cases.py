@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from pycnn import functional, reference
 from pycnn import layers as L
 from pycnn import losses
+from pycnn._ops import OPS
 
 # Sizes that no valid request can reach without allocating petabytes: each either is
 # refused by validation or makes an allocation fail at once. Intermediate sizes
@@ -724,15 +725,45 @@ def loss_cases(draw):
     return Case(loss, dict(loss=loss, x=x, target=target), _run_loss, same_message=False)
 
 
-OP_CASES = {
-    "im2col": im2col_cases, "col2im": col2im_cases, "conv2d": conv2d_cases,
-    "conv2d_backward": conv2d_backward_cases, "max_pool2d": max_pool2d_cases,
-    "max_pool2d_backward": max_pool2d_backward_cases, "avg_pool2d": avg_pool2d_cases,
-    "avg_pool2d_backward": avg_pool2d_backward_cases, "lp_pool2d": lp_pool2d_cases,
-    "lp_pool2d_backward": lp_pool2d_backward_cases,
-    "backend layers": backend_layer_cases, "other layers": oracle_layer_cases,
-    "losses": loss_cases,
-}
+# --- any op of the table, from its example call ---------------------------------------
+
+@st.composite
+def table_cases(draw, name):
+    """Hostile calls of op `name` built from its example in pycnn/_ops.py, for an op
+    without a strategy of its own: a batch of 0 to 3, and now and then a hostile array
+    (shape, dtype, layout, NaN/inf; see `array_specs`), an axis off by one, or a huge,
+    negative or ill-typed value for any other argument."""
+    op = OPS[name]
+    dtype = draw(st.sampled_from(DTYPES))
+    example = op.example_args(dtype, n=draw(st.sampled_from([0, 1, 2, 3])))
+    args = {}
+    for key, value in example.items():
+        if isinstance(value, np.ndarray):
+            kind = dtype if value.dtype.kind == "f" else value.dtype.type
+            args[key] = draw(array_specs(_grad_like(draw, value.shape), kind))
+        elif value is None or isinstance(value, (bool, str)):
+            args[key] = value if draw(st.integers(0, 99)) < 95 \
+                else draw(st.sampled_from(NOT_INTS))
+        else:
+            args[key] = maybe_hostile(draw, value)
+    return Case(name, args, _functional(name))
+
+
+def _op_strategy(op):
+    """The strategy of a table op: the one its entry names (defined above), else
+    `table_cases`."""
+    if op.fuzz is None:
+        return lambda: table_cases(op.name)
+    if op.fuzz not in globals():
+        raise LookupError(f"pycnn/_ops.py: {op.name}'s fuzz strategy {op.fuzz!r} is not "
+                          f"in tests/fuzz_cases.py")
+    return globals()[op.fuzz]
+
+
+LAYER_CASES = {"backend layers": backend_layer_cases, "other layers": oracle_layer_cases,
+               "losses": loss_cases}
+# every op of the table (pycnn/_ops.py), then the layers and losses
+OP_CASES = {**{name: _op_strategy(op) for name, op in OPS.items()}, **LAYER_CASES}
 
 
 def cases():

@@ -36,6 +36,14 @@ def test_compiled_agrees_with_reference_on_hostile_arguments(family):
     check()
 
 
+def test_every_op_of_the_table_is_fuzzed():
+    from pycnn._ops import OPS
+    assert set(fuzz_cases.OP_CASES) == set(OPS) | set(fuzz_cases.LAYER_CASES)
+    for name, op in OPS.items():
+        if op.fuzz is not None:
+            assert fuzz_cases.OP_CASES[name] is getattr(fuzz_cases, op.fuzz)
+
+
 # --- the check itself can fail -----------------------------------------------------
 
 def _conv_case():

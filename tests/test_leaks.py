@@ -1,4 +1,4 @@
-"""10,000 calls of every compiled op, on the success path and on error paths that raise
+"""10,000 calls of every compiled op of the table (pycnn/_ops.py), on the success path and on error paths that raise
 after some work: the inputs' reference counts, the interpreter's allocated blocks and
 the resident memory of the process must all stay flat.
 
@@ -16,6 +16,7 @@ import pytest
 
 from pycnn import functional as F
 from pycnn._ext import load_kernels
+from pycnn._ops import OPS
 
 CALLS = 10_000
 WARMUP = 200                 # first calls fill caches, workspaces and free lists
@@ -56,8 +57,6 @@ def _inputs():
     a["x"] = rng.standard_normal((2, 3, 8, 8))                         # float64, 3 KiB
     a["x32"] = a["x"].astype(np.float32)
     a["w"] = rng.standard_normal((4, 3, 3, 3))
-    a["b"] = rng.standard_normal(4)
-    a["g_conv"] = rng.standard_normal((2, 4, 8, 8))                    # padding=1
     a["cols"] = F.im2col(a["x"], 3, padding=1)                        # (2, 27, 64)
     out, idx = F.max_pool2d(a["x"], 2, return_indices=True)
     a["g_pool"] = rng.standard_normal(out.shape)                      # (2, 3, 4, 4)
@@ -73,22 +72,21 @@ A = _inputs()
 SHAPE = A["x"].shape
 _k = load_kernels()
 
-# name: (call, exception or None); every call uses only the arrays in A
+# The table's example call of every op (pycnn/_ops.py), on float64 batches of 8: every
+# op's first output is >= 1 KiB.
+TABLE_ARGS = {name: op.example_args(np.float64, n=8) for name, op in OPS.items()}
+
+
+def _table_call(name):
+    function, args = getattr(F, name), TABLE_ARGS[name]
+    return lambda: function(**args)
+
+
+# name: (call, exception or None); every call uses only the arrays in A and TABLE_ARGS
 CASES = {
-    # --- success paths -------------------------------------------------------------
-    "im2col": (lambda: F.im2col(A["x"], 3, padding=1), None),
-    "col2im": (lambda: F.col2im(A["cols"], (8, 8), 3, padding=1), None),
-    "conv2d": (lambda: F.conv2d(A["x"], A["w"], A["b"], padding=1), None),
-    "conv2d_backward": (lambda: F.conv2d_backward(A["g_conv"], A["x"], A["w"], padding=1),
-                        None),
-    "max_pool2d": (lambda: F.max_pool2d(A["x"], 2), None),
-    "max_pool2d-indices": (lambda: F.max_pool2d(A["x"], 2, return_indices=True), None),
-    "max_pool2d_backward": (lambda: F.max_pool2d_backward(A["g_pool"], A["idx"], SHAPE),
-                            None),
-    "avg_pool2d": (lambda: F.avg_pool2d(A["x"], 3, 2, 1, ceil_mode=True), None),
-    "avg_pool2d_backward": (lambda: F.avg_pool2d_backward(A["g_pool"], SHAPE, 2), None),
-    "lp_pool2d": (lambda: F.lp_pool2d(A["x"], 2, 2), None),
-    "lp_pool2d_backward": (lambda: F.lp_pool2d_backward(A["g_pool"], A["x"], 2, 2), None),
+    **{name: (_table_call(name), None) for name in OPS},
+    # --- success paths: every op of the table (above), and these -------------------
+    "max_pool2d-no-indices": (lambda: F.max_pool2d(A["x"], 2), None),
     "non-contiguous-float32": (lambda: F.conv2d(A["x32"][:, :, ::2], A["w"][:, :, ::2]
                                                 .astype(np.float32), padding=1), None),
     # --- error paths: raised after validation, allocation or a kernel has run -----
@@ -109,6 +107,11 @@ CASES = {
     "avg_pool2d-int-input": (lambda: F.avg_pool2d(A["x_int"], 2), TypeError),
     "avg_pool2d_backward-wrong-grad-shape": (
         lambda: F.avg_pool2d_backward(A["g_wrong"], SHAPE, 2), ValueError),
+    "linear-in-features-mismatch": (lambda: F.linear(A["x"], A["w"].reshape(4, 27)),
+                                    ValueError),
+    "linear_backward-wrong-grad-shape": (
+        lambda: F.linear_backward(A["g_wrong"], A["x"], A["w"].reshape(9, 12)[:, :8]),
+        ValueError),
     "lp_pool2d-bad-norm": (lambda: F.lp_pool2d(A["x"], -1, 2), ValueError),
     "lp_pool2d_backward-wrong-grad-shape": (
         lambda: F.lp_pool2d_backward(A["g_wrong"], A["x"], 2, 2), ValueError),
@@ -138,7 +141,10 @@ def _run(call, exc, n):
 
 
 def _refcounts():
-    return {k: sys.getrefcount(v) for k, v in A.items()}
+    counts = {k: sys.getrefcount(v) for k, v in A.items()}
+    counts.update({(op, k): sys.getrefcount(v) for op, args in TABLE_ARGS.items()
+                   for k, v in args.items() if isinstance(v, np.ndarray)})
+    return counts
 
 
 @pytest.mark.parametrize("name", CASES)

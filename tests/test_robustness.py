@@ -12,20 +12,6 @@ IMPLS = [functional, reference, naive]
 IDS = ["compiled", "reference", "naive"]
 
 
-@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(stride=2**63), r"`stride` must be <= 2147483647"),
-    (dict(padding=(0, 2**40)), r"`padding` must be <= 2147483647"),
-    (dict(dilation=2**31), r"`dilation` must be <= 2147483647"),
-    (dict(groups=2**64), r"`groups` must be <= 2147483647"),
-])
-def test_huge_hyperparameters_are_refused(impl, kwargs, match):
-    x = np.zeros((1, 2, 5, 5), np.float32)
-    w = np.zeros((2, 2, 3, 3), np.float32)
-    with pytest.raises(ValueError, match=match):
-        impl.conv2d(x, w, **kwargs)
-
-
 def test_outputs_too_large_to_allocate_raise_before_writing():
     # a 1x1 input padded by 2**30 per side would need ~2**62 column entries
     x = np.zeros((1, 1, 1, 1), np.float32)
@@ -132,19 +118,6 @@ def test_error_paths_do_not_leak_references(rng):
         with pytest.raises(TypeError):
             functional.conv2d(x, w.astype(np.float64), b)
     assert [sys.getrefcount(a) for a in (x, w, b)] == before
-
-
-@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
-def test_backward_input_shapes_beyond_the_address_space_are_refused(impl):
-    """Found by the fuzzer: an `input_shape` of 2**64 elements reached NumPy's own
-    allocation errors, which differ between backends."""
-    g = np.ones((1, 1, 1, 2))
-    match = r"^The input gradient would have 18446744073709551614 elements"
-    with pytest.raises(ValueError, match=match):
-        impl.max_pool2d_backward(g, np.ones(g.shape, np.int64), (1, 1, 2**63 - 1, 2))
-    with pytest.raises(ValueError, match=r"^The input gradient would have "
-                                         r"18446744073709551616 elements"):
-        impl.avg_pool2d_backward(g, (1, 1, 2**62, 4), 2)
 
 
 @pytest.mark.parametrize("impl", [functional, reference], ids=IDS[:2])
