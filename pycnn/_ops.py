@@ -173,6 +173,28 @@ def _linear_backward(dtype, n, rng):
     return dict(grad_out=_normal(rng, (n, 3, 6), dtype), **args)
 
 
+# conv_transpose2d: x (N, 4, 5, 6), weight (4, 3, 3, 2) in 2 groups (6 output channels),
+# uneven stride, padding, output_padding (one past the stride, below the dilation) and
+# dilation per axis. The bad cases reset the geometry to _CONVT_BASE: a (2, 6, 7, 7)
+# output.
+_CONVT = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 1), groups=2,
+              dilation=(1, 2))
+_CONVT_OUT = (6, (5 - 1) * 2 - 2 + 2 + 1 + 1, (6 - 1) - 0 + 2 + 1 + 1)
+_CONVT_BASE = dict(stride=1, padding=0, output_padding=0, groups=2, dilation=1)
+
+
+def _conv_transpose2d(dtype, n, rng):
+    return dict(x=_normal(rng, (n, 4, 5, 6), dtype),
+                weight=_normal(rng, (4, 3, 3, 2), dtype),
+                bias=_normal(rng, (6,), dtype), **_CONVT)
+
+
+def _conv_transpose2d_backward(dtype, n, rng):
+    args = _conv_transpose2d(dtype, n, rng)
+    del args["bias"]
+    return dict(grad_out=_normal(rng, (n,) + _CONVT_OUT, dtype), **args)
+
+
 # --- bad arguments -----------------------------------------------------------------------
 
 def _z(shape, dtype=np.float32):
@@ -232,6 +254,35 @@ CONV_BACKWARD_ERRORS = {
     "grad-dtype": (_conv(grad_out=_z((2, 6, 4, 4), np.float64)), TypeError, r"`grad_out` must have the same dtype as `x` \(float32\)"),
     "grad-3d": (_conv(grad_out=_z((6, 4, 4))), ValueError, r"`grad_out` must be a 4-d array"),
     "grad-str": (_conv(grad_out="grad"), TypeError, r"`grad_out` must be a numpy.ndarray. Received: grad_out of type str"),
+}
+
+
+def _convt(**overrides):
+    return {**_CONVT_BASE, **overrides}
+
+
+CONV_TRANSPOSE_ERRORS = {
+    "x-list": (_convt(x=[[1.0]]), TypeError, r"`x` must be a numpy.ndarray. Received: x of type list"),
+    "x-int": (_convt(x=_z((2, 4, 5, 6), np.int64)), TypeError, r"`x` must have dtype float32 or float64"),
+    "mixed-dtypes": (_convt(weight=_z((4, 3, 3, 2), np.float64)), TypeError, r"`weight` must have the same dtype as `x` \(float32\)"),
+    "x-3d": (_convt(x=_z((4, 5, 6))), ValueError, r"`x` must be a 4-d array \(N, C_in, H, W\)"),
+    "weight-rows": (_convt(weight=_z((6, 2, 3, 2))), ValueError, r"`weight` must have C_in = 4 rows \(its first axis\) for x with C_in=4. Received: weight.shape=\(6, 2, 3, 2\)"),
+    "groups-not-dividing-c": (_convt(groups=3), ValueError, r"`groups` must divide the input channels. Received: groups=3"),
+    "bias-shape": (_convt(bias=_z(4)), ValueError, r"`bias` must have shape \(6,\), one value per output channel. Received: bias.shape=\(4,\)"),
+    "stride-zero": (_convt(stride=0), ValueError, r"`stride` must be >= 1. Received: stride=0"),
+    "padding-same": (_convt(padding="same"), TypeError, r"`padding` must be an int or a pair of ints"),
+    "output-padding-negative": (_convt(output_padding=-1), ValueError, r"`output_padding` must be >= 0"),
+    "output-padding-too-large": (_convt(output_padding=(0, 1)), ValueError, r"`output_padding` must be smaller than the stride or the dilation. Received: output_padding=\(0, 1\), stride=\(1, 1\), dilation=\(1, 1\)"),
+    "padding-eats-output": (_convt(padding=(4, 0)), ValueError, r"The output would be -1x7: `padding` removes more than the transposed convolution makes"),
+    "zero-channels": (_convt(x=_z((2, 0, 5, 6))), ValueError, r"`x` must have non-zero C_in, H and W"),
+    "huge-stride": (_convt(stride=2**63), ValueError, r"`stride` must be <= 2147483647"),
+}
+CONV_TRANSPOSE_BACKWARD_ERRORS = {
+    **{k: ({**o, "grad_out": _z((2, 6, 7, 7))}, e, m) for k, (o, e, m) in _only(
+        CONV_TRANSPOSE_ERRORS, ("x", "weight", "stride", "padding", "output_padding",
+                                "dilation", "groups")).items()},
+    "grad-shape": (_convt(grad_out=_z((2, 6, 7, 6))), ValueError, r"`grad_out` must have the forward output's shape \(2, 6, 7, 7\). Received: grad_out.shape=\(2, 6, 7, 6\)"),
+    "grad-dtype": (_convt(grad_out=_z((2, 6, 7, 7), np.float64)), TypeError, r"`grad_out` must have the same dtype as `x` \(float32\)"),
 }
 
 
@@ -410,6 +461,10 @@ OPS = {op.name: op for op in [
        "lp_pool2d_cases"),
     Op("lp_pool2d_backward", NO_NAIVE, ("grad_out", "x"), _lp_pool2d_backward,
        LP_BACKWARD_ERRORS, "lp_pool2d_backward_cases"),
+    Op("conv_transpose2d", BACKENDS, ("x", "weight", "bias"), _conv_transpose2d,
+       CONV_TRANSPOSE_ERRORS),
+    Op("conv_transpose2d_backward", BACKENDS, ("grad_out", "x", "weight"),
+       _conv_transpose2d_backward, CONV_TRANSPOSE_BACKWARD_ERRORS),
     Op("linear", BACKENDS, ("x", "weight", "bias"), _linear, LINEAR_ERRORS),
     Op("linear_backward", BACKENDS, ("grad_out", "x", "weight"), _linear_backward,
        LINEAR_BACKWARD_ERRORS),
