@@ -13,12 +13,6 @@
 #include "conv_direct.h"
 #include "dispatch.h"
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define PYCNN_RESTRICT __restrict
-#else
-#define PYCNN_RESTRICT restrict
-#endif
-
 /* Lanes of one 32-byte vector (an AVX register; two SSE registers in the baseline). */
 #define PYCNN_LANES(T) ((ptrdiff_t)(32 / sizeof(T)))
 

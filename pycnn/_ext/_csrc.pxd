@@ -4,7 +4,6 @@ from libc.stdint cimport int64_t
 
 
 cdef extern from "dispatch.h" nogil:
-    int pycnn_isa_best()
     int pycnn_isa_default()
     int pycnn_avx512_verified()
     int pycnn_isa_supported(int isa)
