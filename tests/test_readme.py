@@ -50,4 +50,10 @@ def test_readme_pycnn_info_sample_has_the_current_format():
                     "threadpoolctl")
     assert list(shown) == list(current)
     for key, value in current.items():
+        if key == "avx512 verified" and not value.startswith("yes"):
+            # the sample is of a verified build; sources changed since the record (and
+            # tools/verify_simd.py's own suite runs, before it writes one) say "no"
+            assert shown[key].startswith("yes, on hardware") and value.startswith(
+                "no, not on hardware"), key
+            continue
         assert _skeleton(shown[key]) == _skeleton(value), key
