@@ -8,6 +8,13 @@
 
 #include <stddef.h>
 
+/* C99's restrict, spelled for every compiler the kernels are built with. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define PYCNN_RESTRICT __restrict
+#else
+#define PYCNN_RESTRICT restrict
+#endif
+
 /* Range [lo, hi) of output positions o whose input coordinate o*stride - pad + off
  * falls inside [0, size). Used to split a row into padding / interior / padding. */
 static inline void pycnn_valid_range(ptrdiff_t size, ptrdiff_t stride, ptrdiff_t pad,

@@ -13,14 +13,8 @@
 #include "conv_direct.h"
 #include "dispatch.h"
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define PYCNN_RESTRICT __restrict
-#else
-#define PYCNN_RESTRICT restrict
-#endif
-
-/* Lanes of one 32-byte vector (an AVX register; two SSE registers in the baseline). */
-#define PYCNN_LANES(T) ((ptrdiff_t)(32 / sizeof(T)))
+/* Lanes of one vector of PYCNN_DIRECT_VECTOR_BYTES (conv_direct.h). */
+#define PYCNN_LANES(T) ((ptrdiff_t)(PYCNN_DIRECT_VECTOR_BYTES / sizeof(T)))
 
 /* Output block of NF output channels x 2 vectors of consecutive outputs of row oy,
  * from ox on, in 2*NF vector accumulators (GCC/Clang vector extensions). Each input
@@ -31,8 +25,8 @@ ATTR static inline void conv_block_##SFX##_##ISA##_##NF(                        
     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, \
     ptrdiff_t plane, ptrdiff_t oy, ptrdiff_t ox, ptrdiff_t ow, const T *bias, T *o)     \
 {                                                                                       \
-    typedef T vec __attribute__((vector_size(32)));                                     \
-    enum { L = 32 / sizeof(T) };                                                        \
+    typedef T vec __attribute__((vector_size(PYCNN_DIRECT_VECTOR_BYTES)));              \
+    enum { L = PYCNN_DIRECT_VECTOR_BYTES / sizeof(T) };                                 \
     vec lo[NF], hi[NF];                                                                 \
     for (int a = 0; a < NF; a++) lo[a] = hi[a] = (vec){0} + (bias ? bias[a] : (T)0);    \
     for (ptrdiff_t ci = 0; ci < cg; ci++) {                                             \

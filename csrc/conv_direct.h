@@ -16,6 +16,12 @@
 
 #include <stddef.h>
 
+/* Bytes of the vectors the kernel computes with (an AVX register; two SSE registers in
+ * the baseline). A block spans 2 vectors of outputs of a row, 2*32/sizeof(T) outputs:
+ * the Python plan (pycnn/_conv.py) reads it as _kernels.DIRECT_VECTOR_BYTES to decide
+ * which rows are wide enough for the direct kernel. */
+#define PYCNN_DIRECT_VECTOR_BYTES 32
+
 #define PYCNN_DECLARE_CONV_DIRECT(T, SFX)                                              \
     void pycnn_conv2d_direct_##SFX(const T *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,  \
                                    const T *weight, ptrdiff_t f, ptrdiff_t groups,     \

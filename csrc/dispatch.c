@@ -18,13 +18,6 @@ int pycnn_isa_supported(int isa)
     return 0;
 }
 
-int pycnn_isa_best(void)
-{
-    if (pycnn_isa_supported(PYCNN_ISA_AVX512)) return PYCNN_ISA_AVX512;
-    if (pycnn_isa_supported(PYCNN_ISA_AVX2)) return PYCNN_ISA_AVX2;
-    return PYCNN_ISA_BASELINE;
-}
-
 int pycnn_avx512_verified(void)
 {
 #ifdef PYCNN_AVX512_VERIFIED
@@ -36,9 +29,10 @@ int pycnn_avx512_verified(void)
 
 int pycnn_isa_default(void)
 {
-    const int best = pycnn_isa_best();
-    if (best == PYCNN_ISA_AVX512 && !pycnn_avx512_verified()) return PYCNN_ISA_AVX2;
-    return best;
+    if (pycnn_isa_supported(PYCNN_ISA_AVX512) && pycnn_avx512_verified())
+        return PYCNN_ISA_AVX512;
+    if (pycnn_isa_supported(PYCNN_ISA_AVX2)) return PYCNN_ISA_AVX2;
+    return PYCNN_ISA_BASELINE;
 }
 
 int pycnn_isa_active(void) { return pycnn_isa_level; }

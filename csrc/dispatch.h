@@ -23,8 +23,6 @@ enum { PYCNN_ISA_BASELINE = 0, PYCNN_ISA_AVX2 = 1, PYCNN_ISA_AVX512 = 2 };
 #define PYCNN_HAVE_DISPATCH 0
 #endif
 
-/* Highest level this CPU (and build) supports. */
-int pycnn_isa_best(void);
 /* 1 when `isa` can run here. */
 int pycnn_isa_supported(int isa);
 /* Level used unless another is set: the best supported, capped at AVX2 unless the

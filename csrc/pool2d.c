@@ -32,12 +32,6 @@
 /* Windows per chunk of an output row in the vectorised interior loops (stack buffer). */
 #define PYCNN_POOL_CHUNK 256
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define PYCNN_RESTRICT __restrict
-#else
-#define PYCNN_RESTRICT restrict
-#endif
-
 /* For helpers called with a literal argument (a stride of 2): inlined, the constant
  * turns a strided access the vectoriser rejects into an interleaved one it handles. */
 #if defined(__GNUC__) || defined(__clang__)

@@ -106,7 +106,7 @@ class ConvPlan:
         # (measured: 1.1-2x on first layers and depthwise layers), except at column
         # stride > 1, on rows narrower than its 2-vector block, and in float32 with
         # more than 32 filters a group, where BLAS's wide GEMM is faster again.
-        lanes = 32 // itemsize
+        lanes = _kernels.DIRECT_VECTOR_BYTES // itemsize
         self.direct = (self.cg <= 3 and self.sw == 1 and self.ow >= 2 * lanes
                        and not self.pointwise and exact
                        and (self.dtype == np.float64 or self.fg <= 32))

@@ -68,11 +68,12 @@ def _describe_pool(pool):
 
 def config():
     """The facts `show_config()` prints, as an ordered dict of label -> text."""
-    import pycnn
+    # the submodules it needs, not the package: pycnn/__init__.py imports this module
     from pycnn._config import get_num_threads
     from pycnn._ext import missing_extension_message
+    from pycnn._version import __version__
 
-    info = {"pycnn": f"{pycnn.__version__} ({os.path.dirname(os.path.abspath(pycnn.__file__))})"}
+    info = {"pycnn": f"{__version__} ({os.path.dirname(os.path.abspath(__file__))})"}
     try:
         kernels = importlib.import_module("pycnn._ext._kernels")
     except ImportError as exc:

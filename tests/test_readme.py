@@ -42,7 +42,10 @@ def test_readme_pycnn_info_sample_has_the_current_format():
         sample = re.search(r"```text\n\$ pycnn info\n(.*?)```", f.read(), flags=re.S).group(1)
     shown = dict(line.split(" : ", 1) for line in sample.splitlines())
     shown = {k.strip(): v for k, v in shown.items()}
-    current = {k: v for k, v in _info.config().items() if k != "environment"}
+    # lines that only the environment adds: PYCNN_SIMD set (as tools/verify_simd.py
+    # runs the suite) adds "SIMD requested"
+    current = {k: v for k, v in _info.config().items()
+               if k not in ("environment", "SIMD requested")}
     if not current["compiled extension"].startswith("loaded") \
             or not current["OpenMP"].startswith("yes") or "unknown" in current["BLAS"] \
             or "CPU SIMD support" not in current or not current["build"].startswith("release"):
@@ -50,4 +53,10 @@ def test_readme_pycnn_info_sample_has_the_current_format():
                     "OpenMP and threadpoolctl")
     assert list(shown) == list(current)
     for key, value in current.items():
+        if key == "avx512 verified" and not value.startswith("yes"):
+            # the sample is of a verified build; sources changed since the record (and
+            # tools/verify_simd.py's own suite runs, before it writes one) say "no"
+            assert shown[key].startswith("yes, on hardware") and value.startswith(
+                "no, not on hardware"), key
+            continue
         assert _skeleton(shown[key]) == _skeleton(value), key

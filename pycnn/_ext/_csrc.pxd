@@ -4,7 +4,6 @@ from libc.stdint cimport int64_t
 
 
 cdef extern from "dispatch.h" nogil:
-    int pycnn_isa_best()
     int pycnn_isa_default()
     int pycnn_avx512_verified()
     int pycnn_isa_supported(int isa)
@@ -32,6 +31,7 @@ cdef extern from "im2col.h" nogil:
 
 
 cdef extern from "conv_direct.h" nogil:
+    enum: PYCNN_DIRECT_VECTOR_BYTES
     void pycnn_conv2d_direct_f32(const float *x, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
                                  const float *weight, ptrdiff_t f, ptrdiff_t groups,
                                  ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,

@@ -5,6 +5,7 @@ from numpy.typing import NDArray
 _Float = NDArray[np.float32] | NDArray[np.float64]
 
 SIMD_TARGETS: tuple[str, ...]
+DIRECT_VECTOR_BYTES: int  # PYCNN_DIRECT_VECTOR_BYTES in csrc/conv_direct.h
 
 def simd_supported() -> tuple[str, ...]: ...
 def simd_default() -> str: ...

@@ -16,7 +16,7 @@ import warnings
 
 from pycnn._ext._csrc cimport (
     pycnn_col2im_f32, pycnn_col2im_f64, pycnn_im2col_f32, pycnn_im2col_f64,
-    pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64,
+    pycnn_conv2d_direct_f32, pycnn_conv2d_direct_f64, PYCNN_DIRECT_VECTOR_BYTES,
     pycnn_avx512_verified, pycnn_isa_active, pycnn_isa_default, pycnn_isa_set,
     pycnn_isa_supported,
 )
@@ -309,6 +309,12 @@ def col2im(const floating[:, :, ::1] cols,    # IN  (N, C*KH*KW, OH*OW)
         else:
             pycnn_col2im_f64(&cols[b, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
                              oh, ow, &x[b, 0, 0, 0])
+
+
+# Bytes of the direct kernel's vectors (csrc/conv_direct.h): a row narrower than two
+# vectors of outputs runs one output at a time, so the plan (pycnn/_conv.py) reads it
+# from here instead of restating the C constant.
+DIRECT_VECTOR_BYTES = PYCNN_DIRECT_VECTOR_BYTES
 
 
 def conv2d_direct(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W), padded
