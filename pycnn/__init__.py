@@ -15,6 +15,7 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
 from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
+from pycnn.layers import Concat, Identity, Residual
 from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
                           ReLU, Sigmoid, Tanh)
 from pycnn import datasets, losses, optim
@@ -32,7 +33,7 @@ __all__ = ["__version__", "functional", "reference", "naive", "init",
            "ConvTranspose2d",
            "MaxPool2d", "AvgPool2d", "LPPool2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "BatchNorm1d", "BatchNorm2d", "Dropout",
+           "BatchNorm1d", "BatchNorm2d", "Dropout", "Identity", "Residual", "Concat",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
 
 

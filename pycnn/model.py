@@ -10,12 +10,11 @@ from pycnn import _validation as V
 from pycnn import training
 from pycnn.io import npz
 from pycnn.layers.base import BaseLayer
-from pycnn.optim import named_parameters
 
 __all__ = ["Sequential"]
 
 
-class Sequential:
+class Sequential(BaseLayer):
     """Layers applied in order; backward runs them in reverse (the articles' LayerManager).
 
     ``model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), Flatten(), Linear(1024, 10))``
@@ -24,6 +23,11 @@ class Sequential:
     (``"0.weight"``), which is what the optimizers' ``step`` takes. `state_dict()` holds
     the parameters and the buffers (batch-norm running statistics) under the same keys;
     `save` writes it to an ``.npz`` file and `load` reads one back without pickle.
+
+    A `Sequential` is a layer (a `BaseLayer`), so it nests in containers (`Residual`,
+    `Concat`, another `Sequential`) and they nest in it; keys then follow the path, as
+    PyTorch's do: ``"3.body.0.weight"`` is parameter `weight` of layer 0 of the body of
+    the `Residual` at index 3.
 
     Every layer must hold parameters of one dtype, the model's `dtype` (float32 unless
     the layers say otherwise); `fit`, `evaluate` and `predict` convert their inputs to
@@ -35,14 +39,13 @@ class Sequential:
             if not isinstance(layer, BaseLayer):
                 raise TypeError(f"`layers` must be pycnn layers (BaseLayer instances). "
                                 f"Received: layer {i} of type {type(layer).__name__}")
+        super().__init__()
         self.layers = list(layers)
-        dtypes = {arr.dtype for layer in self.layers
-                  for arr in (*layer.params.values(), *layer.buffers.values())}
+        dtypes = {arr.dtype for layer in self.layers for arr in layer.state_dict().values()}
         if len(dtypes) > 1:
             raise TypeError("`layers` must all hold parameters of one dtype. Received: "
                             + ", ".join(sorted(d.name for d in dtypes)))
         self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
-        self.training = True
         self.history = None
         self.loss = None
 
@@ -58,29 +61,11 @@ class Sequential:
             grad = layer.backward(grad)
         return grad
 
-    def __call__(self, x):
-        return self.forward(x)
+    def named_children(self):
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
 
-    def train(self, mode=True):
-        self.training = bool(mode)
-        for layer in self.layers:
-            layer.train(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
-
-    def parameters(self):
-        """``(key, param, grad)`` for every parameter; `grad` is None before backward."""
-        return named_parameters(self.layers)
-
-    def state_dict(self):
-        """Parameters and buffers by key (``"<index>.<name>"``); the arrays themselves."""
-        state = {}
-        for i, layer in enumerate(self.layers):
-            for name, arr in (*layer.params.items(), *layer.buffers.items()):
-                state[f"{i}.{name}"] = arr
-        return state
+    # `train`/`eval`, `parameters()` and `state_dict()` come from BaseLayer, which walks
+    # `named_children`: keys "<index>.<name>", nested layers included
 
     def num_parameters(self):
         return sum(p.size for _, p, _ in self.parameters())
@@ -94,18 +79,18 @@ class Sequential:
     def __iter__(self):
         return iter(self.layers)
 
-    def __repr__(self):
-        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
-        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
-
     # --- shapes --------------------------------------------------------------------------
 
     def output_shape(self, input_shape):
         """Output shape (batch axis None) for inputs of `input_shape` (no batch axis)."""
         return self._shapes(input_shape)[-1]
 
-    def _shapes(self, input_shape):
-        """Shape after each layer, from a dry forward of one zero sample in eval mode."""
+    def _shapes(self, input_shape, nested=None):
+        """Shape after each layer, from a dry forward of one zero sample in eval mode.
+
+        With a dict `nested`, it also gets ``{key: shape}`` for the output of every
+        nested layer (keys as in `named_layers`), seen through their `forward` methods,
+        wrapped for the dry run only."""
         try:
             shape = tuple(V.integer(s, "input_shape") for s in input_shape)
         except TypeError:
@@ -113,13 +98,20 @@ class Sequential:
                             f"Received: input_shape={input_shape!r}") from None
         mode = self.training
         self.eval()
+        wrapped = []
         try:
+            if nested is not None:
+                for key, layer, _ in _tree(self):
+                    layer.forward = _recording(layer, key, nested)
+                    wrapped.append(layer)
             x = np.zeros((1,) + shape, dtype=self.dtype)
             shapes = [(None,) + shape]
             for layer in self.layers:
                 x = layer.forward(x)
                 shapes.append((None,) + x.shape[1:])
         finally:
+            for layer in wrapped:
+                vars(layer).pop("forward", None)      # back to the class's method
             self.train(mode)
         return shapes
 
@@ -174,21 +166,27 @@ class Sequential:
     def summary(self, input_shape, file=None):
         """Print each layer, its output shape and parameter count, and the totals.
 
+        The layers nested in containers have rows of their own, keyed by their path
+        (``1.body.0``, as in `state_dict`) and indented under their container, whose
+        count includes theirs.
         `input_shape` is one sample's shape, without the batch axis, e.g. (1, 8, 8).
         The shapes come from a dry forward pass of one zero sample in eval mode.
         """
-        shapes = self._shapes(input_shape)
+        nested = {}
+        shapes = self._shapes(input_shape, nested)
         rows = [("#", "layer", "output shape", "params")]
         rows.append(("", "input", str(shapes[0]), ""))
-        for i, (layer, shape) in enumerate(zip(self.layers, shapes[1:])):
-            count = sum(p.size for p in layer.params.values())
-            rows.append((str(i), repr(layer), str(shape), f"{count:,}"))
+        for key, layer, depth in _tree(self):
+            count = sum(p.size for _, p, _ in layer.parameters())
+            shape = nested.get(key, "")
+            rows.append((key, "  " * depth + _one_line(layer), str(shape), f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
-        line = lambda r: (f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  "   # noqa: E731
+        line = lambda r: (f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  "   # noqa: E731
                           f"{r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}").rstrip()
         rule = "-" * (sum(widths) + 6)
         total = self.num_parameters()
-        buffers = sum(b.size for layer in self.layers for b in layer.buffers.values())
+        buffers = sum(b.size for _, layer in self.named_layers()
+                      for b in layer.buffers.values())
         text = [line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule,
                 f"total parameters: {total:,} ({total * self.dtype.itemsize:,} bytes, "
                 f"{self.dtype.name})"]
@@ -225,3 +223,33 @@ class Sequential:
         unchanged. A path that does not exist raises FileNotFoundError. Returns the model.
         """
         return npz.load_into(self, path)
+
+
+# --- summary helpers -------------------------------------------------------------------------
+
+def _tree(layer, prefix="", depth=0):
+    """``(key, layer, depth)`` of every layer nested in `layer`, depth first; the children
+    of `layer` have depth 0."""
+    for name, child in layer.named_children():
+        key = f"{prefix}.{name}" if prefix else name
+        yield key, child, depth
+        yield from _tree(child, key, depth + 1)
+
+
+def _one_line(layer):
+    """A layer's repr on one line: containers show their name and arguments only (their
+    children have rows of their own)."""
+    if next(iter(layer.named_children()), None) is None:
+        return repr(layer)
+    return f"{type(layer).__name__}({layer.extra_repr()})"
+
+
+def _recording(layer, key, shapes):
+    """`layer.forward`, also writing the output's shape (batch axis None) to `shapes`."""
+    forward = type(layer).forward.__get__(layer)
+
+    def recording_forward(x):
+        out = forward(x)
+        shapes[key] = (None,) + out.shape[1:]
+        return out
+    return recording_forward

@@ -34,10 +34,10 @@ __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "StepLR", "Exponent
 
 
 def named_parameters(layers):
-    """``(key, param, grad)`` triples of a list of layers, keys ``"<index>.<name>"``."""
+    """``(key, param, grad)`` triples of a list of layers, keys ``"<index>.<name>"``;
+    the parameters of layers nested in containers too (``"3.body.0.weight"``)."""
     for i, layer in enumerate(layers):
-        for name, param in layer.params.items():
-            yield f"{i}.{name}", param, layer.grads.get(name)
+        yield from layer.parameters(str(i))
 
 
 class Optimizer:

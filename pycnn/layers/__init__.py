@@ -6,7 +6,9 @@ from pycnn.layers.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from pycnn.layers.normalization import BatchNorm1d, BatchNorm2d
 from pycnn.layers.dropout import Dropout
 from pycnn.layers.pooling import AvgPool2d, LPPool2d, MaxPool2d
+from pycnn.layers.containers import Concat, Identity, Residual
 
 __all__ = ["BaseLayer", "Conv2d", "ConvTranspose2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "LPPool2d"]
+           "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "LPPool2d",
+           "Identity", "Residual", "Concat"]

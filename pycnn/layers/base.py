@@ -39,18 +39,67 @@ class BaseLayer:
         return self.forward(x)  # not `__call__ = forward`: that binds BaseLayer.forward
 
     def train(self, mode=True):
+        """Set train (`mode` True) or eval mode, on this layer and every nested one."""
         self.training = bool(mode)
+        for _, child in self.named_children():
+            child.train(mode)
         return self
 
     def eval(self):
         return self.train(False)
+
+    # --- nesting: containers override `named_children`, the rest follows -------------------
+
+    def named_children(self):
+        """``(name, layer)`` of the layers this one holds directly; none for a plain
+        layer. Containers (`Sequential`, `Residual`, `Concat`) override it, and the
+        walks below (`named_layers`, `parameters`, `state_dict`, `train`) follow it."""
+        return iter(())
+
+    def named_layers(self, prefix=""):
+        """``(key, layer)`` for this layer (key `prefix`) and every layer nested in it,
+        depth first, keys joined with dots like PyTorch's ``named_modules``
+        (``"3.body.0"``)."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_layers(_join(prefix, name))
+
+    def parameters(self, prefix=""):
+        """``(key, param, grad)`` for every parameter of this layer and of the layers
+        nested in it (what the optimizers' ``step`` takes); `grad` is None before
+        backward. Keys are ``"<path>.<name>"``, as in `state_dict`."""
+        for path, layer in self.named_layers(prefix):
+            for name, param in layer.params.items():
+                yield _join(path, name), param, layer.grads.get(name)
+
+    def state_dict(self):
+        """Parameters and buffers by key, nested layers included, in PyTorch's order
+        (a layer's parameters, then its buffers, then its children's); the arrays
+        themselves, not copies."""
+        state = {}
+        for path, layer in self.named_layers():
+            for name, arr in (*layer.params.items(), *layer.buffers.items()):
+                state[_join(path, name)] = arr
+        return state
 
     def extra_repr(self):
         """Arguments shown by `repr`; only those that differ from their default."""
         return ""
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        # PyTorch's layout: one "(name): repr" line per child, nested reprs indented
+        lines = [self.extra_repr()] if self.extra_repr() else []
+        lines += [f"({name}): " + repr(child).replace("\n", "\n  ")
+                  for name, child in children]
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _join(prefix, name):
+    """``"3.body"`` + ``"weight"`` -> ``"3.body.weight"``; no dot after an empty prefix."""
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _check_input(x, layer, name="x"):
