@@ -1,7 +1,8 @@
 """pycnn: convolutional neural networks on CPU with compiled kernels.
 
 `pycnn.functional` holds the compiled ops, `pycnn.reference` their pure-NumPy twins and
-`pycnn.naive` loop versions; layers wrap them behind one `BaseLayer` interface, and
+`pycnn.naive` loop versions; `pycnn.activations` the activation functions (forward
+and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
 `pycnn.losses`.
 
@@ -12,12 +13,15 @@ that says what is wrong and how to fix it.
 """
 from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
-from pycnn import init, naive, reference
+from pycnn import activations, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
 from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
 from pycnn.layers import Concat, Identity, Residual
-from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
-                          ReLU, Sigmoid, Tanh)
+from pycnn.layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, Linear
+from pycnn.layers import (ReLU, LeakyReLU, Sigmoid, Tanh, ELU, SELU, CELU, GELU, SiLU,
+                          Mish, Softplus, Softsign, Hardtanh, ReLU6, Hardsigmoid,
+                          Hardswish, LogSigmoid, Tanhshrink, Softshrink, Hardshrink,
+                          Threshold, PReLU, Softmax, LogSoftmax, TanhExp)
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
@@ -28,11 +32,15 @@ try:
 except ImportError:  # no compiled extension: `pycnn.functional` raises, see __getattr__
     pass
 
-__all__ = ["__version__", "functional", "reference", "naive", "init",
+__all__ = ["__version__", "functional", "reference", "naive", "init", "activations",
            "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
            "ConvTranspose2d",
            "MaxPool2d", "AvgPool2d", "LPPool2d",
-           "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "Linear", "Flatten",
+           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "SELU", "CELU", "GELU",
+           "SiLU", "Mish", "Softplus", "Softsign", "Hardtanh", "ReLU6", "Hardsigmoid",
+           "Hardswish", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink",
+           "Threshold", "PReLU", "Softmax", "LogSoftmax", "TanhExp",
            "BatchNorm1d", "BatchNorm2d", "Dropout", "Identity", "Residual", "Concat",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
 

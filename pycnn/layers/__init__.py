@@ -2,13 +2,21 @@
 from pycnn.layers.base import BaseLayer
 from pycnn.layers.conv import Conv2d, ConvTranspose2d
 from pycnn.layers.linear import Flatten, Linear
-from pycnn.layers.activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from pycnn.layers.activation import (ReLU, LeakyReLU, Sigmoid, Tanh, ELU, SELU, CELU,
+                                    GELU, SiLU, Mish, Softplus, Softsign, Hardtanh,
+                                    ReLU6, Hardsigmoid, Hardswish, LogSigmoid,
+                                    Tanhshrink, Softshrink, Hardshrink, Threshold,
+                                    PReLU, Softmax, LogSoftmax, TanhExp)
 from pycnn.layers.normalization import BatchNorm1d, BatchNorm2d
 from pycnn.layers.dropout import Dropout
 from pycnn.layers.pooling import AvgPool2d, LPPool2d, MaxPool2d
 from pycnn.layers.containers import Concat, Identity, Residual
 
 __all__ = ["BaseLayer", "Conv2d", "ConvTranspose2d",
-           "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "Linear", "Flatten",
+           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "SELU", "CELU", "GELU",
+           "SiLU", "Mish", "Softplus", "Softsign", "Hardtanh", "ReLU6", "Hardsigmoid",
+           "Hardswish", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink",
+           "Threshold", "PReLU", "Softmax", "LogSoftmax", "TanhExp",
            "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "LPPool2d",
            "Identity", "Residual", "Concat"]
