@@ -14,7 +14,7 @@ from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
-from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
+from pycnn.layers import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d, MaxPool2d
 from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear,
                           ReLU, Sigmoid, Tanh)
 from pycnn import datasets, losses, optim
@@ -30,7 +30,7 @@ except ImportError:  # no compiled extension: `pycnn.functional` raises, see __g
 __all__ = ["__version__", "functional", "reference", "naive", "init",
            "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
            "ConvTranspose2d",
-           "MaxPool2d", "AvgPool2d", "LPPool2d",
+           "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "BatchNorm1d", "BatchNorm2d", "Dropout",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]

@@ -609,3 +609,58 @@ def lp_pool2d_args(x, norm_type_, kernel_size, stride, ceil_mode):
     check_array(x, "x", 4, "(N, C, H, W)")
     p = norm_type(norm_type_)
     return p, pool2d_args(x, kernel_size, stride, 0, 1, ceil_mode)
+
+
+# --- adaptive pooling ----------------------------------------------------------------
+
+def adaptive_output_size(value):
+    """`output_size` of an adaptive pooling: an int or a pair whose entries are ints
+    >= 1 or None (None keeps that axis of the input, as in PyTorch). Returns a pair.
+
+    PyTorch returns an empty output for a size of 0; here it is refused, like every
+    other size of zero."""
+    try:
+        if np.ndim(value) == 0 and value is not None:
+            result = (_int(value, "output_size"),) * 2
+        else:
+            result = tuple(None if v is None else _int(v, "output_size") for v in value)
+    except TypeError:
+        raise TypeError("`output_size` must be an int or a pair of ints or None. "
+                        f"Received: output_size={value!r}") from None
+    if len(result) != 2:
+        raise ValueError("`output_size` must have 2 elements. "
+                         f"Received: output_size={value!r}")
+    sizes = [v for v in result if v is not None]
+    if sizes and min(sizes) < 1:
+        raise ValueError(f"`output_size` must be >= 1. Received: output_size={value!r}")
+    if sizes and max(sizes) > MAX_HYPERPARAMETER:
+        raise ValueError(f"`output_size` must be <= {MAX_HYPERPARAMETER}. "
+                         f"Received: output_size={value!r}")
+    return result
+
+
+def resolve_output_size(size, input_hw):
+    """(OH, OW) of a validated `adaptive_output_size` for an input of (H, W)."""
+    return tuple(int(n) if s is None else s for s, n in zip(size, input_hw))
+
+
+def adaptive_pool2d_args(x, output_size):
+    """Validate adaptive-pooling arguments; return (OH, OW)."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_nonempty(x, "x", (1, 2, 3), "C, H and W")
+    oh, ow = resolve_output_size(adaptive_output_size(output_size), x.shape[2:])
+    check_array_size("The output", x.shape[:2] + (oh, ow), x.dtype.itemsize,
+                     f"output_size={output_size!r}")
+    return oh, ow
+
+
+def adaptive_avg_pool2d_backward_args(grad_out, input_shape_, output_size):
+    """Validate adaptive-average-pooling backward arguments; return the input shape
+    (N, C, H, W). `grad_out` must have the forward output's shape."""
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    shape = input_shape(input_shape_)
+    oh, ow = resolve_output_size(adaptive_output_size(output_size), shape[2:])
+    check_pool_grad_out(grad_out, shape[:2] + (oh, ow))
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
+    return shape
