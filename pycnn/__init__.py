@@ -15,8 +15,8 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
 from pycnn.layers import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d, MaxPool2d
-from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, GroupNorm, LayerNorm,
-                          LeakyReLU, Linear, ReLU, Sigmoid, Tanh)
+from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, Flatten, GroupNorm,
+                          LayerNorm, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, Upsample)
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
@@ -32,7 +32,8 @@ __all__ = ["__version__", "functional", "reference", "naive", "init",
            "ConvTranspose2d",
            "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Dropout2d",
+           "Upsample",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
 
 

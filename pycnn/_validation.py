@@ -664,3 +664,85 @@ def adaptive_avg_pool2d_backward_args(grad_out, input_shape_, output_size):
     check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
                      f"input_shape={input_shape_!r}")
     return shape
+
+
+# --- interpolation ---------------------------------------------------------------------
+
+# PyTorch's other modes: refused with NotImplementedError (any other word: ValueError)
+TORCH_INTERPOLATE_MODES = ("linear", "bilinear", "bicubic", "trilinear", "area",
+                           "nearest-exact")
+
+
+def interpolate_mode(mode):
+    """`mode`: only 'nearest' is implemented."""
+    if isinstance(mode, str) and mode == "nearest":
+        return mode
+    if isinstance(mode, str) and mode in TORCH_INTERPOLATE_MODES:
+        raise NotImplementedError(f"`mode`={mode!r} is not implemented: only 'nearest' is. "
+                                  f"Received: mode={mode!r}")
+    raise ValueError(f"`mode` must be 'nearest'. Received: mode={mode!r}")
+
+
+def scale_pair(value):
+    """`scale_factor`: a positive finite real or a pair of them."""
+    if np.ndim(value) == 0:
+        value_pair = (value, value)
+    else:
+        try:
+            value_pair = tuple(value)
+        except TypeError:
+            value_pair = (value,)
+    if len(value_pair) != 2:
+        raise ValueError("`scale_factor` must have 2 elements. "
+                         f"Received: scale_factor={value!r}")
+    for v in value_pair:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError("`scale_factor` must be a real number or a pair of them. "
+                            f"Received: scale_factor={value!r}")
+        if not (math.isfinite(float(v)) and v > 0):
+            raise ValueError("`scale_factor` must be positive and finite. "
+                             f"Received: scale_factor={value!r}")
+    return tuple(float(v) for v in value_pair)
+
+
+def interpolate_geometry(input_hw, scale_factor, size, mode):
+    """Validate interpolation arguments for an input of (H, W); return
+    ((OH, OW), scales) where scales is the (SH, SW) pair of `scale_factor` or None.
+
+    Exactly one of `size` and `scale_factor` is given; with `scale_factor` the output
+    is ``floor(H * SH)`` by ``floor(W * SW)``, as PyTorch's."""
+    interpolate_mode(mode)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("Exactly one of `size` and `scale_factor` must be given. "
+                         f"Received: size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        return pair(size, "size"), None
+    scales = scale_pair(scale_factor)
+    out = tuple(math.floor(float(n) * s) for n, s in zip(input_hw, scales))
+    if min(out) < 1:
+        raise ValueError(f"The output would be {out[0]}x{out[1]}: `scale_factor` must "
+                         "leave at least one pixel per axis. Received: "
+                         f"scale_factor={scale_factor!r}, input (H, W)={tuple(input_hw)}")
+    return out, scales
+
+
+def interpolate_args(x, scale_factor, size, mode):
+    """Validate interpolation arguments; return ((OH, OW), scales or None)."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_nonempty(x, "x", (1, 2, 3), "C, H and W")
+    out, scales = interpolate_geometry(x.shape[2:], scale_factor, size, mode)
+    check_array_size("The output", x.shape[:2] + out, x.dtype.itemsize,
+                     f"size={size!r}, scale_factor={scale_factor!r}")
+    return out, scales
+
+
+def interpolate_backward_args(grad_out, input_shape_, scale_factor, size, mode):
+    """Validate interpolation backward arguments; return (input shape, scales or None).
+    `grad_out` must have the forward output's shape."""
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    shape = input_shape(input_shape_)
+    out, scales = interpolate_geometry(shape[2:], scale_factor, size, mode)
+    check_pool_grad_out(grad_out, shape[:2] + out)
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
+    return shape, scales

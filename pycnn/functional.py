@@ -444,3 +444,70 @@ def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
     Shape: grad_out and indices (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
     """
     return max_pool2d_backward(grad_out, indices, input_shape)
+
+
+# --- interpolation: nearest neighbour, NumPy gathers ---------------------------------
+
+__all__ += ["interpolate", "interpolate_backward"]
+
+
+def _nearest_sources(in_size, out_size, scale):
+    """Source index of every output index along one axis, as PyTorch's `nearest_idx`:
+    the identity for an equal size, ``i >> 1`` for twice the size, else
+    ``min(floor(i * s), in - 1)`` computed in float32 with ``s = 1 / scale_factor`` if
+    it was given, else ``in / out``. Nondecreasing in i."""
+    if out_size == in_size:
+        return np.arange(out_size)
+    if out_size == 2 * in_size:
+        return np.arange(out_size) >> 1
+    s = np.float32(1.0 / scale) if scale is not None else \
+        np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * s).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def interpolate(x, *, scale_factor=None, size=None, mode="nearest"):
+    """Resize like ``torch.nn.functional.interpolate``, nearest neighbour only.
+
+    Exactly one of `size` (an int or an (OH, OW) pair) and `scale_factor` (a positive
+    real or a pair; OH = floor(H * SH)) is given. Output pixel (i, j) copies input pixel
+    (floor(i * H / OH), floor(j * W / OW)), PyTorch's rule: with `scale_factor`,
+    ``1 / scale_factor`` stands for H / OH, in float32 as PyTorch computes it. Any mode
+    but 'nearest' raises (NotImplementedError for PyTorch's other modes). `size` and
+    `scale_factor` are keyword-only: PyTorch's positional order is (size, scale_factor).
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW).
+    """
+    (oh, ow), scales = V.interpolate_args(x, scale_factor, size, mode)
+    sh, sw = scales or (None, None)
+    rows = _nearest_sources(x.shape[2], oh, sh)
+    cols = _nearest_sources(x.shape[3], ow, sw)
+    return np.take(np.take(x, rows, axis=2), cols, axis=3)
+
+
+def _sum_runs(g, sources, in_size, axis):
+    """The adjoint of gathering `sources` along `axis`: the gradients of the output
+    indices that read one source add up there (runs, since `sources` is sorted)."""
+    starts = np.flatnonzero(np.concatenate(([True], sources[1:] != sources[:-1])))
+    shape = list(g.shape)
+    shape[axis] = in_size
+    result = np.zeros(shape, dtype=g.dtype)
+    where = [slice(None)] * g.ndim
+    where[axis] = sources[starts]
+    result[tuple(where)] = np.add.reduceat(g, starts, axis=axis)
+    return result
+
+
+def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
+                         mode="nearest"):
+    """Gradient of `interpolate` with respect to x: each input pixel receives the sum of
+    the gradients of the output pixels that copied it.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
+    """
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
+                                                size, mode)
+    sh, sw = scales or (None, None)
+    (h, w), (oh, ow) = shape[2:], grad_out.shape[2:]
+    g = _sum_runs(grad_out, _nearest_sources(w, ow, sw), w, 3)
+    return _sum_runs(g, _nearest_sources(h, oh, sh), h, 2)

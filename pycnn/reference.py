@@ -465,3 +465,55 @@ def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
     Shape: grad_out, indices (N, C, OH, OW) -> grad_x (N, C, H, W).
     """
     return max_pool2d_backward(grad_out, indices, input_shape)
+
+
+__all__ += ["interpolate", "interpolate_backward"]
+
+
+def _nearest_source(i, in_size, out_size, scale):
+    """PyTorch's nearest source of output index `i` along one axis (`nearest_idx`)."""
+    if out_size == in_size:
+        return i
+    if out_size == 2 * in_size:
+        return i // 2
+    if scale is not None:
+        step = np.float32(1.0 / scale)                 # float32, as PyTorch
+    else:
+        step = np.float32(in_size) / np.float32(out_size)
+    return min(int(np.floor(np.float32(i) * step)), in_size - 1)
+
+
+def _nearest_pixels(in_hw, out_hw, scales):
+    """(output (i, j), input (y, x)) of every output pixel."""
+    sh, sw = scales or (None, None)
+    for i in range(out_hw[0]):
+        y = _nearest_source(i, in_hw[0], out_hw[0], sh)
+        for j in range(out_hw[1]):
+            yield (i, j), (y, _nearest_source(j, in_hw[1], out_hw[1], sw))
+
+
+def interpolate(x, *, scale_factor=None, size=None, mode="nearest"):
+    """Nearest-neighbour resize (``torch.nn.functional.interpolate``), one output pixel
+    at a time.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW).
+    """
+    out_hw, scales = V.interpolate_args(x, scale_factor, size, mode)
+    out = np.empty(x.shape[:2] + out_hw, dtype=x.dtype)
+    for (i, j), (y, xx) in _nearest_pixels(x.shape[2:], out_hw, scales):
+        out[:, :, i, j] = x[:, :, y, xx]
+    return out
+
+
+def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
+                         mode="nearest"):
+    """Gradient of `interpolate`, one output pixel at a time.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
+                                                size, mode)
+    grad_x = np.zeros(shape, dtype=grad_out.dtype)
+    for (i, j), (y, xx) in _nearest_pixels(shape[2:], grad_out.shape[2:], scales):
+        grad_x[:, :, y, xx] += grad_out[:, :, i, j]
+    return grad_x

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
 
-from pycnn.layers import GroupNorm, LayerNorm
+from pycnn import functional, reference
+from pycnn.layers import Dropout2d, GroupNorm, LayerNorm, Upsample
 
 
 def _torch_layer(module, x, grad):
@@ -142,3 +143,140 @@ def test_norm_params_reprs_and_errors():
         GroupNorm(2, 4)(np.zeros((2, 4, 3)))
     with pytest.raises(RuntimeError, match="LayerNorm.backward called before forward"):
         LayerNorm(3).backward(np.zeros((1, 3), np.float32))
+
+
+# --- Dropout2d ---------------------------------------------------------------------------
+
+def test_dropout2d_zeroes_whole_channels_and_scales_the_rest(dtype):
+    layer = Dropout2d(0.3, rng=0)
+    x = np.random.default_rng(1).standard_normal((40, 50, 3, 4)).astype(dtype) + 5
+    out = layer(x)
+    assert out.dtype == dtype and out.shape == x.shape
+    dropped = (out == 0).all(axis=(2, 3))
+    kept = ~dropped
+    assert ((out == 0).any(axis=(2, 3)) == dropped).all(), "a channel is dropped whole"
+    assert_close(out[kept], x[kept] * dtype(1 / 0.7), dtype)
+    # 2000 (N, C) draws: the dropped fraction is within 4 sigma of p
+    assert abs(dropped.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / dropped.size)
+    # masks differ between samples and between channels (one draw per (N, C))
+    assert (dropped.any(axis=1) & kept.any(axis=1)).all(), "channels of a sample differ"
+    assert len({tuple(row) for row in dropped}) == 40, "samples have their own masks"
+    g = np.random.default_rng(2).standard_normal(x.shape).astype(dtype)
+    dx = layer.backward(g)
+    assert dx.dtype == dtype
+    assert (dx[dropped] == 0).all()
+    assert_close(dx[kept], g[kept] * dtype(1 / 0.7), dtype)
+
+
+def test_dropout2d_preserves_the_mean_in_expectation():
+    x = np.ones((200, 100, 2, 2))
+    out = Dropout2d(0.5, rng=3)(x)
+    assert abs(out.mean() - 1) < 4 * np.sqrt(1.0 / (200 * 100))      # std of one draw: 1
+
+
+def test_dropout2d_eval_is_identity_and_edges(dtype, rng):
+    x = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    layer = Dropout2d(0.5, rng=0).eval()
+    assert layer(x) is x
+    g = rng.standard_normal(x.shape).astype(dtype)
+    assert layer.backward(g) is g
+    assert not Dropout2d(1.0)(x).any()
+    np.testing.assert_array_equal(Dropout2d(0.0)(x), x)
+    assert Dropout2d(0.5)(np.zeros((0, 3, 4, 4), dtype)).shape == (0, 3, 4, 4)
+    a, b = Dropout2d(0.5, rng=7)(x), Dropout2d(0.5, rng=7)(x)
+    np.testing.assert_array_equal(a, b)                       # seeded: reproducible
+    assert repr(Dropout2d()) == "Dropout2d()" and repr(Dropout2d(0.2)) == "Dropout2d(p=0.2)"
+    with pytest.raises(ValueError, match=r"Dropout2d: `x` must be a 4-d array"):
+        Dropout2d()(np.zeros((3, 4, 4), dtype))
+    with pytest.raises(ValueError, match=r"`p` must be in \[0, 1\]"):
+        Dropout2d(1.5)
+    with pytest.raises(RuntimeError, match="Dropout2d.backward called before forward"):
+        Dropout2d().backward(x)
+
+
+def test_dropout2d_numerical_gradient(rng):
+    layer = Dropout2d(0.4, rng=5)
+    x = rng.standard_normal((3, 4, 2, 3))
+    g = rng.standard_normal(x.shape)
+    layer(x)
+    dx = layer.backward(g)
+    mask = layer._mask
+
+    def loss():
+        return float(np.sum(x * mask * g))             # the same mask for every probe
+
+    np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
+
+
+# --- interpolate and Upsample -----------------------------------------------------------
+
+IMPLS = pytest.mark.parametrize("impl", [functional, reference], ids=["compiled", "numpy"])
+INTERP_CASES = {
+    "x2": ((2, 3, 4, 5), dict(scale_factor=2)),
+    "x3-x1": ((2, 2, 3, 4), dict(scale_factor=(3, 1))),
+    "odd-scale": ((2, 3, 7, 5), dict(scale_factor=(1.7, 2.5))),
+    "down-scale": ((2, 2, 9, 8), dict(scale_factor=0.5)),
+    "down-odd-scale": ((1, 2, 10, 7), dict(scale_factor=(0.6, 0.45))),
+    "size-up-odd": ((2, 3, 7, 5), dict(size=(11, 13))),
+    "size-down": ((2, 2, 9, 8), dict(size=(4, 3))),
+    "size-int": ((1, 1, 3, 5), dict(size=7)),
+    "size-same": ((2, 2, 4, 5), dict(size=(4, 5))),
+    "n1": ((1, 3, 5, 6), dict(scale_factor=1.5)),
+    "n0": ((0, 3, 5, 6), dict(size=(7, 4))),
+}
+
+
+@IMPLS
+@pytest.mark.parametrize("shape, kw", INTERP_CASES.values(), ids=INTERP_CASES.keys())
+def test_interpolate_matches_torch(impl, shape, kw, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape).astype(dtype)
+    t = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.interpolate(t, mode="nearest", **kw)
+    grad = rng.standard_normal(tuple(want.shape)).astype(dtype)
+    want.backward(torch.tensor(grad))
+    out = impl.interpolate(x, **kw)
+    assert out.shape == tuple(want.shape) and out.dtype == dtype
+    np.testing.assert_array_equal(out, want.detach().numpy())
+    dx = impl.interpolate_backward(grad, x.shape, **kw)
+    assert dx.shape == x.shape and dx.dtype == dtype
+    assert_close(dx, t.grad.numpy(), dtype)
+
+
+def test_interpolate_size_follows_floor_of_out_index_times_in_over_out():
+    x = np.arange(7.0).reshape(1, 1, 1, 7)
+    out = functional.interpolate(x, size=(1, 11))[0, 0, 0]
+    np.testing.assert_array_equal(out, [(j * 7) // 11 for j in range(11)])
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(5, 7)),
+                                dict(scale_factor=(0.5, 1.5))], ids=["x2", "size", "mixed"])
+def test_upsample_layer_gradient_is_numerical(backend, kw, rng):
+    layer = Upsample(backend=backend, **kw)
+    x = rng.standard_normal((2, 2, 4, 3))
+    out = layer(x)
+    g = rng.standard_normal(out.shape)
+    dx = layer.backward(g)
+    num = numerical_gradient(lambda: float(np.sum(layer.forward(x) * g)), x)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+
+
+def test_upsample_repr_dtype_and_errors(rng):
+    layer = Upsample(scale_factor=2)
+    assert repr(layer) == "Upsample(scale_factor=(2.0, 2.0), mode='nearest')"
+    assert repr(Upsample(size=3, backend="numpy")) == \
+        "Upsample(size=(3, 3), mode='nearest', backend='numpy')"
+    x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    assert layer(x).dtype == np.float32 and layer(x).shape == (1, 2, 6, 6)
+    assert layer.params == {}
+    with pytest.raises(NotImplementedError, match=r"`mode`='bilinear' is not implemented"):
+        Upsample(scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match=r"`mode` must be 'nearest'. Received: mode='foo'"):
+        Upsample(scale_factor=2, mode="foo")
+    with pytest.raises(ValueError, match=r"Exactly one of `size` and `scale_factor`"):
+        Upsample()
+    with pytest.raises(TypeError):
+        Upsample(2)                  # keyword-only: PyTorch's Upsample(2) means size=2
+    with pytest.raises(RuntimeError, match="Upsample.backward called before forward"):
+        Upsample(size=2).backward(x)

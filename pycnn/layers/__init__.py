@@ -4,11 +4,13 @@ from pycnn.layers.conv import Conv2d, ConvTranspose2d
 from pycnn.layers.linear import Flatten, Linear
 from pycnn.layers.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from pycnn.layers.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from pycnn.layers.dropout import Dropout
+from pycnn.layers.dropout import Dropout, Dropout2d
 from pycnn.layers.pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d,
                                   MaxPool2d)
+from pycnn.layers.upsample import Upsample
 
 __all__ = ["BaseLayer", "Conv2d", "ConvTranspose2d",
            "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "MaxPool2d", "AvgPool2d", "LPPool2d",
-           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Dropout2d",
+           "MaxPool2d", "AvgPool2d", "LPPool2d",
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample"]
