@@ -15,9 +15,11 @@ from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import activations, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
-from pycnn.layers import AvgPool2d, LPPool2d, MaxPool2d
+from pycnn.layers import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d,
+                          MaxPool2d)
 from pycnn.layers import Concat, Identity, Residual
-from pycnn.layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, Linear
+from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, Flatten, GroupNorm,
+                          LayerNorm, Linear, Upsample)
 from pycnn.layers import (ReLU, LeakyReLU, Sigmoid, Tanh, ELU, SELU, CELU, GELU, SiLU,
                           Mish, Softplus, Softsign, Hardtanh, ReLU6, Hardsigmoid,
                           Hardswish, LogSigmoid, Tanhshrink, Softshrink, Hardshrink,
@@ -35,13 +37,14 @@ except ImportError:  # no compiled extension: `pycnn.functional` raises, see __g
 __all__ = ["__version__", "functional", "reference", "naive", "init", "activations",
            "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
            "ConvTranspose2d",
-           "MaxPool2d", "AvgPool2d", "LPPool2d",
+           "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
            "Linear", "Flatten",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "SELU", "CELU", "GELU",
            "SiLU", "Mish", "Softplus", "Softsign", "Hardtanh", "ReLU6", "Hardsigmoid",
            "Hardswish", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink",
            "Threshold", "PReLU", "Softmax", "LogSoftmax", "TanhExp",
-           "BatchNorm1d", "BatchNorm2d", "Dropout", "Identity", "Residual", "Concat",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Dropout2d",
+           "Upsample", "Identity", "Residual", "Concat",
            "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
 
 

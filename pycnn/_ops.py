@@ -195,6 +195,46 @@ def _conv_transpose2d_backward(dtype, n, rng):
     return dict(grad_out=_normal(rng, (n,) + _CONVT_OUT, dtype), **args)
 
 
+# adaptive pooling: x (N, 3, 7, 8) to (5, 3): windows overlap along H and do not tile W.
+# The bad cases reset to x (2, 3, 6, 6) and output_size 3, a (2, 3, 3, 3) output.
+_ADAPTIVE = dict(output_size=(5, 3))
+
+
+def _adaptive_avg_pool2d(dtype, n, rng):
+    return dict(x=_normal(rng, (n, 3, 7, 8), dtype), **_ADAPTIVE)
+
+
+def _adaptive_avg_pool2d_backward(dtype, n, rng):
+    return dict(grad_out=_normal(rng, (n, 3, 5, 3), dtype), input_shape=(n, 3, 7, 8),
+                **_ADAPTIVE)
+
+
+def _adaptive_max_pool2d(dtype, n, rng):
+    return dict(x=_normal(rng, (n, 3, 7, 8), dtype), return_indices=True, **_ADAPTIVE)
+
+
+def _adaptive_max_pool2d_backward(dtype, n, rng):
+    shape = (n, 3, 5, 3)
+    return dict(grad_out=_normal(rng, shape, dtype),
+                indices=rng.integers(0, 7 * 8, size=shape, dtype=np.int64),
+                input_shape=(n, 3, 7, 8))
+
+
+# interpolate: x (N, 3, 7, 5) scaled by (1.7, 2): PyTorch's float32 1/scale rule along H
+# (a size of 11 would read other rows), the doubling shortcut along W. The bad cases
+# reset to x (2, 3, 6, 6) and scale_factor 2, a (2, 3, 12, 12) output.
+_INTERP = dict(scale_factor=(1.7, 2.0), size=None, mode="nearest")
+
+
+def _interpolate(dtype, n, rng):
+    return dict(x=_normal(rng, (n, 3, 7, 5), dtype), **_INTERP)
+
+
+def _interpolate_backward(dtype, n, rng):
+    return dict(grad_out=_normal(rng, (n, 3, 11, 10), dtype), input_shape=(n, 3, 7, 5),
+                **_INTERP)
+
+
 # --- bad arguments -----------------------------------------------------------------------
 
 def _z(shape, dtype=np.float32):
@@ -441,6 +481,87 @@ LINEAR_BACKWARD_ERRORS = {
     "grad-list": (_lin(grad_out=[0.0]), TypeError, r"`grad_out` must be a numpy.ndarray"),
 }
 
+def _adapt(**overrides):
+    return {"x": _z((2, 3, 6, 6)), "output_size": 3, **overrides}
+
+
+ADAPTIVE_ERRORS = {
+    "x-list": (_adapt(x=[[1.0]]), TypeError, r"`x` must be a numpy.ndarray. Received: x of type list"),
+    "x-int": (_adapt(x=_z((2, 3, 6, 6), np.int64)), TypeError, r"`x` must have dtype float32 or float64. Received: x.dtype=int64"),
+    "x-3d": (_adapt(x=_z((3, 6, 6))), ValueError, r"`x` must be a 4-d array \(N, C, H, W\). Received: x.shape=\(3, 6, 6\)"),
+    "zero-width": (_adapt(x=_z((2, 3, 6, 0))), ValueError, r"`x` must have non-zero C, H and W"),
+    "size-zero": (_adapt(output_size=0), ValueError, r"`output_size` must be >= 1. Received: output_size=0"),
+    "size-negative-pair": (_adapt(output_size=(None, -1)), ValueError, r"`output_size` must be >= 1. Received: output_size=\(None, -1\)"),
+    "size-float": (_adapt(output_size=1.5), TypeError, r"`output_size` must be an int or a pair of ints or None. Received: output_size=1.5"),
+    "size-bool": (_adapt(output_size=True), TypeError, r"Received: output_size=True"),
+    "size-none": (_adapt(output_size=None), TypeError, r"Received: output_size=None"),
+    "size-triple": (_adapt(output_size=(1, 2, 3)), ValueError, r"`output_size` must have 2 elements. Received: output_size=\(1, 2, 3\)"),
+    "size-huge": (_adapt(output_size=2**31), ValueError, r"`output_size` must be <= 2147483647"),
+    "output-too-large": (_adapt(output_size=2**31 - 1), ValueError, r"^The output would have 27670116084794523654 elements"),
+}
+ADAPTIVE_MAX_ERRORS = {
+    **ADAPTIVE_ERRORS,
+    "return-indices-int": (_adapt(return_indices=1), TypeError, r"`return_indices` must be a bool. Received: return_indices=1"),
+}
+_ADAPTB = dict(grad_out=_G, input_shape=(2, 3, 6, 6), output_size=3)
+ADAPTIVE_AVG_BACKWARD_ERRORS = {
+    "grad-int": (dict(_ADAPTB, grad_out=_z((2, 3, 3, 3), np.int64)), TypeError, r"`grad_out` must have dtype float32 or float64"),
+    "grad-3d": (dict(_ADAPTB, grad_out=_z((3, 3, 3))), ValueError, r"`grad_out` must be a 4-d array \(N, C, OH, OW\)"),
+    "grad-shape": (dict(_ADAPTB, output_size=(3, None)), ValueError, r"`grad_out` must have the forward output's shape \(2, 3, 3, 6\). Received: grad_out.shape=\(2, 3, 3, 3\)"),
+    "shape-3": (dict(_ADAPTB, input_shape=(2, 3, 6)), ValueError, r"`input_shape` must have 4 elements"),
+    "shape-zero-w": (dict(_ADAPTB, input_shape=(2, 3, 6, 0)), ValueError, r"`input_shape` must have N >= 0 and non-zero C, H and W"),
+    "size-zero": (dict(_ADAPTB, output_size=(0, 3)), ValueError, r"`output_size` must be >= 1"),
+    "size-str": (dict(_ADAPTB, output_size="3"), TypeError, r"`output_size` must be an int or a pair of ints or None"),
+    "shape-huge": (dict(_ADAPTB, grad_out=_z((1, 1, 1, 2), np.float64), input_shape=(1, 1, 2**62, 4), output_size=(1, 2)), ValueError, r"^The input gradient would have 18446744073709551616 elements"),
+}
+
+def _interp(**overrides):
+    return {"x": _z((2, 3, 6, 6)), "scale_factor": 2, "size": None, "mode": "nearest",
+            **overrides}
+
+
+# overrides of the geometry (scale_factor, size, mode), shared by forward and backward
+_INTERP_GEOMETRY_ERRORS = {
+    "mode-bilinear": (dict(mode="bilinear"), NotImplementedError, r"`mode`='bilinear' is not implemented: only 'nearest' is"),
+    "mode-nearest-exact": (dict(mode="nearest-exact"), NotImplementedError, r"`mode`='nearest-exact' is not implemented"),
+    "mode-unknown": (dict(mode="cubic"), ValueError, r"`mode` must be 'nearest'. Received: mode='cubic'"),
+    "mode-none": (dict(mode=None), ValueError, r"`mode` must be 'nearest'. Received: mode=None"),
+    "both-given": (dict(size=4), ValueError, r"Exactly one of `size` and `scale_factor` must be given. Received: size=4, scale_factor=2"),
+    "neither-given": (dict(scale_factor=None), ValueError, r"Exactly one of `size` and `scale_factor` must be given"),
+    "size-zero": (dict(scale_factor=None, size=(0, 3)), ValueError, r"`size` must be >= 1. Received: size=\(0, 3\)"),
+    "size-float": (dict(scale_factor=None, size=2.5), TypeError, r"`size` must be an int or a pair of ints"),
+    "scale-zero": (dict(scale_factor=0), ValueError, r"`scale_factor` must be positive and finite. Received: scale_factor=0"),
+    "scale-inf": (dict(scale_factor=(1, float("inf"))), ValueError, r"`scale_factor` must be positive and finite"),
+    "scale-nan": (dict(scale_factor=float("nan")), ValueError, r"`scale_factor` must be positive and finite"),
+    "scale-str": (dict(scale_factor="2"), TypeError, r"`scale_factor` must be a real number or a pair of them. Received: scale_factor='2'"),
+    "scale-bool": (dict(scale_factor=True), TypeError, r"`scale_factor` must be a real number"),
+    "scale-triple": (dict(scale_factor=(1, 2, 3)), ValueError, r"`scale_factor` must have 2 elements"),
+    "scale-to-nothing": (dict(scale_factor=0.1), ValueError, r"The output would be 0x0: `scale_factor` must leave at least one pixel per axis. Received: scale_factor=0.1, input \(H, W\)=\(6, 6\)"),
+    "output-too-large": (dict(scale_factor=2.0**40), ValueError, r"^The output would have \d+ elements, more than an array can hold"),
+}
+INTERPOLATE_ERRORS = {
+    "x-list": (_interp(x=[[1.0]]), TypeError, r"`x` must be a numpy.ndarray. Received: x of type list"),
+    "x-int": (_interp(x=_z((2, 3, 6, 6), np.int64)), TypeError, r"`x` must have dtype float32 or float64"),
+    "x-3d": (_interp(x=_z((3, 6, 6))), ValueError, r"`x` must be a 4-d array \(N, C, H, W\)"),
+    "zero-height": (_interp(x=_z((2, 3, 0, 6))), ValueError, r"`x` must have non-zero C, H and W"),
+    **{k: (_interp(**o), e, m) for k, (o, e, m) in _INTERP_GEOMETRY_ERRORS.items()},
+}
+
+
+def _interpb(**overrides):
+    return {"grad_out": _z((2, 3, 12, 12)), "input_shape": (2, 3, 6, 6), "scale_factor": 2,
+            "size": None, "mode": "nearest", **overrides}
+
+
+INTERPOLATE_BACKWARD_ERRORS = {
+    **{k: (_interpb(**o), e, m) for k, (o, e, m) in _INTERP_GEOMETRY_ERRORS.items()
+       if k != "output-too-large"},     # there grad_out's shape is wrong first
+    "grad-int": (_interpb(grad_out=_z((2, 3, 12, 12), np.int64)), TypeError, r"`grad_out` must have dtype float32 or float64"),
+    "grad-shape": (_interpb(grad_out=_z((2, 3, 12, 11))), ValueError, r"`grad_out` must have the forward output's shape \(2, 3, 12, 12\). Received: grad_out.shape=\(2, 3, 12, 11\)"),
+    "shape-3": (_interpb(input_shape=(2, 3, 6)), ValueError, r"`input_shape` must have 4 elements"),
+    "shape-huge": (_interpb(grad_out=_z((1, 1, 2, 2)), input_shape=(1, 1, 2**62, 1), scale_factor=None, size=2), ValueError, r"^The input gradient would have 4611686018427387904 elements"),
+}
+
 # --- the table ---------------------------------------------------------------------------
 
 OPS = {op.name: op for op in [
@@ -468,6 +589,15 @@ OPS = {op.name: op for op in [
     Op("linear", BACKENDS, ("x", "weight", "bias"), _linear, LINEAR_ERRORS),
     Op("linear_backward", BACKENDS, ("grad_out", "x", "weight"), _linear_backward,
        LINEAR_BACKWARD_ERRORS),
+    Op("adaptive_avg_pool2d", NO_NAIVE, ("x",), _adaptive_avg_pool2d, ADAPTIVE_ERRORS),
+    Op("adaptive_avg_pool2d_backward", NO_NAIVE, ("grad_out",),
+       _adaptive_avg_pool2d_backward, ADAPTIVE_AVG_BACKWARD_ERRORS),
+    Op("adaptive_max_pool2d", NO_NAIVE, ("x",), _adaptive_max_pool2d, ADAPTIVE_MAX_ERRORS),
+    Op("adaptive_max_pool2d_backward", NO_NAIVE, ("grad_out", "indices"),
+       _adaptive_max_pool2d_backward, MAX_BACKWARD_ERRORS),
+    Op("interpolate", NO_NAIVE, ("x",), _interpolate, INTERPOLATE_ERRORS),
+    Op("interpolate_backward", NO_NAIVE, ("grad_out",), _interpolate_backward,
+       INTERPOLATE_BACKWARD_ERRORS),
 ]}
 
 

@@ -609,3 +609,140 @@ def lp_pool2d_args(x, norm_type_, kernel_size, stride, ceil_mode):
     check_array(x, "x", 4, "(N, C, H, W)")
     p = norm_type(norm_type_)
     return p, pool2d_args(x, kernel_size, stride, 0, 1, ceil_mode)
+
+
+# --- adaptive pooling ----------------------------------------------------------------
+
+def adaptive_output_size(value):
+    """`output_size` of an adaptive pooling: an int or a pair whose entries are ints
+    >= 1 or None (None keeps that axis of the input, as in PyTorch). Returns a pair.
+
+    PyTorch returns an empty output for a size of 0; here it is refused, like every
+    other size of zero."""
+    try:
+        if np.ndim(value) == 0 and value is not None:
+            result = (_int(value, "output_size"),) * 2
+        else:
+            result = tuple(None if v is None else _int(v, "output_size") for v in value)
+    except TypeError:
+        raise TypeError("`output_size` must be an int or a pair of ints or None. "
+                        f"Received: output_size={value!r}") from None
+    if len(result) != 2:
+        raise ValueError("`output_size` must have 2 elements. "
+                         f"Received: output_size={value!r}")
+    sizes = [v for v in result if v is not None]
+    if sizes and min(sizes) < 1:
+        raise ValueError(f"`output_size` must be >= 1. Received: output_size={value!r}")
+    if sizes and max(sizes) > MAX_HYPERPARAMETER:
+        raise ValueError(f"`output_size` must be <= {MAX_HYPERPARAMETER}. "
+                         f"Received: output_size={value!r}")
+    return result
+
+
+def resolve_output_size(size, input_hw):
+    """(OH, OW) of a validated `adaptive_output_size` for an input of (H, W)."""
+    return tuple(int(n) if s is None else s for s, n in zip(size, input_hw))
+
+
+def adaptive_pool2d_args(x, output_size):
+    """Validate adaptive-pooling arguments; return (OH, OW)."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_nonempty(x, "x", (1, 2, 3), "C, H and W")
+    oh, ow = resolve_output_size(adaptive_output_size(output_size), x.shape[2:])
+    check_array_size("The output", x.shape[:2] + (oh, ow), x.dtype.itemsize,
+                     f"output_size={output_size!r}")
+    return oh, ow
+
+
+def adaptive_avg_pool2d_backward_args(grad_out, input_shape_, output_size):
+    """Validate adaptive-average-pooling backward arguments; return the input shape
+    (N, C, H, W). `grad_out` must have the forward output's shape."""
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    shape = input_shape(input_shape_)
+    oh, ow = resolve_output_size(adaptive_output_size(output_size), shape[2:])
+    check_pool_grad_out(grad_out, shape[:2] + (oh, ow))
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
+    return shape
+
+
+# --- interpolation ---------------------------------------------------------------------
+
+# PyTorch's other modes: refused with NotImplementedError (any other word: ValueError)
+TORCH_INTERPOLATE_MODES = ("linear", "bilinear", "bicubic", "trilinear", "area",
+                           "nearest-exact")
+
+
+def interpolate_mode(mode):
+    """`mode`: only 'nearest' is implemented."""
+    if isinstance(mode, str) and mode == "nearest":
+        return mode
+    if isinstance(mode, str) and mode in TORCH_INTERPOLATE_MODES:
+        raise NotImplementedError(f"`mode`={mode!r} is not implemented: only 'nearest' is. "
+                                  f"Received: mode={mode!r}")
+    raise ValueError(f"`mode` must be 'nearest'. Received: mode={mode!r}")
+
+
+def scale_pair(value):
+    """`scale_factor`: a positive finite real or a pair of them."""
+    if np.ndim(value) == 0:
+        value_pair = (value, value)
+    else:
+        try:
+            value_pair = tuple(value)
+        except TypeError:
+            value_pair = (value,)
+    if len(value_pair) != 2:
+        raise ValueError("`scale_factor` must have 2 elements. "
+                         f"Received: scale_factor={value!r}")
+    for v in value_pair:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError("`scale_factor` must be a real number or a pair of them. "
+                            f"Received: scale_factor={value!r}")
+        if not (math.isfinite(float(v)) and v > 0):
+            raise ValueError("`scale_factor` must be positive and finite. "
+                             f"Received: scale_factor={value!r}")
+    return tuple(float(v) for v in value_pair)
+
+
+def interpolate_geometry(input_hw, scale_factor, size, mode):
+    """Validate interpolation arguments for an input of (H, W); return
+    ((OH, OW), scales) where scales is the (SH, SW) pair of `scale_factor` or None.
+
+    Exactly one of `size` and `scale_factor` is given; with `scale_factor` the output
+    is ``floor(H * SH)`` by ``floor(W * SW)``, as PyTorch's."""
+    interpolate_mode(mode)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("Exactly one of `size` and `scale_factor` must be given. "
+                         f"Received: size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        return pair(size, "size"), None
+    scales = scale_pair(scale_factor)
+    out = tuple(math.floor(float(n) * s) for n, s in zip(input_hw, scales))
+    if min(out) < 1:
+        raise ValueError(f"The output would be {out[0]}x{out[1]}: `scale_factor` must "
+                         "leave at least one pixel per axis. Received: "
+                         f"scale_factor={scale_factor!r}, input (H, W)={tuple(input_hw)}")
+    return out, scales
+
+
+def interpolate_args(x, scale_factor, size, mode):
+    """Validate interpolation arguments; return ((OH, OW), scales or None)."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_nonempty(x, "x", (1, 2, 3), "C, H and W")
+    out, scales = interpolate_geometry(x.shape[2:], scale_factor, size, mode)
+    check_array_size("The output", x.shape[:2] + out, x.dtype.itemsize,
+                     f"size={size!r}, scale_factor={scale_factor!r}")
+    return out, scales
+
+
+def interpolate_backward_args(grad_out, input_shape_, scale_factor, size, mode):
+    """Validate interpolation backward arguments; return (input shape, scales or None).
+    `grad_out` must have the forward output's shape."""
+    check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
+    shape = input_shape(input_shape_)
+    out, scales = interpolate_geometry(shape[2:], scale_factor, size, mode)
+    check_pool_grad_out(grad_out, shape[:2] + out)
+    check_array_size("The input gradient", shape, grad_out.dtype.itemsize,
+                     f"input_shape={input_shape_!r}")
+    return shape, scales

@@ -325,3 +325,189 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     p, args = V.lp_pool2d_args(x, norm_type, kernel_size, stride, ceil_mode)
     V.check_grad_out(grad_out, x, _pool_out_shape(x.shape, args))
     return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)
+
+
+# --- adaptive pooling: NumPy, separable; reshaped means when the split is even -------
+
+__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+            "adaptive_max_pool2d_backward"]
+
+
+def _adaptive_bounds(size, out):
+    """PyTorch's windows along one axis: window i spans
+    [floor(i*size/out), ceil((i+1)*size/out))."""
+    i = np.arange(out)
+    return i * size // out, -(-(i + 1) * size // out)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """2-D adaptive average pooling like ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Output pixel (i, j) is the mean of rows [floor(i*H/OH), ceil((i+1)*H/OH)) and
+    columns [floor(j*W/OW), ceil((j+1)*W/OW)). `output_size` is an int or a pair whose
+    None entries keep the input's size. When OH divides H and OW divides W (global
+    pooling, ``output_size=1``, among them) the windows tile the input and the result
+    is one reshaped mean; otherwise the mean is taken over columns, then over rows,
+    one output column (row) at a time.
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW).
+    """
+    oh, ow = V.adaptive_pool2d_args(x, output_size)
+    n, c, h, w = x.shape
+    if h % oh == 0 and w % ow == 0:
+        return x.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5))
+    cols = np.empty((n, c, h, ow), dtype=x.dtype)
+    for j, (s, e) in enumerate(zip(*_adaptive_bounds(w, ow))):
+        cols[..., j] = x[..., s:e].mean(axis=-1)
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for i, (s, e) in enumerate(zip(*_adaptive_bounds(h, oh))):
+        out[:, :, i] = cols[:, :, s:e].mean(axis=2)
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad_out, input_shape, output_size):
+    """Gradient of `adaptive_avg_pool2d` with respect to x: each grad_out entry spread
+    evenly over its window (overlapping windows add up).
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
+    """
+    n, c, h, w = V.adaptive_avg_pool2d_backward_args(grad_out, input_shape, output_size)
+    oh, ow = grad_out.shape[2:]
+    dtype = grad_out.dtype.type
+    if h % oh == 0 and w % ow == 0:
+        kh, kw = h // oh, w // ow
+        g = grad_out / dtype(kh * kw)
+        return np.ascontiguousarray(np.broadcast_to(
+            g[:, :, :, None, :, None], (n, c, oh, kh, ow, kw)).reshape(n, c, h, w))
+    rows = np.zeros((n, c, h, ow), dtype=grad_out.dtype)
+    for i, (s, e) in enumerate(zip(*_adaptive_bounds(h, oh))):
+        rows[:, :, s:e] += (grad_out[:, :, i] / dtype(e - s))[:, :, None]
+    grad_x = np.zeros((n, c, h, w), dtype=grad_out.dtype)
+    for j, (s, e) in enumerate(zip(*_adaptive_bounds(w, ow))):
+        grad_x[..., s:e] += (rows[..., j] / dtype(e - s))[..., None]
+    return grad_x
+
+
+def _window_max(v):
+    """Maximum over the last axis and its position, as PyTorch scans a window: the
+    first maximum wins ties, and NaN wins, the last NaN if several."""
+    where = np.argmax(v, axis=-1)
+    nan = np.isnan(v)
+    if nan.any():
+        last_nan = v.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        where = np.where(nan.any(axis=-1), last_nan, where)
+    return np.take_along_axis(v, where[..., None], axis=-1)[..., 0], where
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """2-D adaptive max pooling like ``torch.nn.functional.adaptive_max_pool2d``.
+
+    The windows of `adaptive_avg_pool2d`; the first maximum in row-major window order
+    wins ties and a window holding NaN gives NaN. With `return_indices`, also the int64
+    indices (N, C, OH, OW) of the maxima as flat positions ``h*W + w`` in each input
+    plane. Evenly split inputs are reshaped into their windows; otherwise the maximum
+    is taken along rows, then along columns (row-major first maximum = first row holding
+    the maximum, then its first column holding it).
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW).
+    """
+    oh, ow = V.adaptive_pool2d_args(x, output_size)
+    return_indices = V.flag(return_indices, "return_indices")
+    n, c, h, w = x.shape
+    if h % oh == 0 and w % ow == 0:
+        kh, kw = h // oh, w // ow
+        windows = x.reshape(n, c, oh, kh, ow, kw).transpose(0, 1, 2, 4, 3, 5)
+        out, k = _window_max(windows.reshape(n, c, oh, ow, kh * kw))
+        if not return_indices:
+            return out
+        rows = (np.arange(oh) * kh)[:, None] + k // kw
+        return out, rows * w + (np.arange(ow) * kw) + k % kw
+    # along each row: the maximum of every column window and its column
+    col_max = np.empty((n, c, h, ow), dtype=x.dtype)
+    col_at = np.empty((n, c, h, ow), dtype=np.int64)
+    for j, (s, e) in enumerate(zip(*_adaptive_bounds(w, ow))):
+        col_max[..., j], where = _window_max(x[..., s:e])
+        col_at[..., j] = where + s
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    indices = np.empty((n, c, oh, ow), dtype=np.int64)
+    for i, (s, e) in enumerate(zip(*_adaptive_bounds(h, oh))):
+        out[:, :, i], r = _window_max(np.moveaxis(col_max[:, :, s:e], 2, -1))
+        at = np.take_along_axis(col_at[:, :, s:e], r[:, :, None], axis=2)[:, :, 0]
+        indices[:, :, i] = (r + s) * w + at
+    return (out, indices) if return_indices else out
+
+
+def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of `adaptive_max_pool2d` with respect to x: grad_out routed through
+    `indices` (the scatter of `max_pool2d_backward`, its compiled kernel).
+
+    Shape: grad_out and indices (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
+    """
+    return max_pool2d_backward(grad_out, indices, input_shape)
+
+
+# --- interpolation: nearest neighbour, NumPy gathers ---------------------------------
+
+__all__ += ["interpolate", "interpolate_backward"]
+
+
+def _nearest_sources(in_size, out_size, scale):
+    """Source index of every output index along one axis, as PyTorch's `nearest_idx`:
+    the identity for an equal size, ``i >> 1`` for twice the size, else
+    ``min(floor(i * s), in - 1)`` computed in float32 with ``s = 1 / scale_factor`` if
+    it was given, else ``in / out``. Nondecreasing in i."""
+    if out_size == in_size:
+        return np.arange(out_size)
+    if out_size == 2 * in_size:
+        return np.arange(out_size) >> 1
+    s = np.float32(1.0 / scale) if scale is not None else \
+        np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * s).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def interpolate(x, *, scale_factor=None, size=None, mode="nearest"):
+    """Resize like ``torch.nn.functional.interpolate``, nearest neighbour only.
+
+    Exactly one of `size` (an int or an (OH, OW) pair) and `scale_factor` (a positive
+    real or a pair; OH = floor(H * SH)) is given. Output pixel (i, j) copies input pixel
+    (floor(i * H / OH), floor(j * W / OW)), PyTorch's rule: with `scale_factor`,
+    ``1 / scale_factor`` stands for H / OH, in float32 as PyTorch computes it. Any mode
+    but 'nearest' raises (NotImplementedError for PyTorch's other modes). `size` and
+    `scale_factor` are keyword-only: PyTorch's positional order is (size, scale_factor).
+
+    Shape: x (N, C, H, W) -> (N, C, OH, OW).
+    """
+    (oh, ow), scales = V.interpolate_args(x, scale_factor, size, mode)
+    sh, sw = scales or (None, None)
+    rows = _nearest_sources(x.shape[2], oh, sh)
+    cols = _nearest_sources(x.shape[3], ow, sw)
+    return np.take(np.take(x, rows, axis=2), cols, axis=3)
+
+
+def _sum_runs(g, sources, in_size, axis):
+    """The adjoint of gathering `sources` along `axis`: the gradients of the output
+    indices that read one source add up there (runs, since `sources` is sorted)."""
+    starts = np.flatnonzero(np.concatenate(([True], sources[1:] != sources[:-1])))
+    shape = list(g.shape)
+    shape[axis] = in_size
+    result = np.zeros(shape, dtype=g.dtype)
+    where = [slice(None)] * g.ndim
+    where[axis] = sources[starts]
+    result[tuple(where)] = np.add.reduceat(g, starts, axis=axis)
+    return result
+
+
+def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
+                         mode="nearest"):
+    """Gradient of `interpolate` with respect to x: each input pixel receives the sum of
+    the gradients of the output pixels that copied it.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
+    """
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
+                                                size, mode)
+    sh, sw = scales or (None, None)
+    (h, w), (oh, ow) = shape[2:], grad_out.shape[2:]
+    g = _sum_runs(grad_out, _nearest_sources(w, ow, sw), w, 3)
+    return _sum_runs(g, _nearest_sources(h, oh, sh), h, 2)

@@ -386,3 +386,134 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     taps = _Taps(x.shape, args)
     V.check_grad_out(grad_out, x, x.shape[:2] + (taps.oh, taps.ow))
     return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)
+
+
+__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+            "adaptive_max_pool2d_backward"]
+
+
+def _adaptive_windows(shape, out_size):
+    """Every window of an adaptive pooling, one by one, by PyTorch's rule: output pixel
+    (i, j) reads rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1, and columns likewise."""
+    h, w = shape[2:]
+    oh, ow = out_size
+    for i in range(oh):
+        for j in range(ow):
+            # exact integer floor and ceil (a float quotient can round across an int)
+            rows = slice(i * h // oh, -(-(i + 1) * h // oh))
+            cols = slice(j * w // ow, -(-(j + 1) * w // ow))
+            yield i, j, rows, cols
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """2-D adaptive average pooling (``torch.nn.functional.adaptive_avg_pool2d``), one
+    window at a time.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW).
+    """
+    oh, ow = V.adaptive_pool2d_args(x, output_size)
+    out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+    for i, j, rows, cols in _adaptive_windows(x.shape, (oh, ow)):
+        out[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad_out, input_shape, output_size):
+    """Gradient of `adaptive_avg_pool2d`, one window at a time.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    shape = V.adaptive_avg_pool2d_backward_args(grad_out, input_shape, output_size)
+    grad_x = np.zeros(shape, dtype=grad_out.dtype)
+    for i, j, rows, cols in _adaptive_windows(shape, grad_out.shape[2:]):
+        count = (rows.stop - rows.start) * (cols.stop - cols.start)
+        grad_x[:, :, rows, cols] += (grad_out[:, :, i, j]
+                                     / grad_out.dtype.type(count))[:, :, None, None]
+    return grad_x
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """2-D adaptive max pooling (``torch.nn.functional.adaptive_max_pool2d``), PyTorch's
+    scan of each window: the maximum starts at -inf and the window's first pixel, and a
+    pixel replaces it if larger (ties keep the first) or NaN.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW) [and int64 indices (N, C, OH, OW)].
+    """
+    oh, ow = V.adaptive_pool2d_args(x, output_size)
+    return_indices = V.flag(return_indices, "return_indices")
+    w = x.shape[3]
+    out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+    indices = np.empty(out.shape, dtype=np.int64)
+    for i, j, rows, cols in _adaptive_windows(x.shape, (oh, ow)):
+        best = np.full(x.shape[:2], -np.inf, dtype=x.dtype)
+        where = np.full(x.shape[:2], rows.start * w + cols.start, dtype=np.int64)
+        for y in range(rows.start, rows.stop):
+            for xx in range(cols.start, cols.stop):
+                v = x[:, :, y, xx]
+                take = (v > best) | np.isnan(v)
+                best[take] = v[take]
+                where[take] = y * w + xx
+        out[:, :, i, j] = best
+        indices[:, :, i, j] = where
+    return (out, indices) if return_indices else out
+
+
+def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of `adaptive_max_pool2d`: each grad_out entry added at its index (the
+    scatter of `max_pool2d_backward`).
+
+    Shape: grad_out, indices (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    return max_pool2d_backward(grad_out, indices, input_shape)
+
+
+__all__ += ["interpolate", "interpolate_backward"]
+
+
+def _nearest_source(i, in_size, out_size, scale):
+    """PyTorch's nearest source of output index `i` along one axis (`nearest_idx`)."""
+    if out_size == in_size:
+        return i
+    if out_size == 2 * in_size:
+        return i // 2
+    if scale is not None:
+        step = np.float32(1.0 / scale)                 # float32, as PyTorch
+    else:
+        step = np.float32(in_size) / np.float32(out_size)
+    return min(int(np.floor(np.float32(i) * step)), in_size - 1)
+
+
+def _nearest_pixels(in_hw, out_hw, scales):
+    """(output (i, j), input (y, x)) of every output pixel."""
+    sh, sw = scales or (None, None)
+    for i in range(out_hw[0]):
+        y = _nearest_source(i, in_hw[0], out_hw[0], sh)
+        for j in range(out_hw[1]):
+            yield (i, j), (y, _nearest_source(j, in_hw[1], out_hw[1], sw))
+
+
+def interpolate(x, *, scale_factor=None, size=None, mode="nearest"):
+    """Nearest-neighbour resize (``torch.nn.functional.interpolate``), one output pixel
+    at a time.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW).
+    """
+    out_hw, scales = V.interpolate_args(x, scale_factor, size, mode)
+    out = np.empty(x.shape[:2] + out_hw, dtype=x.dtype)
+    for (i, j), (y, xx) in _nearest_pixels(x.shape[2:], out_hw, scales):
+        out[:, :, i, j] = x[:, :, y, xx]
+    return out
+
+
+def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
+                         mode="nearest"):
+    """Gradient of `interpolate`, one output pixel at a time.
+
+    Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
+    """
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
+                                                size, mode)
+    grad_x = np.zeros(shape, dtype=grad_out.dtype)
+    for (i, j), (y, xx) in _nearest_pixels(shape[2:], grad_out.shape[2:], scales):
+        grad_x[:, :, y, xx] += grad_out[:, :, i, j]
+    return grad_x

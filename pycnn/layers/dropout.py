@@ -1,4 +1,4 @@
-"""Inverted dropout."""
+"""Inverted dropout: of elements (Dropout) and of whole channels (Dropout2d)."""
 import numpy as np
 
 from pycnn import _validation as V
@@ -47,3 +47,39 @@ class Dropout(BaseLayer):
 
     def extra_repr(self):
         return "" if self.p == 0.5 else f"p={self.p!r}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels with probability `p` in train mode, like ``torch.nn.Dropout2d``.
+
+    One draw per (sample, channel): a dropped channel is zero over all of H and W, a
+    kept one is scaled by ``1 / (1 - p)`` (inverted dropout, so eval mode is the
+    identity). The mask comes from the layer's own `rng`.
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def forward(self, x):
+        _check_input(x, "Dropout2d")
+        if x.ndim != 4:
+            raise ValueError("Dropout2d: `x` must be a 4-d array (N, C, H, W). "
+                             f"Received: x.shape={x.shape}")
+        self._shape, self._dtype = x.shape, x.dtype
+        if not self.training or self.p == 0:
+            self._mask = None
+            return x
+        channels = x.shape[:2] + (1, 1)             # one draw per (N, C), broadcast
+        if self.p == 1:
+            self._mask = np.zeros(channels, dtype=x.dtype)
+        else:
+            keep = self.rng.random(channels, dtype=x.dtype) >= self.p
+            self._mask = keep * x.dtype.type(1 / (1 - self.p))
+        return x * self._mask
+
+    def backward(self, grad):
+        if self._shape is None:
+            raise RuntimeError("Dropout2d.backward called before forward")
+        _check_grad(grad, self._shape, self._dtype, "Dropout2d")
+        return grad if self._mask is None else grad * self._mask

@@ -1,4 +1,7 @@
-"""Batch normalisation over the channel axis: BatchNorm1d and BatchNorm2d."""
+"""Normalisation layers: batch normalisation over the channel axis (BatchNorm1d,
+BatchNorm2d), and per-sample LayerNorm and GroupNorm."""
+import math
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -167,3 +170,204 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _layout = "4-d (N, C, H, W)"
+
+
+# --- per-sample normalisation: LayerNorm and GroupNorm ---------------------------------
+
+def _normalise(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over `axes` (biased variance), and 1/sqrt(var + eps)
+    with those axes kept, in x's dtype."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    return centred * inv_std, inv_std
+
+
+def _normalise_backward(dxhat, xhat, inv_std, axes):
+    """d/dx of (x - mean) / std, mean and biased var over `axes`, given d/dxhat."""
+    mean_d = np.mean(dxhat, axis=axes, keepdims=True)
+    mean_dx = np.mean(dxhat * xhat, axis=axes, keepdims=True)
+    return (dxhat - mean_d - xhat * mean_dx) * inv_std
+
+
+class _SampleNorm(BaseLayer):
+    """Shared plumbing: the affine parameters, the dtype check and the cache."""
+
+    def _init_affine(self, shape, affine, dtype):
+        self.dtype = V.float_dtype(dtype)
+        if affine:
+            self.params["weight"] = np.ones(shape, dtype=self.dtype)
+            self.params["bias"] = np.zeros(shape, dtype=self.dtype)
+        self._cache = None
+
+    @property
+    def weight(self):
+        return self.params.get("weight")
+
+    @property
+    def bias(self):
+        return self.params.get("bias")
+
+    def _check(self, x):
+        name = type(self).__name__
+        _check_input(x, name)
+        if x.dtype != self.dtype:
+            raise TypeError(f"{name}: `x` must have the layer's dtype ({self.dtype}). "
+                            f"Received: x.dtype={x.dtype}")
+
+    def _cached(self, grad):
+        name = type(self).__name__
+        if self._cache is None:
+            raise RuntimeError(f"{name}.backward called before forward")
+        _check_grad(grad, self._cache[0].shape, self.dtype, name)
+        return self._cache
+
+
+class LayerNorm(_SampleNorm):
+    """Layer normalisation over the last axes of each sample, like ``torch.nn.LayerNorm``.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance over
+    the last ``len(normalized_shape)`` axes of x, which must equal `normalized_shape`;
+    `weight` (ones) and `bias` (zeros) have that shape. The same in train and eval mode.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of ints, the trailing shape normalised over
+    eps : float > 0, added to the variance
+    elementwise_affine : bool, learn `weight` and `bias`
+    dtype : float32 (default) or float64
+
+    Shape
+    -----
+    x (*, *normalized_shape) -> the same shape.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, *,
+                 dtype=np.float32):
+        super().__init__()
+        shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else normalized_shape
+        try:
+            shape = tuple(V.positive_int(s, "normalized_shape") for s in shape)
+        except TypeError:
+            raise TypeError("`normalized_shape` must be an int or a tuple of ints. "
+                            f"Received: normalized_shape={normalized_shape!r}") from None
+        if not shape:
+            raise ValueError("`normalized_shape` must have at least one axis. "
+                             f"Received: normalized_shape={normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = V.real(eps, "eps", 0, min_open=True)
+        self.elementwise_affine = V.flag(elementwise_affine, "elementwise_affine")
+        self._init_affine(shape, self.elementwise_affine, dtype)
+
+    def _axes(self, x):
+        return tuple(range(x.ndim - len(self.normalized_shape), x.ndim))
+
+    def forward(self, x):
+        self._check(x)
+        k = len(self.normalized_shape)
+        if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
+            raise ValueError(f"LayerNorm: `x` must end with normalized_shape="
+                             f"{self.normalized_shape}. Received: x.shape={x.shape}")
+        xhat, inv_std = _normalise(x, self._axes(x), self.eps)
+        self._cache = (xhat, inv_std)
+        if self.elementwise_affine:
+            return xhat * self.weight + self.bias
+        return xhat
+
+    def backward(self, grad):
+        xhat, inv_std = self._cached(grad)
+        dxhat = grad
+        if self.elementwise_affine:
+            lead = tuple(range(grad.ndim - len(self.normalized_shape)))
+            self.grads["weight"] = np.sum(grad * xhat, axis=lead)
+            self.grads["bias"] = np.sum(grad, axis=lead)
+            dxhat = grad * self.weight
+        return _normalise_backward(dxhat, xhat, inv_std, self._axes(grad))
+
+    def extra_repr(self):
+        s = f"{self.normalized_shape}"
+        if self.eps != 1e-5:
+            s += f", eps={self.eps!r}"
+        if not self.elementwise_affine:
+            s += ", elementwise_affine=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        return s
+
+
+class GroupNorm(_SampleNorm):
+    """Group normalisation, like ``torch.nn.GroupNorm``.
+
+    The C channels of each sample are split into `num_groups` groups of consecutive
+    channels; each group is normalised with its own mean and biased variance (over its
+    channels and every spatial position), then scaled by `weight` and shifted by `bias`,
+    one value per channel. The same in train and eval mode.
+
+    Parameters
+    ----------
+    num_groups : int, dividing `num_channels`
+    num_channels : int, C
+    eps : float > 0, added to the variance
+    affine : bool, learn `weight` (ones) and `bias` (zeros), shape (C,)
+    dtype : float32 (default) or float64
+
+    Shape
+    -----
+    x (N, C, *) -> the same shape.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *,
+                 dtype=np.float32):
+        super().__init__()
+        self.num_groups = V.positive_int(num_groups, "num_groups")
+        self.num_channels = V.positive_int(num_channels, "num_channels")
+        if self.num_channels % self.num_groups:
+            raise ValueError("`num_groups` must divide `num_channels`. Received: "
+                             f"num_groups={num_groups!r}, num_channels={num_channels!r}")
+        self.eps = V.real(eps, "eps", 0, min_open=True)
+        self.affine = V.flag(affine, "affine")
+        self._init_affine(self.num_channels, self.affine, dtype)
+
+    def _grouped(self, a):
+        """(N, C, *) -> (N, G, C/G * prod(*)), a view where possible."""
+        return a.reshape(a.shape[0], self.num_groups,
+                         math.prod(a.shape[1:]) // self.num_groups)
+
+    def _channels(self, v, ndim):
+        """A (C,) vector shaped to broadcast against an (N, C, *) array of `ndim` axes."""
+        return v.reshape((1, self.num_channels) + (1,) * (ndim - 2))
+
+    def forward(self, x):
+        self._check(x)
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: `x` must be an (N, C, *) array with "
+                             f"C=num_channels={self.num_channels}. Received: x.shape={x.shape}")
+        xhat, inv_std = _normalise(self._grouped(x), 2, self.eps)
+        xhat = xhat.reshape(x.shape)
+        self._cache = (xhat, inv_std)
+        if self.affine:
+            return (xhat * self._channels(self.weight, x.ndim)
+                    + self._channels(self.bias, x.ndim))
+        return xhat
+
+    def backward(self, grad):
+        xhat, inv_std = self._cached(grad)
+        dxhat = grad
+        if self.affine:
+            axes = (0,) + tuple(range(2, grad.ndim))
+            self.grads["weight"] = np.sum(grad * xhat, axis=axes)
+            self.grads["bias"] = np.sum(grad, axis=axes)
+            dxhat = grad * self._channels(self.weight, grad.ndim)
+        dx = _normalise_backward(self._grouped(dxhat), self._grouped(xhat), inv_std, 2)
+        return dx.reshape(grad.shape)
+
+    def extra_repr(self):
+        s = f"{self.num_groups}, {self.num_channels}"
+        if self.eps != 1e-5:
+            s += f", eps={self.eps!r}"
+        if not self.affine:
+            s += ", affine=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        return s

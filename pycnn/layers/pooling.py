@@ -1,4 +1,4 @@
-"""Pooling layers: max, average and power-average (Lp) pooling. No parameters."""
+"""Pooling layers: max, average, power-average (Lp) and adaptive pooling. No parameters."""
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _backend
 
@@ -175,3 +175,79 @@ class LPPool2d(_Pool2d):
     def backward(self, grad_out):
         return self._ops.lp_pool2d_backward(grad_out, self._forward_state(), self.norm_type,
                                             self.kernel_size, self.stride, self.ceil_mode)
+
+
+class _AdaptivePool2d(_Pool2d):
+    """An adaptive pooling: the output size is fixed, the windows follow the input."""
+
+    def __init__(self, output_size, backend):
+        super().__init__(backend)
+        self.output_size = V.adaptive_output_size(output_size)
+
+    def _lead_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    """2-D adaptive average pooling over an NCHW batch, like ``torch.nn.AdaptiveAvgPool2d``.
+
+    Output pixel (i, j) is the mean of input rows ``floor(i*H/OH) .. ceil((i+1)*H/OH)-1``
+    and columns likewise; ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    Parameters
+    ----------
+    output_size : int or (OH, OW) pair; a None entry keeps that input size
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, OH, OW).
+    """
+
+    def __init__(self, output_size, *, backend="compiled"):
+        super().__init__(output_size, backend)
+
+    def forward(self, x):
+        out = self._ops.adaptive_avg_pool2d(x, self.output_size)
+        self._saved = x.shape
+        return out
+
+    def backward(self, grad_out):
+        return self._ops.adaptive_avg_pool2d_backward(grad_out, self._forward_state(),
+                                                      self.output_size)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    """2-D adaptive max pooling over an NCHW batch, like ``torch.nn.AdaptiveMaxPool2d``.
+
+    The windows of `AdaptiveAvgPool2d`; the first maximum in row-major window order wins
+    ties and a window holding NaN gives NaN. With `return_indices`, `forward` returns
+    (out, indices), the indices as flat positions ``h*W + w`` in each input plane.
+    `backward` takes the gradient of `out`.
+
+    Parameters
+    ----------
+    output_size : int or (OH, OW) pair; a None entry keeps that input size
+    return_indices : bool
+    backend : 'compiled' (pycnn.functional) or 'numpy' (pycnn.reference)
+
+    Shape
+    -----
+    x (N, C, H, W) -> (N, C, OH, OW).
+    """
+
+    _defaults = dict(return_indices=False)
+
+    def __init__(self, output_size, return_indices=False, *, backend="compiled"):
+        super().__init__(output_size, backend)
+        self.return_indices = V.flag(return_indices, "return_indices")
+
+    def forward(self, x):
+        out, indices = self._ops.adaptive_max_pool2d(x, self.output_size,
+                                                     return_indices=True)
+        self._saved = (x.shape, indices)
+        return (out, indices) if self.return_indices else out
+
+    def backward(self, grad_out):
+        input_shape, indices = self._forward_state()
+        return self._ops.adaptive_max_pool2d_backward(grad_out, indices, input_shape)
