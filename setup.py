@@ -7,6 +7,7 @@ Environment switches:
                       import it: tools/sanitize.sh builds it and runs the tests so.
     PYCNN_OPENMP=0    build without OpenMP (default: probed, used when the compiler has it)
 """
+
 import glob
 import os
 import sys
@@ -44,8 +45,7 @@ def _compiler_has_openmp(compiler, flag):
             f.write(OPENMP_PROBE)
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
-            compiler.link_executable(objs, os.path.join(tmp, "probe"),
-                                     extra_postargs=[flag])
+            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=[flag])
         except Exception:  # CompileError, LinkError: no OpenMP here
             return False
     return True
@@ -58,7 +58,8 @@ MSVC_MESSAGE = (
     "GCC/Clang vector extensions (__attribute__((vector_size))) and per-function target "
     "attributes with runtime CPU checks (__attribute__((target)), "
     "__builtin_cpu_supports), which MSVC does not support. Windows is not supported yet; "
-    "pycnn builds with gcc or clang on Linux and macOS.")
+    "pycnn builds with gcc or clang on Linux and macOS."
+)
 
 
 class BuildExt(build_ext):
@@ -82,15 +83,20 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                   "-fno-sanitize-recover=undefined"]
+SANITIZER_FLAGS = [
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=undefined",
+]
 ldflags = []
 # gcc or clang only (BuildExt stops an MSVC build). -ffp-contract=off: the AVX2/AVX-512
 # variants have FMA, and a contracted a*b + c rounds once instead of twice; results must
 # not depend on the variant (nor drift from PyTorch's arithmetic order). -std=c99 implies
 # it with GCC; say it anyway.
-cflags = (["-O0", "-g"] if DEBUG else ["-O1", "-g"] if SANITIZE else ["-O3", "-g0"]) \
-    + ["-std=c99", "-ffp-contract=off"]
+cflags = (["-O0", "-g"] if DEBUG else ["-O1", "-g"] if SANITIZE else ["-O3", "-g0"]) + [
+    "-std=c99",
+    "-ffp-contract=off",
+]
 if SANITIZE:
     # the release code paths (no Cython bounds checks unless PYCNN_DEBUG=1 too),
     # instrumented: any out-of-bounds access or undefined behaviour aborts
@@ -102,8 +108,10 @@ if SANITIZE:
 # (tools/verify_simd.py writes it on AVX-512 hardware); else they run only when asked.
 SOURCES_DIGEST = simd_digest.digest(ROOT)
 AVX512_VERIFIED = simd_digest.verified(ROOT)
-print(f"pycnn: C sources sha256 {SOURCES_DIGEST}; AVX-512 variants verified on hardware: "
-      f"{'yes (default where the CPU has AVX-512)' if AVX512_VERIFIED else 'no (only when asked)'}")
+print(
+    f"pycnn: C sources sha256 {SOURCES_DIGEST}; AVX-512 variants verified on hardware: "
+    + ("yes (default where the CPU has AVX-512)" if AVX512_VERIFIED else "no (only when asked)")
+)
 
 directives = {
     "language_level": 3,
@@ -118,13 +126,21 @@ directives = {
 extensions = [
     Extension(
         "pycnn._ext._kernels",
-        sources=["pycnn/_ext/_kernels.pyx", "csrc/dispatch.c", "csrc/im2col.c",
-                 "csrc/conv_direct.c", "csrc/pool2d.c"],
+        sources=[
+            "pycnn/_ext/_kernels.pyx",
+            "csrc/dispatch.c",
+            "csrc/im2col.c",
+            "csrc/conv_direct.c",
+            "csrc/pool2d.c",
+        ],
         include_dirs=[np.get_include(), "csrc"],
         # a new record changes PYCNN_AVX512_VERIFIED without touching a source: without
         # this, `build_ext --inplace` would keep the old extension
         depends=[simd_digest.RECORD.replace(os.sep, "/")]
-        + [f"csrc/{os.path.basename(p)}" for p in sorted(glob.glob(os.path.join(ROOT, "csrc", "*.h")))],
+        + [
+            f"csrc/{os.path.basename(p)}"
+            for p in sorted(glob.glob(os.path.join(ROOT, "csrc", "*.h")))
+        ],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_21_API_VERSION")]
         + ([("PYCNN_DEBUG_BUILD", "1")] if DEBUG else [])
         + ([("PYCNN_SANITIZE_BUILD", "1")] if SANITIZE else [])
@@ -138,8 +154,11 @@ extensions = [
 
 setup(
     # generated C goes under build/, one folder per mode, never into the source tree
-    ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True,
-                          build_dir=os.path.join("build", "cython" + "-debug" * DEBUG
-                                                 + "-sanitize" * SANITIZE)),
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        quiet=True,
+        build_dir=os.path.join("build", "cython" + "-debug" * DEBUG + "-sanitize" * SANITIZE),
+    ),
     cmdclass={"build_ext": BuildExt},
 )

@@ -11,8 +11,8 @@ the total time is what counts); well above 1 means the calls get in each other's
 Nothing is asserted. Re-runs itself without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when
 they are set (they force a slower BLAS kernel), and says so.
 """
+
 import argparse
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,8 +52,9 @@ def _ops(np, functional, _parallel, dtype):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=7)
@@ -76,14 +77,16 @@ def main():
     def threaded(op):
         list(pool.map(lambda _: op(), range(args.calls)))
 
-    print(f"{args.dtype}, pycnn threads {pycnn.get_num_threads()}, BLAS "
-          f"{_parallel.blas_status() or 'not driven (no threadpoolctl)'}; {args.calls} "
-          f"calls, serial vs over {args.threads} threads; medians of {args.repeat} rounds")
+    print(
+        f"{args.dtype}, pycnn threads {pycnn.get_num_threads()}, BLAS "
+        f"{_parallel.blas_status() or 'not driven (no threadpoolctl)'}; {args.calls} "
+        f"calls, serial vs over {args.threads} threads; medians of {args.repeat} rounds"
+    )
     print(f"{'op':<18}{'serial ms/call':>16}{'threaded ms/call':>18}{'ratio':>8}")
     ratios = []
     for name, op in ops.items():
         op()
-        threaded(op)                      # warm-up: pool threads, workspaces
+        threaded(op)  # warm-up: pool threads, workspaces
         times = {serial: [], threaded: []}
         for _ in range(args.repeat):
             for run in (serial, threaded):

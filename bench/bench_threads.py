@@ -9,6 +9,7 @@ pycnn/_parallel.py). The two alternate call by call, so both see the same machin
 medians in ms, nothing asserted. Re-runs itself without OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE when they are set (they force a slower BLAS kernel), and says so.
 """
+
 import argparse
 import sys
 import time
@@ -52,8 +53,10 @@ def main():
         _parallel._libraries = blas if on else ()
 
     rng = np.random.default_rng(0)
-    print(f"{args.dtype}, pycnn threads {pycnn.get_num_threads()}, BLAS threads "
-          f"{[n for _, n in _parallel.blas_status()]}, medians of {args.repeat} (ms), fwd / bwd")
+    print(
+        f"{args.dtype}, pycnn threads {pycnn.get_num_threads()}, BLAS threads "
+        f"{[n for _, n in _parallel.blas_status()]}, medians of {args.repeat} (ms), fwd / bwd"
+    )
     print(f"{'shape':<9}{'BLAS threads':>16}{'over images':>16}{'ratio':>8}")
     for name, (b, c, hw, f, k, s, p) in CONV_SHAPES.items():
         x = rng.standard_normal((b, c, hw, hw)).astype(args.dtype)
@@ -62,14 +65,21 @@ def main():
         g = g.astype(args.dtype)
         calls = []
         for on in (False, True):
-            calls.append(lambda on=on: (spread(on), functional.conv2d(x, w, stride=s,
-                                                                      padding=p)))
-            calls.append(lambda on=on: (spread(on), functional.conv2d_backward(
-                g, x, w, stride=s, padding=p)))
+            calls.append(
+                lambda on=on: (spread(on), functional.conv2d(x, w, stride=s, padding=p))
+            )
+            calls.append(
+                lambda on=on: (
+                    spread(on),
+                    functional.conv2d_backward(g, x, w, stride=s, padding=p),
+                )
+            )
         fwd0, bwd0, fwd1, bwd1 = _time_alternating(calls, args.repeat)
         spread(True)
-        print(f"{name:<9}{fwd0 * 1e3:>8.1f} /{bwd0 * 1e3:>6.1f}{fwd1 * 1e3:>9.1f} /"
-              f"{bwd1 * 1e3:>6.1f}{(fwd0 + bwd0) / (fwd1 + bwd1):>7.2f}x")
+        print(
+            f"{name:<9}{fwd0 * 1e3:>8.1f} /{bwd0 * 1e3:>6.1f}{fwd1 * 1e3:>9.1f} /"
+            f"{bwd1 * 1e3:>6.1f}{(fwd0 + bwd0) / (fwd1 + bwd1):>7.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ printed are the medians over rounds, in ms, and the ratio after / before (below 
 faster). For checking that a refactoring lost no speed. Nothing is asserted. Unsets
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for the measuring processes, and says so.
 """
+
 import argparse
 import json
 import os
 import subprocess
 import sys
 
-SHAPES = {   # name: (B, C, H=W, F, K, S, P), as in pycnn._bench.CONV_SHAPES
+SHAPES = {  # name: (B, C, H=W, F, K, S, P), as in pycnn._bench.CONV_SHAPES
     "lenet1": (64, 1, 28, 20, 5, 1, 0),
     "lenet2": (64, 20, 12, 50, 5, 1, 0),
     "cifar": (64, 32, 32, 64, 3, 1, 1),
@@ -48,15 +49,21 @@ print(json.dumps([median(lambda: F.conv2d(x, w, stride=s, padding=p)),
 
 def _measure(checkout, shape, dtype, repeat, env):
     env = dict(env, PYTHONPATH=checkout)
-    out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(shape), dtype,
-                          str(repeat)], env=env, cwd=checkout, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, json.dumps(shape), dtype, str(repeat)],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("before")
     parser.add_argument("after")
     parser.add_argument("--rounds", type=int, default=5)
@@ -69,8 +76,10 @@ def main():
     if removed:
         print(f"unset for the measuring processes: {', '.join(removed)}")
     dirs = [os.path.abspath(args.before), os.path.abspath(args.after)]
-    print(f"{args.dtype}; before {dirs[0]}\n         after {dirs[1]}\n"
-          f"medians over {args.rounds} rounds of a process each (ms), fwd / bwd")
+    print(
+        f"{args.dtype}; before {dirs[0]}\n         after {dirs[1]}\n"
+        f"medians over {args.rounds} rounds of a process each (ms), fwd / bwd"
+    )
     print(f"{'shape':<9}{'before':>18}{'after':>18}{'after/before':>14}")
     ratios = []
     for name, shape in SHAPES.items():
@@ -78,11 +87,14 @@ def main():
         for _ in range(args.rounds):
             for i, d in enumerate(dirs):
                 runs[i].append(_measure(d, shape, args.dtype, args.repeat, env))
-        (f0, b0), (f1, b1) = ([sorted(r[j] for r in run)[len(run) // 2] for j in (0, 1)]
-                              for run in runs)
+        (f0, b0), (f1, b1) = (
+            [sorted(r[j] for r in run)[len(run) // 2] for j in (0, 1)] for run in runs
+        )
         ratios.append((f1 + b1) / (f0 + b0))
-        print(f"{name:<9}{f0 * 1e3:>9.2f} /{b0 * 1e3:>7.2f}{f1 * 1e3:>9.2f} /{b1 * 1e3:>7.2f}"
-              f"{ratios[-1]:>13.2f}x")
+        print(
+            f"{name:<9}{f0 * 1e3:>9.2f} /{b0 * 1e3:>7.2f}{f1 * 1e3:>9.2f} /{b1 * 1e3:>7.2f}"
+            f"{ratios[-1]:>13.2f}x"
+        )
     geo = 1.0
     for r in ratios:
         geo *= r

@@ -11,19 +11,51 @@ parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="num
 and `pycnn.show_config()`; `pycnn.functional` and compiled layers raise an ImportError
 that says what is wrong and how to fix it.
 """
+
 from pycnn._version import __version__
 from pycnn._config import get_num_threads, set_num_threads
 from pycnn import activations, init, naive, reference
 from pycnn.layers import BaseLayer, Conv2d, ConvTranspose2d
-from pycnn.layers import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d,
-                          MaxPool2d)
+from pycnn.layers import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, LPPool2d, MaxPool2d
 from pycnn.layers import Concat, Identity, Residual
-from pycnn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, Flatten, GroupNorm,
-                          LayerNorm, Linear, Upsample)
-from pycnn.layers import (ReLU, LeakyReLU, Sigmoid, Tanh, ELU, SELU, CELU, GELU, SiLU,
-                          Mish, Softplus, Softsign, Hardtanh, ReLU6, Hardsigmoid,
-                          Hardswish, LogSigmoid, Tanhshrink, Softshrink, Hardshrink,
-                          Threshold, PReLU, Softmax, LogSoftmax, TanhExp)
+from pycnn.layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Dropout,
+    Dropout2d,
+    Flatten,
+    GroupNorm,
+    LayerNorm,
+    Linear,
+    Upsample,
+)
+from pycnn.layers import (
+    ReLU,
+    LeakyReLU,
+    Sigmoid,
+    Tanh,
+    ELU,
+    SELU,
+    CELU,
+    GELU,
+    SiLU,
+    Mish,
+    Softplus,
+    Softsign,
+    Hardtanh,
+    ReLU6,
+    Hardsigmoid,
+    Hardswish,
+    LogSigmoid,
+    Tanhshrink,
+    Softshrink,
+    Hardshrink,
+    Threshold,
+    PReLU,
+    Softmax,
+    LogSoftmax,
+    TanhExp,
+)
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
@@ -34,18 +66,68 @@ try:
 except ImportError:  # no compiled extension: `pycnn.functional` raises, see __getattr__
     pass
 
-__all__ = ["__version__", "functional", "reference", "naive", "init", "activations",
-           "get_num_threads", "set_num_threads", "show_config", "BaseLayer", "Conv2d",
-           "ConvTranspose2d",
-           "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-           "Linear", "Flatten",
-           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "SELU", "CELU", "GELU",
-           "SiLU", "Mish", "Softplus", "Softsign", "Hardtanh", "ReLU6", "Hardsigmoid",
-           "Hardswish", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink",
-           "Threshold", "PReLU", "Softmax", "LogSoftmax", "TanhExp",
-           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Dropout2d",
-           "Upsample", "Identity", "Residual", "Concat",
-           "losses", "CrossEntropyLoss", "MSELoss", "optim", "datasets", "Sequential"]
+__all__ = [
+    "__version__",
+    "functional",
+    "reference",
+    "naive",
+    "init",
+    "activations",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "BaseLayer",
+    "Conv2d",
+    "ConvTranspose2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "LPPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Linear",
+    "Flatten",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Softplus",
+    "Softsign",
+    "Hardtanh",
+    "ReLU6",
+    "Hardsigmoid",
+    "Hardswish",
+    "LogSigmoid",
+    "Tanhshrink",
+    "Softshrink",
+    "Hardshrink",
+    "Threshold",
+    "PReLU",
+    "Softmax",
+    "LogSoftmax",
+    "TanhExp",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "GroupNorm",
+    "Dropout",
+    "Dropout2d",
+    "Upsample",
+    "Identity",
+    "Residual",
+    "Concat",
+    "losses",
+    "CrossEntropyLoss",
+    "MSELoss",
+    "optim",
+    "datasets",
+    "Sequential",
+]
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@ slow another's, and those processes run with OPENBLAS_CORETYPE and OPENBLAS_L2_S
 removed from their environment (on machines where they are set, they force a slower
 BLAS kernel). The parent only collects JSON and prints the table. Nothing is asserted.
 """
+
 import json
 import math
 import os
@@ -29,7 +30,7 @@ POOL_SHAPES = {
     "cifar-out": (64, 64, 32, 32),
 }
 LIBRARIES = ("naive", "numpy", "compiled", "torch")
-NAIVE_BATCH = 2          # the naive loops run on this many images, scaled to the batch
+NAIVE_BATCH = 2  # the naive loops run on this many images, scaled to the batch
 SCRUBBED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -46,8 +47,9 @@ def median_time(fn, min_time=0.2, max_repeat=15, min_repeat=3):
     fn()
     times = []
     start = time.perf_counter()
-    while len(times) < min_repeat or (time.perf_counter() - start < min_time
-                                      and len(times) < max_repeat):
+    while len(times) < min_repeat or (
+        time.perf_counter() - start < min_time and len(times) < max_repeat
+    ):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -61,10 +63,12 @@ def median_of(fn, repeat):
 
 # --- worker side (runs in a subprocess per library) ---------------------------------
 
+
 def _ops(library):
     """(conv2d, conv2d_backward, pool ops) closures of one library over NumPy inputs."""
     if library == "torch":
         import torch
+
         F = torch.nn.functional
 
         def conv(x, w, s, p):
@@ -95,16 +99,20 @@ def _ops(library):
         return conv, conv_fb, maxpool, maxpool_fb, avgpool, avgpool_fb, convert
 
     import pycnn
-    mod = {"naive": pycnn.naive, "numpy": pycnn.reference,
-           "compiled": pycnn.functional}[library]
+
+    mod = {"naive": pycnn.naive, "numpy": pycnn.reference, "compiled": pycnn.functional}[
+        library
+    ]
 
     def conv(x, w, s, p):
         return mod.conv2d(x, w, stride=s, padding=p)
 
     def conv_fb(x, w, g, s, p):
         # both results stay alive to the end, as in training: the peak counts them
-        return (mod.conv2d(x, w, stride=s, padding=p),
-                mod.conv2d_backward(g, x, w, stride=s, padding=p))
+        return (
+            mod.conv2d(x, w, stride=s, padding=p),
+            mod.conv2d_backward(g, x, w, stride=s, padding=p),
+        )
 
     def maxpool(x):
         return mod.max_pool2d(x, 2)
@@ -128,7 +136,8 @@ def _peak_extra_bytes(fn, keep_bytes):
     import tracemalloc
 
     from pycnn import _conv
-    _conv._local.__dict__.clear()           # count the workspace as this call's memory
+
+    _conv._local.__dict__.clear()  # count the workspace as this call's memory
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -145,10 +154,12 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time):
     result = {"library": library, "conv": {}, "pool": {}}
     if library == "torch":
         import torch
+
         result["version"] = torch.__version__
         result["threads"] = torch.get_num_threads()
     else:
         import pycnn
+
         result["threads"] = pycnn.get_num_threads()
     conv, conv_fb, maxpool, maxpool_fb, avgpool, avgpool_fb, convert = _ops(library)
     rng = np.random.default_rng(0)
@@ -165,7 +176,7 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time):
         scale = b / nb
         entry = {"fwd": fwd * scale, "bwd": max(both - fwd, 0.0) * scale}
         if library == "compiled":
-            keep = g.nbytes + x.nbytes + w.nbytes + f * x.itemsize   # out and grads
+            keep = g.nbytes + x.nbytes + w.nbytes + f * x.itemsize  # out and grads
             entry["peak_extra"] = _peak_extra_bytes(lambda: conv_fb(x, w, g, s, p), keep)
         result["conv"][name] = entry
     for name, (b, c, hw, _) in pool_shapes.items():
@@ -180,37 +191,50 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time):
                 fwd = median_time(lambda: f1(xt), min_time)
                 both = median_time(lambda: f2(xt, gt), min_time)
                 entry[kind] = {"fwd": fwd * scale, "bwd": max(both - fwd, 0.0) * scale}
-        except AttributeError:            # this build has no pooling ops
+        except AttributeError:  # this build has no pooling ops
             continue
         result["pool"][name] = entry
     return result
 
 
 def _header():
-    lines = [f"pycnn bench: python {platform.python_version()}, numpy {np.__version__}, "
-             f"{os.cpu_count()} CPUs ({platform.machine()})"]
+    lines = [
+        f"pycnn bench: python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs ({platform.machine()})"
+    ]
     removed = [v for v in SCRUBBED_ENV if v in os.environ]
     if removed:
-        lines.append(f"unset for the measurement processes: {', '.join(removed)} "
-                     "(they force a slower OpenBLAS kernel)")
+        lines.append(
+            f"unset for the measurement processes: {', '.join(removed)} "
+            "(they force a slower OpenBLAS kernel)"
+        )
     return lines
 
 
 def _blas_line():
-    code = ("import json, numpy\n"
-            "try:\n from threadpoolctl import threadpool_info\n"
-            " print(json.dumps(threadpool_info()))\n"
-            "except ImportError:\n print('[]')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_clean_env(), check=False).stdout
+    code = (
+        "import json, numpy\n"
+        "try:\n from threadpoolctl import threadpool_info\n"
+        " print(json.dumps(threadpool_info()))\n"
+        "except ImportError:\n print('[]')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+    ).stdout
     try:
         pools = json.loads(out)
     except ValueError:
         pools = []
-    parts = [f"{p['internal_api']} {p.get('architecture') or ''} x{p['num_threads']}"
-             for p in pools]
-    return "thread pools: " + (", ".join(parts) if parts else
-                               "unknown (install threadpoolctl to see the BLAS kernel)")
+    parts = [
+        f"{p['internal_api']} {p.get('architecture') or ''} x{p['num_threads']}" for p in pools
+    ]
+    return "thread pools: " + (
+        ", ".join(parts) if parts else "unknown (install threadpoolctl to see the BLAS kernel)"
+    )
 
 
 def _clean_env():
@@ -228,17 +252,31 @@ def rerun_without_scrubbed_env():
 
 
 def run_library(library, args):
-    cmd = [sys.executable, "-m", "pycnn._bench", "--worker", library, "--dtype", args.dtype,
-           "--min-time", str(args.min_time), "--shapes", ",".join(args.shapes),
-           "--pool-shapes", ",".join(args.pool_shapes)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pycnn._bench",
+        "--worker",
+        library,
+        "--dtype",
+        args.dtype,
+        "--min-time",
+        str(args.min_time),
+        "--shapes",
+        ",".join(args.shapes),
+        "--pool-shapes",
+        ",".join(args.pool_shapes),
+    ]
     for custom in args.shape or []:
         cmd += ["--shape", custom]
     # run from the folder holding the pycnn this process imported, so that the worker
     # (whose sys.path starts with its working directory) times that same build
     import pycnn
+
     home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), cwd=home,
-                          check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=_clean_env(), cwd=home, check=False
+    )
     if proc.returncode != 0:
         return {"library": library, "error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -275,23 +313,34 @@ def format_tables(results, shapes):
         row += f"{3 * conv_flops(shapes[name]) / total / 1e9:>9.0f}"
         row += f"{c.get('peak_extra', 0) / 2**20:>10.1f}"
         lines.append(row)
-    lines.append(f"{'geomean':<9}" + " " * 17 * len(libs) +
-                 "".join(f"{_geomean(ratios[o]):>9.2f}x" if ratios[o] else f"{'-':>10}"
-                         for o in ("numpy", "torch")))
-    lines.append("vs X = X's time / compiled time (forward+backward); "
-                 f"naive runs {NAIVE_BATCH} images, scaled to the batch")
+    lines.append(
+        f"{'geomean':<9}"
+        + " " * 17 * len(libs)
+        + "".join(
+            f"{_geomean(ratios[o]):>9.2f}x" if ratios[o] else f"{'-':>10}"
+            for o in ("numpy", "torch")
+        )
+    )
+    lines.append(
+        "vs X = X's time / compiled time (forward+backward); "
+        f"naive runs {NAIVE_BATCH} images, scaled to the batch"
+    )
     if comp.get("pool"):
         lines += ["", "pooling 2x2 stride 2, milliseconds forward / backward (medians)"]
-        lines.append(f"{'shape':<16}" + "".join(f"{lib:>17}" for lib in libs)
-                     + f"{'vs numpy':>10}{'vs torch':>10}")
+        lines.append(
+            f"{'shape':<16}"
+            + "".join(f"{lib:>17}" for lib in libs)
+            + f"{'vs numpy':>10}{'vs torch':>10}"
+        )
         pratios = {"numpy": [], "torch": []}
         for name in comp["pool"]:
             for kind in ("max", "avg"):
                 row = f"{kind + ' ' + name:<16}"
                 for lib in libs:
                     e = results[lib].get("pool", {}).get(name, {}).get(kind)
-                    row += (f"{e['fwd'] * 1e3:>8.2f} /{e['bwd'] * 1e3:>7.2f}" if e
-                            else f"{'-':>17}")
+                    row += (
+                        f"{e['fwd'] * 1e3:>8.2f} /{e['bwd'] * 1e3:>7.2f}" if e else f"{'-':>17}"
+                    )
                 c = comp["pool"][name][kind]
                 for other in ("numpy", "torch"):
                     e = results.get(other, {}).get("pool", {}).get(name, {}).get(kind)
@@ -302,33 +351,54 @@ def format_tables(results, shapes):
                     else:
                         row += f"{'-':>10}"
                 lines.append(row)
-        lines.append(f"{'geomean':<16}" + " " * 17 * len(libs) +
-                     "".join(f"{_geomean(pratios[o]):>9.2f}x" if pratios[o] else f"{'-':>10}"
-                             for o in ("numpy", "torch")))
+        lines.append(
+            f"{'geomean':<16}"
+            + " " * 17 * len(libs)
+            + "".join(
+                f"{_geomean(pratios[o]):>9.2f}x" if pratios[o] else f"{'-':>10}"
+                for o in ("numpy", "torch")
+            )
+        )
     return lines
 
 
 def _parse_custom(spec):
     parts = [int(v) for v in spec.split(",")]
     if len(parts) != 7 or min(parts[:6]) < 1 or parts[6] < 0:
-        raise ValueError("`--shape` must be B,C,HW,F,K,S,P: 7 ints, positive but P >= 0. "
-                         f"Received: --shape={spec}")
+        raise ValueError(
+            "`--shape` must be B,C,HW,F,K,S,P: 7 ints, positive but P >= 0. "
+            f"Received: --shape={spec}"
+        )
     return tuple(parts)
 
 
 def add_arguments(parser):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--shapes", default=",".join(CONV_SHAPES),
-                        type=lambda s: [v for v in s.split(",") if v],
-                        help=f"conv shapes to run, from {', '.join(CONV_SHAPES)}")
-    parser.add_argument("--pool-shapes", default=",".join(POOL_SHAPES),
-                        type=lambda s: [v for v in s.split(",") if v])
-    parser.add_argument("--shape", action="append",
-                        help="a custom conv shape B,C,HW,F,K,S,P (repeatable)")
-    parser.add_argument("--libraries", default=",".join(LIBRARIES),
-                        type=lambda s: [v for v in s.split(",") if v])
-    parser.add_argument("--min-time", type=float, default=0.3,
-                        help="seconds of repeated calls per measurement (default 0.3)")
+    parser.add_argument(
+        "--shapes",
+        default=",".join(CONV_SHAPES),
+        type=lambda s: [v for v in s.split(",") if v],
+        help=f"conv shapes to run, from {', '.join(CONV_SHAPES)}",
+    )
+    parser.add_argument(
+        "--pool-shapes",
+        default=",".join(POOL_SHAPES),
+        type=lambda s: [v for v in s.split(",") if v],
+    )
+    parser.add_argument(
+        "--shape", action="append", help="a custom conv shape B,C,HW,F,K,S,P (repeatable)"
+    )
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        type=lambda s: [v for v in s.split(",") if v],
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=0.3,
+        help="seconds of repeated calls per measurement (default 0.3)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--plot", help="also draw a bar chart to this PNG (matplotlib)")
 
@@ -353,6 +423,7 @@ def main(args):
         if library == "torch":
             try:
                 import importlib.util
+
                 if importlib.util.find_spec("torch") is None:
                     print("torch: not installed, skipped", flush=True)
                     continue
@@ -367,8 +438,7 @@ def main(args):
         print(line)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dtype": args.dtype, "shapes": shapes, "results": results}, f,
-                      indent=1)
+            json.dump({"dtype": args.dtype, "shapes": shapes, "results": results}, f, indent=1)
     if args.plot:
         _plot(results, args.plot)
     return 0
@@ -377,6 +447,7 @@ def main(args):
 def _plot(results, path):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -387,8 +458,10 @@ def _plot(results, path):
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(libs), 1)
     for i, lib in enumerate(libs):
-        vals = [1e3 * (results[lib]["conv"][n]["fwd"] + results[lib]["conv"][n]["bwd"])
-                for n in names]
+        vals = [
+            1e3 * (results[lib]["conv"][n]["fwd"] + results[lib]["conv"][n]["bwd"])
+            for n in names
+        ]
         ax.bar([j + i * width for j in range(len(names))], vals, width, label=lib)
     ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(names))], names)
     ax.set_yscale("log")

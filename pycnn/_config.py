@@ -6,6 +6,7 @@ ranges of images, each with single-threaded BLAS (see `pycnn._parallel`). The de
 is the number of CPUs this process may use, or the environment variable
 PYCNN_NUM_THREADS.
 """
+
 import os
 
 _num_threads = None
@@ -17,12 +18,15 @@ def _default_num_threads():
         try:
             value = int(env)
         except ValueError:
-            raise ValueError("PYCNN_NUM_THREADS must be a positive integer. "
-                             f"Received: PYCNN_NUM_THREADS={env!r}") from None
+            raise ValueError(
+                "PYCNN_NUM_THREADS must be a positive integer. "
+                f"Received: PYCNN_NUM_THREADS={env!r}"
+            ) from None
         if value >= 1:
             return value
-        raise ValueError("PYCNN_NUM_THREADS must be a positive integer. "
-                         f"Received: PYCNN_NUM_THREADS={env!r}")
+        raise ValueError(
+            f"PYCNN_NUM_THREADS must be a positive integer. Received: PYCNN_NUM_THREADS={env!r}"
+        )
     try:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not on Linux

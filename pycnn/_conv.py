@@ -14,6 +14,7 @@ Plans hold no arrays and never change once built, so one plan serves every threa
 pays for validation and planning once. The callers (`functional.conv2d` and
 `conv2d_backward`, the layers) validate arguments first: a plan trusts its sizes.
 """
+
 import functools
 import math
 import threading
@@ -66,6 +67,9 @@ Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output wh
 in cache: `bias` (F,) added per output channel, or None."""
 
 
+NO_EPILOGUE = Epilogue()
+
+
 class ConvPlan:
     """One convolution geometry: sizes, algorithm, chunking, and the loops that run it.
 
@@ -75,41 +79,51 @@ class ConvPlan:
     up to the dilation) adds input rows that no output of its adjoint covers.
     """
 
-    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups,
-                 out_hw=None):
+    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw=None):
         self.dtype = np.dtype(dtype)
         self.n, self.c, self.h, self.w = x_shape
         self.f, self.cg, self.kh, self.kw = w_shape
         self.g = groups
-        self.fg = self.f // groups                         # filters a group
+        self.fg = self.f // groups  # filters a group
         (self.sh, self.sw), (self.dh, self.dw) = stride, dilation
         (pt, pb), (pl, pr) = padding
         self.padding = (pt, pb, pl, pr)
-        self.ph, self.pw = pt, pl          # the kernels need the top/left padding only
-        natural = (V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh),
-                   V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw))
+        self.ph, self.pw = pt, pl  # the kernels need the top/left padding only
+        natural = (
+            V.out_size(self.h, self.kh, self.sh, pt + pb, self.dh),
+            V.out_size(self.w, self.kw, self.sw, pl + pr, self.dw),
+        )
         self.oh, self.ow = natural if out_hw is None else out_hw
         exact = (self.oh, self.ow) == natural
-        self.rows = self.cg * self.kh * self.kw          # GEMM depth of one group
-        self.blocks = self.oh * self.ow                  # GEMM width: output pixels
-        self.macs = self.f * self.rows * self.blocks      # multiply-adds of one image
+        self.rows = self.cg * self.kh * self.kw  # GEMM depth of one group
+        self.blocks = self.oh * self.ow  # GEMM width: output pixels
+        self.macs = self.f * self.rows * self.blocks  # multiply-adds of one image
         self.out_shape = (self.n, self.f, self.oh, self.ow)
         self.x_shape = (self.n, self.c, self.h, self.w)
         itemsize = self.dtype.itemsize
         self.image_bytes = self.c * self.kh * self.kw * self.blocks * itemsize
         self.padded_bytes = self.c * (self.h + pt + pb) * (self.w + pl + pr) * itemsize
         # a 1x1, stride-1, unpadded convolution is a plain GEMM on the input
-        self.pointwise = (self.kh == self.kw == 1 and self.sh == self.sw == 1
-                          and pt == pb == pl == pr == 0 and exact)
+        self.pointwise = (
+            self.kh == self.kw == 1
+            and self.sh == self.sw == 1
+            and pt == pb == pl == pr == 0
+            and exact
+        )
         # Groups of 1-3 input channels make the column matrix a GEMM operand only a
         # few rows deep, which BLAS handles poorly; the direct kernel wins there
         # (measured: 1.1-2x on first layers and depthwise layers), except at column
         # stride > 1, on rows narrower than its 2-vector block, and in float32 with
         # more than 32 filters a group, where BLAS's wide GEMM is faster again.
         lanes = _kernels.DIRECT_VECTOR_BYTES // itemsize
-        self.direct = (self.cg <= 3 and self.sw == 1 and self.ow >= 2 * lanes
-                       and not self.pointwise and exact
-                       and (self.dtype == np.float64 or self.fg <= 32))
+        self.direct = (
+            self.cg <= 3
+            and self.sw == 1
+            and self.ow >= 2 * lanes
+            and not self.pointwise
+            and exact
+            and (self.dtype == np.float64 or self.fg <= 32)
+        )
         # one image spreads its GEMMs over output columns instead of images
         self.one_image = self.n == 1 and self.blocks > 1
 
@@ -125,16 +139,41 @@ class ConvPlan:
         if self.pointwise:
             return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
         cols = workspace((nb, self.c * self.kh * self.kw, self.blocks), x_chunk.dtype)
-        _kernels.im2col(x_chunk, cols, self.kh, self.kw, self.sh, self.sw, self.ph,
-                        self.pw, self.dh, self.dw, self.oh, self.ow, 1)
+        _kernels.im2col(
+            x_chunk,
+            cols,
+            self.kh,
+            self.kw,
+            self.sh,
+            self.sw,
+            self.ph,
+            self.pw,
+            self.dh,
+            self.dw,
+            self.oh,
+            self.ow,
+            1,
+        )
         return cols.reshape(nb, self.g, self.rows, self.blocks)
 
     def col2im(self, dcols, grad_x_chunk):
         """Sum a chunk's column gradients (n, G, rows, L) into its input gradient."""
         nb = grad_x_chunk.shape[0]
-        _kernels.col2im(dcols.reshape(nb, self.c * self.kh * self.kw, self.blocks),
-                        grad_x_chunk, self.kh, self.kw, self.sh, self.sw, self.ph,
-                        self.pw, self.dh, self.dw, self.oh, self.ow, 1)
+        _kernels.col2im(
+            dcols.reshape(nb, self.c * self.kh * self.kw, self.blocks),
+            grad_x_chunk,
+            self.kh,
+            self.kw,
+            self.sh,
+            self.sw,
+            self.ph,
+            self.pw,
+            self.dh,
+            self.dw,
+            self.oh,
+            self.ow,
+            1,
+        )
 
     def padded(self, x_chunk):
         """A chunk of images with its zero padding, in the workspace (the direct
@@ -145,12 +184,12 @@ class ConvPlan:
         nb = x_chunk.shape[0]
         xp = workspace((nb, self.c, self.h + pt + pb, self.w + pl + pr), x_chunk.dtype)
         xp.fill(0)
-        xp[:, :, pt:pt + self.h, pl:pl + self.w] = x_chunk
+        xp[:, :, pt : pt + self.h, pl : pl + self.w] = x_chunk
         return xp
 
     # --- forward ---------------------------------------------------------------------
 
-    def forward(self, x, weight, epilogue=Epilogue()):
+    def forward(self, x, weight, epilogue=NO_EPILOGUE):
         """The convolution of C-contiguous `x` (N, C, H, W) with C-contiguous `weight`
         (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW)
         """
@@ -172,9 +211,18 @@ class ConvPlan:
 
         def images(lo, hi):
             for start, stop in _chunks(lo, hi, self.padded_bytes):
-                _kernels.conv2d_direct(self.padded(x[start:stop]), weight, bias,
-                                       out4[start:stop], self.g, self.sh, self.sw,
-                                       self.dh, self.dw, 1)
+                _kernels.conv2d_direct(
+                    self.padded(x[start:stop]),
+                    weight,
+                    bias,
+                    out4[start:stop],
+                    self.g,
+                    self.sh,
+                    self.sw,
+                    self.dh,
+                    self.dw,
+                    1,
+                )
 
         _parallel.over_ranges(self.n, self.macs, images)
 
@@ -185,7 +233,7 @@ class ConvPlan:
                 # (G, F/G, rows) @ (n, G, rows, L)
                 chunk = np.matmul(w, cols, out=out[start:stop])
                 if b is not None:
-                    chunk += b                            # while the chunk is in cache
+                    chunk += b  # while the chunk is in cache
 
         _parallel.over_ranges(self.n, self.macs, images)
 
@@ -213,15 +261,21 @@ class ConvPlan:
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
         grad_bias = grad_out.sum(axis=(0, 2, 3))
-        grad_x = (np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
-                  if need_x else None)
+        grad_x = (
+            np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype) if need_x else None
+        )
         if self.one_image:
             grad_w = self._backward_one_image(x, w_t, dout, grad_x, need_weight)
         else:
-            grad_w = sum(_parallel.over_ranges(
-                self.n, (need_x + need_weight) * self.macs,
-                lambda lo, hi: self._backward_images(lo, hi, x, w_t, dout, grad_x,
-                                                     need_weight)))
+            grad_w = sum(
+                _parallel.over_ranges(
+                    self.n,
+                    (need_x + need_weight) * self.macs,
+                    lambda lo, hi: self._backward_images(
+                        lo, hi, x, w_t, dout, grad_x, need_weight
+                    ),
+                )
+            )
         if need_weight:
             grad_w = grad_w.reshape(weight.shape)
         return grad_x, grad_w if need_weight else None, grad_bias
@@ -229,8 +283,7 @@ class ConvPlan:
     def _backward_images(self, lo, hi, x, w_t, dout, grad_x, need_weight):
         """grad_x of images [lo, hi) (unless it is None), and their part of
         grad_weight (0 without `need_weight`)."""
-        grad_w = np.zeros((self.g, self.fg, self.rows), dtype=self.dtype) \
-            if need_weight else 0
+        grad_w = np.zeros((self.g, self.fg, self.rows), dtype=self.dtype) if need_weight else 0
         for start, stop in _chunks(lo, hi, self.image_bytes):
             nb, d = stop - start, dout[start:stop]
             if need_weight:
@@ -241,10 +294,11 @@ class ConvPlan:
             if grad_x is None:
                 continue
             if self.pointwise:
-                np.matmul(w_t, d, out=grad_x[start:stop].reshape(nb, self.g, self.rows,
-                                                                 self.blocks))
+                np.matmul(
+                    w_t, d, out=grad_x[start:stop].reshape(nb, self.g, self.rows, self.blocks)
+                )
             else:
-                dcols = np.matmul(w_t, d, out=cols)   # (n, G, rows, L), reusing the columns
+                dcols = np.matmul(w_t, d, out=cols)  # (n, G, rows, L), reusing the columns
                 self.col2im(dcols, grad_x[start:stop])
         return grad_w
 
@@ -257,8 +311,7 @@ class ConvPlan:
             grad_w = np.empty((self.g, self.fg, self.rows), dtype=self.dtype)
 
             def weight_rows(lo, hi):
-                np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1),
-                          out=grad_w[:, lo:hi])
+                np.matmul(dout[0, :, lo:hi], cols[0].transpose(0, 2, 1), out=grad_w[:, lo:hi])
 
             _parallel.over_ranges(self.fg, self.macs // self.fg, weight_rows)
         if grad_x is None:
@@ -267,7 +320,7 @@ class ConvPlan:
         if self.pointwise:
             target = grad_x.reshape(shape)
         elif need_weight:
-            target = cols                       # the columns are no longer needed
+            target = cols  # the columns are no longer needed
         else:
             target = workspace(shape, self.dtype)
 
@@ -275,7 +328,7 @@ class ConvPlan:
             np.matmul(w_t, dout[..., lo:hi], out=target[..., lo:hi])
 
         _parallel.over_ranges(self.blocks, self.macs // self.blocks, columns)
-        if not self.pointwise:          # the columns now hold their gradient
+        if not self.pointwise:  # the columns now hold their gradient
             self.col2im(target, grad_x)
         return grad_w
 
@@ -287,8 +340,16 @@ def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out
 
 def plan(x_shape, w_shape, dtype, args, out_hw=None):
     """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached."""
-    return _cached_plan(tuple(x_shape), tuple(w_shape), np.dtype(dtype).str, args.stride,
-                        args.padding, args.dilation, args.groups, out_hw)
+    return _cached_plan(
+        tuple(x_shape),
+        tuple(w_shape),
+        np.dtype(dtype).str,
+        args.stride,
+        args.padding,
+        args.dilation,
+        args.groups,
+        out_hw,
+    )
 
 
 def transposed_plan(x_shape, w_shape, dtype, args):

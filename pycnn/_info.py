@@ -3,6 +3,7 @@
 Every line is read from the running process (the loaded extension, the OpenMP and BLAS
 libraries loaded in it, /proc/cpuinfo), not from how pycnn was meant to be built.
 """
+
 import importlib
 import os
 import platform
@@ -13,8 +14,14 @@ import numpy as np
 __all__ = ["config", "show_config"]
 
 # Environment variables that change how many threads run or which BLAS kernel runs.
-_ENV_VARS = ("PYCNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_ENV_VARS = (
+    "PYCNN_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
 
 
 def _cpu_simd_flags():
@@ -31,8 +38,9 @@ def _cpu_simd_flags():
         return None
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "i386", "x86"):
         return None
-    return ", ".join(f"{name} {'yes' if name in flags else 'no'}"
-                     for name in ("avx2", "avx512f"))
+    return ", ".join(
+        f"{name} {'yes' if name in flags else 'no'}" for name in ("avx2", "avx512f")
+    )
 
 
 def _thread_pools():
@@ -52,18 +60,24 @@ def _loaded_openmp_runtimes():
     except OSError:
         return []
     paths = {parts[5].strip() for parts in fields if len(parts) == 6}
-    return sorted(p for p in paths
-                  if os.path.basename(p).startswith(("libgomp", "libomp", "libiomp")))
+    return sorted(
+        p for p in paths if os.path.basename(p).startswith(("libgomp", "libomp", "libiomp"))
+    )
 
 
 def _describe_pool(pool):
-    details = [d for d in (pool.get("version"), pool.get("threading_layer"),
-                           pool.get("architecture")) if d]
+    details = [
+        d
+        for d in (pool.get("version"), pool.get("threading_layer"), pool.get("architecture"))
+        if d
+    ]
     name = pool["prefix"] if pool["user_api"] == "openmp" else pool["internal_api"]
-    return (f"{name}"
-            + (f" {details[0]}" if details else "")
-            + (f" ({', '.join(details[1:])})" if len(details) > 1 else "")
-            + f", {pool['num_threads']} threads, {pool['filepath']}")
+    return (
+        f"{name}"
+        + (f" {details[0]}" if details else "")
+        + (f" ({', '.join(details[1:])})" if len(details) > 1 else "")
+        + f", {pool['num_threads']} threads, {pool['filepath']}"
+    )
 
 
 def config():
@@ -85,35 +99,45 @@ def config():
     pools = _thread_pools()
     threads = get_num_threads()
     if kernels is not None:
-        info["build"] = ("debug (PYCNN_DEBUG=1: bounds checks, -O0 -g)"
-                         if kernels.debug_build() else "release (-O3)")
+        info["build"] = (
+            "debug (PYCNN_DEBUG=1: bounds checks, -O0 -g)"
+            if kernels.debug_build()
+            else "release (-O3)"
+        )
         if kernels.sanitize_build():
-            info["build"] = (info["build"].replace("release (-O3)", "release (-O1 -g)")
-                             + ", sanitized (PYCNN_SANITIZE=1: ASan + UBSan)")
+            info["build"] = (
+                info["build"].replace("release (-O3)", "release (-O1 -g)")
+                + ", sanitized (PYCNN_SANITIZE=1: ASan + UBSan)"
+            )
         if kernels.openmp_enabled():
             info["OpenMP"] = f"yes (max threads {kernels.openmp_max_threads()})"
             info["pycnn threads"] = str(threads)
         else:
             info["OpenMP"] = "no (built without it: the kernels run serially)"
             info["pycnn threads"] = f"1 (no OpenMP; {threads} requested)"
-        info["SIMD dispatch"] = (f"{kernels.simd_target()} (this CPU and build can run: "
-                                 f"{', '.join(kernels.simd_supported())})")
+        info["SIMD dispatch"] = (
+            f"{kernels.simd_target()} (this CPU and build can run: "
+            f"{', '.join(kernels.simd_supported())})"
+        )
         # issue 12: unverified AVX-512 code is never the default
         digest = kernels.simd_sources_digest()[:12] or "unknown"
         if kernels.avx512_verified():
             info["avx512 verified"] = (
                 f"yes, on hardware (the default on CPUs with AVX-512; sources sha256 "
-                f"{digest}...)")
+                f"{digest}...)"
+            )
         else:
             info["avx512 verified"] = (
                 f"no, not on hardware (runs only when asked: PYCNN_SIMD=avx512 or "
                 f"set_simd_target('avx512'); sources sha256 {digest}... not in "
-                f"csrc/VERIFIED_AVX512)")
+                f"csrc/VERIFIED_AVX512)"
+            )
         asked, problem = kernels.simd_request()
         if asked is not None:
             # what was asked and what runs, even when the value could not be used
-            info["SIMD requested"] = problem or (f"PYCNN_SIMD={asked} (default: "
-                                                 f"{kernels.simd_default()})")
+            info["SIMD requested"] = problem or (
+                f"PYCNN_SIMD={asked} (default: {kernels.simd_default()})"
+            )
     else:
         info["pycnn threads"] = f"{threads} (unused: no compiled extension)"
     cpu = _cpu_simd_flags()
@@ -122,8 +146,7 @@ def config():
 
     info["NumPy"] = f"{np.__version__} ({os.path.dirname(np.__file__)})"
     if pools is None:
-        info["BLAS"] = ("unknown: install threadpoolctl to see it "
-                        "(pip install threadpoolctl)")
+        info["BLAS"] = "unknown: install threadpoolctl to see it (pip install threadpoolctl)"
         omp = _loaded_openmp_runtimes()
         if omp:
             info["OpenMP runtime"] = "\n".join(omp)
@@ -136,8 +159,9 @@ def config():
     env = [f"{name}={os.environ[name]}" for name in _ENV_VARS if name in os.environ]
     if env:
         info["environment"] = " ".join(env)
-    info["Python"] = (f"{platform.python_version()} {platform.python_implementation()} "
-                      f"({sys.executable})")
+    info["Python"] = (
+        f"{platform.python_version()} {platform.python_implementation()} ({sys.executable})"
+    )
     info["platform"] = f"{platform.platform()} ({platform.machine()})"
     return info
 

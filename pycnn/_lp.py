@@ -12,6 +12,7 @@ each other exactly. The elementwise steps are computed as PyTorch computes them
 (`_pow`), so float32 results agree with it to a few ulps even where a window's sum
 cancels.
 """
+
 import numpy as np
 
 
@@ -57,10 +58,11 @@ def lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args):
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = avg_pool2d(_pow(x, p), args.kernel_size, args.stride, 0, args.ceil_mode)
         sign, magnitude = _sign(mean), np.maximum(np.abs(mean), 0)
-        t = sign * magnitude * size                                 # out = t ** (1/p)
+        t = sign * magnitude * size  # out = t ** (1/p)
         grad_t = grad_out * ((1.0 / p) * _pow(t, 1.0 / p - 1.0))
-        grad_magnitude = np.where(magnitude <= 0, 0, grad_t * size * sign)   # relu
-        grad_mean = grad_magnitude * sign                                     # abs
-        grad_pow = avg_pool2d_backward(grad_mean, x.shape, args.kernel_size, args.stride,
-                                       0, args.ceil_mode)
+        grad_magnitude = np.where(magnitude <= 0, 0, grad_t * size * sign)  # relu
+        grad_mean = grad_magnitude * sign  # abs
+        grad_pow = avg_pool2d_backward(
+            grad_mean, x.shape, args.kernel_size, args.stride, 0, args.ceil_mode
+        )
         return grad_pow * (p * _pow(x, p - 1.0))

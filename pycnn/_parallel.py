@@ -40,6 +40,7 @@ every range of its own call that no pool thread has started. Eight threads calli
 conv2d at once therefore keep at most eight plus the pool busy, instead of each
 starting a team of its own.
 """
+
 import ctypes
 import os
 import queue
@@ -57,6 +58,7 @@ MIN_MACS_PER_THREAD = 1 << 21
 
 
 # --- BLAS thread counts ----------------------------------------------------------------
+
 
 class _Library:
     """One BLAS library's thread count: `get()`, `set(n)`, and whether it is per thread."""
@@ -92,10 +94,10 @@ class _Library:
 
 
 _lock = threading.Lock()
-_libraries = None        # the BLAS libraries loaded, or () when they cannot be driven
-_global_depth = 0        # pycnn calls holding process-wide counts at one now, any thread
-_saved = ()              # the process-wide counts to put back when the last one ends
-_local = threading.local()   # per-thread counts: depth and saved values in this thread
+_libraries = None  # the BLAS libraries loaded, or () when they cannot be driven
+_global_depth = 0  # pycnn calls holding process-wide counts at one now, any thread
+_saved = ()  # the process-wide counts to put back when the last one ends
+_local = threading.local()  # per-thread counts: depth and saved values in this thread
 
 
 def _blas_libraries():
@@ -175,6 +177,7 @@ def blas_status():
 
 # --- the pool -------------------------------------------------------------------------
 
+
 class _Task:
     """One range of one call. Whoever acquires `claim` first runs it: a pool thread, or
     the calling thread once its own first range is done."""
@@ -201,7 +204,7 @@ _workers: list = []
 
 def _worker():
     for lib in _blas_libraries():
-        if lib.per_thread:      # a pool thread runs nothing but pycnn's ranges
+        if lib.per_thread:  # a pool thread runs nothing but pycnn's ranges
             lib.set(1)
     while True:
         task = _queue.get()
@@ -237,10 +240,10 @@ def _run(work, bounds):
     _ensure_workers(len(tasks) - 1)
     for task in tasks[1:]:
         _queue.put(task)
-    for task in tasks:          # the first one is ours; then any that nobody has started
+    for task in tasks:  # the first one is ours; then any that nobody has started
         if task.claim.acquire(blocking=False):
             task.run()
-    for task in tasks:          # never return while others still write
+    for task in tasks:  # never return while others still write
         task.done.wait()
     for task in tasks:
         if task.error is not None:
@@ -250,12 +253,14 @@ def _run(work, bounds):
 
 # --- the public helpers ---------------------------------------------------------------
 
+
 def n_parts(n_items, macs_per_item):
     """How many ranges `over_ranges` splits `n_items` items into."""
     if not _blas_libraries():
         return 1
-    return max(1, min(get_num_threads(), n_items,
-                      n_items * macs_per_item // MIN_MACS_PER_THREAD))
+    return max(
+        1, min(get_num_threads(), n_items, n_items * macs_per_item // MIN_MACS_PER_THREAD)
+    )
 
 
 def over_ranges(n_items, macs_per_item, work):
@@ -279,7 +284,7 @@ def over_ranges(n_items, macs_per_item, work):
 
 over_images = over_ranges
 
-_teams = 0   # compiled kernels running an OpenMP team now, in any thread
+_teams = 0  # compiled kernels running an OpenMP team now, in any thread
 
 
 class team:
@@ -323,6 +328,7 @@ def matmul(a, b):
 
 def matmul_t(a, b):
     """``a.T @ b`` for 2-D `a` and `b` with as many rows, summed over row ranges."""
+
     def rows(lo, hi):
         return np.matmul(a[lo:hi].T, b[lo:hi])
 

@@ -21,6 +21,7 @@ Conventions:
 This is not part of `pycnn.functional`: that namespace holds the compiled ops mirrored
 by `pycnn.reference` and `pycnn.naive`.
 """
+
 import math
 
 import numpy as np
@@ -28,19 +29,58 @@ import numpy as np
 from pycnn import _validation as V
 
 __all__ = [
-    "erf", "erfc",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-    "elu", "elu_backward", "selu", "selu_backward", "celu", "celu_backward",
-    "gelu", "gelu_backward", "silu", "silu_backward", "mish", "mish_backward",
-    "softplus", "softplus_backward", "softsign", "softsign_backward",
-    "hardtanh", "hardtanh_backward", "relu6", "relu6_backward",
-    "hardsigmoid", "hardsigmoid_backward", "hardswish", "hardswish_backward",
-    "logsigmoid", "logsigmoid_backward", "tanhshrink", "tanhshrink_backward",
-    "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward",
-    "threshold", "threshold_backward", "prelu", "prelu_backward",
-    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "tanhexp", "tanhexp_backward",
+    "erf",
+    "erfc",
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "elu",
+    "elu_backward",
+    "selu",
+    "selu_backward",
+    "celu",
+    "celu_backward",
+    "gelu",
+    "gelu_backward",
+    "silu",
+    "silu_backward",
+    "mish",
+    "mish_backward",
+    "softplus",
+    "softplus_backward",
+    "softsign",
+    "softsign_backward",
+    "hardtanh",
+    "hardtanh_backward",
+    "relu6",
+    "relu6_backward",
+    "hardsigmoid",
+    "hardsigmoid_backward",
+    "hardswish",
+    "hardswish_backward",
+    "logsigmoid",
+    "logsigmoid_backward",
+    "tanhshrink",
+    "tanhshrink_backward",
+    "softshrink",
+    "softshrink_backward",
+    "hardshrink",
+    "hardshrink_backward",
+    "threshold",
+    "threshold_backward",
+    "prelu",
+    "prelu_backward",
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "tanhexp",
+    "tanhexp_backward",
 ]
 
 # SELU's constants, as in PyTorch (Klambauer et al., 2017).
@@ -50,6 +90,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 # --- argument checks ---------------------------------------------------------------
 
+
 def _x(x):
     return V.check_array(x, "x")
 
@@ -58,11 +99,13 @@ def _grad(grad, x):
     """`grad` must match the forward input `x` in shape and dtype."""
     V.check_array(grad, "grad")
     if grad.shape != x.shape:
-        raise ValueError(f"`grad` must have the shape of `x` {x.shape}. "
-                         f"Received: grad.shape={grad.shape}")
+        raise ValueError(
+            f"`grad` must have the shape of `x` {x.shape}. Received: grad.shape={grad.shape}"
+        )
     if grad.dtype != x.dtype:
-        raise TypeError(f"`grad` must have the dtype of `x` ({x.dtype}). "
-                        f"Received: grad.dtype={grad.dtype}")
+        raise TypeError(
+            f"`grad` must have the dtype of `x` ({x.dtype}). Received: grad.dtype={grad.dtype}"
+        )
     return grad
 
 
@@ -76,21 +119,25 @@ def _nonzero(value, name):
 def _dim(dim, ndim):
     """A validated axis of an `ndim`-d array (negative counts from the end)."""
     if dim is None:
-        raise TypeError("`dim` is required (PyTorch's implicit choice is deprecated). "
-                        "Received: dim=None")
+        raise TypeError(
+            "`dim` is required (PyTorch's implicit choice is deprecated). Received: dim=None"
+        )
     d = V.integer(dim, "dim")
     lo, hi = -max(ndim, 1), max(ndim, 1) - 1
     if not lo <= d <= hi:
-        raise ValueError(f"`dim` must be in [{lo}, {hi}] for a {ndim}-d `x`. "
-                         f"Received: dim={dim!r}")
+        raise ValueError(
+            f"`dim` must be in [{lo}, {hi}] for a {ndim}-d `x`. Received: dim={dim!r}"
+        )
     return d % max(ndim, 1)
 
 
 def _hardtanh_bounds(min_val, max_val):
     lo, hi = V.real(min_val, "min_val"), V.real(max_val, "max_val")
     if not hi > lo:
-        raise ValueError(f"`max_val` must be greater than `min_val`. "
-                         f"Received: min_val={min_val!r}, max_val={max_val!r}")
+        raise ValueError(
+            f"`max_val` must be greater than `min_val`. "
+            f"Received: min_val={min_val!r}, max_val={max_val!r}"
+        )
     return lo, hi
 
 
@@ -104,21 +151,56 @@ def _cast(a, dtype):
 # 1e-16 in each. exp(-y*y) is split as exp(-z*z) * exp(-(y-z)(y+z)) with z = y rounded
 # down to 1/16, so the large square loses no bits.
 
-_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
-      3.20937758913846947e03, 1.85777706184603153e-1)
-_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
-      2.84423683343917062e03)
-_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
-      2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
-      2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
-_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
-      1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
-      3.43936767414372164e03, 1.23033935480374942e03)
-_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
-      1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
-_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
-      6.05183413124413191e-2, 2.33520497626869185e-3)
-_XBREAK, _XBIG = 0.46875, 27.3    # erfc(y) < 2**-1075 (rounds to 0) for y >= _XBIG
+_A = (
+    3.16112374387056560e00,
+    1.13864154151050156e02,
+    3.77485237685302021e02,
+    3.20937758913846947e03,
+    1.85777706184603153e-1,
+)
+_B = (
+    2.36012909523441209e01,
+    2.44024637934444173e02,
+    1.28261652607737228e03,
+    2.84423683343917062e03,
+)
+_C = (
+    5.64188496988670089e-1,
+    8.88314979438837594e00,
+    6.61191906371416295e01,
+    2.98635138197400131e02,
+    8.81952221241769090e02,
+    1.71204761263407058e03,
+    2.05107837782607147e03,
+    1.23033935479799725e03,
+    2.15311535474403846e-8,
+)
+_D = (
+    1.57449261107098347e01,
+    1.17693950891312499e02,
+    5.37181101862009858e02,
+    1.62138957456669019e03,
+    3.29079923573345963e03,
+    4.36261909014324716e03,
+    3.43936767414372164e03,
+    1.23033935480374942e03,
+)
+_P = (
+    3.05326634961232344e-1,
+    3.60344899949804439e-1,
+    1.25781726111229246e-1,
+    1.60837851487422766e-2,
+    6.58749161529837803e-4,
+    1.63153871373020978e-2,
+)
+_Q = (
+    2.56852019228982242e00,
+    1.87295284992346047e00,
+    5.27905102951428412e-1,
+    6.05183413124413191e-2,
+    2.33520497626869185e-3,
+)
+_XBREAK, _XBIG = 0.46875, 27.3  # erfc(y) < 2**-1075 (rounds to 0) for y >= _XBIG
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
@@ -162,8 +244,11 @@ def erf(x):
     x64 = x.astype(np.float64)
     ax = np.abs(x64)
     small = ax <= _XBREAK
-    out = np.where(small, _erf_small(np.where(small, x64, 0.0)),
-                   np.copysign(1.0 - _erfc_large(np.where(small, 1.0, ax)), x64))
+    out = np.where(
+        small,
+        _erf_small(np.where(small, x64, 0.0)),
+        np.copysign(1.0 - _erfc_large(np.where(small, 1.0, ax)), x64),
+    )
     return _cast(out, x.dtype)
 
 
@@ -174,12 +259,14 @@ def erfc(x):
     ax = np.abs(x64)
     small = ax <= _XBREAK
     tail = _erfc_large(np.where(small, 1.0, ax))
-    out = np.where(small, 1.0 - _erf_small(np.where(small, x64, 0.0)),
-                   np.where(x64 < 0, 2.0 - tail, tail))
+    out = np.where(
+        small, 1.0 - _erf_small(np.where(small, x64, 0.0)), np.where(x64 < 0, 2.0 - tail, tail)
+    )
     return _cast(out, x.dtype)
 
 
 # --- helpers -----------------------------------------------------------------------
+
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)); exp only sees -|x|."""
@@ -193,6 +280,7 @@ def _softplus(x):
 
 
 # --- ReLU family -------------------------------------------------------------------
+
 
 def relu(x):
     """``max(x, 0)``."""
@@ -276,17 +364,22 @@ def _prelu_weight(x, weight):
     """`weight` broadcast against `x`: one slope, or one per channel of axis 1."""
     V.check_array(weight, "weight", ndim=1)
     if weight.dtype != x.dtype:
-        raise TypeError(f"`weight` must have the dtype of `x` ({x.dtype}). "
-                        f"Received: weight.dtype={weight.dtype}")
+        raise TypeError(
+            f"`weight` must have the dtype of `x` ({x.dtype}). "
+            f"Received: weight.dtype={weight.dtype}"
+        )
     if weight.size == 1:
         return weight.reshape(())
     if x.ndim < 2 or x.shape[1] != weight.size:
-        raise ValueError(f"`x` must have {weight.size} channels on axis 1 to match "
-                         f"`weight` of shape {weight.shape}. Received: x.shape={x.shape}")
+        raise ValueError(
+            f"`x` must have {weight.size} channels on axis 1 to match "
+            f"`weight` of shape {weight.shape}. Received: x.shape={x.shape}"
+        )
     return weight.reshape((-1,) + (1,) * (x.ndim - 2))
 
 
 # --- exponential family ------------------------------------------------------------
+
 
 def elu(x, alpha=1.0):
     """``x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise."""
@@ -335,8 +428,9 @@ _KAPPA = 0.044715
 
 def _approximate(approximate):
     if approximate not in _GELU_APPROXIMATIONS:
-        raise ValueError(f"`approximate` must be 'none' or 'tanh'. "
-                         f"Received: approximate={approximate!r}")
+        raise ValueError(
+            f"`approximate` must be 'none' or 'tanh'. Received: approximate={approximate!r}"
+        )
     return approximate
 
 
@@ -349,7 +443,7 @@ def gelu(x, approximate="none"):
     """``x * Phi(x)`` (Phi the standard normal CDF), or its tanh approximation."""
     _x(x)
     if _approximate(approximate) == "tanh":
-        xc = np.clip(x, -30, 30)        # tanh(inner) is +-1 exactly from |x| = 10 on
+        xc = np.clip(x, -30, 30)  # tanh(inner) is +-1 exactly from |x| = 10 on
         inner = (xc + xc * xc * xc * _KAPPA) * _SQRT_2_OVER_PI
         return x * (0.5 * (1 + np.tanh(inner)))
     return _cast(x * _normal_cdf(x), x.dtype)
@@ -358,13 +452,13 @@ def gelu(x, approximate="none"):
 def gelu_backward(grad, x, approximate="none"):
     if _approximate(approximate) == "tanh":
         _grad(grad, _x(x))
-        xc = np.clip(x, -30, 30)        # beyond, 1 - tanh^2 is 0 exactly
+        xc = np.clip(x, -30, 30)  # beyond, 1 - tanh^2 is 0 exactly
         x2 = xc * xc
         t = np.tanh((xc + x2 * xc * _KAPPA) * _SQRT_2_OVER_PI)
         d_inner = (1 + x2 * (3 * _KAPPA)) * _SQRT_2_OVER_PI
         return grad * (0.5 * (1 + t) + xc * 0.5 * (1 - t * t) * d_inner)
     _grad(grad, _x(x))
-    xc = np.clip(x.astype(np.float64), -40.0, 40.0)   # x * pdf(x) < 1e-300 beyond
+    xc = np.clip(x.astype(np.float64), -40.0, 40.0)  # x * pdf(x) < 1e-300 beyond
     pdf = np.exp(xc * xc * -0.5) * _INV_SQRT_2PI
     return _cast(grad * (_normal_cdf(x) + xc * pdf), x.dtype)
 
@@ -449,10 +543,11 @@ def tanhexp_backward(grad, x):
     _grad(grad, _x(x))
     e = np.exp(np.minimum(x, 20))
     t = np.tanh(e)
-    return grad * (t + x * (e * (1 - t * t)))   # e * 0 first: x * e may overflow
+    return grad * (t + x * (e * (1 - t * t)))  # e * 0 first: x * e may overflow
 
 
 # --- soft / hard shapes ------------------------------------------------------------
+
 
 def softsign(x):
     """``x / (1 + |x|)``."""
@@ -462,7 +557,7 @@ def softsign(x):
 def softsign_backward(grad, x):
     _grad(grad, _x(x))
     d = 1 + np.abs(x)
-    return grad / d / d                 # d * d may overflow
+    return grad / d / d  # d * d may overflow
 
 
 def hardsigmoid(x):
@@ -484,8 +579,7 @@ def hardswish(x):
 def hardswish_backward(grad, x):
     """0 up to -3, ``x / 3 + 1/2`` on (-3, 3), 1 from 3 on (PyTorch's kink convention)."""
     _grad(grad, _x(x))
-    return _cast(np.where(x <= -3, 0, np.where(x < 3, grad * (x / 3 + 0.5), grad)),
-                 grad.dtype)
+    return _cast(np.where(x <= -3, 0, np.where(x < 3, grad * (x / 3 + 0.5), grad)), grad.dtype)
 
 
 def tanhshrink(x):
@@ -527,6 +621,7 @@ def hardshrink_backward(grad, x, lambd=0.5):
 
 
 # --- along an axis -----------------------------------------------------------------
+
 
 def softmax(x, dim):
     """``exp(x) / sum(exp(x), dim)``, the maximum subtracted first."""

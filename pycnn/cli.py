@@ -1,4 +1,5 @@
 """The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`."""
+
 import argparse
 import sys
 import time
@@ -34,23 +35,38 @@ def demo_conv(args):
     grads = functional.conv2d_backward(g, x, w, padding=1)
     out_ref = reference.conv2d(x, w, b, padding=1)
     grads_ref = reference.conv2d_backward(g, x, w, padding=1)
-    worst = max(float(np.max(np.abs(a - r)) / max(1.0, float(np.max(np.abs(r)))))
-                for a, r in zip((out,) + grads, (out_ref,) + grads_ref))
-    nn = 2   # the naive loops run on two images and are scaled to the batch
+    worst = max(
+        float(np.max(np.abs(a - r)) / max(1.0, float(np.max(np.abs(r)))))
+        for a, r in zip((out,) + grads, (out_ref,) + grads_ref)
+    )
+    nn = 2  # the naive loops run on two images and are scaled to the batch
     out_naive = naive.conv2d(x[:nn], w, b, padding=1)
     worst_naive = float(np.max(np.abs(out[:nn] - out_naive)))
-    print(f"compiled vs NumPy reference: max relative difference {worst:.1e} "
-          f"(forward and backward)")
-    print(f"compiled vs naive loops:     max abs difference {worst_naive:.1e} "
-          f"(forward, {nn} images)\n")
+    print(
+        f"compiled vs NumPy reference: max relative difference {worst:.1e} "
+        f"(forward and backward)"
+    )
+    print(
+        f"compiled vs naive loops:     max abs difference {worst_naive:.1e} "
+        f"(forward, {nn} images)\n"
+    )
 
     rows = [
-        ("naive loops", n / nn * median_of(lambda: naive.conv2d(x[:nn], w, b, padding=1), 1),
-         n / nn * median_of(lambda: naive.conv2d_backward(g[:nn], x[:nn], w, padding=1), 1)),
-        ("NumPy reference", median_of(lambda: reference.conv2d(x, w, b, padding=1), 3),
-         median_of(lambda: reference.conv2d_backward(g, x, w, padding=1), 3)),
-        ("compiled", median_of(lambda: functional.conv2d(x, w, b, padding=1), 5),
-         median_of(lambda: functional.conv2d_backward(g, x, w, padding=1), 5)),
+        (
+            "naive loops",
+            n / nn * median_of(lambda: naive.conv2d(x[:nn], w, b, padding=1), 1),
+            n / nn * median_of(lambda: naive.conv2d_backward(g[:nn], x[:nn], w, padding=1), 1),
+        ),
+        (
+            "NumPy reference",
+            median_of(lambda: reference.conv2d(x, w, b, padding=1), 3),
+            median_of(lambda: reference.conv2d_backward(g, x, w, padding=1), 3),
+        ),
+        (
+            "compiled",
+            median_of(lambda: functional.conv2d(x, w, b, padding=1), 5),
+            median_of(lambda: functional.conv2d_backward(g, x, w, padding=1), 5),
+        ),
     ]
     base = rows[-1][1] + rows[-1][2]
     print(f"{'backend':<18}{'forward ms':>12}{'backward ms':>13}{'x compiled':>12}")
@@ -68,8 +84,9 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 3e-3, "sgd": 5e-2, "rmsprop": 1e-3, "adagrad": 3e-2}
 
 
-def build_model(size, *, batchnorm=True, dropout=0.25, dtype=np.float32,
-                backend="compiled", rng=None):
+def build_model(
+    size, *, batchnorm=True, dropout=0.25, dtype=np.float32, backend="compiled", rng=None
+):
     """The small CNN `pycnn train` fits, for 1-channel `size` x `size` images, 10 classes.
 
     conv3x3(16) - [bn] - relu - down2 - conv3x3(32) - [bn] - relu - down2 - flatten -
@@ -82,8 +99,18 @@ def build_model(size, *, batchnorm=True, dropout=0.25, dtype=np.float32,
 
     def block(c_in, c_out):
         # no conv bias before batch norm: it would cancel out (zero gradient)
-        layers = [pycnn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm, dtype=dtype,
-                               rng=rng, backend=backend)]
+        layers = [
+            pycnn.Conv2d(
+                c_in,
+                c_out,
+                3,
+                padding=1,
+                bias=not batchnorm,
+                dtype=dtype,
+                rng=rng,
+                backend=backend,
+            )
+        ]
         if batchnorm:
             layers.append(pycnn.BatchNorm2d(c_out, dtype=dtype))
         return layers + [pycnn.ReLU(), _downsample(c_out, dtype, backend, rng)]
@@ -116,8 +143,8 @@ def _load_data(args):
         x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, 0.25, seed=0)
         name = "UCI digits (8x8)"
     if args.limit:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
     return x_train, y_train, x_test, y_test, name
 
 
@@ -161,35 +188,57 @@ def train(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("pycnn train: --plot needs matplotlib, which is not installed: "
-                  "pip install matplotlib (or pip install 'pycnn[plot]')", file=sys.stderr)
+            print(
+                "pycnn train: --plot needs matplotlib, which is not installed: "
+                "pip install matplotlib (or pip install 'pycnn[plot]')",
+                file=sys.stderr,
+            )
             return 2
     dtype = np.dtype(args.dtype)
     x_train, y_train, x_test, y_test, name = _load_data(args)
-    model = build_model(x_train.shape[-1], batchnorm=not args.no_batchnorm,
-                        dropout=args.dropout, dtype=dtype, backend=args.backend,
-                        rng=np.random.default_rng(args.seed))
+    model = build_model(
+        x_train.shape[-1],
+        batchnorm=not args.no_batchnorm,
+        dropout=args.dropout,
+        dtype=dtype,
+        backend=args.backend,
+        rng=np.random.default_rng(args.seed),
+    )
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = _make_optimizer(args.optimizer, lr)
-    scheduler = (optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1
-                 else None)
-    print(f"pycnn train: {name}, {len(x_train)} training / {len(x_test)} test images, "
-          f"{dtype.name}, backend={args.backend}, seed={args.seed}")
-    print(f"{optimizer}" + (f" with {scheduler}" if scheduler else "") +
-          f", batch size {args.batch_size}, {args.epochs} epochs")
+    scheduler = optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1 else None
+    print(
+        f"pycnn train: {name}, {len(x_train)} training / {len(x_test)} test images, "
+        f"{dtype.name}, backend={args.backend}, seed={args.seed}"
+    )
+    print(
+        f"{optimizer}"
+        + (f" with {scheduler}" if scheduler else "")
+        + f", batch size {args.batch_size}, {args.epochs} epochs"
+    )
     model.summary(x_train.shape[1:])
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=optimizer, loss=losses.CrossEntropyLoss(),
-                        validation_data=(x_test, y_test), rng=np.random.default_rng(
-                            [args.seed, 1]), progress=not args.quiet, scheduler=scheduler)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
+        loss=losses.CrossEntropyLoss(),
+        validation_data=(x_test, y_test),
+        rng=np.random.default_rng([args.seed, 1]),
+        progress=not args.quiet,
+        scheduler=scheduler,
+    )
     test_loss, test_acc = model.evaluate(x_test, y_test)
     seconds = time.perf_counter() - start
     right = int(round(test_acc * len(x_test)))
-    print(f"test accuracy: {100 * test_acc:.2f}% ({right}/{len(x_test)}), "
-          f"test loss {test_loss:.4f}, training time {seconds:.1f} s")
+    print(
+        f"test accuracy: {100 * test_acc:.2f}% ({right}/{len(x_test)}), "
+        f"test loss {test_loss:.4f}, training time {seconds:.1f} s"
+    )
     if args.save:
-        written = model.save(args.save)         # with .npz appended if it was missing
+        written = model.save(args.save)  # with .npz appended if it was missing
         print(f"saved the model to {written}")
     if args.plot:
         _plot(history, args.plot)
@@ -222,44 +271,87 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="pycnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show version, compiled extension, threads and BLAS")
-    p = sub.add_parser("demo", help="a one-minute tour: one convolution timed on every "
-                                    "backend, then a CNN trained on the digits")
+    p = sub.add_parser(
+        "demo",
+        help="a one-minute tour: one convolution timed on every "
+        "backend, then a CNN trained on the digits",
+    )
     p.add_argument("--batch", type=_positive, default=16, help="default: %(default)s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-train", action="store_true", help="only the convolution part")
-    p = sub.add_parser("train", help="train a small CNN on the digits (or MNIST) and "
-                                     "print its test accuracy")
+    p = sub.add_parser(
+        "train", help="train a small CNN on the digits (or MNIST) and print its test accuracy"
+    )
     p.add_argument("--epochs", type=_positive, default=30, help="default: %(default)s")
     p.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
-    p.add_argument("--lr", type=_positive_float, default=None,
-                   help="learning rate (default: adam 3e-3, sgd 5e-2 with Nesterov "
-                        "momentum 0.9, rmsprop 1e-3, adagrad 3e-2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                   help="default: %(default)s")
-    p.add_argument("--backend", choices=("compiled", "numpy"), default="compiled",
-                   help="compiled kernels or the pure-NumPy reference (default: %(default)s)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="default: %(default)s")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the initial weights and the shuffling (default: "
-                        "%(default)s; the digits' train/test split is fixed)")
-    p.add_argument("--lr-decay", type=_positive_float, default=0.9, metavar="GAMMA",
-                   help="multiply the learning rate by GAMMA after every epoch "
-                        "(ExponentialLR; 1 keeps it constant; default: %(default)s)")
-    p.add_argument("--dropout", type=_probability, default=0.25, metavar="P",
-                   help="dropout before the last layer (0: none; default: %(default)s)")
-    p.add_argument("--no-batchnorm", action="store_true",
-                   help="no BatchNorm2d after the convolutions")
-    p.add_argument("--mnist", metavar="PATH",
-                   help="train on the MNIST IDX files in folder PATH instead of the digits")
-    p.add_argument("--limit", type=_positive, metavar="N",
-                   help="use only the first N training and N test images")
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="learning rate (default: adam 3e-3, sgd 5e-2 with Nesterov "
+        "momentum 0.9, rmsprop 1e-3, adagrad 3e-2)",
+    )
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default="adam", help="default: %(default)s"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("compiled", "numpy"),
+        default="compiled",
+        help="compiled kernels or the pure-NumPy reference (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="default: %(default)s",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial weights and the shuffling (default: "
+        "%(default)s; the digits' train/test split is fixed)",
+    )
+    p.add_argument(
+        "--lr-decay",
+        type=_positive_float,
+        default=0.9,
+        metavar="GAMMA",
+        help="multiply the learning rate by GAMMA after every epoch "
+        "(ExponentialLR; 1 keeps it constant; default: %(default)s)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=_probability,
+        default=0.25,
+        metavar="P",
+        help="dropout before the last layer (0: none; default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-batchnorm", action="store_true", help="no BatchNorm2d after the convolutions"
+    )
+    p.add_argument(
+        "--mnist",
+        metavar="PATH",
+        help="train on the MNIST IDX files in folder PATH instead of the digits",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="use only the first N training and N test images",
+    )
     p.add_argument("--save", metavar="MODEL.npz", help="save the trained model")
-    p.add_argument("--plot", metavar="CURVES.png",
-                   help="plot the loss and accuracy curves (needs matplotlib)")
+    p.add_argument(
+        "--plot",
+        metavar="CURVES.png",
+        help="plot the loss and accuracy curves (needs matplotlib)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
     from pycnn import _bench
+
     _bench.add_arguments(p)
     return parser
 
@@ -273,6 +365,7 @@ def main(argv=None):
         return train(args)
     if args.command == "bench":
         from pycnn import _bench
+
         return _bench.main(args)
     return demo(args)
 

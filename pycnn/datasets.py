@@ -5,6 +5,7 @@ Nothing here downloads. `load_digits` reads ``pycnn/data/digits.npz`` (made once
 Handwritten Digits" data set (E. Alpaydin, C. Kaynak, 1998; CC BY 4.0). `load_mnist`
 reads the four standard MNIST IDX files from a folder you already have.
 """
+
 import gzip
 import os
 import struct
@@ -53,16 +54,19 @@ def train_test_split(x, y, test_size=0.25, seed=0, stratify=True):
     x, y = np.asarray(x), np.asarray(y)
     n = len(x)
     if len(y) != n:
-        raise ValueError(f"`x` and `y` must have the same length. "
-                         f"Received: len(x)={n}, len(y)={len(y)}")
+        raise ValueError(
+            f"`x` and `y` must have the same length. Received: len(x)={n}, len(y)={len(y)}"
+        )
     if isinstance(test_size, (float, np.floating)):
         frac = V.real(test_size, "test_size", 0, 1, min_open=True, max_open=True)
         n_test = int(np.ceil(frac * n))
     else:
         n_test = V.integer(test_size, "test_size")
     if not 1 <= n_test < n:
-        raise ValueError(f"`test_size` must leave at least one sample in each part. "
-                         f"Received: test_size={test_size!r} for {n} samples")
+        raise ValueError(
+            f"`test_size` must leave at least one sample in each part. "
+            f"Received: test_size={test_size!r} for {n} samples"
+        )
     rng = np.random.default_rng(seed)
     if stratify and y.ndim == 1 and y.dtype.kind in "iu":
         classes, inverse = np.unique(y, return_inverse=True)
@@ -75,7 +79,7 @@ def train_test_split(x, y, test_size=0.25, seed=0, stratify=True):
         test_idx = []
         for c in range(len(classes)):
             members = np.flatnonzero(inverse == c)
-            test_idx.append(rng.permutation(members)[:take[c]])
+            test_idx.append(rng.permutation(members)[: take[c]])
         test_idx = np.concatenate(test_idx)
         mask = np.zeros(n, dtype=bool)
         mask[test_idx] = True
@@ -112,24 +116,29 @@ def _read_idx(path, ndim):
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:    # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         what = "gzip" if opener is gzip.open else "a file"
         raise ValueError(f"{path}: cannot be read as {what} ({exc})") from None
     if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: too short for an IDX header of {ndim} dimensions "
-                         f"({len(data)} bytes)")
+        raise ValueError(
+            f"{path}: too short for an IDX header of {ndim} dimensions ({len(data)} bytes)"
+        )
     magic = struct.unpack(">I", data[:4])[0]
     expected = (_IDX_UBYTE << 8) | ndim
     if magic != expected:
-        raise ValueError(f"{path}: bad magic number 0x{magic:08x}, expected "
-                         f"0x{expected:08x} (an unsigned-byte IDX file of {ndim} "
-                         f"dimensions)")
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+        raise ValueError(
+            f"{path}: bad magic number 0x{magic:08x}, expected "
+            f"0x{expected:08x} (an unsigned-byte IDX file of {ndim} "
+            f"dimensions)"
+        )
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     size = int(np.prod(dims, dtype=np.int64))
     body = len(data) - 4 - 4 * ndim
     if body != size:
-        raise ValueError(f"{path}: header says {' x '.join(map(str, dims))} = {size} bytes "
-                         f"of data, the file holds {body}")
+        raise ValueError(
+            f"{path}: header says {' x '.join(map(str, dims))} = {size} bytes "
+            f"of data, the file holds {body}"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -151,16 +160,19 @@ def load_mnist(path, kind="train", dtype=np.float32):
     dtype = V.float_dtype(dtype)
     folder = os.fspath(path)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"`path` must be a folder holding the MNIST IDX files. "
-                                f"Received: path={folder!r}")
+        raise FileNotFoundError(
+            f"`path` must be a folder holding the MNIST IDX files. Received: path={folder!r}"
+        )
     prefix = _PREFIX[kind]
     images_path = _find(folder, prefix, "images", "idx3")
     labels_path = _find(folder, prefix, "labels", "idx1")
     images = _read_idx(images_path, 3)
     labels = _read_idx(labels_path, 1)
     if len(images) != len(labels):
-        raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} "
-                         f"holds {len(labels)} labels")
+        raise ValueError(
+            f"{images_path} holds {len(images)} images but {labels_path} "
+            f"holds {len(labels)} labels"
+        )
     x = images[:, None].astype(dtype)
     x /= 255
     return x, labels.astype(np.int64)

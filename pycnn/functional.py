@@ -4,6 +4,7 @@ Same names, signatures, errors and results as `pycnn.reference` (pure NumPy); th
 tests hold the two to each other. Arrays are NCHW, float32 or float64 (preserved).
 Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 """
+
 import numpy as np
 
 from pycnn import _conv, _lp, _parallel
@@ -31,13 +32,15 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     ``OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1`` (OW likewise).
     """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.im2col_args(
-        x, kernel_size, stride, padding, dilation)
+        x, kernel_size, stride, padding, dilation
+    )
     n, c, h, w = x.shape
     oh, ow = V.out_size(h, kh, sh, 2 * ph, dh), V.out_size(w, kw, sw, 2 * pw, dw)
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
     with _parallel.team(_threads(cols.size)) as threads:
-        _kernels.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw,
-                        oh, ow, threads)
+        _kernels.im2col(
+            np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads
+        )
     return cols
 
 
@@ -49,14 +52,16 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     L = OH*OW for the geometry given.
     """
     (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = V.col2im_args(
-        cols, output_size, kernel_size, stride, padding, dilation)
+        cols, output_size, kernel_size, stride, padding, dilation
+    )
     oh, ow = V.out_size(h, kh, sh, 2 * ph, dh), V.out_size(w, kw, sw, 2 * pw, dw)
     V.check_block_count(cols, (h, w), (oh, ow))
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
     with _parallel.team(_threads(cols.size)) as threads:
-        _kernels.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw,
-                        oh, ow, threads)
+        _kernels.col2im(
+            np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads
+        )
     return x
 
 
@@ -84,15 +89,17 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     args = V.conv2d_args(x, weight, None, stride, padding, dilation, groups)
     plan = _conv.plan(x.shape, weight.shape, x.dtype, args)
     V.check_grad_out(grad_out, x, plan.out_shape)
-    return plan.backward(np.ascontiguousarray(grad_out), np.ascontiguousarray(x),
-                         np.ascontiguousarray(weight))
+    return plan.backward(
+        np.ascontiguousarray(grad_out), np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    )
 
 
 __all__ += ["conv_transpose2d", "conv_transpose2d_backward"]
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
+def conv_transpose2d(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """2-D transposed convolution like ``torch.nn.functional.conv_transpose2d``: the
     input gradient of a convolution, computed by its plan (GEMM, then col2im).
 
@@ -101,26 +108,30 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         (N, C_out, OH, OW), ``OH = (H - 1)*SH - 2*PH + DH*(KH - 1) + OPH + 1`` (OW
         likewise), with `output_padding` (OPH, OPW) smaller than the stride or dilation.
     """
-    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, bias, stride, padding, output_padding, groups, dilation
+    )
     plan = _conv.transposed_plan(x.shape, weight.shape, x.dtype, args)
-    out, _, _ = plan.backward(np.ascontiguousarray(x), None, np.ascontiguousarray(weight),
-                              need_weight=False)
+    out, _, _ = plan.backward(
+        np.ascontiguousarray(x), None, np.ascontiguousarray(weight), need_weight=False
+    )
     if bias is not None:
         out += bias.reshape(-1, 1, 1)
     return out
 
 
-def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
-                              groups=1, dilation=1):
+def conv_transpose2d_backward(
+    grad_out, x, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Gradients of `conv_transpose2d` with respect to x, weight and bias: a forward
     convolution of `grad_out`, and that convolution's weight gradient.
 
     Shape: grad_out (N, C_out, OH, OW) -> (grad_x (N, C_in, H, W), grad_weight
     (C_in, C_out/groups, KH, KW), grad_bias (C_out,)).
     """
-    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, None, stride, padding, output_padding, groups, dilation
+    )
     plan = _conv.transposed_plan(x.shape, weight.shape, x.dtype, args)
     V.check_grad_out(grad_out, x, plan.x_shape)
     grad_out = np.ascontiguousarray(grad_out)
@@ -165,8 +176,14 @@ def linear_backward(grad_out, x, weight):
 
 # --- pooling: direct kernels, one (H, W) plane per call ----------------------------
 
-__all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-            "lp_pool2d", "lp_pool2d_backward"]
+__all__ += [
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+]
 
 
 def _pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
@@ -176,8 +193,9 @@ def _pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
     with `ceil_mode`, where a last window that would start in the bottom/right padding
     is dropped.
     """
-    out = (size + 2 * pad - dilation * (kernel - 1) - 1
-           + (stride - 1 if ceil_mode else 0)) // stride + 1
+    out = (
+        size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    ) // stride + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1
     return out
@@ -187,8 +205,12 @@ def _pool_out_shape(shape, args):
     """(N, C, OH, OW) of a pooling over an (N, C, H, W) input."""
     n, c, h, w = shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
-    return (n, c, _pool_out_size(h, kh, sh, ph, dh, args.ceil_mode),
-            _pool_out_size(w, kw, sw, pw, dw, args.ceil_mode))
+    return (
+        n,
+        c,
+        _pool_out_size(h, kh, sh, ph, dh, args.ceil_mode),
+        _pool_out_size(w, kw, sw, pw, dw, args.ceil_mode),
+    )
 
 
 # Below this many elements per thread a pooling call runs on fewer threads: the work
@@ -206,8 +228,9 @@ def _planes(a):
     return np.ascontiguousarray(a).reshape(n * c, h, w)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """2-D max pooling like ``torch.nn.functional.max_pool2d``.
 
     Padding counts as -inf; the first maximum in row-major window order wins ties; a
@@ -231,9 +254,19 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
     with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
         _kernels.max_pool2d_forward(
-            _planes(x), out.reshape(n * c, oh, ow),
+            _planes(x),
+            out.reshape(n * c, oh, ow),
             None if indices is None else indices.reshape(n * c, oh, ow),
-            kh, kw, sh, sw, ph, pw, dh, dw, threads)
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            threads,
+        )
     return (out, indices) if return_indices else out
 
 
@@ -253,15 +286,23 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     # MALLOC_TRIM_THRESHOLD_ in the environment remove it for a whole process.
     grad_x = np.empty((n, c, h, w), dtype=grad_out.dtype)
     with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
-        bad = _kernels.max_pool2d_backward(_planes(grad_out), _planes(indices),
-                                           grad_x.reshape(n * c, h, w), threads)
-    if bad:         # the kernel skipped them; say which values were wrong
+        bad = _kernels.max_pool2d_backward(
+            _planes(grad_out), _planes(indices), grad_x.reshape(n * c, h, w), threads
+        )
+    if bad:  # the kernel skipped them; say which values were wrong
         V.check_pool_indices(indices, h * w)
     return grad_x
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """2-D average pooling like ``torch.nn.functional.avg_pool2d``.
 
     Each window's sum of input pixels is divided by `divisor_override` if given, else by
@@ -271,33 +312,70 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     Shape: x (N, C, H, W) -> (N, C, OH, OW), OH and OW as in `max_pool2d` (dilation 1).
     """
     args, count_include_pad, divisor = V.avg_pool2d_args(
-        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     (kh, kw), (sh, sw), (ph, pw) = args[:3]
     n, c, oh, ow = out_shape = _pool_out_shape(x.shape, args)
     out = np.empty(out_shape, dtype=x.dtype)
     with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
-        _kernels.avg_pool2d_forward(_planes(x), out.reshape(n * c, oh, ow), kh, kw, sh,
-                                    sw, ph, pw, count_include_pad, divisor or 0, threads)
+        _kernels.avg_pool2d_forward(
+            _planes(x),
+            out.reshape(n * c, oh, ow),
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            count_include_pad,
+            divisor or 0,
+            threads,
+        )
     return out
 
 
-def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(
+    grad_out,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """Gradient of `avg_pool2d` with respect to x.
 
     Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
     """
     shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
-        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
-        count_include_pad, divisor_override)
+        grad_out,
+        input_shape,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
     n, c, h, w = shape
     V.check_pool_grad_out(grad_out, _pool_out_shape(shape, args))
     (kh, kw), (sh, sw), (ph, pw) = args[:3]
     grad_x = np.empty(shape, dtype=grad_out.dtype)
     with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
-        _kernels.avg_pool2d_backward(_planes(grad_out), grad_x.reshape(n * c, h, w), kh,
-                                     kw, sh, sw, ph, pw, count_include_pad, divisor or 0,
-                                     threads)
+        _kernels.avg_pool2d_backward(
+            _planes(grad_out),
+            grad_x.reshape(n * c, h, w),
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            count_include_pad,
+            divisor or 0,
+            threads,
+        )
     return grad_x
 
 
@@ -329,8 +407,12 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
 
 # --- adaptive pooling: NumPy, separable; reshaped means when the split is even -------
 
-__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
-            "adaptive_max_pool2d_backward"]
+__all__ += [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+]
 
 
 def _adaptive_bounds(size, out):
@@ -377,8 +459,11 @@ def adaptive_avg_pool2d_backward(grad_out, input_shape, output_size):
     if h % oh == 0 and w % ow == 0:
         kh, kw = h // oh, w // ow
         g = grad_out / dtype(kh * kw)
-        return np.ascontiguousarray(np.broadcast_to(
-            g[:, :, :, None, :, None], (n, c, oh, kh, ow, kw)).reshape(n, c, h, w))
+        return np.ascontiguousarray(
+            np.broadcast_to(g[:, :, :, None, :, None], (n, c, oh, kh, ow, kw)).reshape(
+                n, c, h, w
+            )
+        )
     rows = np.zeros((n, c, h, ow), dtype=grad_out.dtype)
     for i, (s, e) in enumerate(zip(*_adaptive_bounds(h, oh))):
         rows[:, :, s:e] += (grad_out[:, :, i] / dtype(e - s))[:, :, None]
@@ -460,8 +545,11 @@ def _nearest_sources(in_size, out_size, scale):
         return np.arange(out_size)
     if out_size == 2 * in_size:
         return np.arange(out_size) >> 1
-    s = np.float32(1.0 / scale) if scale is not None else \
-        np.float32(in_size) / np.float32(out_size)
+    s = (
+        np.float32(1.0 / scale)
+        if scale is not None
+        else np.float32(in_size) / np.float32(out_size)
+    )
     src = np.floor(np.arange(out_size, dtype=np.float32) * s).astype(np.int64)
     return np.minimum(src, in_size - 1)
 
@@ -498,15 +586,15 @@ def _sum_runs(g, sources, in_size, axis):
     return result
 
 
-def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
-                         mode="nearest"):
+def interpolate_backward(
+    grad_out, input_shape, *, scale_factor=None, size=None, mode="nearest"
+):
     """Gradient of `interpolate` with respect to x: each input pixel receives the sum of
     the gradients of the output pixels that copied it.
 
     Shape: grad_out (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W).
     """
-    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
-                                                size, mode)
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor, size, mode)
     sh, sw = scales or (None, None)
     (h, w), (oh, ow) = shape[2:], grad_out.shape[2:]
     g = _sum_runs(grad_out, _nearest_sources(w, ow, sw), w, 3)

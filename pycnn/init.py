@@ -15,6 +15,7 @@ linear weight (out, in), fan_in = in and fan_out = out.
 He's `fan` is fan_in by default (`mode='fan_in'` keeps the forward activations' scale;
 `'fan_out'` keeps the backward gradients').
 """
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -27,14 +28,15 @@ def fans(shape):
     try:
         shape = tuple(V.integer(s, "shape") for s in shape)
     except TypeError:
-        raise TypeError(f"`shape` must be a tuple of ints. "
-                        f"Received: shape={shape!r}") from None
+        raise TypeError(f"`shape` must be a tuple of ints. Received: shape={shape!r}") from None
     if len(shape) < 2:
-        raise ValueError(f"`shape` must have at least 2 dimensions to compute fans. "
-                         f"Received: shape={shape}")
+        raise ValueError(
+            f"`shape` must have at least 2 dimensions to compute fans. Received: shape={shape}"
+        )
     if min(shape) < 1:
-        raise ValueError(f"`shape` must have sizes >= 1 to compute fans. "
-                         f"Received: shape={shape}")
+        raise ValueError(
+            f"`shape` must have sizes >= 1 to compute fans. Received: shape={shape}"
+        )
     receptive = int(np.prod(shape[2:], dtype=np.int64))
     return shape[1] * receptive, shape[0] * receptive
 

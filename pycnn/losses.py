@@ -5,6 +5,7 @@ a NumPy scalar of the input's dtype, and keeps what ``loss.backward()`` needs to
 d loss / d input, an array of the input's shape and dtype, ready for
 ``model.backward``.
 """
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -17,8 +18,9 @@ REDUCTIONS = ("mean", "sum")
 class _Loss:
     def __init__(self, reduction="mean"):
         if reduction not in REDUCTIONS:
-            raise ValueError(f"`reduction` must be 'mean' or 'sum'. "
-                             f"Received: reduction={reduction!r}")
+            raise ValueError(
+                f"`reduction` must be 'mean' or 'sum'. Received: reduction={reduction!r}"
+            )
         self.reduction = reduction
         self._grad = None
 
@@ -39,22 +41,27 @@ class _Loss:
 def _float_target(target, input, name):
     """A float target of `input`'s shape, converted to its dtype."""
     if target.shape != input.shape:
-        raise ValueError(f"`{name}` must have the shape of the input {input.shape}. "
-                         f"Received: {name}.shape={target.shape}")
+        raise ValueError(
+            f"`{name}` must have the shape of the input {input.shape}. "
+            f"Received: {name}.shape={target.shape}"
+        )
     return target.astype(input.dtype, copy=False)
 
 
 def check_labels(labels, num_classes, name="target"):
     """Integer class labels of shape (N,) in [0, num_classes); raise a clear error."""
     if labels.dtype.kind not in "iu":
-        raise TypeError(f"`{name}` must hold integer class labels. "
-                        f"Received: {name}.dtype={labels.dtype}")
+        raise TypeError(
+            f"`{name}` must hold integer class labels. Received: {name}.dtype={labels.dtype}"
+        )
     if labels.size:
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
-            raise ValueError(f"`{name}` labels must be in [0, {num_classes}) for "
-                             f"{num_classes} classes. "
-                             f"Received: labels from {low} to {high}")
+            raise ValueError(
+                f"`{name}` labels must be in [0, {num_classes}) for "
+                f"{num_classes} classes. "
+                f"Received: labels from {low} to {high}"
+            )
     return labels
 
 
@@ -82,14 +89,18 @@ class CrossEntropyLoss(_Loss):
         n, c = logits.shape
         if target.dtype.kind in "iu":
             if target.shape != (n,):
-                raise ValueError(f"`target` labels must have shape (N,) = ({n},). "
-                                 f"Received: target.shape={target.shape}")
+                raise ValueError(
+                    f"`target` labels must have shape (N,) = ({n},). "
+                    f"Received: target.shape={target.shape}"
+                )
             check_labels(target, c)
         elif target.dtype.kind == "f":
             target = _float_target(target, logits, "target")
         else:
-            raise TypeError("`target` must be integer class labels or float "
-                            f"probabilities. Received: target.dtype={target.dtype}")
+            raise TypeError(
+                "`target` must be integer class labels or float "
+                f"probabilities. Received: target.dtype={target.dtype}"
+            )
         shifted = logits - logits.max(axis=1, keepdims=True)
         lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
         log_p = shifted - lse
@@ -124,8 +135,9 @@ class MSELoss(_Loss):
         V.check_array(input, "input")
         target = np.asarray(target)
         if target.dtype.kind not in "iuf":
-            raise TypeError(f"`target` must be a real array. "
-                            f"Received: target.dtype={target.dtype}")
+            raise TypeError(
+                f"`target` must be a real array. Received: target.dtype={target.dtype}"
+            )
         diff = input - _float_target(target, input, "target")
         loss = np.sum(diff * diff)
         grad = 2 * diff

@@ -2,6 +2,7 @@
 eval modes, parameters, state), its shapes and its summary. Training and inference loops
 live in `pycnn.training` and the model file in `pycnn.io.npz`; the methods `fit`,
 `evaluate`, `predict`, `save` and `load` delegate to them."""
+
 import sys
 
 import numpy as np
@@ -37,14 +38,18 @@ class Sequential(BaseLayer):
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
             if not isinstance(layer, BaseLayer):
-                raise TypeError(f"`layers` must be pycnn layers (BaseLayer instances). "
-                                f"Received: layer {i} of type {type(layer).__name__}")
+                raise TypeError(
+                    f"`layers` must be pycnn layers (BaseLayer instances). "
+                    f"Received: layer {i} of type {type(layer).__name__}"
+                )
         super().__init__()
         self.layers = list(layers)
         dtypes = {arr.dtype for layer in self.layers for arr in layer.state_dict().values()}
         if len(dtypes) > 1:
-            raise TypeError("`layers` must all hold parameters of one dtype. Received: "
-                            + ", ".join(sorted(d.name for d in dtypes)))
+            raise TypeError(
+                "`layers` must all hold parameters of one dtype. Received: "
+                + ", ".join(sorted(d.name for d in dtypes))
+            )
         self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
         self.history = None
         self.loss = None
@@ -94,8 +99,10 @@ class Sequential(BaseLayer):
         try:
             shape = tuple(V.integer(s, "input_shape") for s in input_shape)
         except TypeError:
-            raise TypeError(f"`input_shape` must be a tuple of ints (no batch axis). "
-                            f"Received: input_shape={input_shape!r}") from None
+            raise TypeError(
+                f"`input_shape` must be a tuple of ints (no batch axis). "
+                f"Received: input_shape={input_shape!r}"
+            ) from None
         mode = self.training
         self.eval()
         wrapped = []
@@ -111,14 +118,27 @@ class Sequential(BaseLayer):
                 shapes.append((None,) + x.shape[1:])
         finally:
             for layer in wrapped:
-                vars(layer).pop("forward", None)      # back to the class's method
+                vars(layer).pop("forward", None)  # back to the class's method
             self.train(mode)
         return shapes
 
     # --- training and inference --------------------------------------------------------
 
-    def fit(self, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
-            shuffle=True, rng=None, progress=True, *, scheduler=None):
+    def fit(
+        self,
+        x,
+        y,
+        epochs,
+        batch_size,
+        optimizer,
+        loss,
+        validation_data=None,
+        shuffle=True,
+        rng=None,
+        progress=True,
+        *,
+        scheduler=None,
+    ):
         """Train with mini-batches; return the history of per-epoch metrics.
 
         Parameters
@@ -148,8 +168,20 @@ class Sequential(BaseLayer):
             are then bit for bit those from before that batch, and ``model.history``
             holds the epochs that finished.
         """
-        return training.fit(self, x, y, epochs, batch_size, optimizer, loss,
-                            validation_data, shuffle, rng, progress, scheduler=scheduler)
+        return training.fit(
+            self,
+            x,
+            y,
+            epochs,
+            batch_size,
+            optimizer,
+            loss,
+            validation_data,
+            shuffle,
+            rng,
+            progress,
+            scheduler=scheduler,
+        )
 
     def evaluate(self, x, y, batch_size=256, loss=None):
         """(mean loss per sample, accuracy) in eval mode; accuracy is None if not
@@ -181,15 +213,27 @@ class Sequential(BaseLayer):
             shape = nested.get(key, "")
             rows.append((key, "  " * depth + _one_line(layer), str(shape), f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
-        line = lambda r: (f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  "   # noqa: E731
-                          f"{r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}").rstrip()
+
+        def line(r):
+            return (
+                f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  "
+                f"{r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
+            ).rstrip()
+
         rule = "-" * (sum(widths) + 6)
         total = self.num_parameters()
-        buffers = sum(b.size for _, layer in self.named_layers()
-                      for b in layer.buffers.values())
-        text = [line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule,
+        buffers = sum(
+            b.size for _, layer in self.named_layers() for b in layer.buffers.values()
+        )
+        text = (
+            [line(rows[0]), rule]
+            + [line(r) for r in rows[1:]]
+            + [
+                rule,
                 f"total parameters: {total:,} ({total * self.dtype.itemsize:,} bytes, "
-                f"{self.dtype.name})"]
+                f"{self.dtype.name})",
+            ]
+        )
         if buffers:
             text.append(f"buffers (running statistics): {buffers:,}")
         print("\n".join(text), file=file or sys.stdout)
@@ -227,6 +271,7 @@ class Sequential(BaseLayer):
 
 # --- summary helpers -------------------------------------------------------------------------
 
+
 def _tree(layer, prefix="", depth=0):
     """``(key, layer, depth)`` of every layer nested in `layer`, depth first; the children
     of `layer` have depth 0."""
@@ -252,4 +297,5 @@ def _recording(layer, key, shapes):
         out = forward(x)
         shapes[key] = (None,) + out.shape[1:]
         return out
+
     return recording_forward

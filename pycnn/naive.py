@@ -5,6 +5,7 @@ window with every filter, summed; no BLAS, no im2col. Slow on purpose and obviou
 purpose: ground truth on small shapes and the baseline of `pycnn bench`. Same
 signatures and errors as `pycnn.functional`.
 """
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -33,13 +34,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     for oy in range(oh):
         for ox in range(ow):
             y0, x0 = oy * sh, ox * sw
-            window = xp[:, :, y0:y0 + dh * (kh - 1) + 1:dh, x0:x0 + dw * (kw - 1) + 1:dw]
+            window = xp[
+                :, :, y0 : y0 + dh * (kh - 1) + 1 : dh, x0 : x0 + dw * (kw - 1) + 1 : dw
+            ]
             for k in range(g):
-                wk = weight[k * fg:(k + 1) * fg]                       # (F/G, C/G, KH, KW)
-                xk = window[:, k * cg:(k + 1) * cg]                    # (N, C/G, KH, KW)
+                wk = weight[k * fg : (k + 1) * fg]  # (F/G, C/G, KH, KW)
+                xk = window[:, k * cg : (k + 1) * cg]  # (N, C/G, KH, KW)
                 # out[n, f] = sum over c, i, j of x[n, c, i, j] * w[f, c, i, j]
-                out[:, k * fg:(k + 1) * fg, oy, ox] = np.sum(
-                    xk[:, None] * wk[None], axis=(2, 3, 4))
+                out[:, k * fg : (k + 1) * fg, oy, ox] = np.sum(
+                    xk[:, None] * wk[None], axis=(2, 3, 4)
+                )
     if bias is not None:
         out += bias[:, None, None]
     return out
@@ -61,12 +65,12 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
             xs = slice(ox * sw, ox * sw + dw * (kw - 1) + 1, dw)
             for k in range(g):
                 fs, cs = slice(k * fg, (k + 1) * fg), slice(k * cg, (k + 1) * cg)
-                d = grad_out[:, fs, oy, ox][:, :, None, None, None]   # (N, F/G, 1, 1, 1)
-                window = xp[:, cs, ys, xs][:, None]                   # (N, 1, C/G, KH, KW)
+                d = grad_out[:, fs, oy, ox][:, :, None, None, None]  # (N, F/G, 1, 1, 1)
+                window = xp[:, cs, ys, xs][:, None]  # (N, 1, C/G, KH, KW)
                 grad_w[fs] += np.sum(d * window, axis=0)
                 grad_xp[:, cs, ys, xs] += np.sum(d * weight[fs][None], axis=1)
     (pt, pb), (pl, pr) = args.padding
-    grad_x = grad_xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]]
+    grad_x = grad_xp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]]
     return np.ascontiguousarray(grad_x), grad_w, grad_out.sum(axis=(0, 2, 3))
 
 
@@ -98,11 +102,13 @@ def _transposed_pairs(x, weight, args):
                                     yield b, ci, co - k * cog, co, i, j, ki, kj, oy, ox
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
+def conv_transpose2d(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Transposed convolution, one multiply-add at a time (small shapes; ground truth)."""
-    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, bias, stride, padding, output_padding, groups, dilation
+    )
     cout = weight.shape[1] * args.groups
     out = np.zeros((x.shape[0], cout) + tuple(args.output_size), dtype=x.dtype)
     for b, ci, cw, co, i, j, ki, kj, oy, ox in _transposed_pairs(x, weight, args):
@@ -112,11 +118,13 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return out
 
 
-def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
-                              groups=1, dilation=1):
+def conv_transpose2d_backward(
+    grad_out, x, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Gradients of `conv_transpose2d`, one product at a time."""
-    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, None, stride, padding, output_padding, groups, dilation
+    )
     cout = weight.shape[1] * args.groups
     V.check_grad_out(grad_out, x, (x.shape[0], cout) + tuple(args.output_size))
     grad_x, grad_w = np.zeros_like(x), np.zeros_like(weight)
@@ -186,13 +194,18 @@ def _windows(shape, args):
     input coordinates of the taps that are not padding."""
     axes = []
     for size, k, s, p, d in zip(shape[2:], *args[:4]):
-        axes.append([(start, [start + t * d for t in range(k) if 0 <= start + t * d < size])
-                     for start in _window_starts(size, k, s, p, d, args.ceil_mode)])
+        axes.append(
+            [
+                (start, [start + t * d for t in range(k) if 0 <= start + t * d < size])
+                for start in _window_starts(size, k, s, p, d, args.ceil_mode)
+            ]
+        )
     return axes
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """2-D max pooling, one output pixel (and one tap) at a time."""
     args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = V.flag(return_indices, "return_indices")
@@ -236,18 +249,32 @@ def _avg_windows(shape, args, count_include_pad, divisor_override):
     for oy, (y0, ys) in enumerate(rows):
         for ox, (x0, xs) in enumerate(cols):
             # taps in the padded input [-P, size + P) count with count_include_pad
-            padded = (sum(y0 + i < h + ph for i in range(kh))
-                      * sum(x0 + j < w + pw for j in range(kw)))
-            divisor = (divisor_override if divisor_override is not None
-                       else padded if count_include_pad else len(ys) * len(xs))
+            padded = sum(y0 + i < h + ph for i in range(kh)) * sum(
+                x0 + j < w + pw for j in range(kw)
+            )
+            divisor = (
+                divisor_override
+                if divisor_override is not None
+                else padded
+                if count_include_pad
+                else len(ys) * len(xs)
+            )
             yield oy, ox, ys, xs, divisor
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """2-D average pooling, one output pixel (and one tap) at a time."""
     args, count_include_pad, divisor = V.avg_pool2d_args(
-        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     rows, cols = _windows(x.shape, args)
     out = np.empty(x.shape[:2] + (len(rows), len(cols)), dtype=x.dtype)
     for oy, ox, ys, xs, div in _avg_windows(x.shape, args, count_include_pad, divisor):
@@ -259,12 +286,27 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     return out
 
 
-def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(
+    grad_out,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """Gradient of `avg_pool2d`, one output pixel at a time."""
     shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
-        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
-        count_include_pad, divisor_override)
+        grad_out,
+        input_shape,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
     rows, cols = _windows(shape, args)
     V.check_pool_grad_out(grad_out, shape[:2] + (len(rows), len(cols)))
     grad_x = np.zeros(shape, dtype=grad_out.dtype)

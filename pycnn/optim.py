@@ -23,14 +23,23 @@ state stay float32: hyper-parameters are Python floats, which do not promote arr
 Schedules (`StepLR`, `ExponentialLR`) set ``optimizer.lr`` from the initial rate;
 call their ``step()`` once per epoch, after the epoch's updates.
 """
+
 import math
 
 import numpy as np
 
 from pycnn import _validation as V
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "StepLR", "ExponentialLR",
-           "named_parameters"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "AdaGrad",
+    "RMSProp",
+    "Adam",
+    "StepLR",
+    "ExponentialLR",
+    "named_parameters",
+]
 
 
 def named_parameters(layers):
@@ -60,17 +69,23 @@ class Optimizer:
             if grad is None:
                 continue
             if not isinstance(param, np.ndarray) or not isinstance(grad, np.ndarray):
-                raise TypeError(f"`parameters` must yield (key, ndarray, ndarray). "
-                                f"Received for key {key!r}: param of type "
-                                f"{type(param).__name__}, "
-                                f"grad of type {type(grad).__name__}")
+                raise TypeError(
+                    f"`parameters` must yield (key, ndarray, ndarray). "
+                    f"Received for key {key!r}: param of type "
+                    f"{type(param).__name__}, "
+                    f"grad of type {type(grad).__name__}"
+                )
             if grad.shape != param.shape:
-                raise ValueError(f"grad of {key!r} must have the parameter's shape "
-                                 f"{param.shape}. Received: grad.shape={grad.shape}")
+                raise ValueError(
+                    f"grad of {key!r} must have the parameter's shape "
+                    f"{param.shape}. Received: grad.shape={grad.shape}"
+                )
             if grad.dtype != param.dtype:
-                raise TypeError(f"grad of {key!r} must have the parameter's dtype "
-                                f"({param.dtype}). Received: grad.dtype={grad.dtype}")
-            grad = grad.copy()           # the layer's gradient is left as it was
+                raise TypeError(
+                    f"grad of {key!r} must have the parameter's dtype "
+                    f"({param.dtype}). Received: grad.dtype={grad.dtype}"
+                )
+            grad = grad.copy()  # the layer's gradient is left as it was
             if self.weight_decay:
                 grad += self.weight_decay * param
             if self.l1:
@@ -109,15 +124,18 @@ class SGD(Optimizer):
     ``g + momentum*buf`` (Nesterov) or ``buf``; ``p -= lr * update``.
     """
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *,
-                 dampening=0.0, l1=0.0):
+    def __init__(
+        self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *, dampening=0.0, l1=0.0
+    ):
         super().__init__(lr, weight_decay, l1)
         self.momentum = V.real(momentum, "momentum", 0)
         self.dampening = V.real(dampening, "dampening", 0, 1)
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
-            raise ValueError("`nesterov` requires momentum > 0 and dampening = 0. "
-                             f"Received: momentum={momentum!r}, dampening={dampening!r}")
+            raise ValueError(
+                "`nesterov` requires momentum > 0 and dampening = 0. "
+                f"Received: momentum={momentum!r}, dampening={dampening!r}"
+            )
 
     def _update(self, param, grad, state):
         if self.momentum:
@@ -134,8 +152,7 @@ class SGD(Optimizer):
         param -= self.lr * grad
 
     def _defaults(self):
-        return {"momentum": 0.0, "nesterov": False, "dampening": 0.0,
-                **super()._defaults()}
+        return {"momentum": 0.0, "nesterov": False, "dampening": 0.0, **super()._defaults()}
 
 
 class AdaGrad(Optimizer):
@@ -167,8 +184,17 @@ class RMSProp(Optimizer):
     ``p -= lr*buf``, otherwise ``p -= lr*g/avg``.
     """
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, *,
-                 centered=False, l1=0.0):
+    def __init__(
+        self,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        momentum=0.0,
+        weight_decay=0.0,
+        *,
+        centered=False,
+        l1=0.0,
+    ):
         super().__init__(lr, weight_decay, l1)
         self.alpha = V.real(alpha, "alpha", 0, 1)
         self.eps = V.real(eps, "eps", 0)
@@ -201,8 +227,13 @@ class RMSProp(Optimizer):
             param -= self.lr * grad / avg
 
     def _defaults(self):
-        return {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False,
-                **super()._defaults()}
+        return {
+            "alpha": 0.99,
+            "eps": 1e-8,
+            "momentum": 0.0,
+            "centered": False,
+            **super()._defaults(),
+        }
 
 
 class Adam(Optimizer):
@@ -217,10 +248,13 @@ class Adam(Optimizer):
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"`betas` must be a pair of floats in [0, 1). "
-                             f"Received: betas={betas!r}") from None
-        self.betas = (V.real(b1, "betas[0]", 0, 1, max_open=True),
-                      V.real(b2, "betas[1]", 0, 1, max_open=True))
+            raise ValueError(
+                f"`betas` must be a pair of floats in [0, 1). Received: betas={betas!r}"
+            ) from None
+        self.betas = (
+            V.real(b1, "betas[0]", 0, 1, max_open=True),
+            V.real(b2, "betas[1]", 0, 1, max_open=True),
+        )
         self.eps = V.real(eps, "eps", 0)
 
     def _update(self, param, grad, state):
@@ -234,8 +268,8 @@ class Adam(Optimizer):
         m += (1 - b1) * grad
         v *= b2
         v += (1 - b2) * grad * grad
-        step_size = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        step_size = self.lr / (1 - b1**t)
+        denom = np.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
         param -= step_size * m / denom
 
     def _defaults(self):
@@ -244,11 +278,14 @@ class Adam(Optimizer):
 
 # --- learning-rate schedules ----------------------------------------------------------
 
+
 class _Schedule:
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"`optimizer` must be a pycnn.optim.Optimizer. "
-                            f"Received: optimizer of type {type(optimizer).__name__}")
+            raise TypeError(
+                f"`optimizer` must be a pycnn.optim.Optimizer. "
+                f"Received: optimizer of type {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -287,7 +324,7 @@ class ExponentialLR(_Schedule):
         self.gamma = V.real(gamma, "gamma", 0)
 
     def _lr(self, epoch):
-        return self.base_lr * self.gamma ** epoch
+        return self.base_lr * self.gamma**epoch
 
     def __repr__(self):
         return f"ExponentialLR(gamma={self.gamma!r})"

@@ -5,6 +5,7 @@ Written to be read and to be fast in NumPy terms: blocks are taken with
 matmuls, and the scatter of `col2im` is KH*KW strided slice additions. The shape
 arithmetic is derived here independently of the compiled path, from the padded array.
 """
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -37,10 +38,11 @@ def _scatter(blocks, padded_shape, padding, stride, dilation):
     for i in range(kh):
         for j in range(kw):
             y0, x0 = i * dh, j * dw
-            xp[:, :, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw] += \
+            xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw] += (
                 blocks[:, :, i, j]
+            )
     (pt, pb), (pl, pr) = padding
-    return xp[:, :, pt:padded_shape[2] - pb, pl:padded_shape[3] - pr]
+    return xp[:, :, pt : padded_shape[2] - pb, pl : padded_shape[3] - pr]
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -59,8 +61,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
 
     Shape: (N, C*KH*KW, L) -> (N, C, H, W).
     """
-    size, k, s, p, d = V.col2im_args(cols, output_size, kernel_size, stride, padding,
-                                     dilation)
+    size, k, s, p, d = V.col2im_args(cols, output_size, kernel_size, stride, padding, dilation)
     padded = (size[0] + 2 * p[0], size[1] + 2 * p[1])
     blocks = tuple((padded[a] - (d[a] * (k[a] - 1) + 1)) // s[a] + 1 for a in (0, 1))
     V.check_block_count(cols, size, blocks)
@@ -87,7 +88,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     cols, (oh, ow) = _conv_columns(x, weight, args)
     g, f = args.groups, weight.shape[0]
     w = weight.reshape(g, f // g, -1)
-    out = np.matmul(w[None], cols.transpose(0, 1, 3, 2))      # (N, G, F/G, OH*OW)
+    out = np.matmul(w[None], cols.transpose(0, 1, 3, 2))  # (N, G, F/G, OH*OW)
     out = out.reshape(x.shape[0], f, oh, ow)
     if bias is not None:
         out += bias[:, None, None]
@@ -109,10 +110,11 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
     grad_weight = np.matmul(dout, cols).sum(axis=0).reshape(weight.shape)
     dcols = np.matmul(weight.reshape(g, f // g, -1).transpose(0, 2, 1)[None], dout)
-    dblocks = dcols.reshape(n, c, kh, kw, oh, ow)       # rows are (c, i, j) per group
+    dblocks = dcols.reshape(n, c, kh, kw, oh, ow)  # rows are (c, i, j) per group
     (pt, pb), (pl, pr) = args.padding
-    grad_x = _scatter(dblocks, (n, c, h + pt + pb, w + pl + pr), args.padding,
-                      args.stride, args.dilation)
+    grad_x = _scatter(
+        dblocks, (n, c, h + pt + pb, w + pl + pr), args.padding, args.stride, args.dilation
+    )
     return np.ascontiguousarray(grad_x), grad_weight, grad_out.sum(axis=(0, 2, 3))
 
 
@@ -133,58 +135,62 @@ def _transposed_taps(x_shape, weight_shape, args):
     return full, starts
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
+def conv_transpose2d(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """2-D transposed convolution (``torch.nn.functional.conv_transpose2d``): every
     input pixel adds its kernel, scaled, into the output, taps at stride apart; the
     padding is then cropped from each side.
 
     Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, OH, OW).
     """
-    args = V.conv_transpose2d_args(x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, bias, stride, padding, output_padding, groups, dilation
+    )
     n, c_in, g = x.shape[0], x.shape[1], args.groups
     cig, cog, kh, kw = c_in // g, weight.shape[1], weight.shape[2], weight.shape[3]
     (fh, fw), (rows, cols) = _transposed_taps(x.shape, weight.shape, args)
     full = np.zeros((n, cog * g, fh, fw), dtype=x.dtype)
     for k in range(g):
-        xg, wg = x[:, k * cig:(k + 1) * cig], weight[k * cig:(k + 1) * cig]
+        xg, wg = x[:, k * cig : (k + 1) * cig], weight[k * cig : (k + 1) * cig]
         taps = np.einsum("nchw,coij->noijhw", xg, wg)
         for i in range(kh):
             for j in range(kw):
-                full[:, k * cog:(k + 1) * cog, rows[i], cols[j]] += taps[:, :, i, j]
+                full[:, k * cog : (k + 1) * cog, rows[i], cols[j]] += taps[:, :, i, j]
     (ph, _), (pw, _) = args.padding
-    out = full[:, :, ph:fh - ph, pw:fw - pw]
+    out = full[:, :, ph : fh - ph, pw : fw - pw]
     if bias is not None:
         out = out + bias[:, None, None]
     return np.ascontiguousarray(out)
 
 
-def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
-                              groups=1, dilation=1):
+def conv_transpose2d_backward(
+    grad_out, x, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Gradients of `conv_transpose2d`: each tap gathers the output gradient back.
 
     Shape: grad_out (N, C_out, OH, OW) -> (grad_x, grad_weight, grad_bias).
     """
-    args = V.conv_transpose2d_args(x, weight, None, stride, padding, output_padding,
-                                   groups, dilation)
+    args = V.conv_transpose2d_args(
+        x, weight, None, stride, padding, output_padding, groups, dilation
+    )
     n, c_in, g = x.shape[0], x.shape[1], args.groups
     cig, cog, kh, kw = c_in // g, weight.shape[1], weight.shape[2], weight.shape[3]
     (fh, fw), (rows, cols) = _transposed_taps(x.shape, weight.shape, args)
     (ph, _), (pw, _) = args.padding
     V.check_grad_out(grad_out, x, (n, cog * g, fh - 2 * ph, fw - 2 * pw))
     full = np.zeros((n, cog * g, fh, fw), dtype=x.dtype)
-    full[:, :, ph:fh - ph, pw:fw - pw] = grad_out
+    full[:, :, ph : fh - ph, pw : fw - pw] = grad_out
     grad_x = np.zeros_like(x)
     grad_w = np.zeros_like(weight)
     for k in range(g):
-        xg = x[:, k * cig:(k + 1) * cig]
+        xg = x[:, k * cig : (k + 1) * cig]
         for i in range(kh):
             for j in range(kw):
-                view = full[:, k * cog:(k + 1) * cog, rows[i], cols[j]]     # (N, Cog, H, W)
-                wij = weight[k * cig:(k + 1) * cig, :, i, j]               # (Cig, Cog)
-                grad_x[:, k * cig:(k + 1) * cig] += np.einsum("nohw,co->nchw", view, wij)
-                grad_w[k * cig:(k + 1) * cig, :, i, j] = np.einsum("nchw,nohw->co", xg, view)
+                view = full[:, k * cog : (k + 1) * cog, rows[i], cols[j]]  # (N, Cog, H, W)
+                wij = weight[k * cig : (k + 1) * cig, :, i, j]  # (Cig, Cog)
+                grad_x[:, k * cig : (k + 1) * cig] += np.einsum("nohw,co->nchw", view, wij)
+                grad_w[k * cig : (k + 1) * cig, :, i, j] = np.einsum("nchw,nohw->co", xg, view)
     return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
 
 
@@ -212,20 +218,26 @@ def linear_backward(grad_out, x, weight):
     """
     V.linear_args(x, weight, None)
     V.check_linear_grad_out(grad_out, x, weight)
-    lead = tuple(range(x.ndim - 1))                  # every axis but the features
+    lead = tuple(range(x.ndim - 1))  # every axis but the features
     grad_weight = np.tensordot(grad_out, x, axes=(lead, lead))
     return np.matmul(grad_out, weight), grad_weight, grad_out.sum(axis=lead)
 
 
-__all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-            "lp_pool2d", "lp_pool2d_backward"]
+__all__ += [
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+]
 
 
 def _n_windows(size, kernel, stride, pad, dilation, ceil_mode):
     """How many windows fit along one axis: start positions 0, stride, ... of the
     padded input up to the last one leaving room for the dilated kernel (one more,
     partial, window with ceil_mode unless it would start in the far padding)."""
-    room = size + 2 * pad - (dilation * (kernel - 1) + 1)    # last possible start
+    room = size + 2 * pad - (dilation * (kernel - 1) + 1)  # last possible start
     n = (-(-room // stride) if ceil_mode else room // stride) + 1
     if ceil_mode and (n - 1) * stride - pad >= size:
         n -= 1
@@ -240,9 +252,12 @@ class _Taps:
     def __init__(self, shape, args):
         self.h, self.w = shape[2:]
         (self.kh, self.kw), self.stride, self.pad, self.dilation = args[:4]
-        self.oh, self.ow = (_n_windows(n, k, s, p, d, args.ceil_mode) for n, k, s, p, d
-                            in zip(shape[2:], args.kernel_size, args.stride, args.padding,
-                                   args.dilation))
+        self.oh, self.ow = (
+            _n_windows(n, k, s, p, d, args.ceil_mode)
+            for n, k, s, p, d in zip(
+                shape[2:], args.kernel_size, args.stride, args.padding, args.dilation
+            )
+        )
         # window starts in input coordinates, (OH,) and (OW,)
         self.y0 = np.arange(self.oh) * self.stride[0] - self.pad[0]
         self.x0 = np.arange(self.ow) * self.stride[1] - self.pad[1]
@@ -252,13 +267,18 @@ class _Taps:
         (ph, pw), (sh, sw), (dh, dw) = self.pad, self.stride, self.dilation
         bottom = (self.oh - 1) * sh + (self.kh - 1) * dh + 1 - ph - self.h
         right = (self.ow - 1) * sw + (self.kw - 1) * dw + 1 - pw - self.w
-        return np.pad(x, ((0, 0), (0, 0), (ph, max(bottom, 0)), (pw, max(right, 0))),
-                      constant_values=value)
+        return np.pad(
+            x,
+            ((0, 0), (0, 0), (ph, max(bottom, 0)), (pw, max(right, 0))),
+            constant_values=value,
+        )
 
     def first_pixel(self):
         """Row (OH,) and column (OW,) of the first tap of each window inside the input."""
-        return tuple(start + np.maximum(0, -(start // d)) * d    # ceil(-start / d) taps in
-                     for start, d in zip((self.y0, self.x0), self.dilation))
+        return tuple(
+            start + np.maximum(0, -(start // d)) * d  # ceil(-start / d) taps in
+            for start, d in zip((self.y0, self.x0), self.dilation)
+        )
 
     def offsets(self):
         """Kernel offsets in row-major order: (i, j, rows (OH,), cols (OW,))."""
@@ -269,12 +289,17 @@ class _Taps:
     def view(self, xp, i, j):
         """The (N, C, OH, OW) pixels of offset (i, j) of every window, from padded xp."""
         (sh, sw), (dh, dw) = self.stride, self.dilation
-        return xp[:, :, i * dh:i * dh + (self.oh - 1) * sh + 1:sh,
-                  j * dw:j * dw + (self.ow - 1) * sw + 1:sw]
+        return xp[
+            :,
+            :,
+            i * dh : i * dh + (self.oh - 1) * sh + 1 : sh,
+            j * dw : j * dw + (self.ow - 1) * sw + 1 : sw,
+        ]
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """2-D max pooling (``torch.nn.functional.max_pool2d``).
 
     Shape: (N, C, H, W) -> (N, C, OH, OW) [and int64 indices (N, C, OH, OW)].
@@ -308,8 +333,10 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     n, c, h, w = V.max_pool2d_backward_args(grad_out, indices, input_shape)
     V.check_pool_indices(indices, h * w)
     grad_x = np.zeros((n * c, h * w), dtype=grad_out.dtype)
-    flat = indices.reshape(n * c, indices.shape[2] * indices.shape[3]) \
+    flat = (
+        indices.reshape(n * c, indices.shape[2] * indices.shape[3])
         + (np.arange(n * c) * (h * w))[:, None]
+    )
     # unbuffered: repeated indices (overlapping windows) accumulate, in output order
     np.add.at(grad_x.reshape(-1), flat.reshape(-1), grad_out.reshape(-1))
     return grad_x.reshape(n, c, h, w)
@@ -320,39 +347,65 @@ def _avg_divisor(taps, count_include_pad, divisor_override, dtype):
     if divisor_override is not None:
         return np.full((taps.oh, taps.ow), divisor_override, dtype=dtype)
     sizes = []
-    for start, k, n, p in ((taps.y0, taps.kh, taps.h, taps.pad[0]),
-                           (taps.x0, taps.kw, taps.w, taps.pad[1])):
-        end = np.minimum(start + k, n + p)                 # clipped to the padded input
-        sizes.append(end - start if count_include_pad
-                     else np.minimum(end, n) - np.maximum(start, 0))
+    for start, k, n, p in (
+        (taps.y0, taps.kh, taps.h, taps.pad[0]),
+        (taps.x0, taps.kw, taps.w, taps.pad[1]),
+    ):
+        end = np.minimum(start + k, n + p)  # clipped to the padded input
+        sizes.append(
+            end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
+        )
     return np.multiply.outer(*sizes).astype(dtype)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """2-D average pooling (``torch.nn.functional.avg_pool2d``).
 
     Shape: (N, C, H, W) -> (N, C, OH, OW).
     """
     args, count_include_pad, divisor = V.avg_pool2d_args(
-        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     taps = _Taps(x.shape, args)
     xp = taps.pad_input(x, 0)
     total = np.zeros(x.shape[:2] + (taps.oh, taps.ow), dtype=x.dtype)
     for i, j, _, _ in taps.offsets():
-        total += taps.view(xp, i, j)        # row-major, like PyTorch; padding adds 0
+        total += taps.view(xp, i, j)  # row-major, like PyTorch; padding adds 0
     return total / _avg_divisor(taps, count_include_pad, divisor, x.dtype)
 
 
-def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(
+    grad_out,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """Gradient of `avg_pool2d`: each window spreads grad_out / divisor over its pixels.
 
     Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
     """
     shape, args, count_include_pad, divisor = V.avg_pool2d_backward_args(
-        grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
-        count_include_pad, divisor_override)
+        grad_out,
+        input_shape,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
     taps = _Taps(shape, args)
     V.check_pool_grad_out(grad_out, shape[:2] + (taps.oh, taps.ow))
     delta = grad_out / _avg_divisor(taps, count_include_pad, divisor, grad_out.dtype)
@@ -361,9 +414,9 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     # offset (i1, j1) > (i2, j2) of them, so it sums its shares in row-major window
     # order, as PyTorch (and the compiled kernel) do
     for i, j, _, _ in reversed(list(taps.offsets())):
-        taps.view(grad_xp, i, j)[...] += delta      # a strided view: writes through
+        taps.view(grad_xp, i, j)[...] += delta  # a strided view: writes through
     (ph, pw), (h, w) = taps.pad, shape[2:]
-    return np.ascontiguousarray(grad_xp[:, :, ph:ph + h, pw:pw + w])
+    return np.ascontiguousarray(grad_xp[:, :, ph : ph + h, pw : pw + w])
 
 
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -388,8 +441,12 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     return _lp.lp_pool2d_backward(avg_pool2d, avg_pool2d_backward, grad_out, x, p, args)
 
 
-__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
-            "adaptive_max_pool2d_backward"]
+__all__ += [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+]
 
 
 def _adaptive_windows(shape, out_size):
@@ -427,8 +484,9 @@ def adaptive_avg_pool2d_backward(grad_out, input_shape, output_size):
     grad_x = np.zeros(shape, dtype=grad_out.dtype)
     for i, j, rows, cols in _adaptive_windows(shape, grad_out.shape[2:]):
         count = (rows.stop - rows.start) * (cols.stop - cols.start)
-        grad_x[:, :, rows, cols] += (grad_out[:, :, i, j]
-                                     / grad_out.dtype.type(count))[:, :, None, None]
+        grad_x[:, :, rows, cols] += (grad_out[:, :, i, j] / grad_out.dtype.type(count))[
+            :, :, None, None
+        ]
     return grad_x
 
 
@@ -477,7 +535,7 @@ def _nearest_source(i, in_size, out_size, scale):
     if out_size == 2 * in_size:
         return i // 2
     if scale is not None:
-        step = np.float32(1.0 / scale)                 # float32, as PyTorch
+        step = np.float32(1.0 / scale)  # float32, as PyTorch
     else:
         step = np.float32(in_size) / np.float32(out_size)
     return min(int(np.floor(np.float32(i) * step)), in_size - 1)
@@ -505,14 +563,14 @@ def interpolate(x, *, scale_factor=None, size=None, mode="nearest"):
     return out
 
 
-def interpolate_backward(grad_out, input_shape, *, scale_factor=None, size=None,
-                         mode="nearest"):
+def interpolate_backward(
+    grad_out, input_shape, *, scale_factor=None, size=None, mode="nearest"
+):
     """Gradient of `interpolate`, one output pixel at a time.
 
     Shape: grad_out (N, C, OH, OW) -> grad_x (N, C, H, W).
     """
-    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor,
-                                                size, mode)
+    shape, scales = V.interpolate_backward_args(grad_out, input_shape, scale_factor, size, mode)
     grad_x = np.zeros(shape, dtype=grad_out.dtype)
     for (i, j), (y, xx) in _nearest_pixels(shape[2:], grad_out.shape[2:], scales):
         grad_x[:, :, y, xx] += grad_out[:, :, i, j]

@@ -4,6 +4,7 @@ not finite), `evaluate` and `predict`, and the checks of their inputs and labels
 `Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
 Sequential's interface (forward, backward, train, parameters, state_dict, evaluate,
 output_shape, dtype)."""
+
 import sys
 import time
 
@@ -15,8 +16,21 @@ from pycnn.losses import CrossEntropyLoss, check_labels
 __all__ = ["fit", "evaluate", "predict"]
 
 
-def fit(model, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
-        shuffle=True, rng=None, progress=True, *, scheduler=None):
+def fit(
+    model,
+    x,
+    y,
+    epochs,
+    batch_size,
+    optimizer,
+    loss,
+    validation_data=None,
+    shuffle=True,
+    rng=None,
+    progress=True,
+    *,
+    scheduler=None,
+):
     """Train `model` with mini-batches; return the history. See `Sequential.fit`."""
     epochs = V.positive_int(epochs, "epochs")
     batch_size = V.positive_int(batch_size, "batch_size")
@@ -26,8 +40,7 @@ def fit(model, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
         try:
             x_val, y_val = validation_data
         except (TypeError, ValueError):
-            raise ValueError("`validation_data` must be a pair (x_val, y_val).") \
-                from None
+            raise ValueError("`validation_data` must be a pair (x_val, y_val).") from None
         x_val = _inputs(model, x_val, "x_val")
         y_val = _targets(model, x_val, y_val, "y_val", "x_val")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -48,27 +61,31 @@ def fit(model, x, y, epochs, batch_size, optimizer, loss, validation_data=None,
             total, correct = 0.0, 0
             bar.start(epoch)
             for batch, start in enumerate(range(0, n, batch_size)):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 xb, yb = x[idx], y[idx]
                 snapshot.take()
                 out = model.forward(xb)
                 value = float(loss(out, yb))
                 bad = ""
-                if np.isfinite(value):       # then the update must keep it all finite
+                if np.isfinite(value):  # then the update must keep it all finite
                     model.backward(loss.backward())
                     optimizer.step(model.parameters())
                     bad = _non_finite(model.state_dict())
                 if not np.isfinite(value) or bad:
                     snapshot.restore()
                     model.history = history
-                    what = (f"the loss became {value}" if not np.isfinite(value) else
-                            f"the update made {bad} non-finite (the loss was {value:.6g})")
+                    what = (
+                        f"the loss became {value}"
+                        if not np.isfinite(value)
+                        else f"the update made {bad} non-finite (the loss was {value:.6g})"
+                    )
                     raise FloatingPointError(
                         f"fit stopped: {what} at epoch {epoch + 1}, batch {batch + 1}; "
                         "the parameters from before that batch were restored, with the "
                         "buffers (batch-norm statistics) and the optimizer's state. A "
                         "smaller learning rate, or inputs without NaN/inf, usually cure "
-                        "it.")
+                        "it."
+                    )
                 total += value * len(idx) if per_sample else value
                 right = _correct(out, yb)
                 correct = None if right is None or correct is None else correct + right
@@ -105,7 +122,7 @@ def evaluate(model, x, y, batch_size=256, loss=None):
     model.eval()
     try:
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             out = model.forward(xb)
             value = float(loss(out, yb))
             total += value * len(xb) if per_sample else value
@@ -123,7 +140,7 @@ def predict(model, x, batch_size=256):
     mode = model.training
     model.eval()
     try:
-        outs = [model.forward(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
+        outs = [model.forward(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
     finally:
         model.train(mode)
     return np.concatenate(outs)
@@ -131,15 +148,19 @@ def predict(model, x, batch_size=256):
 
 # --- inputs and labels -------------------------------------------------------------------
 
+
 def _inputs(model, x, name="x"):
     """`x` as a contiguous array of the model's dtype (one conversion, if any)."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"`{name}` must be a real-valued array. "
-                        f"Received: {name}.dtype={arr.dtype}")
+        raise TypeError(
+            f"`{name}` must be a real-valued array. Received: {name}.dtype={arr.dtype}"
+        )
     if arr.ndim < 1 or len(arr) == 0:
-        raise ValueError(f"`{name}` must hold at least one sample along its first "
-                         f"axis. Received: {name}.shape={arr.shape}")
+        raise ValueError(
+            f"`{name}` must hold at least one sample along its first "
+            f"axis. Received: {name}.shape={arr.shape}"
+        )
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
@@ -147,22 +168,29 @@ def _targets(model, x, y, name="y", x_name="x"):
     """Validated targets: same length as `x`; integer labels in [0, classes)."""
     y = np.asarray(y)
     if y.ndim < 1 or len(y) != len(x):
-        raise ValueError(f"`{x_name}` and `{name}` must have the same length. "
-                         f"Received: len({x_name})={len(x)}, {name}.shape={y.shape}")
+        raise ValueError(
+            f"`{x_name}` and `{name}` must have the same length. "
+            f"Received: len({x_name})={len(x)}, {name}.shape={y.shape}"
+        )
     if y.dtype.kind in "iu":
         if y.ndim != 1:
-            raise ValueError(f"`{name}` integer labels must be 1-d (N,). "
-                             f"Received: {name}.shape={y.shape}")
+            raise ValueError(
+                f"`{name}` integer labels must be 1-d (N,). Received: {name}.shape={y.shape}"
+            )
         out_shape = model.output_shape(x.shape[1:])
         if len(out_shape) != 2:
-            raise ValueError(f"integer labels `{name}` need a model output of shape "
-                             f"(N, classes). Received: output shape {out_shape}")
+            raise ValueError(
+                f"integer labels `{name}` need a model output of shape "
+                f"(N, classes). Received: output shape {out_shape}"
+            )
         check_labels(y, out_shape[1], name)
     elif y.dtype.kind == "f":
         y = y.astype(model.dtype, copy=False)
     else:
-        raise TypeError(f"`{name}` must hold integer labels or float targets. "
-                        f"Received: {name}.dtype={y.dtype}")
+        raise TypeError(
+            f"`{name}` must hold integer labels or float targets. "
+            f"Received: {name}.dtype={y.dtype}"
+        )
     return y
 
 
@@ -180,15 +208,22 @@ def _correct(out, y):
 
 # --- divergence: detect, and put the batch back ------------------------------------------
 
+
 def _non_finite(state):
     """'' when every array of `state` is finite, else how many values are NaN/inf, where."""
-    bad = {key: int(np.count_nonzero(~np.isfinite(arr))) for key, arr in state.items()
-           if not np.isfinite(arr).all()}
+    bad = {
+        key: int(np.count_nonzero(~np.isfinite(arr)))
+        for key, arr in state.items()
+        if not np.isfinite(arr).all()
+    }
     if not bad:
         return ""
     total = sum(bad.values())
-    return (f"{total:,} value{'s' if total > 1 else ''} ("
-            + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items()) + ")")
+    return (
+        f"{total:,} value{'s' if total > 1 else ''} ("
+        + ", ".join(f"{count:,} in {key!r}" for key, count in bad.items())
+        + ")"
+    )
 
 
 class _Snapshot:
@@ -208,7 +243,7 @@ class _Snapshot:
         self.saved = {key: np.empty_like(arr) for key, arr in model.state_dict().items()}
         state = getattr(optimizer, "state", None)
         self.opt_state = state if isinstance(state, dict) else None
-        self.opt_saved = {}    # key -> name -> _Kept(the optimizer's array, a copy) or value
+        self.opt_saved = {}  # key -> name -> _Kept(the optimizer's array, a copy) or value
 
     def take(self):
         for key, arr in self.model.state_dict().items():
@@ -257,6 +292,7 @@ class _Snapshot:
 
 class _Kept:
     """An array of the optimizer's state and its copy from before the batch."""
+
     __slots__ = ("array", "copy")
 
     def __init__(self, array, copy):
@@ -264,6 +300,7 @@ class _Kept:
 
 
 # --- progress ----------------------------------------------------------------------------
+
 
 class _Progress:
     """Training progress: a tqdm bar per epoch on a terminal, else one line per epoch.
@@ -285,9 +322,13 @@ class _Progress:
 
     def start(self, epoch):
         if self.tqdm is not None:
-            self.bar = self.tqdm(total=self.batches, unit="batch", leave=True,
-                                 desc=f"epoch {epoch + 1}/{self.epochs}",
-                                 dynamic_ncols=True)
+            self.bar = self.tqdm(
+                total=self.batches,
+                unit="batch",
+                leave=True,
+                desc=f"epoch {epoch + 1}/{self.epochs}",
+                dynamic_ncols=True,
+            )
 
     def update(self, running_loss):
         if self.bar is not None:

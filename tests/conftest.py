@@ -1,4 +1,5 @@
 """Shared fixtures, tolerances and the named convolution case table."""
+
 import os
 import subprocess
 import sys
@@ -88,7 +89,8 @@ _SIMD_TESTS = {}
 
 def _loaded_kernels():
     import sys
-    return sys.modules.get("pycnn._ext._kernels")     # never imported just for this
+
+    return sys.modules.get("pycnn._ext._kernels")  # never imported just for this
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -105,13 +107,20 @@ def pytest_terminal_summary(terminalreporter):
     if kernels is None:
         return
     supported = kernels.simd_supported()
-    ran = ", ".join(f"{name} {_SIMD_TESTS[name]} tests" for name in kernels.SIMD_TARGETS
-                    if name in _SIMD_TESTS) or "none"
+    ran = (
+        ", ".join(
+            f"{name} {_SIMD_TESTS[name]} tests"
+            for name in kernels.SIMD_TARGETS
+            if name in _SIMD_TESTS
+        )
+        or "none"
+    )
     missing = [name for name in supported if name not in _SIMD_TESTS]
     verified = "yes" if kernels.avx512_verified() else "no (runs only when asked)"
     terminalreporter.write_line(
         f"SIMD variants exercised: {ran}; this CPU can run {', '.join(supported)}; "
-        f"default {kernels.simd_default()}; avx512 verified on hardware: {verified}")
+        f"default {kernels.simd_default()}; avx512 verified on hardware: {verified}"
+    )
     if missing and _SIMD_TESTS:
         terminalreporter.write_line(f"SIMD variants NOT exercised: {', '.join(missing)}")
 
@@ -124,8 +133,9 @@ def run_python(args, cwd, env=None, **kwargs):
 
     home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
     env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]]
-                                                  if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [home] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, **kwargs)

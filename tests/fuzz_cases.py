@@ -18,15 +18,15 @@ exception; the caller's arrays are never modified. A failure raises `Disagreemen
 Used by tests/test_fuzz.py (bounded, under pytest) and tools/fuzz.py (many cases, each
 batch in its own subprocess, so a crash cannot take the checker down with it).
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
 from conftest import TOL
 from hypothesis import strategies as st
 
-from pycnn import functional, reference
+from pycnn import functional, losses, reference
 from pycnn import layers as L
-from pycnn import losses
 from pycnn._ops import OPS
 
 # Sizes that no valid request can reach without allocating petabytes: each either is
@@ -34,19 +34,47 @@ from pycnn._ops import OPS
 # (thousands) are left out on purpose: they would be valid and merely slow.
 HUGE = (2**31 - 1, 2**31, 2**40, 2**63 - 1, 2**63, 2**64)
 # Values of the wrong type for an int or a pair of ints.
-NOT_INTS = (1.5, 2.0, True, False, None, "2", (), (1, 2, 3), (1, None), [1, 2],
-            np.float64(2.0), np.array([1, 2]), np.array([[1, 2]]), 1 + 2j, object())
+NOT_INTS = (
+    1.5,
+    2.0,
+    True,
+    False,
+    None,
+    "2",
+    (),
+    (1, 2, 3),
+    (1, None),
+    [1, 2],
+    np.float64(2.0),
+    np.array([1, 2]),
+    np.array([[1, 2]]),
+    1 + 2j,
+    object(),
+)
 DTYPES = (np.float32, np.float64)
-HOSTILE_DTYPES = (np.float16, np.int64, np.int32, np.uint8, np.bool_, np.complex128,
-                  object, np.dtype(">f4"), np.dtype(">f8"), np.longdouble)
+HOSTILE_DTYPES = (
+    np.float16,
+    np.int64,
+    np.int32,
+    np.uint8,
+    np.bool_,
+    np.complex128,
+    object,
+    np.dtype(">f4"),
+    np.dtype(">f8"),
+    np.longdouble,
+)
 LAYOUTS = ("fortran", "strided", "reversed", "readonly", "overlap", "broadcast")
 
 # Errors the contract allows. MemoryError only where an absurd size was asked for.
 ALLOWED = (TypeError, ValueError, MemoryError)
 # Reference-side failures that say "this NumPy derivation needs more memory than
 # exists" rather than "the arguments are wrong" (numpy's own ValueErrors for them).
-_NUMPY_SIZE_ERRORS = ("array is too big", "Maximum allowed size exceeded",
-                      "maximum supported dimension")
+_NUMPY_SIZE_ERRORS = (
+    "array is too big",
+    "Maximum allowed size exceeded",
+    "maximum supported dimension",
+)
 
 
 class Disagreement(AssertionError):
@@ -55,30 +83,37 @@ class Disagreement(AssertionError):
 
 # --- arrays ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ArraySpec:
     """How to build one test array: reproducible from its fields, printable."""
+
     shape: tuple
     dtype: object = np.float64
     layout: str = "c"
-    special: str = "none"       # 'none', 'nan', 'inf', 'mixed': some entries replaced
+    special: str = "none"  # 'none', 'nan', 'inf', 'mixed': some entries replaced
     seed: int = 0
 
     def build(self):
         rng = np.random.default_rng(self.seed)
         values = rng.standard_normal(self.shape)
         if self.special != "none" and values.size:
-            pool = {"nan": [np.nan], "inf": [np.inf, -np.inf],
-                    "mixed": [np.nan, np.inf, -np.inf, 0.0]}[self.special]
+            pool = {
+                "nan": [np.nan],
+                "inf": [np.inf, -np.inf],
+                "mixed": [np.nan, np.inf, -np.inf, 0.0],
+            }[self.special]
             hit = rng.random(self.shape) < 0.3
             values[hit] = rng.choice(pool, size=int(hit.sum()))
         return _lay_out(_cast(values, self.dtype), self.layout, rng)
 
     def __repr__(self):
         dtype = np.dtype(self.dtype).str if self.dtype is not object else "object"
-        extras = "".join(f", {k}={v!r}" for k, v in (("layout", self.layout),
-                                                       ("special", self.special))
-                         if v not in ("c", "none"))
+        extras = "".join(
+            f", {k}={v!r}"
+            for k, v in (("layout", self.layout), ("special", self.special))
+            if v not in ("c", "none")
+        )
         return f"Array({self.shape}, {dtype}{extras}, seed={self.seed})"
 
 
@@ -95,12 +130,12 @@ def _lay_out(a, layout, rng):
     layout; the result never owns a C-contiguous buffer unless layout is 'c'."""
     if layout == "fortran":
         return np.asfortranarray(a)
-    if layout == "strided":        # every other element of a larger buffer
+    if layout == "strided":  # every other element of a larger buffer
         big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],) if a.ndim else (), a.dtype)
         view = big[..., ::2] if a.ndim else big
         view[...] = a
         return view
-    if layout == "reversed":       # negative strides on every axis
+    if layout == "reversed":  # negative strides on every axis
         flip = (slice(None, None, -1),) * a.ndim
         return np.ascontiguousarray(a[flip])[flip]
     if layout == "readonly":
@@ -109,14 +144,17 @@ def _lay_out(a, layout, rng):
     if layout in ("overlap", "broadcast") and a.ndim:
         # every axis but the last steps by 0 or 1 element: rows overlap or repeat
         item = a.dtype.itemsize
-        steps = [0 if layout == "broadcast" else int(rng.integers(0, 2))
-                 for _ in a.shape[:-1]] + [1]
+        steps = [
+            0 if layout == "broadcast" else int(rng.integers(0, 2)) for _ in a.shape[:-1]
+        ] + [1]
         length = sum((n - 1) * s for n, s in zip(a.shape, steps)) + 1 if a.size else 1
-        base = a.reshape(-1)[:length] if a.size >= length else np.resize(a.reshape(-1),
-                                                                           length)
-        return np.lib.stride_tricks.as_strided(np.ascontiguousarray(base), a.shape,
-                                               [s * item for s in steps],
-                                               writeable=layout == "overlap")
+        base = a.reshape(-1)[:length] if a.size >= length else np.resize(a.reshape(-1), length)
+        return np.lib.stride_tricks.as_strided(
+            np.ascontiguousarray(base),
+            a.shape,
+            [s * item for s in steps],
+            writeable=layout == "overlap",
+        )
     return a
 
 
@@ -135,7 +173,7 @@ def _build(value):
 def array_specs(draw, shape, dtype=None):
     """An array of `shape` (hostile shape, dtype, layout or values now and then)."""
     roll = draw(st.integers(0, 99))
-    if roll >= 97:                                      # wrong number of dimensions
+    if roll >= 97:  # wrong number of dimensions
         shape = draw(st.sampled_from([(), (3,), shape[1:], shape + (2,), (1,) + shape]))
     dtype = dtype or draw(st.sampled_from(DTYPES))
     if 93 <= roll < 97:
@@ -151,22 +189,26 @@ def maybe_hostile(draw, value, extra=()):
     if roll < 92:
         return value
     if roll < 96:
-        return draw(st.sampled_from(HUGE + (0, -1, -2**63) + tuple(extra)))
+        return draw(st.sampled_from(HUGE + (0, -1, -(2**63)) + tuple(extra)))
     return draw(st.sampled_from(NOT_INTS))
 
 
 def _ints(lo, hi):
     """An int in [lo, hi] or an (H, W) pair of them."""
-    return st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi),
-                                                    st.integers(lo, hi)))
+    return st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
 
 
 def _pair_of(value, low=1):
     """(a, b) from an int or a pair of ints in [low, 2**31), else None (the value is
     ill-formed or out of range, and validation refuses it)."""
+
     def ok(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) \
+        return (
+            isinstance(v, (int, np.integer))
+            and not isinstance(v, (bool, np.bool_))
             and low <= v < 2**31
+        )
+
     if ok(value):
         return (int(value),) * 2
     if isinstance(value, tuple) and len(value) == 2 and all(ok(v) for v in value):
@@ -194,13 +236,18 @@ def _grad_shape(draw, shape):
     and then a wrong one."""
     # (a zero N or C makes the product small, but NumPy still refuses an array whose
     # other sides multiply past 2**63: every side must be small)
-    if (shape is None or min(shape) < 0 or max(shape) > 4096
-            or np.prod(shape, dtype=float) > 4096):
+    if (
+        shape is None
+        or min(shape) < 0
+        or max(shape) > 4096
+        or np.prod(shape, dtype=float) > 4096
+    ):
         shape = draw(st.tuples(*[st.integers(0, 4)] * 4))
     if draw(st.integers(0, 99)) >= 92:
         axis = draw(st.integers(0, 3))
-        shape = shape[:axis] + (shape[axis] + draw(st.sampled_from([-1, 1])),) \
-            + shape[axis + 1:]
+        shape = (
+            shape[:axis] + (shape[axis] + draw(st.sampled_from([-1, 1])),) + shape[axis + 1 :]
+        )
     return tuple(max(s, 0) for s in shape)
 
 
@@ -218,6 +265,7 @@ def images(draw, min_h=1):
 
 # --- cases -----------------------------------------------------------------------------
 
+
 @dataclass
 class Case:
     """One call, or one forward/backward pass, on two implementations.
@@ -226,11 +274,12 @@ class Case:
     arrays (or raises); `inputs` are the specs whose built arrays must come back
     unmodified. Arrays are built afresh for each side from their specs.
     """
-    kind: str                       # op or layer name
+
+    kind: str  # op or layer name
     args: dict
     runner: object = field(repr=False)
-    tol_scale: float = 1.0          # extra tolerance factor for amplifying ops
-    same_message: bool = True       # False against a formula: it only says "refused"
+    tol_scale: float = 1.0  # extra tolerance factor for amplifying ops
+    same_message: bool = True  # False against a formula: it only says "refused"
 
     def run(self, side):
         built = _build(self.args)
@@ -254,9 +303,11 @@ def _as_tuple(result):
 
 def _functional(name):
     """Runner calling `name` of pycnn.functional or pycnn.reference."""
+
     def run(side, **kwargs):
         module = functional if side == "compiled" else reference
         return getattr(module, name)(**kwargs)
+
     return run
 
 
@@ -264,33 +315,52 @@ def _functional(name):
 def im2col_cases(draw):
     shape = draw(images())
     kernel = draw(_ints(1, 4))
-    return Case("im2col", dict(
-        x=draw(array_specs(shape)), kernel_size=maybe_hostile(draw, kernel),
-        stride=maybe_hostile(draw, draw(_ints(1, 3))),
-        padding=maybe_hostile(draw, draw(_ints(0, 2))),
-        dilation=maybe_hostile(draw, draw(_ints(1, 2)))), _functional("im2col"))
+    return Case(
+        "im2col",
+        dict(
+            x=draw(array_specs(shape)),
+            kernel_size=maybe_hostile(draw, kernel),
+            stride=maybe_hostile(draw, draw(_ints(1, 3))),
+            padding=maybe_hostile(draw, draw(_ints(0, 2))),
+            dilation=maybe_hostile(draw, draw(_ints(1, 2))),
+        ),
+        _functional("im2col"),
+    )
 
 
 @st.composite
 def col2im_cases(draw):
     n, c = draw(st.sampled_from([0, 1, 2])), draw(st.integers(1, 3))
     size, kernel, stride, padding, dilation = (
-        maybe_hostile(draw, draw(g)) for g in (_ints(1, 7), _ints(1, 3), _ints(1, 3),
-                                               _ints(0, 2), _ints(1, 2)))
-    geo = [_pair_of(v, low) for v, low in zip((size, kernel, stride, padding, dilation),
-                                               (1, 1, 1, 0, 1))]
+        maybe_hostile(draw, draw(g))
+        for g in (_ints(1, 7), _ints(1, 3), _ints(1, 3), _ints(0, 2), _ints(1, 2))
+    )
+    geo = [
+        _pair_of(v, low)
+        for v, low in zip((size, kernel, stride, padding, dilation), (1, 1, 1, 0, 1))
+    ]
     if None in geo or max(max(p) for p in geo) > 64:
         rows, blocks = c * draw(st.integers(0, 9)), draw(st.integers(0, 9))
     else:
         (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo
         rows = c * kh * kw
-        blocks = max(0, _conv_size(h, kh, sh, 2 * ph, dh)) \
-            * max(0, _conv_size(w, kw, sw, 2 * pw, dw))
+        blocks = max(0, _conv_size(h, kh, sh, 2 * ph, dh)) * max(
+            0, _conv_size(w, kw, sw, 2 * pw, dw)
+        )
         if draw(st.integers(0, 99)) >= 90:
             blocks += draw(st.sampled_from([-1, 1])) if blocks else 1
-    return Case("col2im", dict(
-        cols=draw(array_specs((n, rows, blocks))), output_size=size, kernel_size=kernel,
-        stride=stride, padding=padding, dilation=dilation), _functional("col2im"))
+    return Case(
+        "col2im",
+        dict(
+            cols=draw(array_specs((n, rows, blocks))),
+            output_size=size,
+            kernel_size=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+        ),
+        _functional("col2im"),
+    )
 
 
 @st.composite
@@ -301,7 +371,7 @@ def conv_geometry(draw):
     n, cg, h, w = draw(images())
     fg, kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
     x_shape, w_shape = (n, cg * g, h, w), (fg * g, cg, kh, kw)
-    if draw(st.integers(0, 99)) >= 95:          # channel or group mismatch
+    if draw(st.integers(0, 99)) >= 95:  # channel or group mismatch
         w_shape = (fg * g + draw(st.integers(0, 1)), cg + 1, kh, kw)
     stride = maybe_hostile(draw, draw(_ints(1, 3)))
     dilation = maybe_hostile(draw, draw(_ints(1, 2)))
@@ -313,11 +383,15 @@ def conv_geometry(draw):
     if s and d and not isinstance(padding, str):
         p = _pair_of(padding, 0)
         if p:
-            out = (n, w_shape[0]) + tuple(_conv_size(*a) for a in zip(
-                (h, w), (kh, kw), s, (2 * p[0], 2 * p[1]), d))
+            out = (n, w_shape[0]) + tuple(
+                _conv_size(*a) for a in zip((h, w), (kh, kw), s, (2 * p[0], 2 * p[1]), d)
+            )
     elif isinstance(padding, str) and padding != "full" and s and d:
-        out = (n, w_shape[0]) + ((h, w) if padding == "same" else tuple(
-            _conv_size(*a) for a in zip((h, w), (kh, kw), s, (0, 0), d)))
+        out = (n, w_shape[0]) + (
+            (h, w)
+            if padding == "same"
+            else tuple(_conv_size(*a) for a in zip((h, w), (kh, kw), s, (0, 0), d))
+        )
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     return x_shape, w_shape, out, kwargs
 
@@ -330,20 +404,32 @@ def conv2d_cases(draw):
     if bias != "none":
         f = w_shape[0] + (draw(st.sampled_from([-1, 1])) if bias == "bad" else 0)
         bias = draw(array_specs((max(f, 0),), dtype))
-    return Case("conv2d", dict(x=draw(array_specs(x_shape, dtype)),
-                               weight=draw(array_specs(w_shape, dtype)),
-                               bias=None if bias == "none" else bias, **kwargs),
-                _functional("conv2d"))
+    return Case(
+        "conv2d",
+        dict(
+            x=draw(array_specs(x_shape, dtype)),
+            weight=draw(array_specs(w_shape, dtype)),
+            bias=None if bias == "none" else bias,
+            **kwargs,
+        ),
+        _functional("conv2d"),
+    )
 
 
 @st.composite
 def conv2d_backward_cases(draw):
     x_shape, w_shape, out, kwargs = draw(conv_geometry())
     dtype = draw(st.sampled_from(DTYPES))
-    return Case("conv2d_backward", dict(
-        grad_out=draw(array_specs(_grad_shape(draw, out), dtype)),
-        x=draw(array_specs(x_shape, dtype)), weight=draw(array_specs(w_shape, dtype)),
-        **kwargs), _functional("conv2d_backward"))
+    return Case(
+        "conv2d_backward",
+        dict(
+            grad_out=draw(array_specs(_grad_shape(draw, out), dtype)),
+            x=draw(array_specs(x_shape, dtype)),
+            weight=draw(array_specs(w_shape, dtype)),
+            **kwargs,
+        ),
+        _functional("conv2d_backward"),
+    )
 
 
 @st.composite
@@ -353,29 +439,40 @@ def pool_geometry(draw, dilation=True, padding=True):
     shape = draw(images())
     kernel = draw(_ints(1, 4))
     k = _pair_of(kernel)
-    kwargs = dict(kernel_size=maybe_hostile(draw, kernel),
-                  stride=draw(st.one_of(st.none(), _ints(1, 3))),
-                  ceil_mode=draw(st.sampled_from([False, True] * 8 + [1, None])))
-    kwargs["stride"] = None if kwargs["stride"] is None else maybe_hostile(
-        draw, kwargs["stride"])
+    kwargs = dict(
+        kernel_size=maybe_hostile(draw, kernel),
+        stride=draw(st.one_of(st.none(), _ints(1, 3))),
+        ceil_mode=draw(st.sampled_from([False, True] * 8 + [1, None])),
+    )
+    kwargs["stride"] = (
+        None if kwargs["stride"] is None else maybe_hostile(draw, kwargs["stride"])
+    )
     if padding and draw(st.integers(0, 99)) >= 97:
         # valid however small the input: the window is mostly padding, which may be half
         # the kernel (the reference cannot pad that far; the compiled kernels clip)
         kwargs.update(kernel_size=HUGE[0], padding=HUGE[0] // 2, stride=draw(_ints(1, 3)))
     elif padding:
-        kwargs["padding"] = maybe_hostile(draw, (draw(st.integers(0, k[0] // 2)),
-                                                 draw(st.integers(0, k[1] // 2))),
-                                          extra=(k[0] // 2 + 1,))
+        kwargs["padding"] = maybe_hostile(
+            draw,
+            (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2))),
+            extra=(k[0] // 2 + 1,),
+        )
     if dilation:
         kwargs["dilation"] = maybe_hostile(draw, draw(_ints(1, 3)))
-    geo = [_pair_of(kwargs.get(name, default) if kwargs.get(name) is not None
-                    else default, low) for name, default, low in (
-        ("kernel_size", None, 1), ("stride", kwargs["kernel_size"], 1), ("padding", 0, 0),
-        ("dilation", 1, 1))]
+    geo = [
+        _pair_of(kwargs.get(name, default) if kwargs.get(name) is not None else default, low)
+        for name, default, low in (
+            ("kernel_size", None, 1),
+            ("stride", kwargs["kernel_size"], 1),
+            ("padding", 0, 0),
+            ("dilation", 1, 1),
+        )
+    ]
     out = None
     if None not in geo and isinstance(kwargs["ceil_mode"], bool):
-        out = shape[:2] + tuple(_pool_size(shape[2 + a], *(p[a] for p in geo),
-                                           kwargs["ceil_mode"]) for a in (0, 1))
+        out = shape[:2] + tuple(
+            _pool_size(shape[2 + a], *(p[a] for p in geo), kwargs["ceil_mode"]) for a in (0, 1)
+        )
     return shape, out, kwargs
 
 
@@ -383,8 +480,9 @@ def pool_geometry(draw, dilation=True, padding=True):
 def max_pool2d_cases(draw):
     shape, _, kwargs = draw(pool_geometry())
     kwargs["return_indices"] = draw(st.sampled_from([False, True, True, 0]))
-    return Case("max_pool2d", dict(x=draw(array_specs(shape)), **kwargs),
-                _functional("max_pool2d"))
+    return Case(
+        "max_pool2d", dict(x=draw(array_specs(shape)), **kwargs), _functional("max_pool2d")
+    )
 
 
 def _input_shape(draw, shape):
@@ -396,7 +494,7 @@ def _input_shape(draw, shape):
         return tuple(np.int64(s) for s in shape)
     axis = draw(st.integers(0, 3))
     bad = draw(st.sampled_from((-1, 0, 1.5, True, None) + HUGE))
-    return shape[:axis] + (bad,) + shape[axis + 1:] if roll < 97 else shape[:3]
+    return shape[:axis] + (bad,) + shape[axis + 1 :] if roll < 97 else shape[:3]
 
 
 @st.composite
@@ -408,38 +506,53 @@ def max_pool2d_backward_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     indices = rng.integers(0, max(plane, 1), size=grad_shape)
     roll = draw(st.integers(0, 99))
-    if roll >= 90 and indices.size:                      # one index out of the plane
+    if roll >= 90 and indices.size:  # one index out of the plane
         indices.reshape(-1)[rng.integers(indices.size)] = draw(
-            st.sampled_from([-1, plane, 2**62, -2**63]))
+            st.sampled_from([-1, plane, 2**62, -(2**63)])
+        )
     elif roll >= 85:
         indices = indices.astype(draw(st.sampled_from([np.int32, np.float64, np.uint64])))
-    return Case("max_pool2d_backward", dict(
-        grad_out=draw(array_specs(grad_shape, dtype)), indices=indices,
-        input_shape=_input_shape(draw, shape)), _functional("max_pool2d_backward"))
+    return Case(
+        "max_pool2d_backward",
+        dict(
+            grad_out=draw(array_specs(grad_shape, dtype)),
+            indices=indices,
+            input_shape=_input_shape(draw, shape),
+        ),
+        _functional("max_pool2d_backward"),
+    )
 
 
 def _avg_options(draw, kwargs):
     kwargs["count_include_pad"] = draw(st.sampled_from([True, False] * 4 + [1]))
-    kwargs["divisor_override"] = draw(st.sampled_from(
-        [None] * 12 + [1, 3, 7, 0, -2, 2.5, True, 2**31]))
+    kwargs["divisor_override"] = draw(
+        st.sampled_from([None] * 12 + [1, 3, 7, 0, -2, 2.5, True, 2**31])
+    )
     return kwargs
 
 
 @st.composite
 def avg_pool2d_cases(draw):
     shape, _, kwargs = draw(pool_geometry(dilation=False))
-    return Case("avg_pool2d", dict(x=draw(array_specs(shape)),
-                                   **_avg_options(draw, kwargs)),
-                _functional("avg_pool2d"))
+    return Case(
+        "avg_pool2d",
+        dict(x=draw(array_specs(shape)), **_avg_options(draw, kwargs)),
+        _functional("avg_pool2d"),
+    )
 
 
 @st.composite
 def avg_pool2d_backward_cases(draw):
     shape, out, kwargs = draw(pool_geometry(dilation=False))
-    return Case("avg_pool2d_backward", dict(
-        grad_out=draw(array_specs(_grad_shape(draw, out))),
-        input_shape=_input_shape(draw, shape), **_avg_options(draw, kwargs)),
-        _functional("avg_pool2d_backward"))
+    return Case(
+        "avg_pool2d_backward",
+        dict(
+            grad_out=draw(array_specs(_grad_shape(draw, out))),
+            input_shape=_input_shape(draw, shape),
+            **_avg_options(draw, kwargs),
+        ),
+        _functional("avg_pool2d_backward"),
+    )
 
 
 # p well away from 0: (sum)**(1/p) would amplify rounding differences by 1/p
@@ -461,8 +574,12 @@ def _lp_tol(norm_type):
 def lp_pool2d_cases(draw):
     shape, _, kwargs = draw(pool_geometry(dilation=False, padding=False))
     norm_type = _norm_type(draw)
-    return Case("lp_pool2d", dict(x=draw(array_specs(shape)), norm_type=norm_type,
-                                  **kwargs), _functional("lp_pool2d"), _lp_tol(norm_type))
+    return Case(
+        "lp_pool2d",
+        dict(x=draw(array_specs(shape)), norm_type=norm_type, **kwargs),
+        _functional("lp_pool2d"),
+        _lp_tol(norm_type),
+    )
 
 
 @st.composite
@@ -470,23 +587,32 @@ def lp_pool2d_backward_cases(draw):
     shape, out, kwargs = draw(pool_geometry(dilation=False, padding=False))
     dtype = draw(st.sampled_from(DTYPES))
     norm_type = _norm_type(draw)
-    return Case("lp_pool2d_backward", dict(
-        grad_out=draw(array_specs(_grad_shape(draw, out), dtype)),
-        x=draw(array_specs(shape, dtype)), norm_type=norm_type, **kwargs),
-        _functional("lp_pool2d_backward"), 4 * _lp_tol(norm_type))
+    return Case(
+        "lp_pool2d_backward",
+        dict(
+            grad_out=draw(array_specs(_grad_shape(draw, out), dtype)),
+            x=draw(array_specs(shape, dtype)),
+            norm_type=norm_type,
+            **kwargs,
+        ),
+        _functional("lp_pool2d_backward"),
+        4 * _lp_tol(norm_type),
+    )
 
 
 # --- layers with a backend: backend="compiled" against backend="numpy" ---------------
 
+
 def _backend_layer(cls):
     """Runner: build `cls(**ctor, backend=...)`, forward x, backward grad; return the
     output, the input gradient and the parameter gradients."""
+
     def run(side, ctor, x, grad):
-        layer = getattr(L, cls)(**ctor, backend="compiled" if side == "compiled"
-                                else "numpy")
+        layer = getattr(L, cls)(**ctor, backend="compiled" if side == "compiled" else "numpy")
         out = layer.forward(x)
         grad_x = layer.backward(grad)
         return (out, grad_x) + tuple(layer.grads[k] for k in sorted(layer.grads))
+
     return run
 
 
@@ -497,12 +623,19 @@ def backend_layer_cases(draw):
     if cls == "Conv2d":
         x_shape, w_shape, out, kwargs = draw(conv_geometry())
         dtype = draw(st.sampled_from(DTYPES))
-        ctor = dict(in_channels=maybe_hostile(draw, x_shape[1]),
-                    out_channels=w_shape[0], kernel_size=w_shape[2:],
-                    bias=draw(st.booleans()), dtype=dtype, rng=0, **kwargs)
+        ctor = dict(
+            in_channels=maybe_hostile(draw, x_shape[1]),
+            out_channels=w_shape[0],
+            kernel_size=w_shape[2:],
+            bias=draw(st.booleans()),
+            dtype=dtype,
+            rng=0,
+            **kwargs,
+        )
     else:
-        shape, out, ctor = draw(pool_geometry(dilation=cls == "MaxPool2d",
-                                              padding=cls != "LPPool2d"))
+        shape, out, ctor = draw(
+            pool_geometry(dilation=cls == "MaxPool2d", padding=cls != "LPPool2d")
+        )
         x_shape = shape
         dtype = draw(st.sampled_from(DTYPES))
         if cls == "AvgPool2d":
@@ -510,12 +643,20 @@ def backend_layer_cases(draw):
         if cls == "LPPool2d":
             ctor["norm_type"] = _norm_type(draw)
             tol = 4 * _lp_tol(ctor["norm_type"])
-    return Case(cls, dict(ctor=ctor, x=draw(array_specs(x_shape, dtype)),
-                          grad=draw(array_specs(_grad_shape(draw, out), dtype))),
-                _backend_layer(cls), tol)
+    return Case(
+        cls,
+        dict(
+            ctor=ctor,
+            x=draw(array_specs(x_shape, dtype)),
+            grad=draw(array_specs(_grad_shape(draw, out), dtype)),
+        ),
+        _backend_layer(cls),
+        tol,
+    )
 
 
 # --- layers and losses without a backend: against a NumPy formula ---------------------
+
 
 def _refuse_unless(condition, exc=ValueError):
     """The formula's stand-in for validation: the layer must have refused this input
@@ -525,8 +666,9 @@ def _refuse_unless(condition, exc=ValueError):
 
 
 def _is_float(*arrays):
-    return all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
-               for a in arrays)
+    return all(
+        isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays
+    )
 
 
 def _oracle_elementwise(forward, backward, valid=lambda x, layer: True):
@@ -538,13 +680,16 @@ def _oracle_elementwise(forward, backward, valid=lambda x, layer: True):
         _refuse_unless(_is_float(grad), TypeError)
         _refuse_unless(grad.shape == out.shape)
         _refuse_unless(grad.dtype == x.dtype, TypeError)
-        return (out.astype(x.dtype),
-                backward(xf, out, grad.astype(np.float64), layer).astype(x.dtype))
+        return (
+            out.astype(x.dtype),
+            backward(xf, out, grad.astype(np.float64), layer).astype(x.dtype),
+        )
+
     return oracle
 
 
 def _sigmoid(x):
-    return 0.5 * (1 + np.tanh(x / 2))        # stable everywhere, a different formula
+    return 0.5 * (1 + np.tanh(x / 2))  # stable everywhere, a different formula
 
 
 def _linear_forward(x, layer):
@@ -555,10 +700,10 @@ def _linear_forward(x, layer):
 
 def _oracle_linear(x, grad, layer):
     out, grad_x = _oracle_elementwise(
-        _linear_forward, lambda x, y, g, layer: g @ layer.weight.astype(np.float64))(
-        x, grad, layer)
+        _linear_forward, lambda x, y, g, layer: g @ layer.weight.astype(np.float64)
+    )(x, grad, layer)
     g = grad.reshape(-1, layer.out_features).astype(np.float64)
-    grads = (g.T @ x.reshape(-1, layer.in_features),)             # sorted: bias, weight
+    grads = (g.T @ x.reshape(-1, layer.in_features),)  # sorted: bias, weight
     if layer.bias is not None:
         grads = (g.sum(0),) + grads
     return (out, grad_x) + tuple(a.astype(x.dtype) for a in grads)
@@ -573,8 +718,11 @@ def _batchnorm_stats(x, layer):
 
 
 def _batchnorm_valid(x, layer):
-    return (x.ndim in layer._ndims and x.shape[1] == layer.num_features
-            and x.size // layer.num_features > 1)
+    return (
+        x.ndim in layer._ndims
+        and x.shape[1] == layer.num_features
+        and x.size // layer.num_features > 1
+    )
 
 
 def _batchnorm_forward(x, layer):
@@ -585,32 +733,39 @@ def _batchnorm_forward(x, layer):
 def _batchnorm_backward(x, y, g, layer):
     axes, shape, xhat, inv_std = _batchnorm_stats(x, layer)
     d = g * layer.weight.reshape(shape)
-    return (d - d.mean(axis=axes, keepdims=True)
-            - xhat * (d * xhat).mean(axis=axes, keepdims=True)) * inv_std
+    return (
+        d - d.mean(axis=axes, keepdims=True) - xhat * (d * xhat).mean(axis=axes, keepdims=True)
+    ) * inv_std
 
 
 def _oracle_batchnorm(x, grad, layer):
-    out, grad_x = _oracle_elementwise(_batchnorm_forward, _batchnorm_backward,
-                                      _batchnorm_valid)(x, grad, layer)
+    out, grad_x = _oracle_elementwise(
+        _batchnorm_forward, _batchnorm_backward, _batchnorm_valid
+    )(x, grad, layer)
     axes, _, xhat, _ = _batchnorm_stats(x.astype(np.float64), layer)
     g = grad.astype(np.float64)
-    return (out, grad_x) + tuple(a.astype(x.dtype) for a in (
-        g.sum(axis=axes), (g * xhat).sum(axis=axes)))          # sorted: bias, weight
+    return (out, grad_x) + tuple(
+        a.astype(x.dtype) for a in (g.sum(axis=axes), (g * xhat).sum(axis=axes))
+    )  # sorted: bias, weight
 
 
 ORACLES = {
-    "ReLU": _oracle_elementwise(lambda x, _: np.maximum(x, 0),
-                                lambda x, y, g, _: np.where(x > 0, g, 0)),
+    "ReLU": _oracle_elementwise(
+        lambda x, _: np.maximum(x, 0), lambda x, y, g, _: np.where(x > 0, g, 0)
+    ),
     "LeakyReLU": _oracle_elementwise(
         lambda x, layer: np.where(x > 0, x, layer.negative_slope * x),
-        lambda x, y, g, layer: np.where(x > 0, g, layer.negative_slope * g)),
-    "Sigmoid": _oracle_elementwise(lambda x, _: _sigmoid(x),
-                                   lambda x, y, g, _: g * y * (1 - y)),
-    "Tanh": _oracle_elementwise(lambda x, _: np.tanh(x),
-                                lambda x, y, g, _: g * (1 - y * y)),
-    "Flatten": _oracle_elementwise(lambda x, _: x.reshape(_layer_out_shape("Flatten", x.shape, {})),
-                                   lambda x, y, g, _: g.reshape(x.shape),
-                                   lambda x, _: x.ndim >= 2),
+        lambda x, y, g, layer: np.where(x > 0, g, layer.negative_slope * g),
+    ),
+    "Sigmoid": _oracle_elementwise(
+        lambda x, _: _sigmoid(x), lambda x, y, g, _: g * y * (1 - y)
+    ),
+    "Tanh": _oracle_elementwise(lambda x, _: np.tanh(x), lambda x, y, g, _: g * (1 - y * y)),
+    "Flatten": _oracle_elementwise(
+        lambda x, _: x.reshape(_layer_out_shape("Flatten", x.shape, {})),
+        lambda x, y, g, _: g.reshape(x.shape),
+        lambda x, _: x.ndim >= 2,
+    ),
     "Dropout": _oracle_elementwise(lambda x, _: x, lambda x, y, g, _: g),  # eval mode
     "Linear": _oracle_linear,
     "BatchNorm1d": _oracle_batchnorm,
@@ -621,6 +776,7 @@ ORACLES = {
 def _oracle_layer(cls):
     """Runner: the layer itself ('compiled') or the NumPy formula ('reference') on a
     fresh layer built the same way."""
+
     def run(side, ctor, x, grad):
         layer = getattr(L, cls)(**ctor)
         if cls == "Dropout":
@@ -630,6 +786,7 @@ def _oracle_layer(cls):
         out = layer.forward(x)
         grad_x = layer.backward(grad)
         return (out, grad_x) + tuple(layer.grads[k] for k in sorted(layer.grads))
+
     return run
 
 
@@ -647,27 +804,34 @@ def oracle_layer_cases(draw):
     cls = draw(st.sampled_from(sorted(ORACLES)))
     dtype = draw(st.sampled_from(DTYPES))
     n, c = draw(st.sampled_from([1, 2, 3])), draw(st.integers(1, 4))
-    shape = {"Linear": (n, c), "BatchNorm1d": (n + 1, c, draw(st.integers(1, 3))),
-             "BatchNorm2d": (n + 1, c, 2, 2)}.get(
-        cls, draw(st.sampled_from([(n, c), (n, c, 3), (n, c, 2, 3), (0, c, 2), ()])))
-    ctor = {"LeakyReLU": dict(negative_slope=draw(st.sampled_from([0.01, 0.2, 0.0]))),
-            "Linear": dict(in_features=c, out_features=draw(st.integers(1, 3)), rng=0,
-                           dtype=dtype, bias=draw(st.booleans())),
-            "BatchNorm1d": dict(num_features=c, dtype=dtype),
-            "BatchNorm2d": dict(num_features=c, dtype=dtype),
-            "Dropout": dict(p=draw(st.sampled_from([0.0, 0.5]))),
-            }.get(cls, {})
+    shape = {
+        "Linear": (n, c),
+        "BatchNorm1d": (n + 1, c, draw(st.integers(1, 3))),
+        "BatchNorm2d": (n + 1, c, 2, 2),
+    }.get(cls, draw(st.sampled_from([(n, c), (n, c, 3), (n, c, 2, 3), (0, c, 2), ()])))
+    ctor = {
+        "LeakyReLU": dict(negative_slope=draw(st.sampled_from([0.01, 0.2, 0.0]))),
+        "Linear": dict(
+            in_features=c,
+            out_features=draw(st.integers(1, 3)),
+            rng=0,
+            dtype=dtype,
+            bias=draw(st.booleans()),
+        ),
+        "BatchNorm1d": dict(num_features=c, dtype=dtype),
+        "BatchNorm2d": dict(num_features=c, dtype=dtype),
+        "Dropout": dict(p=draw(st.sampled_from([0.0, 0.5]))),
+    }.get(cls, {})
     x = draw(array_specs(shape, dtype))
     grad = draw(array_specs(_grad_like(draw, _layer_out_shape(cls, x.shape, ctor)), dtype))
-    return Case(cls, dict(ctor=ctor, x=x, grad=grad), _oracle_layer(cls),
-                same_message=False)
+    return Case(cls, dict(ctor=ctor, x=x, grad=grad), _oracle_layer(cls), same_message=False)
 
 
 def _grad_like(draw, shape):
     """`shape`, or now and then one with an axis off by one."""
     if shape and draw(st.integers(0, 99)) >= 92:
         axis = draw(st.integers(0, len(shape) - 1))
-        return shape[:axis] + (shape[axis] + 1,) + shape[axis + 1:]
+        return shape[:axis] + (shape[axis] + 1,) + shape[axis + 1 :]
     return shape
 
 
@@ -680,7 +844,7 @@ def _loss_oracle(loss, x, target):
         _refuse_unless(t.dtype.kind in "iuf", TypeError)
         _refuse_unless(t.shape == x.shape)
         diff = xf - t.astype(x.dtype).astype(np.float64)
-        return np.mean(diff ** 2), 2 * diff / max(x.size, 1)
+        return np.mean(diff**2), 2 * diff / max(x.size, 1)
     _refuse_unless(x.ndim == 2 and x.size > 0)
     _refuse_unless(t.dtype.kind in "iuf", TypeError)
     if t.dtype.kind == "f":
@@ -693,8 +857,7 @@ def _loss_oracle(loss, x, target):
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     n = x.shape[0]
     picked = log_p[np.arange(n), t] if t.ndim == 1 else onehot * log_p  # no 0 * -inf
-    return (-picked.sum() / n,
-            (np.exp(log_p) * onehot.sum(axis=1, keepdims=True) - onehot) / n)
+    return (-picked.sum() / n, (np.exp(log_p) * onehot.sum(axis=1, keepdims=True) - onehot) / n)
 
 
 def _run_loss(side, loss, x, target):
@@ -727,6 +890,7 @@ def loss_cases(draw):
 
 # --- any op of the table, from its example call ---------------------------------------
 
+
 @st.composite
 def table_cases(draw, name):
     """Hostile calls of op `name` built from its example in pycnn/_ops.py, for an op
@@ -742,8 +906,9 @@ def table_cases(draw, name):
             kind = dtype if value.dtype.kind == "f" else value.dtype.type
             args[key] = draw(array_specs(_grad_like(draw, value.shape), kind))
         elif value is None or isinstance(value, (bool, str)):
-            args[key] = value if draw(st.integers(0, 99)) < 95 \
-                else draw(st.sampled_from(NOT_INTS))
+            args[key] = (
+                value if draw(st.integers(0, 99)) < 95 else draw(st.sampled_from(NOT_INTS))
+            )
         else:
             args[key] = maybe_hostile(draw, value)
     return Case(name, args, _functional(name))
@@ -755,13 +920,18 @@ def _op_strategy(op):
     if op.fuzz is None:
         return lambda: table_cases(op.name)
     if op.fuzz not in globals():
-        raise LookupError(f"pycnn/_ops.py: {op.name}'s fuzz strategy {op.fuzz!r} is not "
-                          f"in tests/fuzz_cases.py")
+        raise LookupError(
+            f"pycnn/_ops.py: {op.name}'s fuzz strategy {op.fuzz!r} is not "
+            f"in tests/fuzz_cases.py"
+        )
     return globals()[op.fuzz]
 
 
-LAYER_CASES = {"backend layers": backend_layer_cases, "other layers": oracle_layer_cases,
-               "losses": loss_cases}
+LAYER_CASES = {
+    "backend layers": backend_layer_cases,
+    "other layers": oracle_layer_cases,
+    "losses": loss_cases,
+}
 # every op of the table (pycnn/_ops.py), then the layers and losses
 OP_CASES = {**{name: _op_strategy(op) for name, op in OPS.items()}, **LAYER_CASES}
 
@@ -773,6 +943,7 @@ def cases():
 
 # --- the check -------------------------------------------------------------------------
 
+
 def _outcome(case, side):
     """('ok', results) or ('raised', exception); other exceptions are disagreements."""
     try:
@@ -781,8 +952,9 @@ def _outcome(case, side):
         raise
     except ALLOWED as exc:
         if not str(exc):
-            raise Disagreement(f"{side} raised {type(exc).__name__} without a message"
-                               f"\n{case}") from exc
+            raise Disagreement(
+                f"{side} raised {type(exc).__name__} without a message\n{case}"
+            ) from exc
         return "raised", exc
     except Exception as exc:
         raise Disagreement(f"{side} raised {type(exc).__name__}: {exc}\n{case}") from exc
@@ -791,7 +963,8 @@ def _outcome(case, side):
 def _too_big(exc):
     """Did the side fail only for lack of memory (MemoryError or numpy's size check)?"""
     return isinstance(exc, MemoryError) or (
-        isinstance(exc, ValueError) and any(s in str(exc) for s in _NUMPY_SIZE_ERRORS))
+        isinstance(exc, ValueError) and any(s in str(exc) for s in _NUMPY_SIZE_ERRORS)
+    )
 
 
 def check_case(case):
@@ -806,19 +979,25 @@ def check_case(case):
     if want[0] == "raised" and _too_big(want[1]):
         return "too big"
     if got[0] == "raised" and _too_big(got[1]):
-        raise Disagreement(f"compiled ran out of memory ({_summary(got)}) where the "
-                           f"reference {_summary(want) if want[0] == 'raised' else 'did not'}"
-                           f"\n{case}")
+        raise Disagreement(
+            f"compiled ran out of memory ({_summary(got)}) where the "
+            f"reference {_summary(want) if want[0] == 'raised' else 'did not'}"
+            f"\n{case}"
+        )
     if got[0] != want[0]:
         what = {"ok": "returned", "raised": "raised"}
         raise Disagreement(
             f"compiled {what[got[0]]} {_summary(got)} but reference {what[want[0]]} "
-            f"{_summary(want)}\n{case}")
+            f"{_summary(want)}\n{case}"
+        )
     if got[0] == "raised":
-        if type(got[1]) is not type(want[1]) or (case.same_message
-                                                  and str(got[1]) != str(want[1])):
-            raise Disagreement(f"different errors: compiled {_summary(got)}, reference "
-                               f"{_summary(want)}\n{case}")
+        if type(got[1]) is not type(want[1]) or (
+            case.same_message and str(got[1]) != str(want[1])
+        ):
+            raise Disagreement(
+                f"different errors: compiled {_summary(got)}, reference "
+                f"{_summary(want)}\n{case}"
+            )
         return "both raised"
     if len(got[1]) != len(want[1]):
         raise Disagreement(f"{len(got[1])} results against {len(want[1])}\n{case}")
@@ -831,22 +1010,24 @@ def _summary(outcome):
     kind, value = outcome
     if kind == "raised":
         return f"{type(value).__name__}({value})"
-    return ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}"
-                     for v in value)
+    return ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in value)
 
 
 def _compare(got, want, case, what):
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape or got.dtype != want.dtype:
-        raise Disagreement(f"{what}: compiled {got.shape} {got.dtype}, reference "
-                           f"{want.shape} {want.dtype}\n{case}")
+        raise Disagreement(
+            f"{what}: compiled {got.shape} {got.dtype}, reference "
+            f"{want.shape} {want.dtype}\n{case}"
+        )
     if got.dtype.kind in "iub":
         if not np.array_equal(got, want):
             raise Disagreement(f"{what}: integer results differ\n{case}")
         return
     nan_g, nan_w = np.isnan(got), np.isnan(want)
-    same_inf = np.array_equal(got[np.isinf(got)], want[np.isinf(got)]) \
-        and np.array_equal(np.isinf(got), np.isinf(want))
+    same_inf = np.array_equal(got[np.isinf(got)], want[np.isinf(got)]) and np.array_equal(
+        np.isinf(got), np.isinf(want)
+    )
     if not np.array_equal(nan_g, nan_w) or not same_inf:
         raise Disagreement(f"{what}: NaN/inf in different places\n{case}")
     finite = np.isfinite(want)
@@ -856,5 +1037,7 @@ def _compare(got, want, case, what):
     err = np.abs(a - b) - (tol * np.abs(b) + tol * scale)
     if err.size and err.max() > 0:
         i = int(np.argmax(err))
-        raise Disagreement(f"{what}: values differ (compiled {a[i]!r}, reference "
-                           f"{b[i]!r}, tolerance {tol:g} x scale {scale:g})\n{case}")
+        raise Disagreement(
+            f"{what}: values differ (compiled {a[i]!r}, reference "
+            f"{b[i]!r}, tolerance {tol:g} x scale {scale:g})\n{case}"
+        )

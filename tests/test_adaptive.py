@@ -2,6 +2,7 @@
 backward passes, compiled (NumPy fast paths) against reference (one window at a time)
 and PyTorch, and the AdaptiveAvgPool2d / AdaptiveMaxPool2d layers against numerical
 gradients. Errors, empty batches and layouts come from the table (pycnn/_ops.py)."""
+
 import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
@@ -36,8 +37,7 @@ def _torch_adaptive(kind, x, size, grad):
     out = pool(t, size, return_indices=True) if kind == "max" else pool(t, size)
     out, idx = out if kind == "max" else (out, None)
     out.backward(torch.tensor(grad))
-    return (out.detach().numpy(), None if idx is None else idx.numpy(),
-            t.grad.numpy())
+    return (out.detach().numpy(), None if idx is None else idx.numpy(), t.grad.numpy())
 
 
 def _shape_out(shape, size):
@@ -77,10 +77,10 @@ def test_adaptive_max_pool2d_matches_torch(impl, shape, size, dtype, rng):
 @IMPLS
 @pytest.mark.parametrize("size", [1, (2, 2), (3, 2)], ids=["global", "even", "odd"])
 def test_adaptive_max_ties_nan_and_inf_match_torch(impl, size, dtype, rng):
-    x = rng.integers(-2, 3, size=(2, 3, 4, 5)).astype(dtype)       # many ties
-    x[0, 0, 1, 1] = x[0, 0, 2, 3] = np.nan                           # several NaN
+    x = rng.integers(-2, 3, size=(2, 3, 4, 5)).astype(dtype)  # many ties
+    x[0, 0, 1, 1] = x[0, 0, 2, 3] = np.nan  # several NaN
     x[0, 1, 3, 4] = np.nan
-    x[1, 0] = -np.inf                                                # all -inf plane
+    x[1, 0] = -np.inf  # all -inf plane
     x[1, 1, 0, 0] = np.inf
     grad = rng.standard_normal(_shape_out(x.shape, size)).astype(dtype)
     want, want_idx, _ = _torch_adaptive("max", x, size, grad)
@@ -100,8 +100,9 @@ def test_adaptive_avg_nan_stays_in_its_windows(impl, dtype):
 
 def test_global_average_is_the_mean_of_each_plane(dtype, rng):
     x = rng.standard_normal((4, 5, 9, 7)).astype(dtype)
-    assert_close(functional.adaptive_avg_pool2d(x, 1), x.mean(axis=(2, 3), keepdims=True),
-                 dtype)
+    assert_close(
+        functional.adaptive_avg_pool2d(x, 1), x.mean(axis=(2, 3), keepdims=True), dtype
+    )
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -112,13 +113,20 @@ def test_compiled_and_reference_agree_on_random_geometries(seed):
     x = rng.standard_normal((2, 2, h, w))
     g = rng.standard_normal((2, 2, oh, ow))
     for name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
-        assert_close(getattr(functional, name)(x, (oh, ow)),
-                     getattr(reference, name)(x, (oh, ow)), np.float64)
+        assert_close(
+            getattr(functional, name)(x, (oh, ow)),
+            getattr(reference, name)(x, (oh, ow)),
+            np.float64,
+        )
     np.testing.assert_array_equal(
         functional.adaptive_max_pool2d(x, (oh, ow), True)[1],
-        reference.adaptive_max_pool2d(x, (oh, ow), True)[1])
-    assert_close(functional.adaptive_avg_pool2d_backward(g, x.shape, (oh, ow)),
-                 reference.adaptive_avg_pool2d_backward(g, x.shape, (oh, ow)), np.float64)
+        reference.adaptive_max_pool2d(x, (oh, ow), True)[1],
+    )
+    assert_close(
+        functional.adaptive_avg_pool2d_backward(g, x.shape, (oh, ow)),
+        reference.adaptive_avg_pool2d_backward(g, x.shape, (oh, ow)),
+        np.float64,
+    )
 
 
 # --- layers -----------------------------------------------------------------------------
@@ -131,7 +139,7 @@ BACKENDS = pytest.mark.parametrize("backend", ["compiled", "numpy"])
 @BACKENDS
 @pytest.mark.parametrize("size", [1, (3, 2), (None, 4)], ids=["global", "odd", "none"])
 def test_layer_gradient_is_numerical(cls, backend, size, rng):
-    x = rng.standard_normal((2, 2, 5, 7))          # distinct values: max is differentiable
+    x = rng.standard_normal((2, 2, 5, 7))  # distinct values: max is differentiable
     layer = cls(size, backend=backend)
     out = layer(x)
     g = rng.standard_normal(out.shape)
@@ -160,8 +168,10 @@ def test_layer_keeps_float32_and_has_no_params(cls, rng):
 
 def test_layer_reprs_and_errors():
     assert repr(AdaptiveAvgPool2d(1)) == "AdaptiveAvgPool2d(output_size=(1, 1))"
-    assert repr(AdaptiveMaxPool2d((None, 3), return_indices=True, backend="numpy")) == \
-        "AdaptiveMaxPool2d(output_size=(None, 3), return_indices=True, backend='numpy')"
+    assert (
+        repr(AdaptiveMaxPool2d((None, 3), return_indices=True, backend="numpy"))
+        == "AdaptiveMaxPool2d(output_size=(None, 3), return_indices=True, backend='numpy')"
+    )
     with pytest.raises(ValueError, match=r"`output_size` must be >= 1"):
         AdaptiveAvgPool2d(0)
     with pytest.raises(TypeError, match=r"`return_indices` must be a bool"):

@@ -1,6 +1,7 @@
 """setup.py stops an MSVC build before compiling, with one message that says why (issue
 13: the kernels use GCC/Clang vector extensions and target attributes, so Windows is
 not supported yet and nothing promises it)."""
+
 import os
 import runpy
 import sys
@@ -23,14 +24,14 @@ def setup_namespace(monkeypatch):
 
     monkeypatch.setattr(setuptools, "setup", lambda **kwargs: None)
     monkeypatch.setattr(Cython.Build, "cythonize", lambda extensions, **kwargs: extensions)
-    monkeypatch.setattr(sys, "path", list(sys.path))       # setup.py inserts tools/
+    monkeypatch.setattr(sys, "path", list(sys.path))  # setup.py inserts tools/
     return runpy.run_path(SETUP, run_name="setup_under_test")
 
 
 @needs_sources
 def test_setup_refuses_msvc_before_compiling(setup_namespace):
     build_ext = setup_namespace["BuildExt"]
-    cmd = build_ext.__new__(build_ext)        # no Distribution: only the check runs
+    cmd = build_ext.__new__(build_ext)  # no Distribution: only the check runs
     cmd.compiler = types.SimpleNamespace(compiler_type="msvc")
     cmd.extensions = []
     with pytest.raises(SystemExit) as info:

@@ -1,4 +1,5 @@
 """The `pycnn` command: info, demo and bench run and print what they promise."""
+
 import json
 import os
 import subprocess
@@ -23,10 +24,30 @@ def test_bench_runs_each_library_in_a_subprocess(tmp_path):
     home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
     env = dict(os.environ, PYTHONPATH=home)
     proc = subprocess.run(
-        [sys.executable, "-m", "pycnn", "bench", "--shapes", "", "--shape", "2,2,8,3,3,1,1",
-         "--pool-shapes", "", "--libraries", "naive,numpy,compiled", "--min-time", "0.01",
-         "--json", str(out_json)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pycnn",
+            "bench",
+            "--shapes",
+            "",
+            "--shape",
+            "2,2,8,3,3,1,1",
+            "--pool-shapes",
+            "",
+            "--libraries",
+            "naive,numpy,compiled",
+            "--min-time",
+            "0.01",
+            "--json",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "conv2d, milliseconds forward / backward" in proc.stdout
     data = json.loads(out_json.read_text())

@@ -1,4 +1,5 @@
 """`pycnn train`: a short run on a digits subset, saving, MNIST files, options, errors."""
+
 import os
 import subprocess
 import sys
@@ -17,11 +18,13 @@ def _train(capsys, *args):
 
 def test_train_a_digits_subset_and_save(capsys, tmp_path):
     path = tmp_path / "model.npz"
-    code, out = _train(capsys, "--epochs", "2", "--limit", "300", "--seed", "1",
-                       "--save", str(path))
+    code, out = _train(
+        capsys, "--epochs", "2", "--limit", "300", "--seed", "1", "--save", str(path)
+    )
     assert code == 0
-    assert "UCI digits (8x8), 300 training / 300 test images, float32, backend=compiled" \
-        in out.out
+    assert (
+        "UCI digits (8x8), 300 training / 300 test images, float32, backend=compiled" in out.out
+    )
     assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
     assert "BatchNorm2d(16)" in out.out and "Dropout(p=0.25)" in out.out
     line = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
@@ -31,20 +34,35 @@ def test_train_a_digits_subset_and_save(capsys, tmp_path):
     model = cli.build_model(8, rng=0).load(path)
     x, y = datasets.load_digits()
     _, x_test, _, y_test = datasets.train_test_split(x, y, 0.25, seed=0)
-    assert model.evaluate(x_test[:300], y_test[:300])[1] == pytest.approx(accuracy / 100,
-                                                                          abs=5e-5)
+    assert model.evaluate(x_test[:300], y_test[:300])[1] == pytest.approx(
+        accuracy / 100, abs=5e-5
+    )
 
 
 def test_train_prints_progress_and_repeats_with_the_same_seed(capsys):
-    args = ("--epochs", "2", "--limit", "120", "--optimizer", "sgd", "--no-batchnorm",
-            "--dropout", "0.5", "--lr-decay", "1", "--seed", "4")
+    args = (
+        "--epochs",
+        "2",
+        "--limit",
+        "120",
+        "--optimizer",
+        "sgd",
+        "--no-batchnorm",
+        "--dropout",
+        "0.5",
+        "--lr-decay",
+        "1",
+        "--seed",
+        "4",
+    )
     runs = [cli.main(["train", *args]) for _ in range(2)]
     out = capsys.readouterr().out
     assert runs == [0, 0]
     epochs = [s.rsplit(" - ", 1)[0] for s in out.splitlines() if s.startswith("epoch ")]
-    assert len(epochs) == 4 and epochs[:2] == epochs[2:]         # all but the time
-    results = [s.split(", training time")[0] for s in out.splitlines()
-               if s.startswith("test accuracy")]
+    assert len(epochs) == 4 and epochs[:2] == epochs[2:]  # all but the time
+    results = [
+        s.split(", training time")[0] for s in out.splitlines() if s.startswith("test accuracy")
+    ]
     assert len(results) == 2 and results[0] == results[1]
     assert "SGD(lr=0.05, momentum=0.9, nesterov=True), batch size" in out
     assert "BatchNorm2d" not in out and "Dropout()" in out
@@ -52,16 +70,28 @@ def test_train_prints_progress_and_repeats_with_the_same_seed(capsys):
 
 @pytest.mark.parametrize("option", ["rmsprop", "adagrad"])
 def test_train_other_optimizers_float64_numpy_backend(capsys, option):
-    code, out = _train(capsys, "--epochs", "1", "--limit", "64", "--optimizer", option,
-                       "--dtype", "float64", "--backend", "numpy", "--lr", "0.01")
+    code, out = _train(
+        capsys,
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--optimizer",
+        option,
+        "--dtype",
+        "float64",
+        "--backend",
+        "numpy",
+        "--lr",
+        "0.01",
+    )
     assert code == 0 and "float64, backend=numpy" in out.out
-    assert f"{ {'rmsprop': 'RMSProp', 'adagrad': 'AdaGrad'}[option]}(lr=0.01" in out.out
+    assert f"{ {'rmsprop': 'RMSProp', 'adagrad': 'AdaGrad'}[option] }(lr=0.01" in out.out
 
 
 def test_train_on_mnist_files(capsys, tmp_path):
     _write_mnist(tmp_path, n_train=40, n_test=10)
-    code, out = _train(capsys, "--mnist", str(tmp_path), "--epochs", "1", "--batch-size",
-                       "16")
+    code, out = _train(capsys, "--mnist", str(tmp_path), "--epochs", "1", "--batch-size", "16")
     assert code == 0
     assert f"MNIST from {tmp_path}, 40 training / 10 test images" in out.out
     assert "(None, 1, 28, 28)" in out.out and "Linear(1568, 10)" in out.out
@@ -79,14 +109,17 @@ def test_train_plot(capsys, tmp_path):
         assert code == 0 and path.stat().st_size > 0
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--epochs", "0"], "must be >= 1"),
-    (["--lr", "-1"], "must be > 0"),
-    (["--optimizer", "lbfgs"], "invalid choice"),
-    (["--backend", "torch"], "invalid choice"),
-    (["--dropout", "1"], "must be in [0, 1)"),
-    (["--lr-decay", "0"], "must be > 0"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--epochs", "0"], "must be >= 1"),
+        (["--lr", "-1"], "must be > 0"),
+        (["--optimizer", "lbfgs"], "invalid choice"),
+        (["--backend", "torch"], "invalid choice"),
+        (["--dropout", "1"], "must be in [0, 1)"),
+        (["--lr-decay", "0"], "must be > 0"),
+    ],
+)
 def test_train_rejects_bad_options(capsys, args, match):
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", *args])
@@ -103,9 +136,14 @@ def test_python_dash_m_pycnn_train(tmp_path):
     import pycnn
 
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pycnn.__file__)))
-    proc = subprocess.run([sys.executable, "-m", "pycnn", "train", "--epochs", "1",
-                           "--limit", "40", "--quiet"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pycnn", "train", "--epochs", "1", "--limit", "40", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy: " in proc.stdout
     assert np.isfinite(float(proc.stdout.split("test accuracy: ")[1].split("%")[0]))

@@ -14,6 +14,7 @@ cases = pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys
 
 # --- agreement between backends ----------------------------------------------------
 
+
 @cases
 def test_conv2d_forward_agrees(case, dtype, rng):
     x, w, b, kw = make_conv(case, dtype, rng)
@@ -32,8 +33,9 @@ def test_conv2d_backward_agrees(case, dtype, rng):
     want = naive.conv2d_backward(grad_out, x, w, **kw)
     for name in ("compiled", "reference"):
         got = IMPLS[name].conv2d_backward(grad_out, x, w, **kw)
-        for g, ref, arg, shape in zip(got, want, ("grad_x", "grad_weight", "grad_bias"),
-                                      (x.shape, w.shape, b.shape)):
+        for g, ref, arg, shape in zip(
+            got, want, ("grad_x", "grad_weight", "grad_bias"), (x.shape, w.shape, b.shape)
+        ):
             assert g.shape == shape and g.dtype == dtype, f"{name} {arg}"
             assert_close(g, ref, dtype, err_msg=f"{name} {arg}")
 
@@ -42,16 +44,28 @@ def test_conv2d_backward_agrees(case, dtype, rng):
 def test_conv2d_without_bias(case, rng):
     x, w, b, kw = make_conv(case, np.float64, rng)
     for impl in IMPLS.values():
-        assert_close(impl.conv2d(x, w, None, **kw) + b[:, None, None],
-                     impl.conv2d(x, w, b, **kw), np.float64)
+        assert_close(
+            impl.conv2d(x, w, None, **kw) + b[:, None, None],
+            impl.conv2d(x, w, b, **kw),
+            np.float64,
+        )
 
 
-@pytest.mark.parametrize("name", ["3x3-pad1", "mixed", "same-even-dilated", "groups3",
-                                  "stride-not-dividing", "pointwise-1x1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "3x3-pad1",
+        "mixed",
+        "same-even-dilated",
+        "groups3",
+        "stride-not-dividing",
+        "pointwise-1x1",
+    ],
+)
 def test_conv2d_numerical_gradient(name, rng):
     """Central differences of L = sum(conv2d(x, w, b) * G) in float64."""
     x, w, b, kw = make_conv(CONV_CASES[name], np.float64, rng)
-    x, w, b = x[:1], w, b                      # one image keeps the loop short
+    x, w, b = x[:1], w, b  # one image keeps the loop short
     g = rng.standard_normal(functional.conv2d(x, w, b, **kw).shape)
     grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, w, **kw)
 
@@ -71,12 +85,14 @@ def test_conv2d_chunked_batch_matches_reference(monkeypatch, rng):
     out = functional.conv2d(x, w, b, **kw)
     assert_close(out, reference.conv2d(x, w, b, **kw), np.float64)
     g = rng.standard_normal(out.shape)
-    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
-                         reference.conv2d_backward(g, x, w, **kw)):
+    for got, want in zip(
+        functional.conv2d_backward(g, x, w, **kw), reference.conv2d_backward(g, x, w, **kw)
+    ):
         assert_close(got, want, np.float64)
 
 
 # --- PyTorch as an outside oracle ----------------------------------------------------
+
 
 @cases
 def test_conv2d_matches_torch(case, dtype, rng):
@@ -89,8 +105,9 @@ def test_conv2d_matches_torch(case, dtype, rng):
     for name in ("compiled", "reference"):
         impl = IMPLS[name]
         assert_close(impl.conv2d(x, w, b, **kw), out_t.detach().numpy(), dtype, name)
-        for got, want in zip(impl.conv2d_backward(grad_out, x, w, **kw),
-                             (xt.grad, wt.grad, bt.grad)):
+        for got, want in zip(
+            impl.conv2d_backward(grad_out, x, w, **kw), (xt.grad, wt.grad, bt.grad)
+        ):
             assert_close(got, want.numpy(), dtype, name)
 
 
@@ -118,7 +135,7 @@ def test_direct_kernel_matches_reference(name, with_bias, dtype, rng):
     x, w, b, kw = make_conv(DIRECT_CASES[name], dtype, rng)
     b = b if with_bias else None
     args = _validation.conv2d_args(x, w, b, **kw)
-    assert _conv.plan(x.shape, w.shape, x.dtype, args).direct   # the case takes the direct path
+    assert _conv.plan(x.shape, w.shape, x.dtype, args).direct  # the case takes the direct path
     x_before = x.copy()
     out = functional.conv2d(x, w, b, **kw)
     assert out.dtype == dtype
@@ -144,11 +161,9 @@ def test_direct_kernel_refuses_an_output_that_does_not_fit():
     x = np.zeros((1, 1, 5, 20), np.float32)
     w = np.zeros((2, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="does not fit"):
-        _kernels.conv2d_direct(x, w, None, np.empty((1, 2, 4, 18), np.float32),
-                               1, 1, 1, 1, 1)
+        _kernels.conv2d_direct(x, w, None, np.empty((1, 2, 4, 18), np.float32), 1, 1, 1, 1, 1)
     with pytest.raises(ValueError, match="does not fit"):
-        _kernels.conv2d_direct(x, w, None, np.empty((1, 3, 3, 18), np.float32),
-                               1, 1, 1, 1, 1)
+        _kernels.conv2d_direct(x, w, None, np.empty((1, 3, 3, 18), np.float32), 1, 1, 1, 1, 1)
 
 
 def test_direct_kernel_chunks_and_threads(monkeypatch, rng):
@@ -157,5 +172,4 @@ def test_direct_kernel_chunks_and_threads(monkeypatch, rng):
     x = rng.standard_normal((7,) + x.shape[1:])
     monkeypatch.setattr(_conv, "WORKSPACE_BYTES", 1)
     monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
-    assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw),
-                 np.float64)
+    assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw), np.float64)

@@ -1,5 +1,6 @@
 """conv_transpose2d and ConvTranspose2d: compiled vs reference vs naive, numerical
 gradients, the adjoint of conv2d, PyTorch when installed, and bad arguments."""
+
 import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
@@ -27,8 +28,13 @@ def make(case, dtype, rng):
     x = rng.standard_normal((n, c_in, h, w)).astype(dtype)
     weight = rng.standard_normal((c_in, c_out // groups) + k).astype(dtype)
     bias = rng.standard_normal(c_out).astype(dtype)
-    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding,
-                  groups=groups, dilation=dilation)
+    kwargs = dict(
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
+    )
     return x, weight, bias, kwargs
 
 
@@ -55,9 +61,10 @@ def test_is_the_adjoint_of_conv2d(name, rng):
     shape: the definition, independent of any of the three implementations' formulas."""
     x, w, _, kw = make(CASES[name], np.float64, rng)
     y = rng.standard_normal(reference.conv_transpose2d(x, w, **kw).shape)
-    conv_kw = dict(stride=kw["stride"], padding=kw["padding"], dilation=kw["dilation"],
-                   groups=kw["groups"])
-    forward = functional.conv2d(y, w, **conv_kw)        # may have more rows than x
+    conv_kw = dict(
+        stride=kw["stride"], padding=kw["padding"], dilation=kw["dilation"], groups=kw["groups"]
+    )
+    forward = functional.conv2d(y, w, **conv_kw)  # may have more rows than x
     h, wd = x.shape[2:]
     lhs = np.vdot(forward[:, :, :h, :wd], x)
     rhs = np.vdot(y, functional.conv_transpose2d(x, w, **kw))
@@ -72,7 +79,8 @@ def test_numerical_gradient(name, rng):
     grads = functional.conv_transpose2d_backward(g, x, w, **kw)
     for arr, got in zip((x, w, b), grads):
         want = numerical_gradient(
-            lambda: np.sum(functional.conv_transpose2d(x, w, b, **kw) * g), arr)
+            lambda: np.sum(functional.conv_transpose2d(x, w, b, **kw) * g), arr
+        )
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
@@ -88,20 +96,27 @@ def test_matches_torch(name, dtype, rng):
     assert_close(out, out_t.detach().numpy(), dtype)
     g = rng.standard_normal(out.shape).astype(dtype)
     out_t.backward(torch.from_numpy(g))
-    for got, want in zip(functional.conv_transpose2d_backward(g, x, w, **kw),
-                         (xt.grad, wt.grad, bt.grad)):
+    for got, want in zip(
+        functional.conv_transpose2d_backward(g, x, w, **kw), (xt.grad, wt.grad, bt.grad)
+    ):
         assert_close(got, want.numpy(), dtype)
 
 
 @pytest.mark.parametrize("impl", IMPLS.values(), ids=IMPLS.keys())
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(output_padding=2, stride=2), ValueError,
-     r"^`output_padding` must be smaller than the stride or the dilation"),
-    (dict(padding=5), ValueError, r"^The output would be -3x-2: `padding` removes more"),
-    (dict(stride=0), ValueError, r"^`stride` must be >= 1"),
-    (dict(groups=3), ValueError, r"^`groups` must divide the input channels"),
-    (dict(output_padding=-1), ValueError, r"^`output_padding` must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (
+            dict(output_padding=2, stride=2),
+            ValueError,
+            r"^`output_padding` must be smaller than the stride or the dilation",
+        ),
+        (dict(padding=5), ValueError, r"^The output would be -3x-2: `padding` removes more"),
+        (dict(stride=0), ValueError, r"^`stride` must be >= 1"),
+        (dict(groups=3), ValueError, r"^`groups` must divide the input channels"),
+        (dict(output_padding=-1), ValueError, r"^`output_padding` must be >= 0"),
+    ],
+)
 def test_bad_arguments_give_one_message_from_every_backend(impl, kwargs, exc, match, rng):
     x, w, b, _ = make(CASES["3x3"], np.float32, rng)
     with pytest.raises(exc, match=match):
@@ -111,7 +126,7 @@ def test_bad_arguments_give_one_message_from_every_backend(impl, kwargs, exc, ma
 @pytest.mark.parametrize("impl", IMPLS.values(), ids=IMPLS.keys())
 def test_weight_of_the_wrong_orientation_is_named(impl, rng):
     x = rng.standard_normal((1, 4, 3, 3)).astype(np.float32)
-    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)   # conv2d's (F, C, ...)
+    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)  # conv2d's (F, C, ...)
     with pytest.raises(ValueError, match=r"^`weight` must have C_in = 4 rows"):
         impl.conv_transpose2d(x, w)
 
@@ -121,8 +136,9 @@ def test_empty_batch_and_inputs_untouched(dtype, rng):
     empty = functional.conv_transpose2d(x[:0], w, b, **kw)
     assert empty.shape == (0,) + reference.conv_transpose2d(x, w, b, **kw).shape[1:]
     before = x.tobytes(), w.tobytes()
-    functional.conv_transpose2d(x[:, :, ::-1], w.transpose(0, 1, 3, 2).copy().transpose(
-        0, 1, 3, 2), b, **kw)
+    functional.conv_transpose2d(
+        x[:, :, ::-1], w.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), b, **kw
+    )
     assert (x.tobytes(), w.tobytes()) == before
 
 
@@ -130,21 +146,28 @@ def test_empty_batch_and_inputs_untouched(dtype, rng):
 def test_layer_round_trips_a_strided_conv2d_shape(backend, rng):
     """ConvTranspose2d with Conv2d's arguments maps the conv's output shape back."""
     conv = pycnn.Conv2d(3, 8, 3, stride=2, padding=1, rng=0)
-    up = pycnn.ConvTranspose2d(8, 3, 3, stride=2, padding=1, output_padding=1, rng=0,
-                               backend=backend)
+    up = pycnn.ConvTranspose2d(
+        8, 3, 3, stride=2, padding=1, output_padding=1, rng=0, backend=backend
+    )
     x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
     y = up(conv(x))
     assert y.shape == x.shape and y.dtype == np.float32
     grad = up.backward(np.ones_like(y))
     assert grad.shape == (2, 8, 8, 8)
     assert up.grads["weight"].shape == (8, 3, 3, 3) and up.grads["bias"].shape == (3,)
-    assert repr(up).startswith("ConvTranspose2d(8, 3, kernel_size=(3, 3), stride=(2, 2), "
-                               "padding=(1, 1), output_padding=(1, 1)")
+    assert repr(up).startswith(
+        "ConvTranspose2d(8, 3, kernel_size=(3, 3), stride=(2, 2), "
+        "padding=(1, 1), output_padding=(1, 1)"
+    )
 
 
 def test_layer_backends_agree(dtype, rng):
-    layers = [pycnn.ConvTranspose2d(4, 6, (3, 2), stride=2, padding=1, groups=2, rng=5,
-                                    dtype=dtype, backend=b) for b in ("compiled", "numpy")]
+    layers = [
+        pycnn.ConvTranspose2d(
+            4, 6, (3, 2), stride=2, padding=1, groups=2, rng=5, dtype=dtype, backend=b
+        )
+        for b in ("compiled", "numpy")
+    ]
     for layer in layers:
         layer.params["bias"] = np.arange(6, dtype=dtype)
     x = rng.standard_normal((2, 4, 5, 5)).astype(dtype)

@@ -1,4 +1,5 @@
 """Datasets: the shipped digits, the deterministic split, MNIST IDX files written here."""
+
 import gzip
 import hashlib
 import struct
@@ -17,7 +18,7 @@ def test_load_digits(dtype):
     assert x.shape == (1797, 1, 8, 8) and x.dtype == dtype and x.flags.c_contiguous
     assert y.shape == (1797,) and y.dtype == np.int64
     assert x.min() == 0 and x.max() == 1
-    np.testing.assert_array_equal(np.unique(x * 16), np.arange(17))   # counts 0..16
+    np.testing.assert_array_equal(np.unique(x * 16), np.arange(17))  # counts 0..16
     assert np.bincount(y).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     raw = (x * 16).round().astype(np.uint8).reshape(-1, 8, 8)
     assert hashlib.sha256(raw.tobytes() + y.tobytes()).hexdigest() == DIGITS_SHA256
@@ -40,22 +41,25 @@ def test_train_test_split_is_deterministic_stratified_and_complete():
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[1], c[1])
     ids_train, ids_test, y_train, y_test = a
-    assert len(ids_test) == 450 and len(ids_train) == 1347        # ceil(0.25 * 1797)
+    assert len(ids_test) == 450 and len(ids_train) == 1347  # ceil(0.25 * 1797)
     np.testing.assert_array_equal(np.sort(np.concatenate([ids_train, ids_test])), ids)
     np.testing.assert_array_equal(y[ids_test], y_test)
     counts = np.bincount(y_test, minlength=10)
     np.testing.assert_array_less(np.abs(counts - np.bincount(y) * 450 / 1797), 1)
-    assert not np.all(np.diff(ids_test) > 0)                      # shuffled
+    assert not np.all(np.diff(ids_test) > 0)  # shuffled
     x_train, x_test, *_ = datasets.train_test_split(x, y, 100, seed=0, stratify=False)
     assert x_test.shape == (100, 1, 8, 8) and x_train.shape == (1697, 1, 8, 8)
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(test_size=1.0), ValueError, r"`test_size` must be in \(0, 1\)"),
-    (dict(test_size=0), ValueError, r"`test_size` must leave at least one sample in each"),
-    (dict(test_size=10), ValueError, r"Received: test_size=10 for 10 samples"),
-    (dict(test_size="a"), TypeError, r"`test_size` must be an int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(test_size=1.0), ValueError, r"`test_size` must be in \(0, 1\)"),
+        (dict(test_size=0), ValueError, r"`test_size` must leave at least one sample in each"),
+        (dict(test_size=10), ValueError, r"Received: test_size=10 for 10 samples"),
+        (dict(test_size="a"), TypeError, r"`test_size` must be an int"),
+    ],
+)
 def test_train_test_split_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         datasets.train_test_split(np.zeros(10), np.zeros(10, int), **kwargs)
@@ -65,11 +69,15 @@ def test_train_test_split_errors(kwargs, exc, match):
 
 # --- MNIST IDX -------------------------------------------------------------------------------
 
+
 def _idx(array, magic=None):
     """Bytes of an unsigned-byte IDX file holding `array`."""
     magic = (0x08 << 8 | array.ndim) if magic is None else magic
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + \
-        array.astype(np.uint8).tobytes()
+    return (
+        struct.pack(">I", magic)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def _write_mnist(folder, n_train=5, n_test=3, size=28, compress=True, spelling="-", seed=0):
@@ -114,20 +122,41 @@ def _corrupt(folder, name, content):
     return path
 
 
-@pytest.mark.parametrize("name, content, match", [
-    ("train-images-idx3-ubyte.gz", gzip.compress(_idx(np.zeros((5, 28, 28)), magic=0x0801)),
-     r"train-images-idx3-ubyte.gz: bad magic number 0x00000801, expected 0x00000803"),
-    ("train-labels-idx1-ubyte.gz", gzip.compress(_idx(np.zeros((5, 2)))),
-     r"bad magic number 0x00000802, expected 0x00000801"),
-    ("train-images-idx3-ubyte.gz", gzip.compress(_idx(np.zeros((5, 28, 28)))[:-10]),
-     r"header says 5 x 28 x 28 = 3920 bytes of data, the file holds 3910"),
-    ("train-labels-idx1-ubyte.gz", gzip.compress(_idx(np.zeros(4))),
-     r"holds 5 images but .*train-labels-idx1-ubyte.gz holds 4 labels"),
-    ("train-images-idx3-ubyte.gz", b"not gzip at all",
-     r"train-images-idx3-ubyte.gz: cannot be read as gzip"),
-    ("train-images-idx3-ubyte.gz", gzip.compress(b"\x00\x00"),
-     r"too short for an IDX header of 3 dimensions \(2 bytes\)"),
-])
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        (
+            "train-images-idx3-ubyte.gz",
+            gzip.compress(_idx(np.zeros((5, 28, 28)), magic=0x0801)),
+            r"train-images-idx3-ubyte.gz: bad magic number 0x00000801, expected 0x00000803",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            gzip.compress(_idx(np.zeros((5, 2)))),
+            r"bad magic number 0x00000802, expected 0x00000801",
+        ),
+        (
+            "train-images-idx3-ubyte.gz",
+            gzip.compress(_idx(np.zeros((5, 28, 28)))[:-10]),
+            r"header says 5 x 28 x 28 = 3920 bytes of data, the file holds 3910",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            gzip.compress(_idx(np.zeros(4))),
+            r"holds 5 images but .*train-labels-idx1-ubyte.gz holds 4 labels",
+        ),
+        (
+            "train-images-idx3-ubyte.gz",
+            b"not gzip at all",
+            r"train-images-idx3-ubyte.gz: cannot be read as gzip",
+        ),
+        (
+            "train-images-idx3-ubyte.gz",
+            gzip.compress(b"\x00\x00"),
+            r"too short for an IDX header of 3 dimensions \(2 bytes\)",
+        ),
+    ],
+)
 def test_load_mnist_rejects_bad_files(tmp_path, name, content, match):
     _write_mnist(tmp_path)
     _corrupt(tmp_path, name, content)
@@ -138,10 +167,16 @@ def test_load_mnist_rejects_bad_files(tmp_path, name, content, match):
 def test_load_mnist_argument_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"`path` must be a folder"):
         datasets.load_mnist(tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match=r"no MNIST images file in .* tried "
-                                                r"train-images-idx3-ubyte.gz, "
-                                                r"train-images-idx3-ubyte, "):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no MNIST images file in .* tried "
+        r"train-images-idx3-ubyte.gz, "
+        r"train-images-idx3-ubyte, ",
+    ):
         datasets.load_mnist(tmp_path)
-    with pytest.raises(ValueError, match=r"`kind` must be 'train' or 'test'. Received: "
-                                         r"kind='val'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`kind` must be 'train' or 'test'. Received: "
+        r"kind='val'",
+    ):
         datasets.load_mnist(tmp_path, "val")

@@ -1,5 +1,6 @@
 """Each runtime-dispatched instruction-set variant, forced on, agrees with the reference:
 convolution, im2col/col2im and max/avg/Lp pooling, forward and backward."""
+
 import numpy as np
 import pytest
 from conftest import CONV_CASES, assert_close, make_conv
@@ -18,21 +19,28 @@ def simd(request):
     _kernels.set_simd_target(before)
 
 
-@pytest.mark.parametrize("name", ["mixed", "same-even-dilated", "stride-not-dividing",
-                                  "c1", "groups3"])
+@pytest.mark.parametrize(
+    "name", ["mixed", "same-even-dilated", "stride-not-dividing", "c1", "groups3"]
+)
 def test_conv2d_variant_matches_reference(simd, name, dtype, rng):
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
     out = functional.conv2d(x, w, b, **kw)
     assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
     g = rng.standard_normal(out.shape).astype(dtype)
-    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
-                         reference.conv2d_backward(g, x, w, **kw)):
+    for got, want in zip(
+        functional.conv2d_backward(g, x, w, **kw), reference.conv2d_backward(g, x, w, **kw)
+    ):
         assert_close(got, want, dtype)
 
 
-@pytest.mark.parametrize("case", [(2, 3, 9, 18, 6, 3, 3, 1, 1, 1, 1),    # direct kernel
-                                  (2, 4, 6, 21, 4, 3, 3, 1, (1, 2), 1, 4)],
-                         ids=["direct", "direct-depthwise"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (2, 3, 9, 18, 6, 3, 3, 1, 1, 1, 1),  # direct kernel
+        (2, 4, 6, 21, 4, 3, 3, 1, (1, 2), 1, 4),
+    ],
+    ids=["direct", "direct-depthwise"],
+)
 def test_direct_conv2d_variant_matches_reference(simd, case, dtype, rng):
     x, w, b, kw = make_conv(case, dtype, rng)
     assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw), dtype)
@@ -43,8 +51,11 @@ def test_im2col_variant_matches_reference(simd, dtype, rng):
     kwargs = dict(kernel_size=(3, 4), stride=(1, 2), padding=(2, 1), dilation=(2, 1))
     cols = functional.im2col(x, **kwargs)
     np.testing.assert_array_equal(cols, reference.im2col(x, **kwargs))
-    assert_close(functional.col2im(cols, (11, 13), **kwargs),
-                 reference.col2im(cols, (11, 13), **kwargs), dtype)
+    assert_close(
+        functional.col2im(cols, (11, 13), **kwargs),
+        reference.col2im(cols, (11, 13), **kwargs),
+        dtype,
+    )
 
 
 # Rows wide enough for whole AVX2/AVX-512 vectors plus a remainder, so each variant's
@@ -52,11 +63,17 @@ def test_im2col_variant_matches_reference(simd, dtype, rng):
 # name: (input shape, pooling arguments shared by max, avg and Lp pooling, extra max ones)
 POOL_VARIANT_CASES = {
     "2x2-stride2": ((2, 3, 10, 38), dict(kernel_size=2), {}),
-    "2x2-stride2-padded-ceil": ((2, 2, 9, 69), dict(kernel_size=2, stride=2, ceil_mode=True),
-                                dict(padding=1)),
+    "2x2-stride2-padded-ceil": (
+        (2, 2, 9, 69),
+        dict(kernel_size=2, stride=2, ceil_mode=True),
+        dict(padding=1),
+    ),
     "2x2-stride1": ((1, 2, 6, 41), dict(kernel_size=2, stride=1), {}),
-    "3x2-strides-2-1": ((2, 2, 11, 45), dict(kernel_size=(3, 2), stride=(2, 1)),
-                        dict(padding=1, dilation=(2, 1))),
+    "3x2-strides-2-1": (
+        (2, 2, 11, 45),
+        dict(kernel_size=(3, 2), stride=(2, 1)),
+        dict(padding=1, dilation=(2, 1)),
+    ),
 }
 
 
@@ -76,12 +93,14 @@ def test_max_pool2d_variant_matches_reference(simd, name, nan, dtype, rng):
     x = _pool_input(shape, dtype, rng, nan)
     out, idx = functional.max_pool2d(x, **kw, return_indices=True)
     want, want_idx = reference.max_pool2d(x, **kw, return_indices=True)
-    np.testing.assert_array_equal(out, want)                # a selection: exact
+    np.testing.assert_array_equal(out, want)  # a selection: exact
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(functional.max_pool2d(x, **kw), want)
     g = rng.standard_normal(out.shape).astype(dtype)
-    np.testing.assert_array_equal(functional.max_pool2d_backward(g, idx, x.shape),
-                                  reference.max_pool2d_backward(g, want_idx, x.shape))
+    np.testing.assert_array_equal(
+        functional.max_pool2d_backward(g, idx, x.shape),
+        reference.max_pool2d_backward(g, want_idx, x.shape),
+    )
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -91,22 +110,27 @@ def test_avg_pool2d_variant_matches_reference(simd, name, count_include_pad, dty
     kw = dict(kw, padding=1 if count_include_pad else 0, count_include_pad=count_include_pad)
     x = _pool_input(shape, dtype, rng)
     out = functional.avg_pool2d(x, **kw)
-    np.testing.assert_array_equal(out, reference.avg_pool2d(x, **kw))   # same order: exact
+    np.testing.assert_array_equal(out, reference.avg_pool2d(x, **kw))  # same order: exact
     g = rng.standard_normal(out.shape).astype(dtype)
-    np.testing.assert_array_equal(functional.avg_pool2d_backward(g, x.shape, **kw),
-                                  reference.avg_pool2d_backward(g, x.shape, **kw))
+    np.testing.assert_array_equal(
+        functional.avg_pool2d_backward(g, x.shape, **kw),
+        reference.avg_pool2d_backward(g, x.shape, **kw),
+    )
 
 
 @pytest.mark.parametrize("p", [2, 3.5])
 @pytest.mark.parametrize("name", POOL_VARIANT_CASES)
 def test_lp_pool2d_variant_matches_reference(simd, name, p, dtype, rng):
     shape, kw, _ = POOL_VARIANT_CASES[name]
-    x = np.abs(_pool_input(shape, dtype, rng)) + dtype(0.1)       # x**3.5 needs x >= 0
+    x = np.abs(_pool_input(shape, dtype, rng)) + dtype(0.1)  # x**3.5 needs x >= 0
     out = functional.lp_pool2d(x, p, **kw)
     assert_close(out, reference.lp_pool2d(x, p, **kw), dtype)
     g = rng.standard_normal(out.shape).astype(dtype)
-    assert_close(functional.lp_pool2d_backward(g, x, p, **kw),
-                 reference.lp_pool2d_backward(g, x, p, **kw), dtype)
+    assert_close(
+        functional.lp_pool2d_backward(g, x, p, **kw),
+        reference.lp_pool2d_backward(g, x, p, **kw),
+        dtype,
+    )
 
 
 def test_the_default_or_the_requested_variant_runs():
@@ -128,12 +152,14 @@ def test_unknown_or_unsupported_variant_is_refused():
 
 # --- PYCNN_SIMD (issue 12, defect 5) ----------------------------------------------------
 
+
 def _run_with_simd(value, code):
     """Run `code` in a fresh interpreter with PYCNN_SIMD=value; return the process."""
     import os
     import tempfile
 
     from conftest import run_python
+
     env = dict(os.environ, PYCNN_SIMD=value)
     with tempfile.TemporaryDirectory() as scratch:
         return run_python(["-W", "default", "-c", code], scratch, env=env, timeout=120)
@@ -141,8 +167,11 @@ def _run_with_simd(value, code):
 
 @pytest.mark.parametrize("value", ["avx3", "sse9", "512"])
 def test_unknown_pycnn_simd_falls_back_with_a_warning(value):
-    proc = _run_with_simd(value, "import pycnn\nfrom pycnn._ext import _kernels\n"
-                                 "print(_kernels.simd_target())\npycnn.show_config()")
+    proc = _run_with_simd(
+        value,
+        "import pycnn\nfrom pycnn._ext import _kernels\n"
+        "print(_kernels.simd_target())\npycnn.show_config()",
+    )
     assert proc.returncode == 0, proc.stderr
     target = proc.stdout.splitlines()[0]
     assert target == _kernels.simd_default()
@@ -156,7 +185,9 @@ def test_unknown_pycnn_simd_falls_back_with_a_warning(value):
 
 
 def test_unknown_pycnn_simd_does_not_break_the_cli():
-    proc = _run_with_simd("avx3", "import sys; from pycnn.cli import main; sys.exit(main(['info']))")
+    proc = _run_with_simd(
+        "avx3", "import sys; from pycnn.cli import main; sys.exit(main(['info']))"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "SIMD requested" in proc.stdout and "avx3" in proc.stdout
 
@@ -165,8 +196,11 @@ def test_unknown_pycnn_simd_does_not_break_the_cli():
 def test_usable_pycnn_simd_is_obeyed(value):
     if value not in _kernels.simd_supported():
         pytest.skip(f"{value} is not supported on this CPU")
-    proc = _run_with_simd(value, "from pycnn._ext import _kernels\n"
-                                 "print(_kernels.simd_target(), _kernels.simd_request())")
+    proc = _run_with_simd(
+        value,
+        "from pycnn._ext import _kernels\n"
+        "print(_kernels.simd_target(), _kernels.simd_request())",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr
     assert proc.stdout.split()[0] == value
@@ -177,8 +211,10 @@ def test_pycnn_simd_unsupported_on_this_cpu_falls_back():
     resolve = _kernels._resolve_simd_request
     name, problem = resolve("avx512", ("baseline", "avx2"), "avx2")
     assert name == "avx2"
-    assert problem == ("PYCNN_SIMD='avx512': this CPU/build cannot run avx512 (it can run "
-                       "baseline, avx2); running avx2 instead")
+    assert problem == (
+        "PYCNN_SIMD='avx512': this CPU/build cannot run avx512 (it can run "
+        "baseline, avx2); running avx2 instead"
+    )
     name, problem = resolve("AVX2 ", ("baseline",), "baseline")
     assert name == "baseline" and "cannot run avx2" in problem
     assert resolve("Avx512", _kernels.SIMD_TARGETS, "avx2") == ("avx512", None)

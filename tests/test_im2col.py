@@ -1,4 +1,5 @@
 """im2col / col2im: compiled vs reference, PyTorch's unfold/fold, the adjoint property."""
+
 import numpy as np
 import pytest
 from conftest import assert_close
@@ -34,7 +35,7 @@ def test_im2col_and_col2im_agree(case, dtype, rng):
     cols = functional.im2col(x, **kw)
     want = reference.im2col(x, **kw)
     assert cols.shape == want.shape and cols.dtype == want.dtype == dtype
-    np.testing.assert_array_equal(cols, want)          # a pure gather: exact
+    np.testing.assert_array_equal(cols, want)  # a pure gather: exact
     y = rng.standard_normal(cols.shape).astype(dtype)
     back = functional.col2im(y, shape[2:], **kw)
     assert back.shape == shape and back.dtype == dtype
@@ -66,10 +67,21 @@ dims = st.integers(1, 3)
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=dims, c=dims, h=st.integers(1, 7), w=st.integers(1, 7), kh=dims, kw=dims,
-       sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2),
-       pw=st.integers(0, 2), dh=st.integers(1, 2), dw=st.integers(1, 2),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=dims,
+    c=dims,
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    kh=dims,
+    kw=dims,
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    ph=st.integers(0, 2),
+    pw=st.integers(0, 2),
+    dh=st.integers(1, 2),
+    dw=st.integers(1, 2),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_col2im_is_adjoint_of_im2col(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, seed):
     """<im2col(x), y> == <x, col2im(y)> for every geometry, and the output size formula."""
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1

@@ -5,6 +5,7 @@ NumPy parts import and work, and the compiled parts raise an ImportError that sa
 is wrong and how to fix it. Each case runs in a fresh interpreter, outside the source
 tree, on the same pycnn this test session imported.
 """
+
 import importlib.machinery
 import os
 import re
@@ -36,14 +37,20 @@ sys.meta_path.insert(0, _NoExtension())
 def _run(code, tmp_path, block):
     prelude = f"import sys\nsys.path.insert(0, {SITE!r})\n"
     script = prelude + (BLOCK_EXTENSION if block else "") + textwrap.dedent(code)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
 
 def test_pure_parts_import_without_the_extension(tmp_path):
-    out = _run("""
+    out = _run(
+        """
         import numpy as np
         import pycnn.reference, pycnn.naive
         x = np.ones((1, 1, 4, 4)); w = np.ones((1, 1, 3, 3))
@@ -54,18 +61,26 @@ def test_pure_parts_import_without_the_extension(tmp_path):
         assert layer(x.astype(np.float32)).shape == (1, 2, 2, 2)
         assert "pycnn._ext._kernels" not in sys.modules
         print("version", pycnn.__version__)
-    """, tmp_path, block=True)
+    """,
+        tmp_path,
+        block=True,
+    )
     assert f"version {pycnn.__version__}" in out
 
 
-@pytest.mark.parametrize("statement", [
-    "from pycnn import functional",
-    "import pycnn.functional",
-    "import pycnn; pycnn.functional",
-    "from pycnn import Conv2d; Conv2d(1, 2, 3)",
-], ids=["from-import", "import", "attribute", "compiled-layer"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from pycnn import functional",
+        "import pycnn.functional",
+        "import pycnn; pycnn.functional",
+        "from pycnn import Conv2d; Conv2d(1, 2, 3)",
+    ],
+    ids=["from-import", "import", "attribute", "compiled-layer"],
+)
 def test_compiled_parts_raise_a_helpful_import_error(statement, tmp_path):
-    out = _run(f"""
+    out = _run(
+        f"""
         try:
             {statement}
         except ImportError as exc:
@@ -73,26 +88,35 @@ def test_compiled_parts_raise_a_helpful_import_error(statement, tmp_path):
             print("CAUSE:", repr(exc.__cause__))
         else:
             print("no error")
-    """, tmp_path, block=True)
-    assert "MESSAGE: pycnn's compiled extension (pycnn._ext._kernels) could not be " \
-           "imported" in out
-    assert "Reinstall" in out or "pip install ." in out          # how to fix it
+    """,
+        tmp_path,
+        block=True,
+    )
+    assert (
+        "MESSAGE: pycnn's compiled extension (pycnn._ext._kernels) could not be imported" in out
+    )
+    assert "Reinstall" in out or "pip install ." in out  # how to fix it
     assert "pycnn.reference and pycnn.naive" in out
-    assert "CAUSE: ModuleNotFoundError" in out                    # the original error
+    assert "CAUSE: ModuleNotFoundError" in out  # the original error
 
 
 def test_compiled_parts_import_normally_with_the_extension(tmp_path):
-    out = _run("""
+    out = _run(
+        """
         from pycnn import Conv2d, functional
         import pycnn
         assert pycnn.functional is functional
         assert Conv2d(1, 2, 3, rng=0)._ops is functional
         print("kernels", functional._kernels.__file__)
-    """, tmp_path, block=False)
+    """,
+        tmp_path,
+        block=False,
+    )
     assert "kernels " + os.path.join(SITE, "pycnn", "_ext", "_kernels") in out
 
 
 # --- the diagnosis in the message, on fake layouts --------------------------------------
+
 
 def _layout(tmp_path, source_checkout=False, built=()):
     ext_dir = tmp_path / "pycnn" / "_ext"
@@ -125,8 +149,9 @@ def test_message_for_an_extension_built_for_another_python(tmp_path):
 
 def test_message_for_an_extension_that_fails_to_load(tmp_path):
     mine = "_kernels" + importlib.machinery.EXTENSION_SUFFIXES[0]
-    msg = missing_extension_message(ImportError("undefined symbol: x"),
-                                    _layout(tmp_path, built=[mine]))
+    msg = missing_extension_message(
+        ImportError("undefined symbol: x"), _layout(tmp_path, built=[mine])
+    )
     assert "undefined symbol: x" in msg and f"{mine} is in" in msg and "did not load" in msg
 
 
@@ -142,11 +167,19 @@ def test_openmp_waits_passively_unless_the_user_chose(user_policy, tmp_path):
     if user_policy:
         env["OMP_WAIT_POLICY"] = user_policy
     proc = subprocess.run(
-        [sys.executable, "-c", "import os, pycnn.functional; "
-                               "print('env:', os.environ.get('OMP_WAIT_POLICY'))"],
-        cwd=tmp_path, env=env, text=True, capture_output=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import os, pycnn.functional; print('env:', os.environ.get('OMP_WAIT_POLICY'))",
+        ],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"env: {user_policy}" in proc.stdout
-    if _kernels.openmp_enabled():                 # the runtime prints its settings
+    if _kernels.openmp_enabled():  # the runtime prints its settings
         want = (user_policy or "passive").upper()
         assert re.search(rf"OMP_WAIT_POLICY\s*=\s*'{want}'", proc.stderr), proc.stderr

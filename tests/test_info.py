@@ -1,4 +1,5 @@
 """`pycnn info` / `pycnn.show_config()`: every line true of the running process."""
+
 import io
 import os
 import subprocess
@@ -32,9 +33,16 @@ def _pycnn_info(tmp_path, **env):
     """`python -m pycnn info` in a fresh interpreter, outside the source tree."""
     full_env = dict(os.environ, **env)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [SITE] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
-    proc = subprocess.run([sys.executable, "-m", "pycnn", "info"], cwd=tmp_path, text=True,
-                          capture_output=True, env=full_env, timeout=120)
+        [SITE] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pycnn", "info"],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        env=full_env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -54,8 +62,7 @@ def test_show_config_reports_this_process():
         assert openmp.startswith("no")
         assert threads == f"1 (no OpenMP; {pycnn.get_num_threads()} requested)"
     assert _field(out, "NumPy").startswith(np.__version__ + " (")
-    assert _field(out, "Python").startswith(
-        "{}.{}.{}".format(*sys.version_info[:3]))
+    assert _field(out, "Python").startswith("{}.{}.{}".format(*sys.version_info[:3]))
     assert "platform" in _info.config()
 
 
@@ -75,7 +82,8 @@ def test_simd_target_is_read_from_the_extension():
         for target in _kernels.simd_supported():
             _kernels.set_simd_target(target)
             assert _field(_show(), "SIMD dispatch") == (
-                f"{target} (this CPU and build can run: {supported})")
+                f"{target} (this CPU and build can run: {supported})"
+            )
     finally:
         _kernels.set_simd_target(before)
 
@@ -83,8 +91,9 @@ def test_simd_target_is_read_from_the_extension():
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs /proc/cpuinfo")
 def test_cpu_simd_support_comes_from_proc_cpuinfo():
     with open("/proc/cpuinfo") as f:
-        flags = next((line.split(":", 1)[1].split() for line in f
-                      if line.startswith("flags")), None)
+        flags = next(
+            (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None
+        )
     if flags is None:
         pytest.skip("no x86 flags line in /proc/cpuinfo")
     expected = ", ".join(f"{n} {'yes' if n in flags else 'no'}" for n in ("avx2", "avx512f"))
@@ -92,7 +101,7 @@ def test_cpu_simd_support_comes_from_proc_cpuinfo():
 
 
 def test_blas_line_without_threadpoolctl(monkeypatch):
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)   # import raises ImportError
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
     assert _field(_show(), "BLAS").startswith("unknown: install threadpoolctl")
 
 
@@ -124,9 +133,15 @@ def test_pycnn_info_without_the_extension(tmp_path):
         "            raise ModuleNotFoundError('No module named ' + repr(name), name=name)\n"
         "sys.meta_path.insert(0, _NoExtension())\n"
         "from pycnn.cli import main\n"
-        "sys.exit(main(['info']))\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                          capture_output=True, timeout=120)
+        "sys.exit(main(['info']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert _field(proc.stdout, "compiled extension") == "NOT loaded"
     assert "No module named 'pycnn._ext._kernels'" in proc.stdout

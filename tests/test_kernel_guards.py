@@ -9,6 +9,7 @@ first cases here wrote out of bounds (SIGSEGV in a release build, reports under 
 run tools/sanitize.sh). Each case also runs on every SIMD variant's entry point, since
 the guards sit in front of the dispatch.
 """
+
 import numpy as np
 import pytest
 
@@ -35,37 +36,92 @@ def _z(*shape, dtype=f64):
 
 IM2COL_CASES = {
     # C*KH*KW = 2**64 + 4 wraps to 4 = cols.shape[1]: the issue's example
-    "kernel-product-wraps": ((1, 1, 4, 4), (1, 4, 1), (2**62 + 1, 4, 1, 1, 0, 0, 1, 1, 1, 1),
-                             r"C\*KH\*KW = .* overflows"),
-    "kernel-product-wraps-kw": ((1, 1, 4, 4), (1, 4, 1), (4, 2**62 + 1, 1, 1, 0, 0, 1, 1, 1, 1),
-                                r"C\*KH\*KW = .* overflows"),
+    "kernel-product-wraps": (
+        (1, 1, 4, 4),
+        (1, 4, 1),
+        (2**62 + 1, 4, 1, 1, 0, 0, 1, 1, 1, 1),
+        r"C\*KH\*KW = .* overflows",
+    ),
+    "kernel-product-wraps-kw": (
+        (1, 1, 4, 4),
+        (1, 4, 1),
+        (4, 2**62 + 1, 1, 1, 0, 0, 1, 1, 1, 1),
+        r"C\*KH\*KW = .* overflows",
+    ),
     # OH*OW = 2**64 + 2**32 wraps to 2**32... and 2**64 to 0
-    "blocks-product-wraps": ((1, 1, 4, 4), (1, 1, 0), (1, 1, 1, 1, 0, 0, 1, 1, 2**32, 2**32),
-                             r"OH\*OW = .* overflows"),
-    "huge-stride": ((1, 1, 4, 4), (1, 1, 3), (1, 1, 1, BIG, 0, 0, 1, 1, 1, 3),
-                    r"along W.*overflows"),
-    "wrapping-stride": ((1, 1, 4, 4), (1, 1, 4), (1, 1, WRAP, 1, 0, 0, 1, 1, 4, 1),
-                        r"along H.*overflows"),
-    "huge-padding": ((1, 1, 4, 4), (1, 1, 1), (1, 1, 1, 1, MAX, 0, 1, 1, 1, 1),
-                     r"along H.*overflows"),
-    "huge-dilation": ((1, 1, 4, 4), (1, 4, 1), (2, 2, 1, 1, 0, 0, MAX, 1, 1, 1),
-                      r"along H.*overflows"),
-    "negative-kernel": ((1, 1, 4, 4), (1, 1, 1), (-1, 1, 1, 1, 0, 0, 1, 1, 1, 1),
-                        r"invalid geometry"),
-    "zero-stride": ((1, 1, 4, 4), (1, 1, 16), (1, 1, 0, 1, 0, 0, 1, 1, 4, 4),
-                    r"invalid geometry"),
-    "negative-padding": ((1, 1, 4, 4), (1, 1, 16), (1, 1, 1, 1, -1, 0, 1, 1, 4, 4),
-                         r"invalid geometry"),
-    "negative-output": ((1, 1, 4, 4), (1, 1, 4), (1, 1, 1, 1, 0, 0, 1, 1, -1, -4),
-                        r">= 0"),
-    "cols-too-small": ((1, 2, 4, 4), (1, 1, 16), (1, 1, 1, 1, 0, 0, 1, 1, 4, 4),
-                       r"`cols` has shape \(1, 1, 16\), expected \(1, 2, 16\)"),
-    "cols-wrong-rows": ((1, 2, 4, 4), (1, 4, 9), (2, 2, 1, 1, 0, 0, 1, 1, 3, 3),
-                        r"`cols` has shape \(1, 4, 9\), expected \(1, 8, 9\)"),
-    "cols-wrong-batch": ((2, 1, 4, 4), (1, 4, 9), (2, 2, 1, 1, 0, 0, 1, 1, 3, 3),
-                         r"`cols` has shape \(1, 4, 9\), expected \(2, 4, 9\)"),
-    "cols-too-few-blocks": ((1, 1, 4, 4), (1, 4, 9), (2, 2, 1, 1, 0, 0, 1, 1, 5, 2),
-                            r"`cols` has shape \(1, 4, 9\), expected \(1, 4, 10\)"),
+    "blocks-product-wraps": (
+        (1, 1, 4, 4),
+        (1, 1, 0),
+        (1, 1, 1, 1, 0, 0, 1, 1, 2**32, 2**32),
+        r"OH\*OW = .* overflows",
+    ),
+    "huge-stride": (
+        (1, 1, 4, 4),
+        (1, 1, 3),
+        (1, 1, 1, BIG, 0, 0, 1, 1, 1, 3),
+        r"along W.*overflows",
+    ),
+    "wrapping-stride": (
+        (1, 1, 4, 4),
+        (1, 1, 4),
+        (1, 1, WRAP, 1, 0, 0, 1, 1, 4, 1),
+        r"along H.*overflows",
+    ),
+    "huge-padding": (
+        (1, 1, 4, 4),
+        (1, 1, 1),
+        (1, 1, 1, 1, MAX, 0, 1, 1, 1, 1),
+        r"along H.*overflows",
+    ),
+    "huge-dilation": (
+        (1, 1, 4, 4),
+        (1, 4, 1),
+        (2, 2, 1, 1, 0, 0, MAX, 1, 1, 1),
+        r"along H.*overflows",
+    ),
+    "negative-kernel": (
+        (1, 1, 4, 4),
+        (1, 1, 1),
+        (-1, 1, 1, 1, 0, 0, 1, 1, 1, 1),
+        r"invalid geometry",
+    ),
+    "zero-stride": (
+        (1, 1, 4, 4),
+        (1, 1, 16),
+        (1, 1, 0, 1, 0, 0, 1, 1, 4, 4),
+        r"invalid geometry",
+    ),
+    "negative-padding": (
+        (1, 1, 4, 4),
+        (1, 1, 16),
+        (1, 1, 1, 1, -1, 0, 1, 1, 4, 4),
+        r"invalid geometry",
+    ),
+    "negative-output": ((1, 1, 4, 4), (1, 1, 4), (1, 1, 1, 1, 0, 0, 1, 1, -1, -4), r">= 0"),
+    "cols-too-small": (
+        (1, 2, 4, 4),
+        (1, 1, 16),
+        (1, 1, 1, 1, 0, 0, 1, 1, 4, 4),
+        r"`cols` has shape \(1, 1, 16\), expected \(1, 2, 16\)",
+    ),
+    "cols-wrong-rows": (
+        (1, 2, 4, 4),
+        (1, 4, 9),
+        (2, 2, 1, 1, 0, 0, 1, 1, 3, 3),
+        r"`cols` has shape \(1, 4, 9\), expected \(1, 8, 9\)",
+    ),
+    "cols-wrong-batch": (
+        (2, 1, 4, 4),
+        (1, 4, 9),
+        (2, 2, 1, 1, 0, 0, 1, 1, 3, 3),
+        r"`cols` has shape \(1, 4, 9\), expected \(2, 4, 9\)",
+    ),
+    "cols-too-few-blocks": (
+        (1, 1, 4, 4),
+        (1, 4, 9),
+        (2, 2, 1, 1, 0, 0, 1, 1, 5, 2),
+        r"`cols` has shape \(1, 4, 9\), expected \(1, 4, 10\)",
+    ),
 }
 
 
@@ -113,32 +169,39 @@ def test_im2col_guards_accept_the_largest_valid_geometry():
 
 # --- conv2d_direct ------------------------------------------------------------------------
 
+
 def _direct(x_shape, w_shape, out_shape, groups=1, sh=1, sw=1, dh=1, dw=1, bias=None):
-    _kernels.conv2d_direct(_x(*x_shape), _x(*w_shape), bias, _z(*out_shape), groups,
-                           sh, sw, dh, dw)
+    _kernels.conv2d_direct(
+        _x(*x_shape), _x(*w_shape), bias, _z(*out_shape), groups, sh, sw, dh, dw
+    )
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    # (OH-1)*SH wraps Py_ssize_t: the issue's example
-    (dict(out_shape=(1, 1, 3, 1), sh=WRAP), r"along H.*overflows"),
-    (dict(out_shape=(1, 1, 1, 4), sw=WRAP), r"along W.*overflows"),
-    (dict(out_shape=(1, 1, 2, 1), sh=2**40), r"does not fit input"),
-    (dict(out_shape=(1, 1, 2, 1), sh=BIG), r"along H.*overflows"),
-    (dict(out_shape=(1, 1, 2, 2), w_shape=(1, 1, 2, 2), dh=MAX), r"along H.*overflows"),
-    (dict(out_shape=(1, 1, 2, 2), w_shape=(1, 1, 2, 2), dw=2**40), r"does not fit input"),
-    (dict(out_shape=(1, 1, 5, 4)), r"`out` of shape \(1, 1, 5, 4\) does not fit"),
-    (dict(out_shape=(1, 1, 4, 5)), r"`out` of shape \(1, 1, 4, 5\) does not fit"),
-    (dict(out_shape=(1, 1, 3, 3), w_shape=(1, 1, 2, 3)), r"does not fit input"),
-    (dict(out_shape=(2, 1, 4, 4)), r"`out` of shape \(2, 1, 4, 4\) does not fit"),
-    (dict(out_shape=(1, 2, 4, 4)), r"`out` of shape \(1, 2, 4, 4\) does not fit"),
-    (dict(out_shape=(1, 1, 4, 4), sh=0), r"invalid geometry"),
-    (dict(out_shape=(1, 1, 4, 4), dw=-1), r"invalid geometry"),
-    (dict(out_shape=(1, 1, 4, 4), groups=0), r"does not fit 1 input channels in 0 groups"),
-    (dict(out_shape=(1, 1, 4, 4), groups=-1), r"groups"),
-    (dict(x_shape=(1, 2, 4, 4), w_shape=(2, 1, 1, 1), out_shape=(1, 2, 4, 4), groups=3),
-     r"groups"),
-    (dict(out_shape=(1, 1, 4, 4), bias=np.ones(2)), r"`bias` has 2 entries, expected 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        # (OH-1)*SH wraps Py_ssize_t: the issue's example
+        (dict(out_shape=(1, 1, 3, 1), sh=WRAP), r"along H.*overflows"),
+        (dict(out_shape=(1, 1, 1, 4), sw=WRAP), r"along W.*overflows"),
+        (dict(out_shape=(1, 1, 2, 1), sh=2**40), r"does not fit input"),
+        (dict(out_shape=(1, 1, 2, 1), sh=BIG), r"along H.*overflows"),
+        (dict(out_shape=(1, 1, 2, 2), w_shape=(1, 1, 2, 2), dh=MAX), r"along H.*overflows"),
+        (dict(out_shape=(1, 1, 2, 2), w_shape=(1, 1, 2, 2), dw=2**40), r"does not fit input"),
+        (dict(out_shape=(1, 1, 5, 4)), r"`out` of shape \(1, 1, 5, 4\) does not fit"),
+        (dict(out_shape=(1, 1, 4, 5)), r"`out` of shape \(1, 1, 4, 5\) does not fit"),
+        (dict(out_shape=(1, 1, 3, 3), w_shape=(1, 1, 2, 3)), r"does not fit input"),
+        (dict(out_shape=(2, 1, 4, 4)), r"`out` of shape \(2, 1, 4, 4\) does not fit"),
+        (dict(out_shape=(1, 2, 4, 4)), r"`out` of shape \(1, 2, 4, 4\) does not fit"),
+        (dict(out_shape=(1, 1, 4, 4), sh=0), r"invalid geometry"),
+        (dict(out_shape=(1, 1, 4, 4), dw=-1), r"invalid geometry"),
+        (dict(out_shape=(1, 1, 4, 4), groups=0), r"does not fit 1 input channels in 0 groups"),
+        (dict(out_shape=(1, 1, 4, 4), groups=-1), r"groups"),
+        (
+            dict(x_shape=(1, 2, 4, 4), w_shape=(2, 1, 1, 1), out_shape=(1, 2, 4, 4), groups=3),
+            r"groups",
+        ),
+        (dict(out_shape=(1, 1, 4, 4), bias=np.ones(2)), r"`bias` has 2 entries, expected 1"),
+    ],
+)
 def test_conv2d_direct_refuses_hostile_sizes(simd, kwargs, match):
     kwargs = {"x_shape": (1, 1, 4, 4), "w_shape": (1, 1, 1, 1), **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -184,20 +247,25 @@ def test_max_pool2d_forward_refuses_hostile_sizes(simd, name):
     assert np.all(out == 0) and np.all(idx == 0)
 
 
-@pytest.mark.parametrize("dilation, match", [((MAX, 1), r"along H.*overflows"),
-                                             ((1, BIG), r"along W.*overflows"),
-                                             ((0, 1), r"invalid geometry")])
+@pytest.mark.parametrize(
+    "dilation, match",
+    [
+        ((MAX, 1), r"along H.*overflows"),
+        ((1, BIG), r"along W.*overflows"),
+        ((0, 1), r"invalid geometry"),
+    ],
+)
 def test_max_pool2d_forward_refuses_hostile_dilation(simd, dilation, match):
     with pytest.raises(ValueError, match=match):
-        _kernels.max_pool2d_forward(_x(1, 4, 4), _z(1, 1, 1), None, 2, 2, 1, 1, 0, 0,
-                                    *dilation)
+        _kernels.max_pool2d_forward(_x(1, 4, 4), _z(1, 1, 1), None, 2, 2, 1, 1, 0, 0, *dilation)
 
 
 @pytest.mark.parametrize("idx_shape", [(1, 2, 3), (1, 3, 2), (2, 2, 2), (0, 2, 2)])
 def test_max_pool2d_forward_refuses_mismatched_indices(simd, idx_shape):
     with pytest.raises(ValueError, match=r"`indices` has shape .*, expected \(1, 2, 2\)"):
-        _kernels.max_pool2d_forward(_x(1, 4, 4), _z(1, 2, 2), _z(*idx_shape, dtype=np.int64),
-                                    2, 2, 2, 2, 0, 0, 1, 1)
+        _kernels.max_pool2d_forward(
+            _x(1, 4, 4), _z(1, 2, 2), _z(*idx_shape, dtype=np.int64), 2, 2, 2, 2, 0, 0, 1, 1
+        )
 
 
 def test_pool2d_forward_of_an_empty_plane_writes_the_kernels_values():
@@ -210,12 +278,15 @@ def test_pool2d_forward_of_an_empty_plane_writes_the_kernels_values():
     assert np.all(out == 0)
 
 
-@pytest.mark.parametrize("grad_shape, idx_shape, match", [
-    ((2, 2, 2), (1, 2, 2), r"`grad_out` has 2 planes, expected 1"),
-    ((1, 2, 2), (1, 2, 3), r"`indices` has shape \(1, 2, 3\), expected \(1, 2, 2\)"),
-    ((1, 2, 2), (2, 2, 2), r"`indices` has shape \(2, 2, 2\), expected \(1, 2, 2\)"),
-    ((1, 3, 3), (1, 2, 2), r"`indices` has shape \(1, 2, 2\), expected \(1, 3, 3\)"),
-])
+@pytest.mark.parametrize(
+    "grad_shape, idx_shape, match",
+    [
+        ((2, 2, 2), (1, 2, 2), r"`grad_out` has 2 planes, expected 1"),
+        ((1, 2, 2), (1, 2, 3), r"`indices` has shape \(1, 2, 3\), expected \(1, 2, 2\)"),
+        ((1, 2, 2), (2, 2, 2), r"`indices` has shape \(2, 2, 2\), expected \(1, 2, 2\)"),
+        ((1, 3, 3), (1, 2, 2), r"`indices` has shape \(1, 2, 2\), expected \(1, 3, 3\)"),
+    ],
+)
 def test_max_pool2d_backward_refuses_mismatched_buffers(simd, grad_shape, idx_shape, match):
     grad_x = _z(1, 4, 4)
     with pytest.raises(ValueError, match=match):
@@ -245,8 +316,8 @@ def test_avg_pool2d_refuses_hostile_sizes(simd, name):
 def test_avg_pool2d_refuses_a_window_size_that_overflows(simd):
     # KH*KW = 2**64 would wrap the divisor; the reach alone does not overflow
     with pytest.raises(ValueError, match=r"KH\*KW = .* overflows"):
-        _kernels.avg_pool2d_forward(_x(1, 4, 4), _z(1, 1, 1), 2**32, 2**32, 1, 1, 0, 0,
-                                    True, 0)
+        _kernels.avg_pool2d_forward(_x(1, 4, 4), _z(1, 1, 1), 2**32, 2**32, 1, 1, 0, 0, True, 0)
     with pytest.raises(ValueError, match=r"KH\*KW = .* overflows"):
-        _kernels.avg_pool2d_backward(_x(1, 1, 1), _z(1, 4, 4), 2**32, 2**32, 1, 1, 0, 0,
-                                     True, 0)
+        _kernels.avg_pool2d_backward(
+            _x(1, 1, 1), _z(1, 4, 4), 2**32, 2**32, 1, 1, 0, 0, True, 0
+        )

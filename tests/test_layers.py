@@ -1,5 +1,6 @@
 """Weighted layers, Conv2d and Linear: both backends, parameters and gradients,
 numerical gradients, repr. (The other layers: test_net_layers.py.)"""
+
 import numpy as np
 import pytest
 from conftest import CONV_CASES, assert_close, make_conv, numerical_gradient
@@ -10,8 +11,7 @@ from pycnn import functional, naive, reference
 
 def test_conv2d_layer_wraps_functional(dtype, rng):
     n, c, h, w, f, kh, kw, stride, padding, dilation, groups = CONV_CASES["mixed"]
-    layer = pycnn.Conv2d(c, f, (kh, kw), stride, padding, dilation, groups, dtype=dtype,
-                         rng=0)
+    layer = pycnn.Conv2d(c, f, (kh, kw), stride, padding, dilation, groups, dtype=dtype, rng=0)
     assert layer.weight.shape == (f, c // groups, kh, kw) and layer.weight.dtype == dtype
     assert layer.bias.shape == (f,) and layer.bias.dtype == dtype
     layer.params["bias"] = rng.standard_normal(f).astype(dtype)
@@ -32,9 +32,11 @@ def test_conv2d_layer_wraps_functional(dtype, rng):
 def test_conv2d_layer_backends_agree(name, dtype, rng):
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
     c, f = x.shape[1], w.shape[0]
-    layers = [pycnn.Conv2d(c, f, w.shape[2:], dtype=dtype, rng=7, backend=backend, **kw)
-              for backend in ("compiled", "numpy")]
-    np.testing.assert_array_equal(layers[0].weight, layers[1].weight)   # same seed
+    layers = [
+        pycnn.Conv2d(c, f, w.shape[2:], dtype=dtype, rng=7, backend=backend, **kw)
+        for backend in ("compiled", "numpy")
+    ]
+    np.testing.assert_array_equal(layers[0].weight, layers[1].weight)  # same seed
     outs = [layer(x) for layer in layers]
     assert_close(outs[0], outs[1], dtype)
     g = rng.standard_normal(outs[0].shape).astype(dtype)
@@ -63,7 +65,7 @@ def test_conv2d_layer_numerical_gradient(rng):
 def test_conv2d_layer_he_initialisation():
     layer = pycnn.Conv2d(16, 64, 3, rng=0)
     std = np.sqrt(2.0 / (16 * 9))
-    assert abs(layer.weight.std() / std - 1) < 0.05      # 9,216 draws
+    assert abs(layer.weight.std() / std - 1) < 0.05  # 9,216 draws
     assert not layer.bias.any()
     no_bias = pycnn.Conv2d(16, 8, 3, bias=False)
     assert "bias" not in no_bias.params and no_bias.bias is None
@@ -94,10 +96,22 @@ def test_conv2d_layer_misuse():
 
 def test_conv2d_layer_repr_shows_non_defaults():
     assert repr(pycnn.Conv2d(3, 8, 3)) == "Conv2d(3, 8, kernel_size=(3, 3))"
-    assert repr(pycnn.Conv2d(4, 8, (3, 1), stride=2, padding=1,
-                             groups=2, bias=False, dtype=np.float64, backend="numpy")) == (
+    assert repr(
+        pycnn.Conv2d(
+            4,
+            8,
+            (3, 1),
+            stride=2,
+            padding=1,
+            groups=2,
+            bias=False,
+            dtype=np.float64,
+            backend="numpy",
+        )
+    ) == (
         "Conv2d(4, 8, kernel_size=(3, 1), stride=(2, 2), padding=(1, 1), groups=2, "
-        "bias=False, dtype=float64, backend='numpy')")
+        "bias=False, dtype=float64, backend='numpy')"
+    )
     assert "padding='same'" in repr(pycnn.Conv2d(3, 8, 3, padding="same"))
 
 
@@ -110,8 +124,10 @@ def test_train_eval_switch():
 
 # --- Linear ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7), (7,), (0, 7)],
-                         ids=["2d", "3d", "1d", "empty"])
+
+@pytest.mark.parametrize(
+    "shape", [(5, 7), (2, 3, 7), (7,), (0, 7)], ids=["2d", "3d", "1d", "empty"]
+)
 def test_linear_op_backends_agree(shape, dtype, rng):
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((4, 7)).astype(dtype)
@@ -143,8 +159,9 @@ def test_linear_layer_numerical_gradient(backend, rng):
 
     np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-8)
     for key in ("weight", "bias"):
-        np.testing.assert_allclose(layer.grads[key], numerical(layer.params[key]),
-                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            layer.grads[key], numerical(layer.params[key]), rtol=1e-6, atol=1e-8
+        )
 
 
 def test_linear_layer_backends_agree_and_repr(dtype, rng):

@@ -1,6 +1,7 @@
 """linear and linear_backward: compiled vs reference vs naive against the definition
 (float64) and PyTorch if installed. Bad arguments, layouts, the empty batch and
 unmodified inputs: tests/test_ops_table.py."""
+
 import numpy as np
 import pytest
 from conftest import assert_close
@@ -18,7 +19,7 @@ LINEAR_CASES = {
     "leading-axes": ((2, 3, 5), 4, True),
     "in-features-1": ((4, 1), 2, True),
     "out-features-1": ((3, 5), 1, False),
-    "many-rows": ((67, 9), 5, True),     # enough rows to spread over threads
+    "many-rows": ((67, 9), 5, True),  # enough rows to spread over threads
 }
 
 

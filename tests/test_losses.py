@@ -1,4 +1,5 @@
 """CrossEntropyLoss and MSELoss: values, numerical gradients, stability, PyTorch, errors."""
+
 import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
@@ -16,7 +17,7 @@ def _targets(kind, rng, n=5, c=4):
         return rng.integers(0, c, n)
     if kind == "one-hot":
         return np.eye(c)[rng.integers(0, c, n)]
-    return _softmax(rng.standard_normal((n, c)))          # probabilities
+    return _softmax(rng.standard_normal((n, c)))  # probabilities
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -72,8 +73,9 @@ def test_mse_value_and_numerical_gradient(reduction, rng):
     loss = MSELoss(reduction)
     value = loss(x, t)
     sq = (x - t) ** 2
-    np.testing.assert_allclose(value, sq.mean() if reduction == "mean" else sq.sum(),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        value, sq.mean() if reduction == "mean" else sq.sum(), rtol=1e-13
+    )
     numerical = numerical_gradient(lambda: MSELoss(reduction)(x, t), x)
     np.testing.assert_allclose(loss.backward(), numerical, rtol=1e-6, atol=1e-9)
 
@@ -107,30 +109,66 @@ def test_mse_matches_torch(dtype, rng):
     assert_close(loss.backward(), xt.grad.numpy(), dtype)
 
 
-@pytest.mark.parametrize("logits, target, exc, match", [
-    (np.zeros((2, 3)), np.array([0, 3]), ValueError,
-     r"`target` labels must be in \[0, 3\) for 3 classes. Received: labels from 0 to 3"),
-    (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"labels from -1 to 0"),
-    (np.zeros((2, 3)), np.array([0.0, 1.0]), ValueError,
-     r"`target` must have the shape of the input \(2, 3\)"),
-    (np.zeros((2, 3)), np.array([True, False]), TypeError,
-     r"`target` must be integer class labels or float probabilities. "
-     r"Received: target.dtype=bool"),
-    (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError,
-     r"`target` labels must have shape \(N,\) = \(2,\). Received: target.shape=\(3,\)"),
-    (np.zeros((2, 3, 1)), np.array([0, 1]), ValueError, r"`logits` must be a 2-d array \(N, C\)"),
-    (np.zeros((2, 3), np.int64), np.array([0, 1]), TypeError,
-     r"`logits` must have dtype float32 or float64"),
-    (np.zeros((0, 3)), np.array([], np.int64), ValueError, r"`logits` must have non-zero N and C"),
-])
+@pytest.mark.parametrize(
+    "logits, target, exc, match",
+    [
+        (
+            np.zeros((2, 3)),
+            np.array([0, 3]),
+            ValueError,
+            r"`target` labels must be in \[0, 3\) for 3 classes. Received: labels from 0 to 3",
+        ),
+        (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"labels from -1 to 0"),
+        (
+            np.zeros((2, 3)),
+            np.array([0.0, 1.0]),
+            ValueError,
+            r"`target` must have the shape of the input \(2, 3\)",
+        ),
+        (
+            np.zeros((2, 3)),
+            np.array([True, False]),
+            TypeError,
+            r"`target` must be integer class labels or float probabilities. "
+            r"Received: target.dtype=bool",
+        ),
+        (
+            np.zeros((2, 3)),
+            np.array([0, 1, 2]),
+            ValueError,
+            r"`target` labels must have shape \(N,\) = \(2,\). Received: target.shape=\(3,\)",
+        ),
+        (
+            np.zeros((2, 3, 1)),
+            np.array([0, 1]),
+            ValueError,
+            r"`logits` must be a 2-d array \(N, C\)",
+        ),
+        (
+            np.zeros((2, 3), np.int64),
+            np.array([0, 1]),
+            TypeError,
+            r"`logits` must have dtype float32 or float64",
+        ),
+        (
+            np.zeros((0, 3)),
+            np.array([], np.int64),
+            ValueError,
+            r"`logits` must have non-zero N and C",
+        ),
+    ],
+)
 def test_cross_entropy_errors(logits, target, exc, match):
     with pytest.raises(exc, match=match):
         CrossEntropyLoss()(logits, target)
 
 
 def test_loss_misuse():
-    with pytest.raises(ValueError, match=r"`reduction` must be 'mean' or 'sum'. "
-                                          r"Received: reduction='none'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`reduction` must be 'mean' or 'sum'. "
+        r"Received: reduction='none'",
+    ):
         CrossEntropyLoss("none")
     with pytest.raises(RuntimeError, match="MSELoss.backward called before forward"):
         MSELoss().backward()

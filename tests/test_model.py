@@ -1,13 +1,28 @@
 """Sequential: training, float32 end to end, compiled vs NumPy backends, evaluate and
 predict, summary, save/load (and bad files), progress output, errors."""
+
 import sys
 
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import (BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
-                   Linear, MaxPool2d, MSELoss, ReLU, Sequential, Tanh, datasets, optim)
+from pycnn import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    CrossEntropyLoss,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Tanh,
+    datasets,
+    optim,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +39,18 @@ def small_cnn(backend="compiled", dtype=np.float32, seed=0, batchnorm=False, dro
     A conv followed by batch norm has no bias: its gradient is zero up to rounding,
     which Adam would blow up into steps of size lr that differ between backends."""
     rng = np.random.default_rng(seed)
-    layers = [Conv2d(1, 8, 3, padding=1, bias=not batchnorm, dtype=dtype, rng=rng,
-                     backend=backend)]
+    layers = [
+        Conv2d(1, 8, 3, padding=1, bias=not batchnorm, dtype=dtype, rng=rng, backend=backend)
+    ]
     if batchnorm:
         layers.append(BatchNorm2d(8, dtype=dtype))
-    layers += [ReLU(), MaxPool2d(2, backend=backend),
-               Conv2d(8, 16, 3, padding=1, dtype=dtype, rng=rng, backend=backend),
-               ReLU(), Flatten()]
+    layers += [
+        ReLU(),
+        MaxPool2d(2, backend=backend),
+        Conv2d(8, 16, 3, padding=1, dtype=dtype, rng=rng, backend=backend),
+        ReLU(),
+        Flatten(),
+    ]
     if dropout:
         layers.append(Dropout(dropout, rng=seed))
     layers.append(Linear(16 * 4 * 4, 10, dtype=dtype, rng=rng))
@@ -40,16 +60,24 @@ def small_cnn(backend="compiled", dtype=np.float32, seed=0, batchnorm=False, dro
 def test_fit_learns_the_digits_and_returns_history(digits):
     x_train, y_train, x_test, y_test = digits
     model = small_cnn()
-    history = model.fit(x_train, y_train, epochs=4, batch_size=32, optimizer=optim.Adam(3e-3),
-                        loss=CrossEntropyLoss(), validation_data=(x_test, y_test), rng=0,
-                        progress=False)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=4,
+        batch_size=32,
+        optimizer=optim.Adam(3e-3),
+        loss=CrossEntropyLoss(),
+        validation_data=(x_test, y_test),
+        rng=0,
+        progress=False,
+    )
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 4 for v in history.values()) and model.history is history
     assert history["loss"][-1] < history["loss"][0] / 3
     assert history["val_accuracy"][-1] > 0.8
     loss, acc = model.evaluate(x_test, y_test)
     assert loss == pytest.approx(history["val_loss"][-1]) and acc == history["val_accuracy"][-1]
-    assert model.training                          # fit and evaluate restore the mode
+    assert model.training  # fit and evaluate restore the mode
 
 
 def test_same_seed_gives_identical_training(digits):
@@ -57,9 +85,18 @@ def test_same_seed_gives_identical_training(digits):
     runs = []
     for _ in range(2):
         model = small_cnn(seed=3, batchnorm=True, dropout=0.2)
-        runs.append(model.fit(x_train[:200], y_train[:200], epochs=2, batch_size=25,
-                              optimizer=optim.SGD(0.05, momentum=0.9), loss=CrossEntropyLoss(),
-                              rng=5, progress=False))
+        runs.append(
+            model.fit(
+                x_train[:200],
+                y_train[:200],
+                epochs=2,
+                batch_size=25,
+                optimizer=optim.SGD(0.05, momentum=0.9),
+                loss=CrossEntropyLoss(),
+                rng=5,
+                progress=False,
+            )
+        )
         runs[-1]["pred"] = model.predict(x_train[:20])
     assert runs[0]["loss"] == runs[1]["loss"]
     np.testing.assert_array_equal(runs[0]["pred"], runs[1]["pred"])
@@ -70,13 +107,22 @@ def test_compiled_and_numpy_backends_give_the_same_loss_curve(digits):
     curves = {}
     for backend in ("compiled", "numpy"):
         model = small_cnn(backend, seed=1, batchnorm=True)
-        history = model.fit(x_train[:240], y_train[:240], epochs=3, batch_size=32,
-                            optimizer=optim.Adam(3e-3), loss=CrossEntropyLoss(),
-                            validation_data=(x_test, y_test), rng=2, progress=False)
+        history = model.fit(
+            x_train[:240],
+            y_train[:240],
+            epochs=3,
+            batch_size=32,
+            optimizer=optim.Adam(3e-3),
+            loss=CrossEntropyLoss(),
+            validation_data=(x_test, y_test),
+            rng=2,
+            progress=False,
+        )
         curves[backend] = history
     for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(curves["compiled"][key], curves["numpy"][key], rtol=2e-4,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            curves["compiled"][key], curves["numpy"][key], rtol=2e-4, err_msg=key
+        )
     assert curves["compiled"]["loss"][-1] < curves["compiled"]["loss"][0]
 
 
@@ -87,7 +133,7 @@ def test_float32_model_stays_float32_through_a_training_step(digits):
     model.layers.insert(-1, BatchNorm1d(256))
     model = Sequential(*model.layers)
     assert model.dtype == np.float32
-    x = x_train[:16].astype(np.float64)              # converted once, by fit/predict
+    x = x_train[:16].astype(np.float64)  # converted once, by fit/predict
     opt = optim.Adam(1e-3, weight_decay=1e-4, l1=1e-5)
     loss = CrossEntropyLoss()
     # one step by hand, checking every activation and gradient
@@ -104,13 +150,15 @@ def test_float32_model_stays_float32_through_a_training_step(digits):
     opt.step(model.parameters())
     for key, param, grad in model.parameters():
         assert param.dtype == grad.dtype == np.float32, key
-        assert all(v.dtype == np.float32 for v in opt.state[key].values()
-                   if isinstance(v, np.ndarray)), key
+        assert all(
+            v.dtype == np.float32 for v in opt.state[key].values() if isinstance(v, np.ndarray)
+        ), key
     for key, value in model.state_dict().items():
         assert value.dtype == np.float32, key
     # and through fit / evaluate / predict with float64 and uint8 inputs
-    model.fit(x, y_train[:16], epochs=1, batch_size=8, optimizer=opt, loss=loss, rng=0,
-              progress=False)
+    model.fit(
+        x, y_train[:16], epochs=1, batch_size=8, optimizer=opt, loss=loss, rng=0, progress=False
+    )
     assert all(v.dtype == np.float32 for v in model.state_dict().values())
     assert model.predict(x).dtype == np.float32
     assert model.predict((x * 16).astype(np.uint8)).dtype == np.float32
@@ -120,8 +168,16 @@ def test_float64_model(digits):
     x_train, y_train, *_ = digits
     model = small_cnn(dtype=np.float64)
     assert model.dtype == np.float64
-    model.fit(x_train[:32], y_train[:32], 1, 16, optim.SGD(0.1), CrossEntropyLoss(),
-              progress=False, rng=0)
+    model.fit(
+        x_train[:32],
+        y_train[:32],
+        1,
+        16,
+        optim.SGD(0.1),
+        CrossEntropyLoss(),
+        progress=False,
+        rng=0,
+    )
     assert all(v.dtype == np.float64 for v in model.state_dict().values())
     assert model.predict(x_train[:4]).dtype == np.float64
 
@@ -131,12 +187,12 @@ def test_predict_and_evaluate_run_in_eval_mode(digits):
     model = small_cnn(dropout=0.5, batchnorm=True)
     p1 = model.predict(x_train[:50], batch_size=7)
     p2 = model.predict(x_train[:50], batch_size=50)
-    np.testing.assert_allclose(p1, p2, rtol=1e-6, atol=1e-6)   # no dropout, running stats
+    np.testing.assert_allclose(p1, p2, rtol=1e-6, atol=1e-6)  # no dropout, running stats
     assert p1.shape == (50, 10) and model.training
     model.eval()
     np.testing.assert_allclose(model(x_train[:50]), p1, rtol=1e-6, atol=1e-6)
     loss, acc = model.evaluate(x_train[:50], y_train[:50], batch_size=16)
-    assert not model.training                      # the mode it was in
+    assert not model.training  # the mode it was in
     ce = CrossEntropyLoss()(p2, y_train[:50])
     assert loss == pytest.approx(float(ce), rel=1e-5)
     assert acc == np.mean(p2.argmax(1) == y_train[:50])
@@ -147,24 +203,50 @@ def test_fit_with_one_hot_targets_mse_and_scheduler(digits):
     onehot = np.eye(10)[y_train[:64]]
     model = small_cnn()
     opt = optim.SGD(0.05)
-    history = model.fit(x_train[:64], onehot, 3, 32, opt, MSELoss(), rng=0, progress=False,
-                        scheduler=optim.StepLR(opt, 1, gamma=0.5))
-    assert "accuracy" in history and opt.lr == 0.05 * 0.5 ** 3
+    history = model.fit(
+        x_train[:64],
+        onehot,
+        3,
+        32,
+        opt,
+        MSELoss(),
+        rng=0,
+        progress=False,
+        scheduler=optim.StepLR(opt, 1, gamma=0.5),
+    )
+    assert "accuracy" in history and opt.lr == 0.05 * 0.5**3
     regression = Sequential(Linear(3, 1, rng=0))
     xr = np.random.default_rng(0).standard_normal((40, 3))
-    history = regression.fit(xr, xr @ [[1.0], [-2.0], [0.5]], 30, 8, optim.Adam(0.05),
-                             MSELoss(), rng=0, progress=False)
+    history = regression.fit(
+        xr,
+        xr @ [[1.0], [-2.0], [0.5]],
+        30,
+        8,
+        optim.Adam(0.05),
+        MSELoss(),
+        rng=0,
+        progress=False,
+    )
     assert set(history) == {"loss"} and history["loss"][-1] < 0.05 * history["loss"][0]
     assert regression.evaluate(xr, xr @ [[1.0], [-2.0], [0.5]], loss=MSELoss())[1] is None
 
 
 # --- save and load ------------------------------------------------------------------------
 
+
 def _trained(digits, seed=0):
     x_train, y_train, *_ = digits
     model = small_cnn(seed=seed, batchnorm=True)
-    model.fit(x_train[:64], y_train[:64], 1, 16, optim.Adam(1e-2), CrossEntropyLoss(),
-              rng=0, progress=False)
+    model.fit(
+        x_train[:64],
+        y_train[:64],
+        1,
+        16,
+        optim.Adam(1e-2),
+        CrossEntropyLoss(),
+        rng=0,
+        progress=False,
+    )
     return model
 
 
@@ -177,7 +259,7 @@ def test_save_load_round_trip_gives_identical_predictions(digits, tmp_path):
     assert not np.array_equal(other.predict(x), model.predict(x))
     assert other.load(path) is other
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
-    for key, value in model.state_dict().items():     # running stats included
+    for key, value in model.state_dict().items():  # running stats included
         np.testing.assert_array_equal(other.state_dict()[key], value, err_msg=key)
     assert "1.running_mean" in model.state_dict()
     with np.load(path, allow_pickle=False) as f:
@@ -199,10 +281,14 @@ def test_load_rejects_mismatched_files_naming_the_key(digits, tmp_path):
     del missing["1.running_var"]
     cases = [
         (missing, r"missing key '1.running_var'"),
-        (dict(state, **{"4.weight": state["4.weight"][:, :4]}),
-         r"key '4.weight' has shape \(16, 4, 3, 3\), the model expects \(16, 8, 3, 3\)"),
-        (dict(state, **{"4.bias": state["4.bias"].astype(np.float64)}),
-         r"key '4.bias' has dtype float64, the model expects float32"),
+        (
+            dict(state, **{"4.weight": state["4.weight"][:, :4]}),
+            r"key '4.weight' has shape \(16, 4, 3, 3\), the model expects \(16, 8, 3, 3\)",
+        ),
+        (
+            dict(state, **{"4.bias": state["4.bias"].astype(np.float64)}),
+            r"key '4.bias' has dtype float64, the model expects float32",
+        ),
         (dict(state, extra=np.zeros(2)), r"unexpected key 'extra'"),
     ]
     for i, (bad, match) in enumerate(cases):
@@ -212,8 +298,11 @@ def test_load_rejects_mismatched_files_naming_the_key(digits, tmp_path):
     for key, value in target.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
     # another architecture
-    with pytest.raises(ValueError, match=r"key '0.weight' has shape \(8, 1, 3, 3\), the "
-                                         r"model expects \(10, 64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"key '0.weight' has shape \(8, 1, 3, 3\), the "
+        r"model expects \(10, 64\)",
+    ):
         Sequential(Linear(64, 10)).load(_write(tmp_path / "good.npz", state))
     with pytest.raises(ValueError, match=r"unexpected key '4.bias'"):
         Sequential(Conv2d(1, 8, 3, bias=False), BatchNorm2d(8)).load(tmp_path / "good.npz")
@@ -244,6 +333,7 @@ def test_load_rejects_files_that_are_not_models(digits, tmp_path):
 
 # --- summary, repr, progress ------------------------------------------------------------
 
+
 def test_summary_lists_shapes_and_parameter_counts(capsys):
     model = small_cnn(batchnorm=True)
     model.summary((1, 8, 8))
@@ -254,7 +344,7 @@ def test_summary_lists_shapes_and_parameter_counts(capsys):
     assert model.num_parameters() == total
     assert f"total parameters: {total:,}" in out
     assert "buffers (running statistics): 16" in out
-    assert "2,570" in out                              # the Linear layer's count
+    assert "2,570" in out  # the Linear layer's count
     assert model.training
 
 
@@ -270,8 +360,17 @@ def test_repr_and_container_protocol():
 def _fit_quietly(progress):
     model = Sequential(Flatten(), Linear(64, 10, rng=0))
     x, y = np.random.default_rng(0).random((20, 1, 8, 8)), np.arange(20) % 10
-    model.fit(x, y, 2, 8, optim.SGD(0.1), CrossEntropyLoss(), validation_data=(x, y),
-              rng=0, progress=progress)
+    model.fit(
+        x,
+        y,
+        2,
+        8,
+        optim.SGD(0.1),
+        CrossEntropyLoss(),
+        validation_data=(x, y),
+        rng=0,
+        progress=progress,
+    )
 
 
 def test_progress_prints_one_line_per_epoch_when_not_a_terminal(capsys):
@@ -293,7 +392,7 @@ def test_progress_uses_tqdm_on_a_terminal(capsys, monkeypatch):
 
 def test_progress_on_a_terminal_without_tqdm_prints_lines(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    monkeypatch.setitem(sys.modules, "tqdm", None)       # import tqdm -> ImportError
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
     _fit_quietly(True)
     captured = capsys.readouterr()
     assert captured.out.startswith("epoch 1/2 - loss ") and captured.err == ""
@@ -301,18 +400,33 @@ def test_progress_on_a_terminal_without_tqdm_prints_lines(capsys, monkeypatch):
 
 # --- errors ----------------------------------------------------------------------------------
 
+
 def test_fit_validates_its_inputs():
     model = Sequential(Flatten(), Linear(64, 10, rng=0))
     x = np.zeros((6, 1, 8, 8), np.float32)
     ok = np.arange(6) % 10
-    fit = lambda xx, yy, **kw: model.fit(xx, yy, **{**dict(epochs=1, batch_size=2,   # noqa
-                                         optimizer=optim.SGD(0.1), loss=CrossEntropyLoss(),
-                                         progress=False), **kw})
-    with pytest.raises(ValueError, match=r"`x` and `y` must have the same length. "
-                                         r"Received: len\(x\)=6, y.shape=\(5,\)"):
+
+    def fit(xx, yy, **kw):
+        options = dict(
+            epochs=1,
+            batch_size=2,
+            optimizer=optim.SGD(0.1),
+            loss=CrossEntropyLoss(),
+            progress=False,
+        )
+        return model.fit(xx, yy, **{**options, **kw})
+
+    with pytest.raises(
+        ValueError,
+        match=r"`x` and `y` must have the same length. "
+        r"Received: len\(x\)=6, y.shape=\(5,\)",
+    ):
         fit(x, ok[:5])
-    with pytest.raises(ValueError, match=r"`y` labels must be in \[0, 10\) for 10 classes. "
-                                         r"Received: labels from 0 to 10"):
+    with pytest.raises(
+        ValueError,
+        match=r"`y` labels must be in \[0, 10\) for 10 classes. "
+        r"Received: labels from 0 to 10",
+    ):
         fit(x, np.array([0, 1, 2, 3, 4, 10]))
     with pytest.raises(TypeError, match=r"`y` must hold integer labels or float targets"):
         fit(x, np.array(list("abcdef")))
@@ -333,8 +447,11 @@ def test_fit_validates_its_inputs():
 def test_sequential_rejects_bad_layers():
     with pytest.raises(TypeError, match=r"layer 1 of type function"):
         Sequential(ReLU(), lambda x: x)
-    with pytest.raises(TypeError, match=r"`layers` must all hold parameters of one dtype. "
-                                        r"Received: float32, float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"`layers` must all hold parameters of one dtype. "
+        r"Received: float32, float64",
+    ):
         Sequential(Linear(2, 2), Linear(2, 2, dtype=np.float64))
 
 
@@ -346,7 +463,7 @@ def test_top_level_exports():
 def test_fit_stops_on_a_diverging_loss_and_keeps_the_last_good_parameters(digits):
     x_train, y_train, *_ = digits
     x = x_train[:64].copy()
-    x[40] = np.nan                                # sample 40 lands in batch 3 (no shuffle)
+    x[40] = np.nan  # sample 40 lands in batch 3 (no shuffle)
     model = small_cnn(batchnorm=True)
     seen = {}
 
@@ -355,10 +472,21 @@ def test_fit_stops_on_a_diverging_loss_and_keeps_the_last_good_parameters(digits
             super().step(params)
             seen["after"] = {k: v.copy() for k, v in model.state_dict().items()}
 
-    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 3; "
-                                                 r"the parameters from before that batch"):
-        model.fit(x, y_train[:64], 2, 16, Recording(0.01), CrossEntropyLoss(),
-                  shuffle=False, progress=False)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"loss became nan at epoch 1, batch 3; "
+        r"the parameters from before that batch",
+    ):
+        model.fit(
+            x,
+            y_train[:64],
+            2,
+            16,
+            Recording(0.01),
+            CrossEntropyLoss(),
+            shuffle=False,
+            progress=False,
+        )
     # the state after batch 2's update, BatchNorm running statistics included
     for key, value in model.state_dict().items():
         assert np.isfinite(value).all(), key
@@ -380,18 +508,21 @@ def test_save_is_atomic(digits, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         other.save(path)
     monkeypatch.undo()
-    assert path.read_bytes() == before                # the previous model is intact
-    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]   # no temporary left
-    model.save(tmp_path / "plain")                    # numpy's rule: .npz is appended
+    assert path.read_bytes() == before  # the previous model is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary left
+    model.save(tmp_path / "plain")  # numpy's rule: .npz is appended
     assert (tmp_path / "plain.npz").exists()
 
 
 # --- issue 12: a diverging batch leaves no trace -------------------------------------------
 
+
 def _bits(arrays):
     """Bit-exact fingerprint of a dict of arrays (and Python numbers), NaN-safe."""
-    return {k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
-            for k, v in arrays.items()}
+    return {
+        k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
+        for k, v in arrays.items()
+    }
 
 
 def _optimizer_bits(opt):
@@ -402,8 +533,9 @@ def _issue_repro(n):
     r = np.random.default_rng(0)
     x = r.random((n, 1, 8, 8)).astype(np.float32) * 100
     y = r.integers(0, 10, n)
-    model = Sequential(Conv2d(1, 4, 3, padding=1, rng=r), ReLU(), Flatten(),
-                       Linear(256, 10, rng=r))
+    model = Sequential(
+        Conv2d(1, 4, 3, padding=1, rng=r), ReLU(), Flatten(), Linear(256, 10, rng=r)
+    )
     return model, x, y
 
 
@@ -414,15 +546,19 @@ def test_fit_restores_the_parameters_when_an_update_makes_them_non_finite(n):
     model, x, y = _issue_repro(n)
     before = _bits(model.state_dict())
     opt = optim.SGD(1e38)
-    with pytest.warns(RuntimeWarning, match="overflow"), \
-            pytest.raises(FloatingPointError,
-                          match=r"fit stopped: the update made [\d,]+ values \([\d,]+ in "
-                                r"'0.weight', .*\) non-finite \(the loss was [\d.]+\) at "
-                                r"epoch 1, batch 1; the parameters from before that batch "
-                                r"were restored"):
+    with (
+        pytest.warns(RuntimeWarning, match="overflow"),
+        pytest.raises(
+            FloatingPointError,
+            match=r"fit stopped: the update made [\d,]+ values \([\d,]+ in "
+            r"'0.weight', .*\) non-finite \(the loss was [\d.]+\) at "
+            r"epoch 1, batch 1; the parameters from before that batch "
+            r"were restored",
+        ),
+    ):
         model.fit(x, y, 1, 64, opt, CrossEntropyLoss(), progress=False, shuffle=False)
     assert _bits(model.state_dict()) == before
-    assert opt.state == {}                      # the step counts of the bad step are gone
+    assert opt.state == {}  # the step counts of the bad step are gone
 
 
 class _Blowup:
@@ -440,17 +576,24 @@ class _Blowup:
             if self.how == "update" and self.steps == self.bad:
                 opt.lr = 1e39
             count = original(params)
-            self.after.append((_bits(model.state_dict()), _optimizer_bits(opt),
-                               {k: {n: id(v) for n, v in e.items()}
-                                for k, e in opt.state.items()}))
+            self.after.append(
+                (
+                    _bits(model.state_dict()),
+                    _optimizer_bits(opt),
+                    {k: {n: id(v) for n, v in e.items()} for k, e in opt.state.items()},
+                )
+            )
             return count
 
         opt.step = step
 
 
 @pytest.mark.parametrize("how", ["loss", "update"])
-@pytest.mark.parametrize("make_opt", [lambda: optim.SGD(0.01, momentum=0.9),
-                                      lambda: optim.Adam(1e-3)], ids=["sgd-momentum", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [lambda: optim.SGD(0.01, momentum=0.9), lambda: optim.Adam(1e-3)],
+    ids=["sgd-momentum", "adam"],
+)
 @pytest.mark.parametrize("bad", [1, 3])
 def test_fit_restores_parameters_statistics_and_optimizer_state(digits, how, make_opt, bad):
     x_train, y_train, *_ = digits
@@ -459,23 +602,32 @@ def test_fit_restores_parameters_statistics_and_optimizer_state(digits, how, mak
     opt = make_opt()
     blowup = _Blowup(model, opt, how, bad)
     if how == "loss":
-        x[16 * (bad - 1) + 5] = np.nan                       # a sample of batch `bad`
+        x[16 * (bad - 1) + 5] = np.nan  # a sample of batch `bad`
     start = (_bits(model.state_dict()), {}, {})
-    message = (r"the loss became nan" if how == "loss" else
-               r"the update made .* non-finite \(the loss was [\d.]+\)")
-    with np.errstate(all="ignore"), pytest.raises(
-            FloatingPointError, match=message + rf" at epoch 1, batch {bad}; the parameters"
-                                                r" from before that batch were restored, "
-                                                r"with the buffers \(batch-norm statistics\)"
-                                                r" and the optimizer's state"):
-        model.fit(x, y_train[:64], 2, 16, opt, CrossEntropyLoss(), shuffle=False,
-                  progress=False)
+    message = (
+        r"the loss became nan"
+        if how == "loss"
+        else r"the update made .* non-finite \(the loss was [\d.]+\)"
+    )
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(
+            FloatingPointError,
+            match=message + rf" at epoch 1, batch {bad}; the parameters"
+            r" from before that batch were restored, "
+            r"with the buffers \(batch-norm statistics\)"
+            r" and the optimizer's state",
+        ),
+    ):
+        model.fit(
+            x, y_train[:64], 2, 16, opt, CrossEntropyLoss(), shuffle=False, progress=False
+        )
     state, opt_state, ids = blowup.after[bad - 2] if bad > 1 else start
     got = _bits(model.state_dict())
     assert got.keys() == state.keys() and "1.running_var" in got
-    for key in state:                                        # bit for bit, stats included
+    for key in state:  # bit for bit, stats included
         assert got[key] == state[key], key
-    assert _optimizer_bits(opt) == opt_state                 # buffers, moments, steps
+    assert _optimizer_bits(opt) == opt_state  # buffers, moments, steps
     # the optimizer keeps the very arrays it had (copied back, not replaced)
     assert {k: {n: id(v) for n, v in e.items()} for k, e in opt.state.items()} == ids
     assert all(np.isfinite(v).all() for v in model.state_dict().values())

@@ -2,6 +2,7 @@
 files are refused by one ValueError, within the model's own memory, leaving the model
 as it was; save's permissions, temporary files, the path it reports; `load` takes the
 path `save` took."""
+
 import os
 import signal
 import time
@@ -15,21 +16,28 @@ from conftest import run_python
 from pycnn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, cli
 
 MiB = 1 << 20
-BOMB_BYTES = 256 * MiB          # what reading a bomb whole costs; far above the budget
-BUDGET = 50 * MiB               # extra memory a refused load may use
+BOMB_BYTES = 256 * MiB  # what reading a bomb whole costs; far above the budget
+BUDGET = 50 * MiB  # extra memory a refused load may use
 
 
 def _model(seed=0):
     rng = np.random.default_rng(seed)
-    return Sequential(Conv2d(1, 8, 3, rng=rng), BatchNorm2d(8), ReLU(), Flatten(),
-                      Linear(8 * 6 * 6, 10, rng=rng))
+    return Sequential(
+        Conv2d(1, 8, 3, rng=rng),
+        BatchNorm2d(8),
+        ReLU(),
+        Flatten(),
+        Linear(8 * 6 * 6, 10, rng=rng),
+    )
 
 
 def _state(seed=1):
     """A valid state for `_model()` that differs from it in every array."""
     rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(v.shape).astype(v.dtype)
-            for k, v in _model().state_dict().items()}
+    return {
+        k: rng.standard_normal(v.shape).astype(v.dtype)
+        for k, v in _model().state_dict().items()
+    }
 
 
 def _bits(model):
@@ -39,10 +47,12 @@ def _bits(model):
 def _npy_header(shape, descr="<f4", fortran_order=False):
     """The bytes of a version 1.0 .npy header (what np.save writes before the data)."""
     import io
+
     f = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        f, {"descr": descr, "fortran_order": fortran_order, "shape": shape})
-    return f.getvalue()                          # magic string included
+        f, {"descr": descr, "fortran_order": fortran_order, "shape": shape}
+    )
+    return f.getvalue()  # magic string included
 
 
 def _zip(path, members, compression=zipfile.ZIP_DEFLATED):
@@ -58,12 +68,13 @@ def _zip(path, members, compression=zipfile.ZIP_DEFLATED):
                 f.write(head)
                 chunk = bytes(MiB)
                 for start in range(0, zeros, MiB):
-                    f.write(chunk[:min(MiB, zeros - start)])
+                    f.write(chunk[: min(MiB, zeros - start)])
     return path
 
 
 def _npy(arr):
     import io
+
     f = io.BytesIO()
     np.save(f, arr, allow_pickle=True)
     return f.getvalue()
@@ -74,6 +85,7 @@ def _good_members():
 
 
 # --- the crafted files ---------------------------------------------------------------------
+
 
 def _crafted(folder):
     """{case: (path, match)}: every file `load` must refuse with a ValueError."""
@@ -87,66 +99,116 @@ def _crafted(folder):
     full = folder / "full.npz"
     np.savez(full, **_state())
     data = full.read_bytes()
-    for name, size in (("half", len(data) // 2), ("90pct", len(data) * 9 // 10),
-                       ("200-bytes", 200), ("all-but-1-byte", len(data) - 1)):
+    for name, size in (
+        ("half", len(data) // 2),
+        ("90pct", len(data) * 9 // 10),
+        ("200-bytes", 200),
+        ("all-but-1-byte", len(data) - 1),
+    ):
         path = folder / f"truncated-{name}.npz"
         path.write_bytes(data[:size])
-        cases[f"truncated-{name}"] = (path, r"`path` must be an .npz file written by "
-                                               r"Sequential.save. Received: path=.*BadZipFile")
+        cases[f"truncated-{name}"] = (
+            path,
+            r"`path` must be an .npz file written by "
+            r"Sequential.save. Received: path=.*BadZipFile",
+        )
     # the data of a stored member cut short, the zip directory intact: ends too early
     short = dict(good, **{"4.bias.npy": good["4.bias.npy"][:-8]})
-    case("short-member", short, r"key '4.bias' cannot be read: member '4.bias.npy' is not a "
-                                r"valid .npy array \(ValueError: the data ends after 32 of 40",
-         compression=zipfile.ZIP_STORED)
+    case(
+        "short-member",
+        short,
+        r"key '4.bias' cannot be read: member '4.bias.npy' is not a "
+        r"valid .npy array \(ValueError: the data ends after 32 of 40",
+        compression=zipfile.ZIP_STORED,
+    )
     corrupt = folder / "bad-crc.npz"
     _zip(corrupt, good, compression=zipfile.ZIP_STORED)
     raw = bytearray(corrupt.read_bytes())
-    at = raw.index(good["4.weight.npy"][128:160])     # flip a data byte: the CRC is wrong
+    at = raw.index(good["4.weight.npy"][128:160])  # flip a data byte: the CRC is wrong
     raw[at] ^= 0xFF
     corrupt.write_bytes(bytes(raw))
     cases["bad-crc"] = (corrupt, r"key '4.weight' cannot be read: .*BadZipFile: Bad CRC-32")
 
     # the issue's AttributeError: a member that is not '<key>.npy'
     raw_member = {k: v for k, v in good.items() if k != "0.weight.npy"}
-    case("member-without-npy-suffix", dict(raw_member, **{"0.weight": b"\x00" * 288}),
-         r"member '0.weight' is not an .npy array")
-    case("member-not-npy-inside", dict(good, **{"0.weight.npy": b"PK not an npy at all"}),
-         r"key '0.weight' cannot be read: member '0.weight.npy' is not a valid .npy array "
-         r"\(ValueError: the magic string is not correct")
+    case(
+        "member-without-npy-suffix",
+        dict(raw_member, **{"0.weight": b"\x00" * 288}),
+        r"member '0.weight' is not an .npy array",
+    )
+    case(
+        "member-not-npy-inside",
+        dict(good, **{"0.weight.npy": b"PK not an npy at all"}),
+        r"key '0.weight' cannot be read: member '0.weight.npy' is not a valid .npy array "
+        r"\(ValueError: the magic string is not correct",
+    )
     case("folder-member", dict(good, **{"notes/": b""}), r"member 'notes/' is not an .npy")
-    case("pickled-object-array",
-         dict(good, **{"0.weight.npy": _npy(np.array([{"a": 1}] * 72, dtype=object)
-                                            .reshape(8, 1, 3, 3))}),
-         r"key '0.weight' cannot be read: member '0.weight.npy' holds Python objects "
-         r"\(dtype object\), which would need unpickling; load never unpickles")
+    case(
+        "pickled-object-array",
+        dict(
+            good,
+            **{
+                "0.weight.npy": _npy(
+                    np.array([{"a": 1}] * 72, dtype=object).reshape(8, 1, 3, 3)
+                )
+            },
+        ),
+        r"key '0.weight' cannot be read: member '0.weight.npy' holds Python objects "
+        r"\(dtype object\), which would need unpickling; load never unpickles",
+    )
     # the issue's MemoryError: a header declaring 4 TiB (no data behind it)
-    case("huge-declared-shape", dict(good, **{"4.weight.npy": _npy_header((1 << 40,))}),
-         r"key '4.weight' has shape \(1099511627776,\), the model expects \(10, 288\)")
-    case("huge-declared-shape-same-ndim",
-         dict(good, **{"4.weight.npy": _npy_header((1 << 20, 1 << 20))}),
-         r"key '4.weight' has shape \(1048576, 1048576\), the model expects \(10, 288\)")
+    case(
+        "huge-declared-shape",
+        dict(good, **{"4.weight.npy": _npy_header((1 << 40,))}),
+        r"key '4.weight' has shape \(1099511627776,\), the model expects \(10, 288\)",
+    )
+    case(
+        "huge-declared-shape-same-ndim",
+        dict(good, **{"4.weight.npy": _npy_header((1 << 20, 1 << 20))}),
+        r"key '4.weight' has shape \(1048576, 1048576\), the model expects \(10, 288\)",
+    )
     # deflate bombs: ~BOMB_BYTES of zeros in a file of a few hundred KB
-    case("bomb-right-shape-trailing-data",
-         dict(good, **{"4.weight.npy": (_npy_header((10, 288)), 10 * 288 * 4 + BOMB_BYTES)}),
-         r"key '4.weight' cannot be read: member '4.weight.npy' is not a valid .npy array "
-         r"\(ValueError: more than the 11,520 bytes of a \(10, 288\) float32 array follow")
-    case("bomb-huge-shape",
-         dict(good, **{"4.weight.npy": (_npy_header((10, BOMB_BYTES // 40)), BOMB_BYTES)}),
-         r"key '4.weight' has shape \(10, 6710886\), the model expects \(10, 288\)")
-    case("bomb-huge-shape-first-key",
-         dict(good, **{"0.weight.npy": (_npy_header((8, 1, 3, BOMB_BYTES // 96)),
-                                        BOMB_BYTES)}),
-         r"key '0.weight' has shape \(8, 1, 3, 2796202\), the model expects \(8, 1, 3, 3\)")
-    case("wrong-dtype", dict(good, **{"4.bias.npy": _npy(np.zeros(10, np.float64))}),
-         r"key '4.bias' has dtype float64, the model expects float32")
-    case("wrong-byte-order", dict(good, **{"4.bias.npy": _npy(np.zeros(10, ">f4"))}),
-         r"key '4.bias' has dtype >f4, the model expects <f4")
-    case("wrong-shape", dict(good, **{"4.bias.npy": _npy(np.zeros(11, np.float32))}),
-         r"key '4.bias' has shape \(11,\), the model expects \(10,\)")
-    case("missing-key", {k: v for k, v in good.items() if k != "1.running_var.npy"},
-         r"missing key '1.running_var': the file does not match this model")
-    case("unexpected-key", dict(good, **{"extra.npy": _npy(np.zeros(2, np.float32))}),
-         r"unexpected key 'extra': the file does not match this model")
+    case(
+        "bomb-right-shape-trailing-data",
+        dict(good, **{"4.weight.npy": (_npy_header((10, 288)), 10 * 288 * 4 + BOMB_BYTES)}),
+        r"key '4.weight' cannot be read: member '4.weight.npy' is not a valid .npy array "
+        r"\(ValueError: more than the 11,520 bytes of a \(10, 288\) float32 array follow",
+    )
+    case(
+        "bomb-huge-shape",
+        dict(good, **{"4.weight.npy": (_npy_header((10, BOMB_BYTES // 40)), BOMB_BYTES)}),
+        r"key '4.weight' has shape \(10, 6710886\), the model expects \(10, 288\)",
+    )
+    case(
+        "bomb-huge-shape-first-key",
+        dict(good, **{"0.weight.npy": (_npy_header((8, 1, 3, BOMB_BYTES // 96)), BOMB_BYTES)}),
+        r"key '0.weight' has shape \(8, 1, 3, 2796202\), the model expects \(8, 1, 3, 3\)",
+    )
+    case(
+        "wrong-dtype",
+        dict(good, **{"4.bias.npy": _npy(np.zeros(10, np.float64))}),
+        r"key '4.bias' has dtype float64, the model expects float32",
+    )
+    case(
+        "wrong-byte-order",
+        dict(good, **{"4.bias.npy": _npy(np.zeros(10, ">f4"))}),
+        r"key '4.bias' has dtype >f4, the model expects <f4",
+    )
+    case(
+        "wrong-shape",
+        dict(good, **{"4.bias.npy": _npy(np.zeros(11, np.float32))}),
+        r"key '4.bias' has shape \(11,\), the model expects \(10,\)",
+    )
+    case(
+        "missing-key",
+        {k: v for k, v in good.items() if k != "1.running_var.npy"},
+        r"missing key '1.running_var': the file does not match this model",
+    )
+    case(
+        "unexpected-key",
+        dict(good, **{"extra.npy": _npy(np.zeros(2, np.float32))}),
+        r"unexpected key 'extra': the file does not match this model",
+    )
     dup = folder / "duplicate-member.npz"
     with pytest.warns(UserWarning, match="Duplicate name"):
         with zipfile.ZipFile(dup, "w") as z:
@@ -154,9 +216,11 @@ def _crafted(folder):
                 z.writestr(name, content)
             z.writestr("4.bias.npy", _npy(np.zeros(10, np.float32)))
     cases["duplicate-member"] = (dup, r"member '4.bias.npy' appears twice")
-    case("version-3-header", dict(good, **{"4.bias.npy": b"\x93NUMPY\x03\x00"
-                                           + good["4.bias.npy"][8:]}),
-         r"key '4.bias' cannot be read: .* format version \(3, 0\), expected 1.0 or 2.0")
+    case(
+        "version-3-header",
+        dict(good, **{"4.bias.npy": b"\x93NUMPY\x03\x00" + good["4.bias.npy"][8:]}),
+        r"key '4.bias' cannot be read: .* format version \(3, 0\), expected 1.0 or 2.0",
+    )
 
     (folder / "a-directory.npz").mkdir(exist_ok=True)
     cases["directory"] = (folder / "a-directory.npz", r"not a directory")
@@ -174,14 +238,34 @@ def crafted(tmp_path_factory):
     return _crafted(tmp_path_factory.mktemp("crafted"))
 
 
-CASES = ["truncated-half", "truncated-90pct", "truncated-200-bytes", "truncated-all-but-1-byte",
-         "short-member", "bad-crc",
-         "member-without-npy-suffix", "member-not-npy-inside", "folder-member",
-         "pickled-object-array", "huge-declared-shape", "huge-declared-shape-same-ndim",
-         "bomb-right-shape-trailing-data", "bomb-huge-shape", "bomb-huge-shape-first-key",
-         "wrong-dtype", "wrong-byte-order", "wrong-shape", "missing-key", "unexpected-key",
-         "duplicate-member", "version-3-header", "directory", "empty-file", "not-a-zip",
-         "single-npy"]
+CASES = [
+    "truncated-half",
+    "truncated-90pct",
+    "truncated-200-bytes",
+    "truncated-all-but-1-byte",
+    "short-member",
+    "bad-crc",
+    "member-without-npy-suffix",
+    "member-not-npy-inside",
+    "folder-member",
+    "pickled-object-array",
+    "huge-declared-shape",
+    "huge-declared-shape-same-ndim",
+    "bomb-right-shape-trailing-data",
+    "bomb-huge-shape",
+    "bomb-huge-shape-first-key",
+    "wrong-dtype",
+    "wrong-byte-order",
+    "wrong-shape",
+    "missing-key",
+    "unexpected-key",
+    "duplicate-member",
+    "version-3-header",
+    "directory",
+    "empty-file",
+    "not-a-zip",
+    "single-npy",
+]
 
 
 def test_every_crafted_case_is_tested(crafted):
@@ -201,16 +285,19 @@ def test_load_refuses_a_crafted_file_cheaply_and_changes_nothing(crafted, name):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert str(path) in str(info.value)                  # the message names the file
+    assert str(path) in str(info.value)  # the message names the file
     assert peak < BUDGET, f"{name}: load used {peak / MiB:.1f} MiB"
-    assert _bits(model) == before                        # validated first, then assigned
+    assert _bits(model) == before  # validated first, then assigned
 
 
 def test_the_bombs_would_exceed_the_memory_budget_if_read_whole(crafted):
     """The bombs are small files whose members inflate past the budget, so reading a
     member whole (NumPy's np.load) cannot pass the test above."""
-    for name in ("bomb-right-shape-trailing-data", "bomb-huge-shape",
-                 "bomb-huge-shape-first-key"):
+    for name in (
+        "bomb-right-shape-trailing-data",
+        "bomb-huge-shape",
+        "bomb-huge-shape-first-key",
+    ):
         path, _ = crafted[name]
         assert os.path.getsize(path) < 2 * MiB
         with zipfile.ZipFile(path) as z:
@@ -229,12 +316,15 @@ def test_load_reads_a_good_file_and_fortran_order_members(tmp_path):
         assert model.load(path) is model
         for key, value in model.state_dict().items():
             np.testing.assert_array_equal(value, state[key], err_msg=key)
-            assert id(value) == ids[key] and value.flags.c_contiguous   # in place
+            assert id(value) == ids[key] and value.flags.c_contiguous  # in place
 
 
 def test_load_of_a_missing_path_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"names no file: '.*absent' nor "
-                                                r"'.*absent.npz' exists"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"names no file: '.*absent' nor "
+        r"'.*absent.npz' exists",
+    ):
         _model().load(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match=r"names no file: '.*absent.npz' exists"):
         _model().load(tmp_path / "absent.npz")
@@ -242,16 +332,17 @@ def test_load_of_a_missing_path_raises_file_not_found(tmp_path):
 
 # --- save --------------------------------------------------------------------------------
 
+
 def test_save_returns_the_file_written_and_load_takes_the_same_path(tmp_path):
     model, other = _model(0), _model(5)
     assert model.save(tmp_path / "m") == str(tmp_path / "m.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
-    assert other.load(tmp_path / "m") is other                # save's path, not the file's
+    assert other.load(tmp_path / "m") is other  # save's path, not the file's
     assert _bits(other) == _bits(model)
     assert model.save(str(tmp_path / "n.npz")) == str(tmp_path / "n.npz")
     # a file named exactly `path` wins over path + ".npz"
-    np.savez(tmp_path / "m", **_state(3))                     # numpy writes m.npz too ...
-    os.replace(tmp_path / "m.npz", tmp_path / "m")            # ... so move it to m
+    np.savez(tmp_path / "m", **_state(3))  # numpy writes m.npz too ...
+    os.replace(tmp_path / "m.npz", tmp_path / "m")  # ... so move it to m
     model.save(tmp_path / "m")
     other.load(tmp_path / "m")
     np.testing.assert_array_equal(other.state_dict()["4.bias"], _state(3)["4.bias"])
@@ -265,7 +356,7 @@ def test_saved_file_has_the_permissions_of_the_umask(tmp_path, umask):
     try:
         path = _model().save(tmp_path / "m.npz")
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
-        os.chmod(path, 0o600)                                 # an overwrite: a new file
+        os.chmod(path, 0o600)  # an overwrite: a new file
         _model().save(path)
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     finally:
@@ -274,22 +365,25 @@ def test_saved_file_has_the_permissions_of_the_umask(tmp_path, umask):
 
 def test_save_removes_stale_temporary_files_of_its_own(tmp_path):
     hour_ago = time.time() - 3700
-    names = {".pycnn-save-0a1b2c3d4e5f6a7b.npz": True,     # this version's name, stale
-             ".pycnn-save-k2j_x9qz.npz": True,             # mkstemp's (older pycnn), stale
-             ".pycnn-save-fresh000.npz": False,            # maybe a save in progress
-             ".pycnn-save-notes.txt": False,               # not save's pattern
-             ".pycnn-save-a.npz.bak": False,
-             "model.npz": False}                           # a user's file
+    names = {
+        ".pycnn-save-0a1b2c3d4e5f6a7b.npz": True,  # this version's name, stale
+        ".pycnn-save-k2j_x9qz.npz": True,  # mkstemp's (older pycnn), stale
+        ".pycnn-save-fresh000.npz": False,  # maybe a save in progress
+        ".pycnn-save-notes.txt": False,  # not save's pattern
+        ".pycnn-save-a.npz.bak": False,
+        "model.npz": False,
+    }  # a user's file
     for name, stale in names.items():
         (tmp_path / name).write_bytes(b"half an archive")
         if stale or name != ".pycnn-save-fresh000.npz":
             os.utime(tmp_path / name, (hour_ago, hour_ago))
-    (tmp_path / ".pycnn-save-dir.npz").mkdir()              # not a regular file
+    (tmp_path / ".pycnn-save-dir.npz").mkdir()  # not a regular file
     os.utime(tmp_path / ".pycnn-save-dir.npz", (hour_ago, hour_ago))
     _model().save(tmp_path / "new")
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == sorted([n for n, stale in names.items() if not stale]
-                          + [".pycnn-save-dir.npz", "new.npz"])
+    assert left == sorted(
+        [n for n, stale in names.items() if not stale] + [".pycnn-save-dir.npz", "new.npz"]
+    )
 
 
 def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
@@ -300,15 +394,16 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
         "def killed(f, **arrays):\n"
         "    f.write(b'half an archive'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
         "np.savez = killed\n"
-        "pycnn.Sequential(pycnn.Linear(3, 2, rng=0)).save(sys.argv[1])\n")
+        "pycnn.Sequential(pycnn.Linear(3, 2, rng=0)).save(sys.argv[1])\n"
+    )
     folder = tmp_path / "models"
     folder.mkdir()
     proc = run_python(["-c", script, str(folder / "m")], tmp_path)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    (temp,) = folder.iterdir()                           # what a kill leaves: no m.npz
+    (temp,) = folder.iterdir()  # what a kill leaves: no m.npz
     assert temp.name.startswith(".pycnn-save-") and temp.name.endswith(".npz")
     Sequential(Linear(3, 2, rng=0)).save(folder / "m")
-    assert temp.exists()                                 # young: maybe a save in progress
+    assert temp.exists()  # young: maybe a save in progress
     old = time.time() - 3700
     os.utime(temp, (old, old))
     Sequential(Linear(3, 2, rng=0)).save(folder / "m")
@@ -316,8 +411,21 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
 
 
 def test_cli_train_reports_the_file_it_saved(tmp_path, capsys):
-    assert cli.main(["train", "--quiet", "--epochs", "1", "--limit", "64",
-                     "--save", str(tmp_path / "model")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--quiet",
+                "--epochs",
+                "1",
+                "--limit",
+                "64",
+                "--save",
+                str(tmp_path / "model"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"saved the model to {tmp_path / 'model.npz'}\n" in out
     cli.build_model(8, rng=0).load(tmp_path / "model")

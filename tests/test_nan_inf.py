@@ -9,6 +9,7 @@ arithmetic on the zero-padded input, and what PyTorch's own im2col convolution g
 (float64, grouped float32); its oneDNN float32 path skips padded taps instead, so the
 comparisons where an infinite weight or gradient meets padding run with oneDNN off.
 """
+
 import numpy as np
 import pytest
 from conftest import CONV_CASES, TOL, make_conv
@@ -24,10 +25,10 @@ def sprinkle(a, rng, fraction=0.08):
     one of each), in place; returns a."""
     flat = a.reshape(-1)
     k = max(1, int(flat.size * fraction))
-    where = rng.permutation(flat.size)[:3 * k]
+    where = rng.permutation(flat.size)[: 3 * k]
     flat[where[:k]] = np.nan
-    flat[where[k:2 * k]] = np.inf
-    flat[where[2 * k:]] = -np.inf
+    flat[where[k : 2 * k]] = np.inf
+    flat[where[2 * k :]] = -np.inf
     return a
 
 
@@ -39,15 +40,15 @@ def assert_same_nonfinite(got, want, dtype, err_msg=""):
         np.testing.assert_array_equal(test(got), test(want), f"{err_msg}: {name} positions")
     finite = np.isfinite(want)
     scale = max(1.0, float(np.abs(want[finite]).max())) if finite.any() else 1.0
-    tol = 10 * TOL[dtype]                         # PyTorch sums in another order
-    np.testing.assert_allclose(got[finite], want[finite], rtol=tol, atol=tol * scale,
-                               err_msg=err_msg)
+    tol = 10 * TOL[dtype]  # PyTorch sums in another order
+    np.testing.assert_allclose(
+        got[finite], want[finite], rtol=tol, atol=tol * scale, err_msg=err_msg
+    )
 
 
 # --- convolution ----------------------------------------------------------------------
 
-CONV_NAMES = ["3x3-pad1", "valid", "unequal-strides", "mixed", "same-even-dilated",
-              "depthwise"]
+CONV_NAMES = ["3x3-pad1", "valid", "unequal-strides", "mixed", "same-even-dilated", "depthwise"]
 
 
 def _padded(kw):
@@ -55,7 +56,7 @@ def _padded(kw):
     return p == "same" or (p != "valid" and np.any(np.asarray(p) != 0))
 
 
-@pytest.mark.filterwarnings("ignore:TF32 acceleration:UserWarning")   # mkldnn.flags()
+@pytest.mark.filterwarnings("ignore:TF32 acceleration:UserWarning")  # mkldnn.flags()
 @pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 @pytest.mark.parametrize("where", ["x", "weight", "bias", "grad_out"])
 @pytest.mark.parametrize("name", CONV_NAMES)
@@ -105,13 +106,14 @@ def test_conv2d_nan_reaches_exactly_its_receptive_field(impl, dtype):
 
     x[0, 1, 4, 5] = 1.0
     g = rng.standard_normal(out.shape).astype(dtype)
-    g[0, 2, 1, 3] = np.nan                        # window rows 1..3, columns 3 and 5
+    g[0, 2, 1, 3] = np.nan  # window rows 1..3, columns 3 and 5
     gx, gw, gb = impl.conv2d_backward(g, x, w, **kw)
     want = np.zeros(x.shape, dtype=bool)
     want[0, :, 1:4, [3, 5]] = True
     np.testing.assert_array_equal(np.isnan(gx), want)
-    np.testing.assert_array_equal(np.isnan(gw), np.broadcast_to(
-        (np.arange(3) == 2)[:, None, None, None], w.shape))
+    np.testing.assert_array_equal(
+        np.isnan(gw), np.broadcast_to((np.arange(3) == 2)[:, None, None, None], w.shape)
+    )
     np.testing.assert_array_equal(np.isnan(gb), np.arange(3) == 2)
 
 
@@ -120,8 +122,8 @@ def test_conv2d_infinite_weight_times_padding_is_nan(impl, dtype):
     """A padded tap is a zero that is multiplied: 0 * inf = NaN, in every backend."""
     x = np.ones((1, 1, 1, 1), dtype=dtype)
     w = np.zeros((2, 1, 3, 3), dtype=dtype)
-    w[0] = np.inf                                 # every tap: padding times inf
-    w[1, 0, 1, 1] = np.inf                        # only the centre: the input pixel
+    w[0] = np.inf  # every tap: padding times inf
+    w[1, 0, 1, 1] = np.inf  # only the centre: the input pixel
     with np.errstate(invalid="ignore"):
         out = impl.conv2d(x, w, padding=1)
     assert np.isnan(out[0, 0, 0, 0])
@@ -130,21 +132,25 @@ def test_conv2d_infinite_weight_times_padding_is_nan(impl, dtype):
 
 # --- pooling --------------------------------------------------------------------------
 
-MAX_KWARGS = [dict(kernel_size=2),
-              dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-              dict(kernel_size=(2, 3), stride=1, padding=1, dilation=(2, 1))]
-AVG_KWARGS = [dict(kernel_size=2),
-              dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-              dict(kernel_size=(3, 2), stride=(1, 2), padding=1, count_include_pad=False),
-              dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=4)]
+MAX_KWARGS = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=(2, 3), stride=1, padding=1, dilation=(2, 1)),
+]
+AVG_KWARGS = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=(3, 2), stride=(1, 2), padding=1, count_include_pad=False),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=4),
+]
 LP_KWARGS = [dict(kernel_size=2), dict(kernel_size=(2, 3), stride=2, ceil_mode=True)]
 
 
 def _pool_input(dtype, rng):
     x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
     sprinkle(x, rng, 0.06)
-    x[0, 1] = -np.inf                              # a plane of -inf: ties with padding
-    x[1, 2, :3, :3] = np.inf                       # windows of +inf, some with a NaN
+    x[0, 1] = -np.inf  # a plane of -inf: ties with padding
+    x[1, 2, :3, :3] = np.inf  # windows of +inf, some with a NaN
     x[1, 2, 1, 1] = np.nan
     return x
 
@@ -163,7 +169,7 @@ def test_max_pool2d_nan_inf_match_torch(kw, dtype):
         np.testing.assert_array_equal(out, out_t.detach().numpy(), name)  # NaN == NaN
         np.testing.assert_array_equal(idx, idx_t.numpy(), name)
         np.testing.assert_array_equal(impl.max_pool2d(x, **kw), out, name)
-        with np.errstate(invalid="ignore"):       # inf + -inf where windows overlap
+        with np.errstate(invalid="ignore"):  # inf + -inf where windows overlap
             grad = impl.max_pool2d_backward(g, idx, x.shape)
         assert_same_nonfinite(grad, xt.grad.numpy(), dtype, name)
 
@@ -179,10 +185,15 @@ def test_avg_pool2d_nan_inf_match_torch(kw, dtype):
     out_t.backward(torch.tensor(g))
     with np.errstate(invalid="ignore"):
         for name, impl in IMPLS.items():
-            assert_same_nonfinite(impl.avg_pool2d(x, **kw), out_t.detach().numpy(), dtype,
-                                  f"{name} out")
-            assert_same_nonfinite(impl.avg_pool2d_backward(g, x.shape, **kw),
-                                  xt.grad.numpy(), dtype, f"{name} grad_x")
+            assert_same_nonfinite(
+                impl.avg_pool2d(x, **kw), out_t.detach().numpy(), dtype, f"{name} out"
+            )
+            assert_same_nonfinite(
+                impl.avg_pool2d_backward(g, x.shape, **kw),
+                xt.grad.numpy(),
+                dtype,
+                f"{name} grad_x",
+            )
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5])
@@ -191,17 +202,25 @@ def test_lp_pool2d_nan_inf_gradients_match_torch(kw, p, dtype):
     """NaN and inf in the output gradient too (test_pool2d.py covers them in x)."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
-    x = np.abs(_pool_input(dtype, rng))            # x**1.5 of a negative is NaN anyway
+    x = np.abs(_pool_input(dtype, rng))  # x**1.5 of a negative is NaN anyway
     xt = torch.tensor(x, requires_grad=True)
     out_t = torch.nn.functional.lp_pool2d(xt, p, **kw)
     g = sprinkle(rng.standard_normal(tuple(out_t.shape)).astype(dtype), rng, 0.05)
     out_t.backward(torch.tensor(g))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for impl in (functional, reference):
-            assert_same_nonfinite(impl.lp_pool2d(x, p, **kw), out_t.detach().numpy(), dtype,
-                                  f"{impl.__name__} out")
-            assert_same_nonfinite(impl.lp_pool2d_backward(g, x, p, **kw), xt.grad.numpy(),
-                                  dtype, f"{impl.__name__} grad_x")
+            assert_same_nonfinite(
+                impl.lp_pool2d(x, p, **kw),
+                out_t.detach().numpy(),
+                dtype,
+                f"{impl.__name__} out",
+            )
+            assert_same_nonfinite(
+                impl.lp_pool2d_backward(g, x, p, **kw),
+                xt.grad.numpy(),
+                dtype,
+                f"{impl.__name__} grad_x",
+            )
 
 
 @impls
@@ -210,9 +229,9 @@ def test_max_pool2d_nan_beats_inf_and_routes_the_gradient(impl, dtype):
     the gradient (NaN or not) goes to that pixel alone."""
     x = np.zeros((1, 1, 4, 4), dtype=dtype)
     x[0, 0, 0, 0] = np.inf
-    x[0, 0, 1, 1] = np.nan                         # window (0, 0): +inf and NaN
-    x[0, 0, 0, 2] = np.inf                         # window (0, 1): +inf only
-    x[0, 0, 2:, :2] = -np.inf                      # window (1, 0): all -inf
+    x[0, 0, 1, 1] = np.nan  # window (0, 0): +inf and NaN
+    x[0, 0, 0, 2] = np.inf  # window (0, 1): +inf only
+    x[0, 0, 2:, :2] = -np.inf  # window (1, 0): all -inf
     out, idx = impl.max_pool2d(x, 2, return_indices=True)
     assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 5
     assert out[0, 0, 0, 1] == np.inf and idx[0, 0, 0, 1] == 2
@@ -232,12 +251,12 @@ def test_avg_pool2d_nan_reaches_exactly_its_windows(impl, dtype):
     x = np.arange(36, dtype=dtype).reshape(1, 1, 6, 6)
     x[0, 0, 2, 3] = np.nan
     kw = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
-    out = impl.avg_pool2d(x, **kw)                 # windows start at -1, 1, 3, 5 (ceil)
+    out = impl.avg_pool2d(x, **kw)  # windows start at -1, 1, 3, 5 (ceil)
     want = np.zeros(out.shape[2:], dtype=bool)
-    want[1, 1] = want[1, 2] = True                 # rows 1..3; columns 1..3 and 3..5
+    want[1, 1] = want[1, 2] = True  # rows 1..3; columns 1..3 and 3..5
     np.testing.assert_array_equal(np.isnan(out[0, 0]), want)
     g = np.ones(out.shape, dtype=dtype)
-    g[0, 0, 2, 0] = np.nan                         # rows 3..5, columns -1..1
+    g[0, 0, 2, 0] = np.nan  # rows 3..5, columns -1..1
     grad = impl.avg_pool2d_backward(g, x.shape, **kw)
     want = np.zeros((6, 6), dtype=bool)
     want[3:6, 0:2] = True

@@ -1,12 +1,22 @@
 """Linear, Flatten, activations, BatchNorm and Dropout: numerical gradients (float64),
 dtype preservation, train/eval behaviour, PyTorch as an outside oracle, errors, reprs."""
+
 import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
 
 import pycnn
-from pycnn import BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear, ReLU, \
-    Sigmoid, Tanh
+from pycnn import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 
 
 def _away_from_zero(rng, shape, dtype=np.float64):
@@ -18,8 +28,9 @@ def _away_from_zero(rng, shape, dtype=np.float64):
 def _randomise(layer, rng):
     """Non-trivial parameters (BatchNorm starts at weight 1, bias 0; biases at 0)."""
     for name, p in layer.params.items():
-        p[...] = rng.standard_normal(p.shape) * (0.5 if name == "weight" else 1) + \
-            (1 if name == "weight" and isinstance(layer, (BatchNorm1d, BatchNorm2d)) else 0)
+        p[...] = rng.standard_normal(p.shape) * (0.5 if name == "weight" else 1) + (
+            1 if name == "weight" and isinstance(layer, (BatchNorm1d, BatchNorm2d)) else 0
+        )
     return layer
 
 
@@ -66,11 +77,17 @@ def test_numerical_gradient(name, mode, rng):
     def objective():
         return np.sum(_forward_fixed(layer, x) * g)
 
-    np.testing.assert_allclose(grad_x, numerical_gradient(objective, x),
-                               rtol=1e-6, atol=1e-8, err_msg="grad_x")
+    np.testing.assert_allclose(
+        grad_x, numerical_gradient(objective, x), rtol=1e-6, atol=1e-8, err_msg="grad_x"
+    )
     for key, param in layer.params.items():
-        np.testing.assert_allclose(analytic[key], numerical_gradient(objective, param),
-                                   rtol=1e-6, atol=1e-8, err_msg=key)
+        np.testing.assert_allclose(
+            analytic[key],
+            numerical_gradient(objective, param),
+            rtol=1e-6,
+            atol=1e-8,
+            err_msg=key,
+        )
     assert set(analytic) == set(layer.params)
 
 
@@ -92,8 +109,9 @@ def test_linear_matches_definition(dtype, rng):
     layer = _randomise(Linear(6, 4, dtype=dtype, rng=3), rng)
     assert layer.weight.shape == (4, 6) and layer.bias.shape == (4,)
     x = rng.standard_normal((5, 6)).astype(dtype)
-    assert_close(layer(x), x.astype(np.float64) @ layer.weight.T.astype(np.float64)
-                 + layer.bias, dtype)
+    assert_close(
+        layer(x), x.astype(np.float64) @ layer.weight.T.astype(np.float64) + layer.bias, dtype
+    )
     g = rng.standard_normal((5, 4)).astype(dtype)
     assert_close(layer.backward(g), g.astype(np.float64) @ layer.weight, dtype)
     assert_close(layer.grads["weight"], g.T.astype(np.float64) @ x, dtype)
@@ -117,12 +135,13 @@ def test_flatten_shapes():
 
 def test_sigmoid_is_stable_for_large_inputs(dtype):
     x = np.array([-1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4], dtype)
-    with np.errstate(over="raise", invalid="raise", divide="raise"):   # no overflow
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow
         y = Sigmoid()(x)
     assert y.dtype == dtype and np.all(np.isfinite(y))
     assert y[0] == 0 and y[3] == 0.5 and y[-1] == 1
-    np.testing.assert_allclose(y, 1 / (1 + np.exp(-x.astype(np.float64).clip(-700, 700))),
-                               rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(
+        y, 1 / (1 + np.exp(-x.astype(np.float64).clip(-700, 700))), rtol=1e-6, atol=1e-30
+    )
 
 
 def test_relu_family_values():
@@ -131,17 +150,18 @@ def test_relu_family_values():
     np.testing.assert_array_equal(LeakyReLU()(x), [-0.02, -0.005, 0, 0.5, 2])
     relu = ReLU()
     relu(x)
-    np.testing.assert_array_equal(relu.backward(np.ones(5)), [0, 0, 0, 1, 1])   # 0 at 0
+    np.testing.assert_array_equal(relu.backward(np.ones(5)), [0, 0, 0, 1, 1])  # 0 at 0
 
 
 # --- batch normalisation -------------------------------------------------------------
+
 
 def test_batchnorm_train_normalises_and_tracks_running_stats(rng):
     bn = BatchNorm2d(3, momentum=0.2, dtype=np.float64)
     x = rng.standard_normal((4, 3, 5, 6)) * [[[[2.0]], [[0.5]], [[3.0]]]] + 1.5
     out = bn(x)
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
-    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1, rtol=1e-3)   # eps=1e-5
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1, rtol=1e-3)  # eps=1e-5
     n = 4 * 5 * 6
     mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
     np.testing.assert_allclose(bn.running_mean, 0.2 * mean, rtol=1e-12)
@@ -158,7 +178,7 @@ def test_batchnorm_eval_uses_running_stats_and_does_not_update_them(rng):
     np.testing.assert_allclose(out, (x - [1.0, -2.0]) / np.sqrt(np.array([4.0, 0.25]) + 1e-5))
     np.testing.assert_array_equal(bn.running_mean, [1.0, -2.0])
     np.testing.assert_array_equal(bn.running_var, [4.0, 0.25])
-    bn.eval()(x[:1])                               # one sample is fine in eval mode
+    bn.eval()(x[:1])  # one sample is fine in eval mode
 
 
 def test_batchnorm_needs_more_than_one_value_per_channel_in_train_mode():
@@ -166,17 +186,19 @@ def test_batchnorm_needs_more_than_one_value_per_channel_in_train_mode():
         BatchNorm1d(3)(np.zeros((1, 3), np.float32))
 
 
-@pytest.mark.parametrize("cls, shape", [(BatchNorm1d, (8, 3)), (BatchNorm1d, (4, 3, 5)),
-                                        (BatchNorm2d, (4, 3, 5, 6))])
+@pytest.mark.parametrize(
+    "cls, shape", [(BatchNorm1d, (8, 3)), (BatchNorm1d, (4, 3, 5)), (BatchNorm2d, (4, 3, 5, 6))]
+)
 def test_batchnorm_matches_torch(cls, shape, dtype, rng):
     torch = pytest.importorskip("torch")
     ours = _randomise(cls(3, momentum=0.3, dtype=dtype), rng)
     theirs = getattr(torch.nn, cls.__name__)(3, momentum=0.3).to(
-        torch.float32 if dtype == np.float32 else torch.float64)
+        torch.float32 if dtype == np.float32 else torch.float64
+    )
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(ours.weight))
         theirs.bias.copy_(torch.from_numpy(ours.bias))
-    for step in range(3):                         # three training batches
+    for step in range(3):  # three training batches
         x = (rng.standard_normal(shape) * 2 + step).astype(dtype)
         g = rng.standard_normal(shape).astype(dtype)
         xt = torch.from_numpy(x).requires_grad_()
@@ -202,6 +224,7 @@ def test_batchnorm_matches_torch(cls, shape, dtype, rng):
 
 # --- dropout ---------------------------------------------------------------------------
 
+
 def test_dropout_inverted_scaling_and_eval_identity(rng):
     x = np.ones((200, 50), np.float32)
     layer = Dropout(0.25, rng=0)
@@ -210,7 +233,7 @@ def test_dropout_inverted_scaling_and_eval_identity(rng):
     kept = out != 0
     assert set(np.unique(out)) == {0.0, np.float32(1 / 0.75)}
     assert abs(kept.mean() - 0.75) < 0.02
-    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), out)   # same mask
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), out)  # same mask
     assert layer.eval()(x) is x
     np.testing.assert_array_equal(layer.backward(x), x)
 
@@ -231,13 +254,17 @@ def test_dropout_edge_probabilities():
 
 # --- PyTorch as an outside oracle -------------------------------------------------------
 
-@pytest.mark.parametrize("ours, theirs", [
-    (lambda: ReLU(), "ReLU()"),
-    (lambda: LeakyReLU(0.1), "LeakyReLU(0.1)"),
-    (lambda: Sigmoid(), "Sigmoid()"),
-    (lambda: Tanh(), "Tanh()"),
-    (lambda: Flatten(), "Flatten()"),
-])
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda: ReLU(), "ReLU()"),
+        (lambda: LeakyReLU(0.1), "LeakyReLU(0.1)"),
+        (lambda: Sigmoid(), "Sigmoid()"),
+        (lambda: Tanh(), "Tanh()"),
+        (lambda: Flatten(), "Flatten()"),
+    ],
+)
 def test_activations_match_torch(ours, theirs, dtype, rng):
     torch = pytest.importorskip("torch")
     layer, module = ours(), eval(f"torch.nn.{theirs}")
@@ -269,86 +296,148 @@ def test_linear_matches_torch(dtype, rng):
 
 # --- errors and reprs --------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, exc, match", [
-    (lambda: Linear(0, 3), ValueError, r"`in_features` must be >= 1. Received: in_features=0"),
-    (lambda: Linear(3, 2.0), TypeError, r"`out_features` must be an int"),
-    (lambda: Linear(3, 2, dtype=np.int32), TypeError, r"`dtype` must be float32 or float64"),
-    (lambda: LeakyReLU("0.1"), TypeError, r"`negative_slope` must be a real number"),
-    (lambda: BatchNorm2d(3, momentum=1.5), ValueError,
-     r"`momentum` must be in \[0, 1\]. Received: momentum=1.5"),
-    (lambda: BatchNorm2d(3, eps=0), ValueError, r"`eps` must be > 0. Received: eps=0"),
-    (lambda: BatchNorm1d(-1), ValueError, r"`num_features` must be >= 1"),
-    (lambda: Dropout(1.2), ValueError, r"`p` must be in \[0, 1\]. Received: p=1.2"),
-    (lambda: Dropout(float("nan")), ValueError, r"`p` must be finite"),
-    (lambda: Flatten(1.0), TypeError, r"`start_dim` must be an int"),
-])
+
+@pytest.mark.parametrize(
+    "make, exc, match",
+    [
+        (
+            lambda: Linear(0, 3),
+            ValueError,
+            r"`in_features` must be >= 1. Received: in_features=0",
+        ),
+        (lambda: Linear(3, 2.0), TypeError, r"`out_features` must be an int"),
+        (
+            lambda: Linear(3, 2, dtype=np.int32),
+            TypeError,
+            r"`dtype` must be float32 or float64",
+        ),
+        (lambda: LeakyReLU("0.1"), TypeError, r"`negative_slope` must be a real number"),
+        (
+            lambda: BatchNorm2d(3, momentum=1.5),
+            ValueError,
+            r"`momentum` must be in \[0, 1\]. Received: momentum=1.5",
+        ),
+        (lambda: BatchNorm2d(3, eps=0), ValueError, r"`eps` must be > 0. Received: eps=0"),
+        (lambda: BatchNorm1d(-1), ValueError, r"`num_features` must be >= 1"),
+        (lambda: Dropout(1.2), ValueError, r"`p` must be in \[0, 1\]. Received: p=1.2"),
+        (lambda: Dropout(float("nan")), ValueError, r"`p` must be finite"),
+        (lambda: Flatten(1.0), TypeError, r"`start_dim` must be an int"),
+    ],
+)
 def test_constructor_errors(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
 
 
-@pytest.mark.parametrize("layer, x, exc, match", [
-    (Linear(4, 2), np.zeros((3, 5), np.float32), ValueError,
-     r"Linear: `x` must have in_features=4 as its last axis. Received: x.shape=\(3, 5\)"),
-    (Linear(4, 2), np.zeros((3, 4)), TypeError,
-     r"`x` must have the same dtype as `weight` \(float32\). Received: x.dtype=float64"),
-    (Linear(4, 2), [[1.0] * 4], TypeError, r"Linear: `x` must be a numpy.ndarray"),
-    (ReLU(), np.zeros(3, np.int64), TypeError,
-     r"ReLU: `x` must have dtype float32 or float64. Received: x.dtype=int64"),
-    (BatchNorm2d(3), np.zeros((2, 3, 4), np.float32), ValueError,
-     r"BatchNorm2d: `x` must be a 4-d \(N, C, H, W\) array with C=num_features=3"),
-    (BatchNorm1d(3), np.zeros((2, 4), np.float32), ValueError,
-     r"BatchNorm1d: `x` must be a \(N, C\) or \(N, C, L\) array with C=num_features=3"),
-    (Flatten(2, 1), np.zeros((2, 3, 4), np.float32), ValueError,
-     r"Flatten: `start_dim`..`end_dim` must be valid axes"),
-])
+@pytest.mark.parametrize(
+    "layer, x, exc, match",
+    [
+        (
+            Linear(4, 2),
+            np.zeros((3, 5), np.float32),
+            ValueError,
+            r"Linear: `x` must have in_features=4 as its last axis. Received: x.shape=\(3, 5\)",
+        ),
+        (
+            Linear(4, 2),
+            np.zeros((3, 4)),
+            TypeError,
+            r"`x` must have the same dtype as `weight` \(float32\). Received: x.dtype=float64",
+        ),
+        (Linear(4, 2), [[1.0] * 4], TypeError, r"Linear: `x` must be a numpy.ndarray"),
+        (
+            ReLU(),
+            np.zeros(3, np.int64),
+            TypeError,
+            r"ReLU: `x` must have dtype float32 or float64. Received: x.dtype=int64",
+        ),
+        (
+            BatchNorm2d(3),
+            np.zeros((2, 3, 4), np.float32),
+            ValueError,
+            r"BatchNorm2d: `x` must be a 4-d \(N, C, H, W\) array with C=num_features=3",
+        ),
+        (
+            BatchNorm1d(3),
+            np.zeros((2, 4), np.float32),
+            ValueError,
+            r"BatchNorm1d: `x` must be a \(N, C\) or \(N, C, L\) array with C=num_features=3",
+        ),
+        (
+            Flatten(2, 1),
+            np.zeros((2, 3, 4), np.float32),
+            ValueError,
+            r"Flatten: `start_dim`..`end_dim` must be valid axes",
+        ),
+    ],
+)
 def test_forward_errors(layer, x, exc, match):
     with pytest.raises(exc, match=match):
         layer(x)
 
 
-@pytest.mark.parametrize("layer", [Linear(2, 2), Flatten(), ReLU(), Sigmoid(), Dropout(),
-                                   BatchNorm1d(2)])
+@pytest.mark.parametrize(
+    "layer", [Linear(2, 2), Flatten(), ReLU(), Sigmoid(), Dropout(), BatchNorm1d(2)]
+)
 def test_backward_before_forward(layer):
-    with pytest.raises(RuntimeError, match=f"{type(layer).__name__}.backward called "
-                                           "before forward"):
+    with pytest.raises(
+        RuntimeError, match=f"{type(layer).__name__}.backward called before forward"
+    ):
         layer.backward(np.zeros((2, 2), np.float32))
 
 
 def test_backward_checks_grad():
     layer = Tanh()
     layer(np.zeros((2, 3), np.float32))
-    with pytest.raises(ValueError, match=r"Tanh: `grad` must have the forward output's "
-                                         r"shape \(2, 3\). Received: grad.shape=\(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Tanh: `grad` must have the forward output's "
+        r"shape \(2, 3\). Received: grad.shape=\(3, 2\)",
+    ):
         layer.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(TypeError, match=r"`grad` must have the forward output's dtype"):
         layer.backward(np.zeros((2, 3)))
 
 
-@pytest.mark.parametrize("layer, text", [
-    (Linear(3, 4), "Linear(3, 4)"),
-    (Linear(3, 4, bias=False, dtype=np.float64), "Linear(3, 4, bias=False, dtype=float64)"),
-    (Flatten(), "Flatten()"),
-    (Flatten(0, 2), "Flatten(start_dim=0, end_dim=2)"),
-    (ReLU(), "ReLU()"),
-    (LeakyReLU(), "LeakyReLU()"),
-    (LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"),
-    (Sigmoid(), "Sigmoid()"),
-    (Tanh(), "Tanh()"),
-    (BatchNorm1d(8), "BatchNorm1d(8)"),
-    (BatchNorm2d(8, eps=1e-3, momentum=0.01, affine=False),
-     "BatchNorm2d(8, eps=0.001, momentum=0.01, affine=False)"),
-    (Dropout(), "Dropout()"),
-    (Dropout(0.2), "Dropout(p=0.2)"),
-])
+@pytest.mark.parametrize(
+    "layer, text",
+    [
+        (Linear(3, 4), "Linear(3, 4)"),
+        (Linear(3, 4, bias=False, dtype=np.float64), "Linear(3, 4, bias=False, dtype=float64)"),
+        (Flatten(), "Flatten()"),
+        (Flatten(0, 2), "Flatten(start_dim=0, end_dim=2)"),
+        (ReLU(), "ReLU()"),
+        (LeakyReLU(), "LeakyReLU()"),
+        (LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"),
+        (Sigmoid(), "Sigmoid()"),
+        (Tanh(), "Tanh()"),
+        (BatchNorm1d(8), "BatchNorm1d(8)"),
+        (
+            BatchNorm2d(8, eps=1e-3, momentum=0.01, affine=False),
+            "BatchNorm2d(8, eps=0.001, momentum=0.01, affine=False)",
+        ),
+        (Dropout(), "Dropout()"),
+        (Dropout(0.2), "Dropout(p=0.2)"),
+    ],
+)
 def test_repr_shows_non_defaults(layer, text):
     assert repr(layer) == text
 
 
 def test_exported_from_layers_and_top_level():
     from pycnn import layers
-    for name in ("Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "BatchNorm1d",
-                 "BatchNorm2d", "Dropout"):
+
+    for name in (
+        "Linear",
+        "Flatten",
+        "ReLU",
+        "LeakyReLU",
+        "Sigmoid",
+        "Tanh",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "Dropout",
+    ):
         assert getattr(pycnn, name) is getattr(layers, name)
         assert issubclass(getattr(pycnn, name), pycnn.BaseLayer)
 

@@ -1,6 +1,7 @@
 """LayerNorm and GroupNorm (issue 14) against PyTorch (forward, input gradient and
 parameter gradients, float32 and float64, N = 1 and N = 0) and numerical gradients;
 Dropout2d, Upsample and interpolate."""
+
 import numpy as np
 import pytest
 from conftest import assert_close, numerical_gradient
@@ -86,10 +87,14 @@ def test_group_norm_matches_torch(shape, groups, channels, affine, dtype, rng):
     _check_against_torch(layer, module, x, dtype, rng)
 
 
-@pytest.mark.parametrize("make, shape", [
-    (lambda: LayerNorm((3, 4), dtype=np.float64), (2, 3, 4)),
-    (lambda: GroupNorm(2, 4, dtype=np.float64), (2, 4, 3, 2)),
-], ids=["layer", "group"])
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: LayerNorm((3, 4), dtype=np.float64), (2, 3, 4)),
+        (lambda: GroupNorm(2, 4, dtype=np.float64), (2, 4, 3, 2)),
+    ],
+    ids=["layer", "group"],
+)
 def test_norm_gradients_are_numerical(make, shape, rng):
     layer = make()
     for value in layer.params.values():
@@ -106,8 +111,13 @@ def test_norm_gradients_are_numerical(make, shape, rng):
     layer(x)
     layer.backward(g)
     for name, value in layer.params.items():
-        np.testing.assert_allclose(layer.grads[name], numerical_gradient(loss, value),
-                                   rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(
+            layer.grads[name],
+            numerical_gradient(loss, value),
+            rtol=1e-6,
+            atol=1e-8,
+            err_msg=name,
+        )
 
 
 def test_norm_train_and_eval_are_the_same(rng):
@@ -123,8 +133,10 @@ def test_norm_params_reprs_and_errors():
     assert ln.weight.dtype == np.float32 and not ln.bias.any() and (ln.weight == 1).all()
     assert LayerNorm(5, elementwise_affine=False).params == {}
     assert repr(ln) == "LayerNorm((5,))"
-    assert repr(LayerNorm((2, 3), eps=1e-3, elementwise_affine=False, dtype=np.float64)) \
+    assert (
+        repr(LayerNorm((2, 3), eps=1e-3, elementwise_affine=False, dtype=np.float64))
         == "LayerNorm((2, 3), eps=0.001, elementwise_affine=False, dtype=float64)"
+    )
     gn = GroupNorm(2, 6)
     assert gn.weight.shape == gn.bias.shape == (6,)
     assert repr(gn) == "GroupNorm(2, 6)"
@@ -146,6 +158,7 @@ def test_norm_params_reprs_and_errors():
 
 
 # --- Dropout2d ---------------------------------------------------------------------------
+
 
 def test_dropout2d_zeroes_whole_channels_and_scales_the_rest(dtype):
     layer = Dropout2d(0.3, rng=0)
@@ -171,7 +184,7 @@ def test_dropout2d_zeroes_whole_channels_and_scales_the_rest(dtype):
 def test_dropout2d_preserves_the_mean_in_expectation():
     x = np.ones((200, 100, 2, 2))
     out = Dropout2d(0.5, rng=3)(x)
-    assert abs(out.mean() - 1) < 4 * np.sqrt(1.0 / (200 * 100))      # std of one draw: 1
+    assert abs(out.mean() - 1) < 4 * np.sqrt(1.0 / (200 * 100))  # std of one draw: 1
 
 
 def test_dropout2d_eval_is_identity_and_edges(dtype, rng):
@@ -184,7 +197,7 @@ def test_dropout2d_eval_is_identity_and_edges(dtype, rng):
     np.testing.assert_array_equal(Dropout2d(0.0)(x), x)
     assert Dropout2d(0.5)(np.zeros((0, 3, 4, 4), dtype)).shape == (0, 3, 4, 4)
     a, b = Dropout2d(0.5, rng=7)(x), Dropout2d(0.5, rng=7)(x)
-    np.testing.assert_array_equal(a, b)                       # seeded: reproducible
+    np.testing.assert_array_equal(a, b)  # seeded: reproducible
     assert repr(Dropout2d()) == "Dropout2d()" and repr(Dropout2d(0.2)) == "Dropout2d(p=0.2)"
     with pytest.raises(ValueError, match=r"Dropout2d: `x` must be a 4-d array"):
         Dropout2d()(np.zeros((3, 4, 4), dtype))
@@ -203,7 +216,7 @@ def test_dropout2d_numerical_gradient(rng):
     mask = layer._mask
 
     def loss():
-        return float(np.sum(x * mask * g))             # the same mask for every probe
+        return float(np.sum(x * mask * g))  # the same mask for every probe
 
     np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
 
@@ -250,8 +263,11 @@ def test_interpolate_size_follows_floor_of_out_index_times_in_over_out():
 
 
 @pytest.mark.parametrize("backend", ["compiled", "numpy"])
-@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(5, 7)),
-                                dict(scale_factor=(0.5, 1.5))], ids=["x2", "size", "mixed"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(scale_factor=2), dict(size=(5, 7)), dict(scale_factor=(0.5, 1.5))],
+    ids=["x2", "size", "mixed"],
+)
 def test_upsample_layer_gradient_is_numerical(backend, kw, rng):
     layer = Upsample(backend=backend, **kw)
     x = rng.standard_normal((2, 2, 4, 3))
@@ -265,8 +281,10 @@ def test_upsample_layer_gradient_is_numerical(backend, kw, rng):
 def test_upsample_repr_dtype_and_errors(rng):
     layer = Upsample(scale_factor=2)
     assert repr(layer) == "Upsample(scale_factor=(2.0, 2.0), mode='nearest')"
-    assert repr(Upsample(size=3, backend="numpy")) == \
-        "Upsample(size=(3, 3), mode='nearest', backend='numpy')"
+    assert (
+        repr(Upsample(size=3, backend="numpy"))
+        == "Upsample(size=(3, 3), mode='nearest', backend='numpy')"
+    )
     x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
     assert layer(x).dtype == np.float32 and layer(x).shape == (1, 2, 6, 6)
     assert layer.params == {}
@@ -277,6 +295,6 @@ def test_upsample_repr_dtype_and_errors(rng):
     with pytest.raises(ValueError, match=r"Exactly one of `size` and `scale_factor`"):
         Upsample()
     with pytest.raises(TypeError):
-        Upsample(2)                  # keyword-only: PyTorch's Upsample(2) means size=2
+        Upsample(2)  # keyword-only: PyTorch's Upsample(2) means size=2
     with pytest.raises(RuntimeError, match="Upsample.backward called before forward"):
         Upsample(size=2).backward(x)

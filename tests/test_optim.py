@@ -1,5 +1,6 @@
 """Optimizers and schedules: hand-computed steps, scalar re-statements of each rule,
 torch.optim as an outside oracle, float32 preservation, errors."""
+
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ def _run(opt, params, grads_per_step):
 
 # --- hand-computed steps (numbers worked out on paper) -----------------------------------
 
+
 def test_sgd_plain_momentum_and_nesterov_by_hand():
     grads = [{"w": np.array([0.5])}, {"w": np.array([-0.2])}]
     p = _run(optim.SGD(0.1), {"w": np.array([1.0])}, grads)["w"]
@@ -32,9 +34,9 @@ def test_sgd_plain_momentum_and_nesterov_by_hand():
 def test_weight_decay_and_l1_by_hand():
     zero = [{"w": np.zeros(3)}]
     p = _run(optim.SGD(0.1, weight_decay=0.5), {"w": np.array([1.0, -2.0, 0.0])}, zero)["w"]
-    np.testing.assert_allclose(p, [0.95, -1.9, 0.0])          # p - 0.1*0.5*p
+    np.testing.assert_allclose(p, [0.95, -1.9, 0.0])  # p - 0.1*0.5*p
     p = _run(optim.SGD(0.1, l1=0.01), {"w": np.array([1.0, -2.0, 0.0])}, zero)["w"]
-    np.testing.assert_allclose(p, [0.999, -1.999, 0.0])       # p - 0.1*0.01*sign(p)
+    np.testing.assert_allclose(p, [0.999, -1.999, 0.0])  # p - 0.1*0.01*sign(p)
 
 
 def test_adagrad_by_hand():
@@ -52,12 +54,16 @@ def test_rmsprop_by_hand():
 
 
 def test_adam_first_step_is_lr_times_sign():
-    p = _run(optim.Adam(0.1, eps=0.0), {"w": np.array([1.0, 1.0, 1.0])},
-             [{"w": np.array([0.5, -3.0, 1e-3])}])["w"]
+    p = _run(
+        optim.Adam(0.1, eps=0.0),
+        {"w": np.array([1.0, 1.0, 1.0])},
+        [{"w": np.array([0.5, -3.0, 1e-3])}],
+    )["w"]
     np.testing.assert_allclose(p, [0.9, 1.1, 0.9])
 
 
 # --- each rule re-stated on Python scalars ---------------------------------------------
+
 
 def _scalar_rule(name, hp, p, grads):
     """Textbook update of one scalar parameter, written out independently."""
@@ -89,7 +95,7 @@ def _scalar_rule(name, hp, p, grads):
             (b1, b2), eps = hp.get("betas", (0.9, 0.999)), hp.get("eps", 1e-8)
             s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
             s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g * g
-            mhat, vhat = s["m"] / (1 - b1 ** t), s["v"] / (1 - b2 ** t)
+            mhat, vhat = s["m"] / (1 - b1**t), s["v"] / (1 - b2**t)
             p -= lr * mhat / (math.sqrt(vhat) + eps)
     return p
 
@@ -116,14 +122,16 @@ def _grads(rng, shape, steps=6):
     return [rng.standard_normal(shape) for _ in range(steps)]
 
 
-@pytest.mark.parametrize("name, hp", CONFIGS + L1_CONFIGS,
-                         ids=IDS + [f"{i}-l1" for i in IDS[::3]])
+@pytest.mark.parametrize(
+    "name, hp", CONFIGS + L1_CONFIGS, ids=IDS + [f"{i}-l1" for i in IDS[::3]]
+)
 def test_matches_scalar_restatement(name, hp, rng):
     p0 = rng.standard_normal(5)
     grads = _grads(rng, 5)
     got = _run(getattr(optim, name)(**hp), {"w": p0.copy()}, [{"w": g} for g in grads])["w"]
-    want = [_scalar_rule(name, hp, float(p0[i]), [float(g[i]) for g in grads])
-            for i in range(5)]
+    want = [
+        _scalar_rule(name, hp, float(p0[i]), [float(g[i]) for g in grads]) for i in range(5)
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
@@ -164,17 +172,18 @@ def test_updates_in_place_per_key_and_skips_missing_grads():
     w, b = np.ones(2), np.ones(2)
     opt = optim.SGD(0.5, momentum=0.9)
     assert opt.step([("a", w, np.ones(2)), ("b", b, None)]) == 1
-    np.testing.assert_array_equal(w, [0.5, 0.5])     # the caller's array itself
+    np.testing.assert_array_equal(w, [0.5, 0.5])  # the caller's array itself
     np.testing.assert_array_equal(b, [1, 1])
     assert set(opt.state) == {"a"} and opt.state["a"]["step"] == 1
     grad = np.ones(2)
     optim.SGD(0.1, weight_decay=1.0, l1=1.0).step([("a", w, grad)])
-    np.testing.assert_array_equal(grad, [1, 1])       # the layer's grad is not modified
+    np.testing.assert_array_equal(grad, [1, 1])  # the layer's grad is not modified
     opt.zero_state()
     assert opt.state == {}
 
 
 # --- schedules ---------------------------------------------------------------------------
+
 
 def test_schedules_by_hand():
     opt = optim.SGD(1.0)
@@ -186,12 +195,19 @@ def test_schedules_by_hand():
     np.testing.assert_allclose([sched.step() for _ in range(3)], [0.09, 0.081, 0.0729])
 
 
-@pytest.mark.parametrize("make, make_torch", [
-    (lambda o: optim.StepLR(o, 3, 0.5),
-     lambda t, o: t.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-    (lambda o: optim.ExponentialLR(o, 0.8),
-     lambda t, o: t.optim.lr_scheduler.ExponentialLR(o, 0.8)),
-])
+@pytest.mark.parametrize(
+    "make, make_torch",
+    [
+        (
+            lambda o: optim.StepLR(o, 3, 0.5),
+            lambda t, o: t.optim.lr_scheduler.StepLR(o, 3, 0.5),
+        ),
+        (
+            lambda o: optim.ExponentialLR(o, 0.8),
+            lambda t, o: t.optim.lr_scheduler.ExponentialLR(o, 0.8),
+        ),
+    ],
+)
 def test_schedules_match_torch(make, make_torch):
     torch = pytest.importorskip("torch")
     opt = optim.SGD(0.2)
@@ -205,22 +221,35 @@ def test_schedules_match_torch(make, make_torch):
 
 # --- errors and reprs ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, exc, match", [
-    (lambda: optim.SGD(-0.1), ValueError, r"`lr` must be >= 0. Received: lr=-0.1"),
-    (lambda: optim.SGD("0.1"), TypeError, r"`lr` must be a real number"),
-    (lambda: optim.SGD(0.1, nesterov=True), ValueError,
-     r"`nesterov` requires momentum > 0 and dampening = 0"),
-    (lambda: optim.SGD(0.1, momentum=-1), ValueError, r"`momentum` must be >= 0"),
-    (lambda: optim.Adam(betas=(0.9, 1.0)), ValueError,
-     r"`betas\[1\]` must be in \[0, 1\). Received: betas\[1\]=1.0"),
-    (lambda: optim.Adam(betas=0.9), ValueError, r"`betas` must be a pair of floats"),
-    (lambda: optim.RMSProp(alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\]"),
-    (lambda: optim.AdaGrad(weight_decay=-1), ValueError, r"`weight_decay` must be >= 0"),
-    (lambda: optim.SGD(0.1, l1=float("inf")), ValueError, r"`l1` must be finite"),
-    (lambda: optim.StepLR(optim.SGD(0.1), 0), ValueError, r"`step_size` must be >= 1"),
-    (lambda: optim.ExponentialLR("sgd", 0.9), TypeError,
-     r"`optimizer` must be a pycnn.optim.Optimizer"),
-])
+
+@pytest.mark.parametrize(
+    "make, exc, match",
+    [
+        (lambda: optim.SGD(-0.1), ValueError, r"`lr` must be >= 0. Received: lr=-0.1"),
+        (lambda: optim.SGD("0.1"), TypeError, r"`lr` must be a real number"),
+        (
+            lambda: optim.SGD(0.1, nesterov=True),
+            ValueError,
+            r"`nesterov` requires momentum > 0 and dampening = 0",
+        ),
+        (lambda: optim.SGD(0.1, momentum=-1), ValueError, r"`momentum` must be >= 0"),
+        (
+            lambda: optim.Adam(betas=(0.9, 1.0)),
+            ValueError,
+            r"`betas\[1\]` must be in \[0, 1\). Received: betas\[1\]=1.0",
+        ),
+        (lambda: optim.Adam(betas=0.9), ValueError, r"`betas` must be a pair of floats"),
+        (lambda: optim.RMSProp(alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\]"),
+        (lambda: optim.AdaGrad(weight_decay=-1), ValueError, r"`weight_decay` must be >= 0"),
+        (lambda: optim.SGD(0.1, l1=float("inf")), ValueError, r"`l1` must be finite"),
+        (lambda: optim.StepLR(optim.SGD(0.1), 0), ValueError, r"`step_size` must be >= 1"),
+        (
+            lambda: optim.ExponentialLR("sgd", 0.9),
+            TypeError,
+            r"`optimizer` must be a pycnn.optim.Optimizer",
+        ),
+    ],
+)
 def test_constructor_errors(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
@@ -230,16 +259,23 @@ def test_step_errors():
     opt = optim.SGD(0.1)
     with pytest.raises(ValueError, match=r"grad of 'w' must have the parameter's shape"):
         opt.step([("w", np.zeros(2), np.zeros(3))])
-    with pytest.raises(TypeError, match=r"grad of 'w' must have the parameter's dtype "
-                                        r"\(float32\). Received: grad.dtype=float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"grad of 'w' must have the parameter's dtype "
+        r"\(float32\). Received: grad.dtype=float64",
+    ):
         opt.step([("w", np.zeros(2, np.float32), np.zeros(2))])
 
 
 def test_reprs():
     assert repr(optim.SGD(0.1)) == "SGD(lr=0.1)"
-    assert repr(optim.SGD(0.1, momentum=0.9, nesterov=True)) == \
-        "SGD(lr=0.1, momentum=0.9, nesterov=True)"
+    assert (
+        repr(optim.SGD(0.1, momentum=0.9, nesterov=True))
+        == "SGD(lr=0.1, momentum=0.9, nesterov=True)"
+    )
     assert repr(optim.Adam()) == "Adam(lr=0.001)"
-    assert repr(optim.Adam(weight_decay=1e-4, l1=1e-5)) == \
-        "Adam(lr=0.001, weight_decay=0.0001, l1=1e-05)"
+    assert (
+        repr(optim.Adam(weight_decay=1e-4, l1=1e-5))
+        == "Adam(lr=0.001, weight_decay=0.0001, l1=1e-05)"
+    )
     assert repr(optim.StepLR(optim.SGD(1.0), 5)) == "StepLR(step_size=5)"

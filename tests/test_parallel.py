@@ -1,4 +1,5 @@
 """Work spread over pycnn's threads (pycnn._parallel), and every op from any thread."""
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,8 +10,9 @@ from conftest import CONV_CASES, assert_close, make_conv
 import pycnn
 from pycnn import _config, _conv, _parallel, functional, reference
 
-threadpoolctl = pytest.importorskip("threadpoolctl",
-                                    reason="spreading over images needs threadpoolctl")
+threadpoolctl = pytest.importorskip(
+    "threadpoolctl", reason="spreading over images needs threadpoolctl"
+)
 
 
 @pytest.fixture
@@ -25,15 +27,26 @@ def spread(monkeypatch):
 
 def blas_threads():
     """Thread counts of the BLAS libraries, as threadpoolctl reads them."""
-    return [c.num_threads for c in
-            threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
+    return [
+        c.num_threads
+        for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    ]
 
 
-@pytest.mark.parametrize("name", ["3x3-pad1", "groups3", "same-even-dilated",
-                                  "pointwise-1x1", "mixed", "stride-not-dividing"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "3x3-pad1",
+        "groups3",
+        "same-even-dilated",
+        "pointwise-1x1",
+        "mixed",
+        "stride-not-dividing",
+    ],
+)
 def test_spread_convolution_matches_reference(spread, name, dtype, rng):
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
-    x = np.concatenate([x, x[::-1], x[:1] * 2])         # 5 images: ranges of 1 and 2
+    x = np.concatenate([x, x[::-1], x[:1] * 2])  # 5 images: ranges of 1 and 2
     assert _parallel.n_parts(len(x), 1) == 3
     _check_conv_against_reference(x, w, b, kw, dtype, rng)
 
@@ -42,14 +55,16 @@ def _check_conv_against_reference(x, w, b, kw, dtype, rng):
     out = functional.conv2d(x, w, b, **kw)
     assert_close(out, reference.conv2d(x, w, b, **kw), dtype)
     g = rng.standard_normal(out.shape).astype(dtype)
-    for got, want in zip(functional.conv2d_backward(g, x, w, **kw),
-                         reference.conv2d_backward(g, x, w, **kw)):
+    for got, want in zip(
+        functional.conv2d_backward(g, x, w, **kw), reference.conv2d_backward(g, x, w, **kw)
+    ):
         assert got.dtype == dtype
         assert_close(got, want, dtype)
 
 
-@pytest.mark.parametrize("name", ["3x3-pad1", "groups3", "same-even-dilated",
-                                  "pointwise-1x1", "mixed", "c1"])
+@pytest.mark.parametrize(
+    "name", ["3x3-pad1", "groups3", "same-even-dilated", "pointwise-1x1", "mixed", "c1"]
+)
 def test_one_image_spread_over_its_columns_matches_reference(spread, name, dtype, rng):
     """A single image splits its GEMMs over output columns and grad_weight rows."""
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
@@ -61,7 +76,7 @@ def test_spread_and_serial_agree(spread, monkeypatch, rng):
     x = np.concatenate([x] * 3)
     g = rng.standard_normal(functional.conv2d(x, w, b, **kw).shape)
     spread_out = functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw)
-    monkeypatch.setattr(_parallel, "_libraries", ())     # as without threadpoolctl
+    monkeypatch.setattr(_parallel, "_libraries", ())  # as without threadpoolctl
     assert _parallel.n_parts(len(x), 1) == 1
     serial_out = functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw)
     np.testing.assert_array_equal(spread_out[0], serial_out[0])
@@ -80,7 +95,7 @@ def test_ranges_cover_the_batch_in_order(spread):
 
     assert _parallel.over_images(7, 1, work) == [0, 2, 4]
     assert sorted(seen) == [(0, 2), (2, 4), (4, 7)]
-    assert _parallel.over_images(2, 1, work) == [0, 1]   # never more ranges than images
+    assert _parallel.over_images(2, 1, work) == [0, 1]  # never more ranges than images
     assert _parallel.over_images(0, 1, work) == [0]
 
 
@@ -104,7 +119,7 @@ def test_blas_threads_are_restored_after_success_and_error(spread):
     with pytest.raises(RuntimeError, match="boom in a worker"):
         _parallel.over_images(3, 1, work)
     assert len(inside) == 3
-    assert all(n == [1] * len(before) for n in inside)   # BLAS held to one thread
+    assert all(n == [1] * len(before) for n in inside)  # BLAS held to one thread
     assert blas_threads() == before
     _parallel.over_images(3, 1, lambda lo, hi: lo)
     assert blas_threads() == before
@@ -129,10 +144,13 @@ def test_blas_on_one_thread_whichever_thread_calls(monkeypatch, parts):
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # main controls it
         before = blas_threads()
         inside = []
-        _in_thread(lambda: _parallel.over_ranges(
-            parts, 1, lambda lo, hi: inside.append(blas_threads())))
+        _in_thread(
+            lambda: _parallel.over_ranges(
+                parts, 1, lambda lo, hi: inside.append(blas_threads())
+            )
+        )
         assert inside == [[1] * len(before)] * parts
-        assert blas_threads() == before                  # put back for other code
+        assert blas_threads() == before  # put back for other code
 
 
 def test_many_callers_at_once_keep_blas_on_one_thread(spread):
@@ -165,6 +183,7 @@ def test_the_pool_stays_bounded_under_many_callers(spread):
 
 # --- every public op, from many threads at once, bit for bit -----------------------
 
+
 def _op_calls(dtype):
     """(name, call) for every public op of pycnn.functional, on inputs big enough to be
     spread over threads."""
@@ -187,16 +206,19 @@ def _op_calls(dtype):
         ("conv2d groups", lambda: functional.conv2d(x[:, :3], wg, None, 1, 1, 1, 3)),
         ("conv2d one image", lambda: functional.conv2d(x1, w, b, padding=1)),
         ("conv2d_backward", lambda: functional.conv2d_backward(g, x, w, padding=1)),
-        ("conv2d_backward one image",
-         lambda: functional.conv2d_backward(g1, x1, w, padding=1)),
+        ("conv2d_backward one image", lambda: functional.conv2d_backward(g1, x1, w, padding=1)),
         ("max_pool2d", lambda: functional.max_pool2d(x, 3, 2, 1, return_indices=True)),
         ("max_pool2d_backward", lambda: functional.max_pool2d_backward(gp, idx, x.shape)),
         ("avg_pool2d", lambda: functional.avg_pool2d(x, 3, 2, 1)),
-        ("avg_pool2d_backward",
-         lambda: functional.avg_pool2d_backward(avg * 0 + gp, x.shape, 3, 2, 1)),
+        (
+            "avg_pool2d_backward",
+            lambda: functional.avg_pool2d_backward(avg * 0 + gp, x.shape, 3, 2, 1),
+        ),
         ("lp_pool2d", lambda: functional.lp_pool2d(np.abs(x), 2, 3, 2)),
-        ("lp_pool2d_backward",
-         lambda: functional.lp_pool2d_backward(lp * 0 + 1, np.abs(x), 2, 3, 2)),
+        (
+            "lp_pool2d_backward",
+            lambda: functional.lp_pool2d_backward(lp * 0 + 1, np.abs(x), 2, 3, 2),
+        ),
         ("Linear", lambda: _parallel.matmul(x.reshape(6, -1), x.reshape(6, -1).T)),
         ("Linear grad", lambda: _parallel.matmul_t(x.reshape(6, -1), g.reshape(6, -1))),
     ]
@@ -214,11 +236,13 @@ def _assert_identical(got, want, name):
         assert a.tobytes() == b.tobytes(), f"{name}: not bit-identical to the serial call"
 
 
-@pytest.mark.parametrize("with_threadpoolctl", [True, False],
-                         ids=["threadpoolctl", "no-threadpoolctl"])
+@pytest.mark.parametrize(
+    "with_threadpoolctl", [True, False], ids=["threadpoolctl", "no-threadpoolctl"]
+)
 @pytest.mark.parametrize("how", ["threads", "executor"])
-def test_every_op_is_bit_identical_from_any_thread(spread, monkeypatch, dtype, how,
-                                                   with_threadpoolctl):
+def test_every_op_is_bit_identical_from_any_thread(
+    spread, monkeypatch, dtype, how, with_threadpoolctl
+):
     if not with_threadpoolctl:
         monkeypatch.setattr(_parallel, "_libraries", ())
     calls = _op_calls(dtype)
@@ -286,13 +310,13 @@ def test_blas_stays_on_one_thread_for_every_call(monkeypatch):
 def test_workspace_kept_between_calls_is_bounded(monkeypatch):
     """Regression: one conv2d with a huge column matrix left it cached on every thread
     that ran (1.3 GiB for (1, 4, 1024, 1024) with a 9x9 kernel)."""
-    x = np.zeros((1, 4, 160, 160), np.float32)     # columns: 4*81*160*160*4 B = 33 MB
+    x = np.zeros((1, 4, 160, 160), np.float32)  # columns: 4*81*160*160*4 B = 33 MB
     w = np.zeros((2, 4, 9, 9), np.float32)
     functional.conv2d(x, w, padding=4)
     functional.conv2d_backward(np.zeros((1, 2, 160, 160), np.float32), x, w, padding=4)
     kept = getattr(_conv._local, "buffer", None)
     assert kept is None or kept.nbytes <= _conv.WORKSPACE_CACHE_BYTES
-    small = np.zeros((8, 4, 16, 16), np.float32)   # steady state: reused, not reallocated
+    small = np.zeros((8, 4, 16, 16), np.float32)  # steady state: reused, not reallocated
     functional.conv2d(small, w, padding=4)
     first = _conv._local.buffer
     functional.conv2d(small, w, padding=4)

@@ -64,8 +64,14 @@ def max_kwargs(case):
 
 def avg_kwargs(case):
     k, s, p, _, ceil, cip, div = case[4:]
-    return dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil, count_include_pad=cip,
-                divisor_override=div)
+    return dict(
+        kernel_size=k,
+        stride=s,
+        padding=p,
+        ceil_mode=ceil,
+        count_include_pad=cip,
+        divisor_override=div,
+    )
 
 
 def lp_kwargs(case):
@@ -75,7 +81,7 @@ def lp_kwargs(case):
 def expected_shape(case):
     """The output size written out from PyTorch's documentation, one more derivation."""
     n, c, h, w, k, s, p, d, ceil = case[:9]
-    pair = lambda v: v if isinstance(v, tuple) else (v, v)    # noqa: E731
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     k, p, d = pair(k), pair(p), pair(d)
     s = k if s is None else pair(s)
     size = []
@@ -90,6 +96,7 @@ def expected_shape(case):
 
 # --- agreement between backends -------------------------------------------------------
 
+
 @cases(POOL_CASES)
 def test_max_pool2d_agrees(case, dtype, rng):
     x = make_input(case, dtype, rng)
@@ -103,7 +110,7 @@ def test_max_pool2d_agrees(case, dtype, rng):
         out, idx = impl.max_pool2d(x, **kw, return_indices=True)
         assert out.shape == want.shape and out.dtype == dtype, name
         assert idx.shape == want.shape and idx.dtype == np.int64, name
-        np.testing.assert_array_equal(out, want, err_msg=name)      # a selection: exact
+        np.testing.assert_array_equal(out, want, err_msg=name)  # a selection: exact
         np.testing.assert_array_equal(idx, want_idx, err_msg=name)
         np.testing.assert_array_equal(impl.max_pool2d(x, **kw), want, err_msg=name)
         grad_x = impl.max_pool2d_backward(grad_out, idx, x.shape)
@@ -136,7 +143,7 @@ def test_avg_pool2d_agrees(case, dtype, rng):
 @pytest.mark.parametrize("p", [1, 2, 3.5])
 @cases(LP_CASES)
 def test_lp_pool2d_agrees(case, p, dtype, rng):
-    x = np.abs(make_input(case, dtype, rng)) + dtype(0.1)     # x**3.5 needs x >= 0
+    x = np.abs(make_input(case, dtype, rng)) + dtype(0.1)  # x**3.5 needs x >= 0
     kw = lp_kwargs(case)
     want = reference.lp_pool2d(x, p, **kw)
     out = functional.lp_pool2d(x, p, **kw)
@@ -152,25 +159,39 @@ def test_lp_pool2d_special_norms(rng):
     """p = 1 is sum pooling; a large p approaches max pooling (of |x|)."""
     x = rng.standard_normal((2, 3, 6, 6))
     for impl in (functional, reference):
-        assert_close(impl.lp_pool2d(x, 1, 3, 1), 9 * reference.avg_pool2d(x, 3, 1),
-                     np.float64)
+        assert_close(impl.lp_pool2d(x, 1, 3, 1), 9 * reference.avg_pool2d(x, 3, 1), np.float64)
         big = impl.lp_pool2d(np.abs(x), 200, 2)
         np.testing.assert_allclose(big, reference.max_pool2d(np.abs(x), 2), rtol=0.02)
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4),
-       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 3),
-       dw=st.integers(1, 3), ceil_mode=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    ph=st.integers(0, 2),
+    pw=st.integers(0, 2),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    ceil_mode=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_pool2d_random_geometries(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, seed):
     """Compiled and reference agree on any geometry the validation lets through (and
     both refuse the same ones with the same message)."""
-    ph, pw = min(ph, kh // 2), min(pw, kw // 2)     # over half the kernel: always refused
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)  # over half the kernel: always refused
     rng = np.random.default_rng(seed)
-    x = rng.integers(-3, 4, (2, 2, h, w)).astype(np.float64)          # many ties
-    kwargs = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                  dilation=(dh, dw), ceil_mode=ceil_mode)
+    x = rng.integers(-3, 4, (2, 2, h, w)).astype(np.float64)  # many ties
+    kwargs = dict(
+        kernel_size=(kh, kw),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        dilation=(dh, dw),
+        ceil_mode=ceil_mode,
+    )
     try:
         want, want_idx = reference.max_pool2d(x, **kwargs, return_indices=True)
     except ValueError as exc:
@@ -183,19 +204,25 @@ def test_pool2d_random_geometries(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mod
     np.testing.assert_array_equal(idx, want_idx)
     assert np.isfinite(out).all() and ((idx >= 0) & (idx < h * w)).all()
     g = rng.standard_normal(out.shape)
-    np.testing.assert_array_equal(functional.max_pool2d_backward(g, idx, x.shape),
-                                  reference.max_pool2d_backward(g, idx, x.shape))
+    np.testing.assert_array_equal(
+        functional.max_pool2d_backward(g, idx, x.shape),
+        reference.max_pool2d_backward(g, idx, x.shape),
+    )
     if dh == dw == 1:
         for cip in (True, False):
             avg = dict(kwargs, count_include_pad=cip)
             del avg["dilation"]
-            np.testing.assert_array_equal(functional.avg_pool2d(x, **avg),
-                                          reference.avg_pool2d(x, **avg))
-            np.testing.assert_array_equal(functional.avg_pool2d_backward(g, x.shape, **avg),
-                                          reference.avg_pool2d_backward(g, x.shape, **avg))
+            np.testing.assert_array_equal(
+                functional.avg_pool2d(x, **avg), reference.avg_pool2d(x, **avg)
+            )
+            np.testing.assert_array_equal(
+                functional.avg_pool2d_backward(g, x.shape, **avg),
+                reference.avg_pool2d_backward(g, x.shape, **avg),
+            )
 
 
 # --- PyTorch as an outside oracle -------------------------------------------------------
+
 
 def _torch_kwargs(kw):
     return {k: v for k, v in kw.items() if v is not None or k != "divisor_override"}
@@ -214,8 +241,11 @@ def test_max_pool2d_matches_torch(case, dtype, rng):
         out, idx = IMPLS[name].max_pool2d(x, **kw, return_indices=True)
         np.testing.assert_array_equal(out, out_t.detach().numpy(), err_msg=name)
         np.testing.assert_array_equal(idx, idx_t.numpy(), err_msg=name)
-        np.testing.assert_array_equal(IMPLS[name].max_pool2d_backward(grad_out, idx, x.shape),
-                                      xt.grad.numpy(), err_msg=name)
+        np.testing.assert_array_equal(
+            IMPLS[name].max_pool2d_backward(grad_out, idx, x.shape),
+            xt.grad.numpy(),
+            err_msg=name,
+        )
 
 
 # float32: 1e-6 relative to the largest magnitude (a few ulps); float64: 1e-12
@@ -225,8 +255,9 @@ TORCH_TOL = {np.float32: 1e-6, np.float64: 1e-12}
 def _assert_torch_close(got, want, dtype, err_msg):
     finite = np.abs(want[np.isfinite(want)])
     scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    np.testing.assert_allclose(got, want, rtol=TORCH_TOL[dtype],
-                               atol=TORCH_TOL[dtype] * scale, err_msg=err_msg)
+    np.testing.assert_allclose(
+        got, want, rtol=TORCH_TOL[dtype], atol=TORCH_TOL[dtype] * scale, err_msg=err_msg
+    )
 
 
 @cases(AVG_CASES)
@@ -241,8 +272,9 @@ def test_avg_pool2d_matches_torch(case, dtype, rng):
     for name in ("compiled", "reference"):
         impl = IMPLS[name]
         _assert_torch_close(impl.avg_pool2d(x, **kw), out_t.detach().numpy(), dtype, name)
-        _assert_torch_close(impl.avg_pool2d_backward(grad_out, x.shape, **kw),
-                            xt.grad.numpy(), dtype, name)
+        _assert_torch_close(
+            impl.avg_pool2d_backward(grad_out, x.shape, **kw), xt.grad.numpy(), dtype, name
+        )
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5])
@@ -271,19 +303,33 @@ def test_lp_pool2d_cancelling_window_matches_torch():
     """Cubes that nearly cancel: x**3 must be x*x*x as in PyTorch, not powf (whose last
     bit, amplified by the cancellation and the cube root, moved the output by 1e-4)."""
     torch = pytest.importorskip("torch")
-    x = np.array([0.9761002659797668, 1.225845456123352, 1.3419092893600464,
-                  -1.273045539855957, 0.36683568358421326, 0.633765459060669,
-                  -1.5587035417556763, 0.4533635973930359, 0.6428790092468262],
-                 dtype=np.float32).reshape(1, 1, 3, 3)
+    x = np.array(
+        [
+            0.9761002659797668,
+            1.225845456123352,
+            1.3419092893600464,
+            -1.273045539855957,
+            0.36683568358421326,
+            0.633765459060669,
+            -1.5587035417556763,
+            0.4533635973930359,
+            0.6428790092468262,
+        ],
+        dtype=np.float32,
+    ).reshape(1, 1, 3, 3)
     xt = torch.tensor(x, requires_grad=True)
     out_t = torch.nn.functional.lp_pool2d(xt, 3, 3)
     out_t.backward(torch.ones_like(out_t))
     for impl in (functional, reference):
-        _assert_torch_close(impl.lp_pool2d(x, 3, 3), out_t.detach().numpy(), np.float32,
-                            impl.__name__)
-        _assert_torch_close(impl.lp_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), x,
-                                                    3, 3), xt.grad.numpy(), np.float32,
-                            impl.__name__)
+        _assert_torch_close(
+            impl.lp_pool2d(x, 3, 3), out_t.detach().numpy(), np.float32, impl.__name__
+        )
+        _assert_torch_close(
+            impl.lp_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), x, 3, 3),
+            xt.grad.numpy(),
+            np.float32,
+            impl.__name__,
+        )
 
 
 def test_lp_pool2d_zero_window_gradient_matches_torch():
@@ -303,6 +349,7 @@ def test_lp_pool2d_zero_window_gradient_matches_torch():
 
 # --- numerical gradients (central differences, float64) ---------------------------------
 
+
 def _numerical_grad(f, x, g, eps=1e-6):
     out = np.empty_like(x)
     for idx in np.ndindex(x.shape):
@@ -316,33 +363,52 @@ def _numerical_grad(f, x, g, eps=1e-6):
     return out
 
 
-@pytest.mark.parametrize("name", ["padding", "ceil-padding-exclude-pad", "overlapping",
-                                  "divisor-override", "ceil-window-past-input"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "padding",
+        "ceil-padding-exclude-pad",
+        "overlapping",
+        "divisor-override",
+        "ceil-window-past-input",
+    ],
+)
 def test_avg_pool2d_numerical_gradient(name, rng):
     case = AVG_CASES[name]
     x = make_input(case, np.float64, rng)[:1]
     kw = avg_kwargs(case)
     g = rng.standard_normal(functional.avg_pool2d(x, **kw).shape)
     num = _numerical_grad(lambda a: functional.avg_pool2d(a, **kw), x, g)
-    np.testing.assert_allclose(functional.avg_pool2d_backward(g, x.shape, **kw), num,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        functional.avg_pool2d_backward(g, x.shape, **kw), num, rtol=1e-6, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5])
 @pytest.mark.parametrize("name", ["overlapping-no-pad", "ceil", "stride-ne-kernel"])
 def test_lp_pool2d_numerical_gradient(name, p, rng):
-    case = dict(LP_CASES, **{"overlapping-no-pad": (1, 2, 5, 6, 3, 1, 0, 1, False, True,
-                                                    None)})[name]
-    x = np.abs(make_input(case, np.float64, rng))[:1] + 0.2    # away from 0: smooth
+    case = dict(
+        LP_CASES, **{"overlapping-no-pad": (1, 2, 5, 6, 3, 1, 0, 1, False, True, None)}
+    )[name]
+    x = np.abs(make_input(case, np.float64, rng))[:1] + 0.2  # away from 0: smooth
     kw = lp_kwargs(case)
     g = rng.standard_normal(functional.lp_pool2d(x, p, **kw).shape)
     num = _numerical_grad(lambda a: functional.lp_pool2d(a, p, **kw), x, g)
-    np.testing.assert_allclose(functional.lp_pool2d_backward(g, x, p, **kw), num,
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        functional.lp_pool2d_backward(g, x, p, **kw), num, rtol=1e-5, atol=1e-7
+    )
 
 
-@pytest.mark.parametrize("name", ["padding", "overlapping", "dilation-per-axis-ceil",
-                                  "ceil-drops-window-in-padding", "stride-not-dividing"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "padding",
+        "overlapping",
+        "dilation-per-axis-ceil",
+        "ceil-drops-window-in-padding",
+        "stride-not-dividing",
+    ],
+)
 def test_max_pool2d_numerical_gradient(name, rng):
     """Distinct values at least 0.01 apart: no ties, so the maximum is differentiable."""
     case = POOL_CASES[name]
@@ -352,41 +418,55 @@ def test_max_pool2d_numerical_gradient(name, rng):
     out, idx = functional.max_pool2d(x, **kw, return_indices=True)
     g = rng.standard_normal(out.shape)
     num = _numerical_grad(lambda a: functional.max_pool2d(a, **kw), x, g)
-    np.testing.assert_allclose(functional.max_pool2d_backward(g, idx, x.shape), num,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        functional.max_pool2d_backward(g, idx, x.shape), num, rtol=1e-6, atol=1e-8
+    )
 
 
 # --- ties, NaN, -inf -----------------------------------------------------------------------
+
 
 def _first_pixel_indices(shape, kw):
     """For each window, the flat position of its first tap (row-major) inside the input."""
     _, _, h, w = shape
     (kh, kwd), (sh, sw), (ph, pw), (dh, dw) = (
         (v, v) if not isinstance(v, tuple) else v
-        for v in (kw["kernel_size"], kw["stride"] or kw["kernel_size"], kw["padding"],
-                  kw["dilation"]))
-    oh, ow = expected_shape(shape + (kw["kernel_size"], kw["stride"], kw["padding"],
-                                     kw["dilation"], kw["ceil_mode"]))[2:]
+        for v in (
+            kw["kernel_size"],
+            kw["stride"] or kw["kernel_size"],
+            kw["padding"],
+            kw["dilation"],
+        )
+    )
+    oh, ow = expected_shape(
+        shape
+        + (kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"], kw["ceil_mode"])
+    )[2:]
     first = np.empty((oh, ow), dtype=np.int64)
     for oy in range(oh):
         for ox in range(ow):
-            taps = [(oy * sh - ph + i * dh, ox * sw - pw + j * dw)
-                    for i in range(kh) for j in range(kwd)]
+            taps = [
+                (oy * sh - ph + i * dh, ox * sw - pw + j * dw)
+                for i in range(kh)
+                for j in range(kwd)
+            ]
             y, xx = next((y, xx) for y, xx in taps if 0 <= y < h and 0 <= xx < w)
             first[oy, ox] = y * w + xx
     return first
 
 
 @impls
-@pytest.mark.parametrize("name", ["overlapping", "padding-per-axis", "dilation-per-axis-ceil",
-                                  "ceil-window-past-input"])
+@pytest.mark.parametrize(
+    "name",
+    ["overlapping", "padding-per-axis", "dilation-per-axis-ceil", "ceil-window-past-input"],
+)
 def test_max_pool2d_constant_input_picks_first_pixel(impl, name, dtype):
     """All ties: each window picks its first input pixel; the gradient goes to it alone."""
     case = POOL_CASES[name]
     kw = max_kwargs(case)
     x = np.full(case[:4], -np.inf if name == "overlapping" else 1.5, dtype=dtype)
     out, idx = impl.max_pool2d(x, **kw, return_indices=True)
-    np.testing.assert_array_equal(out, np.full(out.shape, x.flat[0]))   # never padding
+    np.testing.assert_array_equal(out, np.full(out.shape, x.flat[0]))  # never padding
     first = _first_pixel_indices(case[:4], kw)
     np.testing.assert_array_equal(idx, np.broadcast_to(first, idx.shape))
     grad = impl.max_pool2d_backward(np.ones_like(out), idx, x.shape)
@@ -398,8 +478,8 @@ def test_max_pool2d_constant_input_picks_first_pixel(impl, name, dtype):
 def test_max_pool2d_nan_propagates(impl, dtype):
     """A window holding NaN gives NaN, its index at the (last, as PyTorch) NaN."""
     x = np.arange(2 * 6 * 6, dtype=dtype).reshape(1, 2, 6, 6)
-    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan          # two NaNs in window (0, 0)
-    x[0, 1, 5, 5] = np.nan                          # bottom-right window of plane 1
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # two NaNs in window (0, 0)
+    x[0, 1, 5, 5] = np.nan  # bottom-right window of plane 1
     out, idx = impl.max_pool2d(x, 2, return_indices=True)
     assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 1 * 6 + 0
     assert np.isnan(out[0, 1, 2, 2]) and idx[0, 1, 2, 2] == 5 * 6 + 5
@@ -418,17 +498,21 @@ def test_nan_and_inf_match_torch(dtype, rng):
     x[rng.random(x.shape) < 0.1] = -np.inf
     x[rng.random(x.shape) < 0.05] = np.inf
     x[0, 1] = -np.inf
-    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-               dict(kernel_size=(2, 3), stride=1, padding=1, dilation=(2, 1))):
-        out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), **kw,
-                                                      return_indices=True)
+    for kw in (
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=(2, 3), stride=1, padding=1, dilation=(2, 1)),
+    ):
+        out_t, idx_t = torch.nn.functional.max_pool2d(
+            torch.tensor(x), **kw, return_indices=True
+        )
         for impl in IMPLS.values():
             out, idx = impl.max_pool2d(x, **kw, return_indices=True)
-            np.testing.assert_array_equal(out, out_t.numpy())        # NaN == NaN here
+            np.testing.assert_array_equal(out, out_t.numpy())  # NaN == NaN here
             np.testing.assert_array_equal(idx, idx_t.numpy())
         avg_t = torch.nn.functional.avg_pool2d(torch.tensor(x), 3, 2, 1, True)
         np.testing.assert_array_equal(functional.avg_pool2d(x, 3, 2, 1, True), avg_t.numpy())
-    x[1, 2, :4, :4] = 0                           # windows whose x**p sums to zero
+    x[1, 2, :4, :4] = 0  # windows whose x**p sums to zero
     for p in (1, 2, 3, 1.5):
         xt = torch.tensor(x, requires_grad=True)
         out_t = torch.nn.functional.lp_pool2d(xt, p, (2, 3), 2, True)
@@ -439,17 +523,19 @@ def test_nan_and_inf_match_torch(dtype, rng):
             grad = impl.lp_pool2d_backward(g, x, p, (2, 3), 2, True)
             for got, want in ((out, out_t.detach().numpy()), (grad, xt.grad.numpy())):
                 np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
-                np.testing.assert_array_equal(got[~np.isfinite(want)],
-                                              want[~np.isfinite(want)])   # NaN, +-inf
-                _assert_torch_close(got[np.isfinite(want)], want[np.isfinite(want)], dtype,
-                                    f"p={p}")
+                np.testing.assert_array_equal(
+                    got[~np.isfinite(want)], want[~np.isfinite(want)]
+                )  # NaN, +-inf
+                _assert_torch_close(
+                    got[np.isfinite(want)], want[np.isfinite(want)], dtype, f"p={p}"
+                )
 
 
 # --- threads, out-of-range indices ------------------------------------------------------
 
 
 def test_pooling_is_the_same_on_any_thread_count(monkeypatch, rng):
-    monkeypatch.setattr(functional, "POOL_GRAIN", 1)    # small inputs still get threads
+    monkeypatch.setattr(functional, "POOL_GRAIN", 1)  # small inputs still get threads
     x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
     saved = pycnn.get_num_threads()
     try:
@@ -457,9 +543,15 @@ def test_pooling_is_the_same_on_any_thread_count(monkeypatch, rng):
         for n in (1, 2, 3):
             pycnn.set_num_threads(n)
             out, idx = functional.max_pool2d(x, 3, 2, 1, return_indices=True)
-            results.append((out, idx, functional.max_pool2d_backward(out, idx, x.shape),
-                            functional.avg_pool2d(x, 2, 1, 1),
-                            functional.avg_pool2d_backward(out, x.shape, 3, 2, 1)))
+            results.append(
+                (
+                    out,
+                    idx,
+                    functional.max_pool2d_backward(out, idx, x.shape),
+                    functional.avg_pool2d(x, 2, 1, 1),
+                    functional.avg_pool2d_backward(out, x.shape, 3, 2, 1),
+                )
+            )
     finally:
         pycnn.set_num_threads(saved)
     for other in results[1:]:
@@ -472,15 +564,20 @@ def test_max_pool2d_backward_refuses_indices_outside_the_plane(impl, rng):
     """Out-of-range indices raise ValueError and never write out of bounds."""
     x = rng.standard_normal((2, 3, 4, 4))
     out, idx = functional.max_pool2d(x, 2, return_indices=True)
-    for bad, shown in ((16, r"\[0, 16\]"), (-1, r"\[-1, 15\]"),
-                       (2**40, r"\[0, 1099511627776\]")):
+    for bad, shown in (
+        (16, r"\[0, 16\]"),
+        (-1, r"\[-1, 15\]"),
+        (2**40, r"\[0, 1099511627776\]"),
+    ):
         wrong = idx.copy()
         wrong[1, 2, 1, 1] = bad
         wrong[0, 0, 0, 0] = 0
         wrong[1, 1, 0, 0] = 15
-        with pytest.raises(ValueError, match=r"`indices` must be flat positions in "
-                           r"\[0, H\*W\) = \[0, 16\) of an input plane. Received: values in "
-                           + shown):
+        with pytest.raises(
+            ValueError,
+            match=r"`indices` must be flat positions in "
+            r"\[0, H\*W\) = \[0, 16\) of an input plane. Received: values in " + shown,
+        ):
             impl.max_pool2d_backward(out, wrong, x.shape)
 
 
@@ -488,10 +585,12 @@ def test_max_pool2d_backward_refuses_indices_outside_the_plane(impl, rng):
 
 LAYERS = {
     "max": lambda backend: pycnn.MaxPool2d(3, 2, 1, ceil_mode=True, backend=backend),
-    "max-dilated": lambda backend: pycnn.MaxPool2d((2, 3), (2, 1), 1, dilation=(2, 1),
-                                                   backend=backend),
-    "avg": lambda backend: pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
-                                           backend=backend),
+    "max-dilated": lambda backend: pycnn.MaxPool2d(
+        (2, 3), (2, 1), 1, dilation=(2, 1), backend=backend
+    ),
+    "avg": lambda backend: pycnn.AvgPool2d(
+        3, 2, 1, ceil_mode=True, count_include_pad=False, backend=backend
+    ),
     "avg-divisor": lambda backend: pycnn.AvgPool2d(2, divisor_override=3, backend=backend),
     "lp": lambda backend: pycnn.LPPool2d(2, (2, 3), 1, backend=backend),
 }
@@ -517,25 +616,28 @@ def test_pool_layers_wrap_functional(rng):
     layer = pycnn.MaxPool2d(3, 2, 1, ceil_mode=True)
     out, idx = functional.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
     np.testing.assert_array_equal(layer(x), out)
-    np.testing.assert_array_equal(layer.backward(g),
-                                  functional.max_pool2d_backward(g, idx, x.shape))
+    np.testing.assert_array_equal(
+        layer.backward(g), functional.max_pool2d_backward(g, idx, x.shape)
+    )
     layer = pycnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
     kw = dict(ceil_mode=True, count_include_pad=False)
     np.testing.assert_array_equal(layer(x), functional.avg_pool2d(x, 3, 2, 1, **kw))
-    np.testing.assert_array_equal(layer.backward(g),
-                                  functional.avg_pool2d_backward(g, x.shape, 3, 2, 1, **kw))
+    np.testing.assert_array_equal(
+        layer.backward(g), functional.avg_pool2d_backward(g, x.shape, 3, 2, 1, **kw)
+    )
     layer = pycnn.LPPool2d(3, (2, 3), (2, 1), ceil_mode=True)
     kw = dict(kernel_size=(2, 3), stride=(2, 1), ceil_mode=True)
     g = rng.standard_normal((2, 3, 4, 6))
     np.testing.assert_array_equal(layer(np.abs(x)), functional.lp_pool2d(np.abs(x), 3, **kw))
-    np.testing.assert_array_equal(layer.backward(g),
-                                  functional.lp_pool2d_backward(g, np.abs(x), 3, **kw))
+    np.testing.assert_array_equal(
+        layer.backward(g), functional.lp_pool2d_backward(g, np.abs(x), 3, **kw)
+    )
 
 
 @pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
 def test_pool_layer_numerical_gradient(make, rng):
     layer = make("compiled")
-    x = rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6) * 0.01 + 0.1     # no ties, > 0
+    x = rng.permutation(2 * 5 * 6).reshape(1, 2, 5, 6) * 0.01 + 0.1  # no ties, > 0
     g = rng.standard_normal(layer(x).shape)
     grad_x = layer.backward(g)
     num = _numerical_grad(layer.forward, x, g)
@@ -563,21 +665,26 @@ def test_pool_layer_misuse():
 
 def test_pool_layer_repr_shows_non_defaults():
     assert repr(pycnn.MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2))"
-    assert repr(pycnn.MaxPool2d((3, 2), 2, (1, 0), dilation=2, ceil_mode=True,
-                                backend="numpy")) == (
+    assert repr(
+        pycnn.MaxPool2d((3, 2), 2, (1, 0), dilation=2, ceil_mode=True, backend="numpy")
+    ) == (
         "MaxPool2d(kernel_size=(3, 2), stride=(2, 2), padding=(1, 0), dilation=(2, 2), "
-        "ceil_mode=True, backend='numpy')")
+        "ceil_mode=True, backend='numpy')"
+    )
     assert repr(pycnn.AvgPool2d(3)) == "AvgPool2d(kernel_size=(3, 3))"
     assert repr(pycnn.AvgPool2d(3, 1, 1, count_include_pad=False, divisor_override=4)) == (
         "AvgPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
-        "count_include_pad=False, divisor_override=4)")
+        "count_include_pad=False, divisor_override=4)"
+    )
     assert repr(pycnn.LPPool2d(2, 3)) == "LPPool2d(norm_type=2.0, kernel_size=(3, 3))"
     assert repr(pycnn.LPPool2d(1.5, (2, 3), 1, True)) == (
-        "LPPool2d(norm_type=1.5, kernel_size=(2, 3), stride=(1, 1), ceil_mode=True)")
+        "LPPool2d(norm_type=1.5, kernel_size=(2, 3), stride=(1, 1), ceil_mode=True)"
+    )
 
 
 def test_pool_layers_are_exported():
     import pycnn.layers as layers
+
     for name in ("MaxPool2d", "AvgPool2d", "LPPool2d"):
         assert name in pycnn.__all__ and name in layers.__all__
         assert getattr(pycnn, name) is getattr(layers, name)

@@ -1,4 +1,5 @@
 """The README's Python examples run as written (one namespace, in a scratch folder)."""
+
 import os
 import re
 
@@ -17,7 +18,7 @@ def _python_blocks():
 def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     blocks = _python_blocks()
     assert len(blocks) >= 3
-    monkeypatch.chdir(tmp_path)                  # the example saves digits_cnn.npz here
+    monkeypatch.chdir(tmp_path)  # the example saves digits_cnn.npz here
     namespace = {"__name__": "__readme__"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
@@ -38,25 +39,34 @@ def test_readme_pycnn_info_sample_has_the_current_format():
     """The `pycnn info` sample shows the lines `pycnn info` prints, in its order and in
     the form of their values (issue 12: the SIMD dispatch line had changed)."""
     from pycnn import _info
+
     with open(README, encoding="utf-8") as f:
         sample = re.search(r"```text\n\$ pycnn info\n(.*?)```", f.read(), flags=re.S).group(1)
     shown = dict(line.split(" : ", 1) for line in sample.splitlines())
     shown = {k.strip(): v for k, v in shown.items()}
     # lines that only the environment adds: PYCNN_SIMD set (as tools/verify_simd.py
     # runs the suite) adds "SIMD requested"
-    current = {k: v for k, v in _info.config().items()
-               if k not in ("environment", "SIMD requested")}
-    if not current["compiled extension"].startswith("loaded") \
-            or not current["OpenMP"].startswith("yes") or "unknown" in current["BLAS"] \
-            or "CPU SIMD support" not in current or current["build"] != shown["build"]:
-        pytest.skip("the sample is of an x86 Linux release build (not a debug or a "
-                    "sanitizer one) with the extension, OpenMP and threadpoolctl")
+    current = {
+        k: v for k, v in _info.config().items() if k not in ("environment", "SIMD requested")
+    }
+    if (
+        not current["compiled extension"].startswith("loaded")
+        or not current["OpenMP"].startswith("yes")
+        or "unknown" in current["BLAS"]
+        or "CPU SIMD support" not in current
+        or current["build"] != shown["build"]
+    ):
+        pytest.skip(
+            "the sample is of an x86 Linux release build (not a debug or a "
+            "sanitizer one) with the extension, OpenMP and threadpoolctl"
+        )
     assert list(shown) == list(current)
     for key, value in current.items():
         if key == "avx512 verified" and not value.startswith("yes"):
             # the sample is of a verified build; sources changed since the record (and
             # tools/verify_simd.py's own suite runs, before it writes one) say "no"
             assert shown[key].startswith("yes, on hardware") and value.startswith(
-                "no, not on hardware"), key
+                "no, not on hardware"
+            ), key
             continue
         assert _skeleton(shown[key]) == _skeleton(value), key

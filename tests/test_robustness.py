@@ -1,4 +1,5 @@
 """Hostile sizes, concurrent calls and repeated calls: errors, never crashes or leaks."""
+
 import sys
 import threading
 
@@ -22,26 +23,34 @@ def test_outputs_too_large_to_allocate_raise_before_writing():
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
-@pytest.mark.parametrize("padding, what, elements", [
-    (2**31 - 1, "The output", (2**32 - 1) ** 2),              # > 2**63 elements
-    (2**30, "The output", (2**31 + 1) ** 2),                  # > 2**62 elements: > 2**63 bytes
-])
+@pytest.mark.parametrize(
+    "padding, what, elements",
+    [
+        (2**31 - 1, "The output", (2**32 - 1) ** 2),  # > 2**63 elements
+        (2**30, "The output", (2**31 + 1) ** 2),  # > 2**62 elements: > 2**63 bytes
+    ],
+)
 def test_outputs_beyond_the_address_space_are_refused_with_one_message(
-        impl, padding, what, elements):
+    impl, padding, what, elements
+):
     """Sizes are multiplied as Python ints (no wrap-around) and checked before any
     allocation, with the same message from every backend."""
     x = np.zeros((1, 1, 1, 1), np.float32)
     w = np.zeros((1, 1, 1, 1), np.float32)
-    with pytest.raises(ValueError, match=f"^{what} would have {elements} elements, more "
-                                         "than an array can hold. Received: "):
+    with pytest.raises(
+        ValueError,
+        match=f"^{what} would have {elements} elements, more "
+        "than an array can hold. Received: ",
+    ):
         impl.conv2d(x, w, padding=padding)
 
 
 @pytest.mark.parametrize("impl", [functional, reference], ids=IDS[:2])
 def test_column_matrix_beyond_the_address_space_is_refused(impl):
     x = np.zeros((2, 3, 1, 1), np.float64)
-    with pytest.raises(ValueError, match=f"^The column matrix would have "
-                                         f"{2 * 3 * (2**32 - 1) ** 2} elements"):
+    with pytest.raises(
+        ValueError, match=f"^The column matrix would have {2 * 3 * (2**32 - 1) ** 2} elements"
+    ):
         impl.im2col(x, 1, padding=2**31 - 1)
 
 
@@ -53,7 +62,7 @@ def test_size_check_is_on_bytes_not_int32(monkeypatch):
 
     monkeypatch.setattr(_validation, "available_memory", lambda: MAX_ARRAY_BYTES)
 
-    check_array_size("A", (1, 2**16, 513, 513), 4, "")          # 2**34 elements
+    check_array_size("A", (1, 2**16, 513, 513), 4, "")  # 2**34 elements
     check_array_size("A", (MAX_ARRAY_BYTES // 8,), 8, "")
     with pytest.raises(ValueError, match=r"^A would have 1152921504606846976 elements"):
         check_array_size("A", (2**30, 2**30), 8, "")
@@ -74,17 +83,26 @@ def test_concurrent_calls_match_sequential_calls(rng):
     inputs = []
     for i, name in enumerate(["mixed", "3x3-pad1", "groups2", "dilation2"] * 2):
         x, w, b, kw = make_conv(CONV_CASES[name], np.float32, np.random.default_rng(i))
-        x = np.concatenate([x] * 4)               # several chunks' worth of work
-        g = np.random.default_rng(100 + i).standard_normal(
-            functional.conv2d(x, w, b, **kw).shape).astype(np.float32)
+        x = np.concatenate([x] * 4)  # several chunks' worth of work
+        g = (
+            np.random.default_rng(100 + i)
+            .standard_normal(functional.conv2d(x, w, b, **kw).shape)
+            .astype(np.float32)
+        )
         inputs.append((x, w, b, g, kw))
 
     def run(args):
         x, w, b, g, kw = args
-        cols = functional.im2col(x, w.shape[2:], kw["stride"], 0, 1) \
-            if kw["padding"] != "same" else None
-        return (functional.conv2d(x, w, b, **kw), functional.conv2d_backward(g, x, w, **kw),
-                cols)
+        cols = (
+            functional.im2col(x, w.shape[2:], kw["stride"], 0, 1)
+            if kw["padding"] != "same"
+            else None
+        )
+        return (
+            functional.conv2d(x, w, b, **kw),
+            functional.conv2d_backward(g, x, w, **kw),
+            cols,
+        )
 
     expected = [run(a) for a in inputs]
     results = [None] * len(inputs)
@@ -122,7 +140,7 @@ def test_error_paths_do_not_leak_references(rng):
 
 @pytest.mark.parametrize("impl", [functional, reference], ids=IDS[:2])
 def test_col2im_output_beyond_the_address_space_is_refused(impl):
-    side = 2**31 - 1                  # one block, the stride as large as the image
+    side = 2**31 - 1  # one block, the stride as large as the image
     cols = np.ones((1, 1, 1), np.float32)
     with pytest.raises(ValueError, match=f"^The output would have {side * side} elements"):
         impl.col2im(cols, (side, side), 1, stride=side)
@@ -138,17 +156,20 @@ def test_outputs_beyond_the_memory_available_raise_memory_error_first(impl, monk
     monkeypatch.setattr(_validation, "available_memory", lambda: 2**30)
     x = np.zeros((1, 1, 1, 1), np.float32)
     w = np.zeros((1, 1, 1, 1), np.float32)
-    with pytest.raises(MemoryError, match=r"^The output would need 4\.0 GiB \(4295229444 "
-                                          r"bytes\), more than the 1\.0 GiB of memory "
-                                          r"available\. Received: x\.shape=\(1, 1, 1, 1\)"):
-        impl.conv2d(x, w, padding=2**14)                   # 32769**2 floats
+    with pytest.raises(
+        MemoryError,
+        match=r"^The output would need 4\.0 GiB \(4295229444 "
+        r"bytes\), more than the 1\.0 GiB of memory "
+        r"available\. Received: x\.shape=\(1, 1, 1, 1\)",
+    ):
+        impl.conv2d(x, w, padding=2**14)  # 32769**2 floats
 
 
 def test_a_terabyte_output_is_refused_on_this_machine():
     from pycnn._validation import available_memory
 
     x = np.zeros((1, 1, 1, 1), np.float32)
-    nbytes = 4 * (2 * 2**19 + 1) ** 2                # ~4 TiB of float32
+    nbytes = 4 * (2 * 2**19 + 1) ** 2  # ~4 TiB of float32
     if available_memory() is None or available_memory() >= nbytes:
         pytest.skip("this machine has the memory")
     with pytest.raises(MemoryError, match=r"^The output would need 4096\.0 GiB"):
@@ -159,7 +180,7 @@ def test_a_huge_workspace_is_refused_before_allocating(monkeypatch):
     from pycnn import _validation
 
     monkeypatch.setattr(_validation, "MEMORY_CHECK_BYTES", 1)
-    x = np.zeros((1, 4, 100, 100), np.float32)          # columns of one image: 13 MB
+    x = np.zeros((1, 4, 100, 100), np.float32)  # columns of one image: 13 MB
     w = np.zeros((1, 4, 9, 9), np.float32)
     monkeypatch.setattr(_validation, "available_memory", lambda: 2**23)
     with pytest.raises(MemoryError, match="would need"):

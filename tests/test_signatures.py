@@ -15,6 +15,7 @@ These tests do:
   in the same order and the same defaults, and the stub has nothing more; so do the
   public module constants; and the compiled module's signatures are the stub's.
 """
+
 import ast
 import inspect
 import os
@@ -28,11 +29,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
 EXT = os.path.join(ROOT, "pycnn", "_ext")
-PXD, PYX, PYI = (os.path.join(EXT, name) for name in ("_csrc.pxd", "_kernels.pyx", "_kernels.pyi"))
+PXD, PYX, PYI = (
+    os.path.join(EXT, name) for name in ("_csrc.pxd", "_kernels.pyx", "_kernels.pyi")
+)
 
 needs_sources = pytest.mark.skipif(
     not all(os.path.isfile(p) for p in (PXD, PYX, PYI)) or not os.path.isdir(CSRC),
-    reason="needs the source tree (csrc/ and pycnn/_ext/*.pxd, *.pyx)")
+    reason="needs the source tree (csrc/ and pycnn/_ext/*.pxd, *.pyx)",
+)
 
 # qualifiers C allows in a declaration that the .pxd cannot or need not spell
 _IGNORED_WORDS = {"restrict", "__restrict", "__restrict__", "extern"}
@@ -58,8 +62,11 @@ def _preprocess(name):
     cc = _c_compiler()
     if cc is None:
         pytest.skip("no C compiler (gcc, clang or $CC) to expand the declare macros with")
-    proc = subprocess.run(cc + ["-E", "-std=c99", "-x", "c", "-I", CSRC,
-                                os.path.join(CSRC, name)], capture_output=True, text=True)
+    proc = subprocess.run(
+        cc + ["-E", "-std=c99", "-x", "c", "-I", CSRC, os.path.join(CSRC, name)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, f"{' '.join(cc)} -E {name} failed:\n{proc.stderr}"
     chunks, current = {}, None
     for line in proc.stdout.splitlines():
@@ -96,7 +103,9 @@ def _signature(ret, params):
 
 # a prototype or definition of a pycnn_ function: what comes after the previous
 # statement, the name, a parameter list without parentheses inside, then ';' or '{'
-_C_FUNCTION = re.compile(r"(?:^|(?<=[;{}]))\s*([^;{}()#]*?)\b(pycnn_\w+)\s*\(([^()]*)\)\s*([;{])")
+_C_FUNCTION = re.compile(
+    r"(?:^|(?<=[;{}]))\s*([^;{}()#]*?)\b(pycnn_\w+)\s*\(([^()]*)\)\s*([;{])"
+)
 
 
 def _c_functions(text, end):
@@ -105,7 +114,7 @@ def _c_functions(text, end):
     found = {}
     for ret, name, params, stop in _C_FUNCTION.findall(text):
         if stop != end or not ret.strip() or "static" in ret.split():
-            continue                    # a call (no type before it), or a file-local helper
+            continue  # a call (no type before it), or a file-local helper
         found[name] = _signature(ret, params)
     return found
 
@@ -138,8 +147,11 @@ def pxd_declarations():
         if block:
             header = block.group(1)
             continue
-        if not line.strip() or not line.startswith(" ") or line.strip().startswith(
-                ("enum", "ctypedef", "struct", "cdef enum")):
+        if (
+            not line.strip()
+            or not line.startswith(" ")
+            or line.strip().startswith(("enum", "ctypedef", "struct", "cdef enum"))
+        ):
             if line and not line.startswith(" "):
                 header = None
             continue
@@ -147,8 +159,9 @@ def pxd_declarations():
         while line.count("(") > line.count(")"):
             line += " " + lines[i].split("#", 1)[0].strip()
             i += 1
-        match = re.fullmatch(r"\s*(.+?)\b(pycnn_\w+)\s*\((.*)\)\s*(?:noexcept|nogil|except.*)?\s*",
-                             line)
+        match = re.fullmatch(
+            r"\s*(.+?)\b(pycnn_\w+)\s*\((.*)\)\s*(?:noexcept|nogil|except.*)?\s*", line
+        )
         assert match, f"_csrc.pxd: cannot read the declaration {line.strip()!r}"
         assert header is not None, f"_csrc.pxd: {match.group(2)} is outside a cdef extern block"
         found[match.group(2)] = (header, _signature(match.group(1), match.group(3)))
@@ -163,7 +176,7 @@ def _show(sig):
 @needs_sources
 def test_pxd_declares_every_header_function_as_the_header_does():
     headers, pxd = header_declarations(), pxd_declarations()
-    assert len(headers) >= 19, sorted(headers)       # 5 dispatch + 14 kernels, at least
+    assert len(headers) >= 19, sorted(headers)  # 5 dispatch + 14 kernels, at least
     problems = []
     for name, (header, sig) in sorted(headers.items()):
         if name not in pxd:
@@ -171,11 +184,14 @@ def test_pxd_declares_every_header_function_as_the_header_does():
             continue
         pxd_header, pxd_sig = pxd[name]
         if pxd_header != header:
-            problems.append(f"{name} is declared in {header} but _csrc.pxd puts it under "
-                            f'cdef extern from "{pxd_header}"')
+            problems.append(
+                f"{name} is declared in {header} but _csrc.pxd puts it under "
+                f'cdef extern from "{pxd_header}"'
+            )
         if pxd_sig != sig:
-            problems.append(f"{name}:\n  {header:<12}: {_show(sig)}\n  {'_csrc.pxd':<12}: "
-                            f"{_show(pxd_sig)}")
+            problems.append(
+                f"{name}:\n  {header:<12}: {_show(sig)}\n  {'_csrc.pxd':<12}: {_show(pxd_sig)}"
+            )
     for name in sorted(set(pxd) - set(headers)):
         problems.append(f"_csrc.pxd declares {name}, which no header in csrc/ declares")
     assert not problems, "\n".join(problems)
@@ -188,17 +204,22 @@ def test_c_definitions_have_the_parameter_names_of_their_declarations():
     for source in _sources(".c"):
         for name, sig in _c_functions(_preprocess(source).get(source, ""), "{").items():
             defined[name] = (source, sig)
-    problems = [f"{name} has no definition in csrc/*.c" for name in sorted(set(headers) - set(defined))]
+    problems = [
+        f"{name} has no definition in csrc/*.c" for name in sorted(set(headers) - set(defined))
+    ]
     for name, (source, sig) in sorted(defined.items()):
         if name not in headers:
             problems.append(f"{source} defines {name}, which no header declares")
         elif sig != headers[name][1]:
-            problems.append(f"{name}:\n  {headers[name][0]:<14}: {_show(headers[name][1])}\n"
-                            f"  {source:<14}: {_show(sig)}")
+            problems.append(
+                f"{name}:\n  {headers[name][0]:<14}: {_show(headers[name][1])}\n"
+                f"  {source:<14}: {_show(sig)}"
+            )
     assert not problems, "\n".join(problems)
 
 
 # --- the .pyx wrappers and their stub ------------------------------------------------
+
 
 def _split_top_level(text):
     """Split on commas outside brackets: 'floating[:, ::1] x, int n=1' -> 2 parts."""
@@ -217,13 +238,13 @@ def pyx_defs():
     """{name: ((param, default or None), ...)} of the module-level `def`s in the .pyx."""
     source = "\n".join(line.split("#", 1)[0] for line in _read(PYX).splitlines())
     found = {}
-    for name, params in re.findall(r"^def (\w+)\((.*?)\)\s*(?:->[^:]*)?:", source,
-                                   flags=re.S | re.M):
+    for name, params in re.findall(
+        r"^def (\w+)\((.*?)\)\s*(?:->[^:]*)?:", source, flags=re.S | re.M
+    ):
         args = []
         for part in _split_top_level(params):
             decl, _, default = part.partition("=")
-            args.append((re.search(r"\**\w+$", decl.strip()).group(0),
-                         default.strip() or None))
+            args.append((re.search(r"\**\w+$", decl.strip()).group(0), default.strip() or None))
         found[name] = tuple(args)
     return found
 
@@ -244,12 +265,15 @@ def pyi_defs():
             a = node.args
             positional = a.posonlyargs + a.args
             defaults = [None] * (len(positional) - len(a.defaults)) + [
-                ast.unparse(d) for d in a.defaults]
+                ast.unparse(d) for d in a.defaults
+            ]
             args = list(zip((p.arg for p in positional), defaults))
             if a.vararg:
                 args.append(("*" + a.vararg.arg, None))
-            args += [(k.arg, None if d is None else ast.unparse(d))
-                     for k, d in zip(a.kwonlyargs, a.kw_defaults)]
+            args += [
+                (k.arg, None if d is None else ast.unparse(d))
+                for k, d in zip(a.kwonlyargs, a.kw_defaults)
+            ]
             if a.kwarg:
                 args.append(("**" + a.kwarg.arg, None))
             found[node.name] = tuple(args)
@@ -257,8 +281,11 @@ def pyi_defs():
 
 
 def pyi_constants():
-    return {node.target.id for node in _stub().body
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    return {
+        node.target.id
+        for node in _stub().body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
 
 
 def _public(names):
@@ -269,12 +296,18 @@ def _public(names):
 def test_pyi_stubs_every_pyx_def_with_the_same_parameters():
     pyx, pyi = pyx_defs(), pyi_defs()
     assert len(_public(pyx)) >= 18, sorted(pyx)
-    problems = [f"_kernels.pyi has no stub for def {name}" for name in sorted(_public(pyx) - set(pyi))]
-    problems += [f"_kernels.pyi stubs {name}, which _kernels.pyx does not define"
-                 for name in sorted(set(pyi) - set(pyx))]
+    problems = [
+        f"_kernels.pyi has no stub for def {name}" for name in sorted(_public(pyx) - set(pyi))
+    ]
+    problems += [
+        f"_kernels.pyi stubs {name}, which _kernels.pyx does not define"
+        for name in sorted(set(pyi) - set(pyx))
+    ]
     for name in sorted(_public(pyx) & set(pyi)):
         if pyx[name] != pyi[name]:
-            problems.append(f"{name}:\n  _kernels.pyx: {pyx[name]}\n  _kernels.pyi: {pyi[name]}")
+            problems.append(
+                f"{name}:\n  _kernels.pyx: {pyx[name]}\n  _kernels.pyi: {pyi[name]}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -282,7 +315,9 @@ def test_pyi_stubs_every_pyx_def_with_the_same_parameters():
 def test_pyi_declares_every_public_pyx_constant():
     pyx, pyi = pyx_constants(), pyi_constants()
     assert "DIRECT_VECTOR_BYTES" in pyx and "SIMD_TARGETS" in pyx
-    assert pyx == pyi, f"only in _kernels.pyx: {sorted(pyx - pyi)}; only in the .pyi: {sorted(pyi - pyx)}"
+    assert pyx == pyi, (
+        f"only in _kernels.pyx: {sorted(pyx - pyi)}; only in the .pyi: {sorted(pyi - pyx)}"
+    )
 
 
 @needs_sources
@@ -298,9 +333,11 @@ def test_compiled_module_has_the_stub_signatures():
         try:
             sig = inspect.signature(func)
         except (TypeError, ValueError):
-            continue                    # not introspectable (a non-binding build)
-        got = tuple((p.name, None if p.default is p.empty else repr(p.default))
-                    for p in sig.parameters.values())
+            continue  # not introspectable (a non-binding build)
+        got = tuple(
+            (p.name, None if p.default is p.empty else repr(p.default))
+            for p in sig.parameters.values()
+        )
         assert got == params, f"{name}: compiled {got}, stub {params}"
         checked += 1
     if checked == 0:

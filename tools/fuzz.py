@@ -19,6 +19,7 @@ for fails. Prints a summary line per variant with the number of cases run, crash
 disagreements, and which variants ran; exits 1 if there was any crash, disagreement or
 wrong variant. ``--json PATH`` writes the counts per variant.
 """
+
 import argparse
 import collections
 import ctypes
@@ -32,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
-CRASH_ENV = "PYCNN_FUZZ_SELF_TEST_CRASH"     # set by --self-test-crash for batch 0
+CRASH_ENV = "PYCNN_FUZZ_SELF_TEST_CRASH"  # set by --self-test-crash for batch 0
 # A case that asks for an absurd buffer must fail with MemoryError, not make the kernel
 # kill the process (or the machine) for lack of memory: cap the address space.
 ADDRESS_SPACE_BYTES = 8 * 2**30
@@ -46,6 +47,7 @@ def batch_seed(seed, index):
 
 # --- child: one batch, in its own interpreter ------------------------------------------
 
+
 def run_batch(seed, count, progress_path):
     """Run `count` cases drawn with hypothesis seed `seed`; return a JSON-able summary.
 
@@ -53,11 +55,10 @@ def run_batch(seed, count, progress_path):
     interpreter dies the parent can say which case killed it.
     """
     sys.path.insert(0, TESTS)
+    import fuzz_cases
     import numpy as np
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
-
-    import fuzz_cases
 
     outcomes = collections.Counter()
     disagreements = []
@@ -66,8 +67,14 @@ def run_batch(seed, count, progress_path):
     progress = open(progress_path, "w")
 
     @hypothesis_seed(seed)
-    @settings(max_examples=count, database=None, deadline=None, derandomize=False,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzz_cases.cases())
     def one_case(case):
         number = sum(outcomes.values())
@@ -76,7 +83,7 @@ def run_batch(seed, count, progress_path):
         progress.truncate()
         progress.flush()
         if number == crash_at:
-            ctypes.string_at(0)                 # --self-test-crash: a real segfault
+            ctypes.string_at(0)  # --self-test-crash: a real segfault
         try:
             outcomes[fuzz_cases.check_case(case)] += 1
         except fuzz_cases.Disagreement as exc:
@@ -86,13 +93,18 @@ def run_batch(seed, count, progress_path):
 
     with np.errstate(all="ignore"):
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             one_case()
     progress.close()
     from pycnn._ext import _kernels
-    return {"outcomes": dict(outcomes), "disagreements": disagreements,
-            "simd": _kernels.simd_target()}
+
+    return {
+        "outcomes": dict(outcomes),
+        "disagreements": disagreements,
+        "simd": _kernels.simd_target(),
+    }
 
 
 def child_main(args):
@@ -105,6 +117,7 @@ def child_main(args):
 
 
 # --- parent: batches in subprocesses -----------------------------------------------------
+
 
 def _describe_exit(returncode):
     if returncode < 0:
@@ -119,16 +132,28 @@ def launch(args, index, count, workdir, simd=None):
     """Run batch `index` in a subprocess, with PYCNN_SIMD=`simd` unless None; return
     (index, count, result dict or None, failure text or None)."""
     progress = os.path.join(workdir, f"batch{index}-{simd}.progress")
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--seed", str(args.seed),
-           "--first-batch", str(index), "--cases", str(count), "--progress", progress]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        "--seed",
+        str(args.seed),
+        "--first-batch",
+        str(index),
+        "--cases",
+        str(count),
+        "--progress",
+        progress,
+    ]
     env = dict(os.environ)
     if simd is not None:
         env["PYCNN_SIMD"] = simd
     if args.self_test_crash and index == args.first_batch:
         env[CRASH_ENV] = "1"
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                              timeout=args.timeout)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=args.timeout
+        )
         failure = None if proc.returncode == 0 else _describe_exit(proc.returncode)
         stdout, stderr = proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
@@ -148,8 +173,10 @@ def launch(args, index, count, workdir, simd=None):
             with open(progress) as f:
                 last = f.read().strip()
         tail = "\n".join(stderr.strip().splitlines()[-15:])
-        failure = (f"batch {index} (hypothesis seed {batch_seed(args.seed, index)}) "
-                   f"{failure} during {last or 'start-up'}\n{tail}")
+        failure = (
+            f"batch {index} (hypothesis seed {batch_seed(args.seed, index)}) "
+            f"{failure} during {last or 'start-up'}\n{tail}"
+        )
     return index, count, result, failure
 
 
@@ -158,15 +185,23 @@ def main(argv=None):
     parser.add_argument("--cases", type=int, default=2000, help="total number of cases")
     parser.add_argument("--batch", type=int, default=500, help="cases per subprocess")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--first-batch", type=int, default=0,
-                        help="index of the first batch (to replay one)")
+    parser.add_argument(
+        "--first-batch", type=int, default=0, help="index of the first batch (to replay one)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="batches run at once")
-    parser.add_argument("--timeout", type=float, default=900,
-                        help="seconds a batch may take before it counts as hung")
-    parser.add_argument("--simd", default=None,
-                        help="SIMD variant to force (baseline, avx2, avx512), or 'all': "
-                             "each variant this CPU can run, in turn (default: as "
-                             "PYCNN_SIMD or pycnn's default)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds a batch may take before it counts as hung",
+    )
+    parser.add_argument(
+        "--simd",
+        default=None,
+        help="SIMD variant to force (baseline, avx2, avx512), or 'all': "
+        "each variant this CPU can run, in turn (default: as "
+        "PYCNN_SIMD or pycnn's default)",
+    )
     parser.add_argument("--json", help="write the counts per variant to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--progress", help=argparse.SUPPRESS)
@@ -180,6 +215,7 @@ def main(argv=None):
 
     import pycnn
     from pycnn._ext import _kernels
+
     if args.simd is None:
         variants = [None]
     elif args.simd == "all":
@@ -187,21 +223,28 @@ def main(argv=None):
     elif args.simd in _kernels.simd_supported():
         variants = [args.simd]
     else:
-        parser.error(f"--simd {args.simd}: not a variant this CPU and build can run "
-                     f"({', '.join(_kernels.simd_supported())}, or all)")
-    print(f"fuzz: pycnn {pycnn.__version__} from {os.path.dirname(pycnn.__file__)}; "
-          f"{args.cases} cases, {args.batch} a batch, seed {args.seed}; SIMD variants: "
-          f"{', '.join(v or 'default' for v in variants)} (this CPU can run "
-          f"{', '.join(_kernels.simd_supported())}; default {_kernels.simd_default()})",
-          flush=True)
+        parser.error(
+            f"--simd {args.simd}: not a variant this CPU and build can run "
+            f"({', '.join(_kernels.simd_supported())}, or all)"
+        )
+    print(
+        f"fuzz: pycnn {pycnn.__version__} from {os.path.dirname(pycnn.__file__)}; "
+        f"{args.cases} cases, {args.batch} a batch, seed {args.seed}; SIMD variants: "
+        f"{', '.join(v or 'default' for v in variants)} (this CPU can run "
+        f"{', '.join(_kernels.simd_supported())}; default {_kernels.simd_default()})",
+        flush=True,
+    )
     summary, failed = {}, False
     for simd in variants:
         counts = run_variant(args, simd)
         failed |= bool(counts["crashes"] or counts["disagreements"] or counts["wrong variant"])
         for name in counts["ran"]:
             summary[name] = counts
-    print(f"fuzz: SIMD variants exercised: "
-          + ", ".join(f"{name} {c['cases']} cases" for name, c in summary.items()), flush=True)
+    print(
+        "fuzz: SIMD variants exercised: "
+        + ", ".join(f"{name} {c['cases']} cases" for name, c in summary.items()),
+        flush=True,
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"seed": args.seed, "variants": summary}, f, indent=1)
@@ -212,6 +255,7 @@ def run_variant(args, simd):
     """Run every batch with PYCNN_SIMD=`simd` (None: unchanged); print and return the
     counts, with the variants the subprocesses reported running."""
     import tempfile
+
     sizes = [min(args.batch, args.cases - start) for start in range(0, args.cases, args.batch)]
     batches = [(args.first_batch + i, n) for i, n in enumerate(sizes)]
     outcomes, crashes, reports, ran, wrong = collections.Counter(), [], [], set(), 0
@@ -228,23 +272,35 @@ def run_variant(args, simd):
             ran.add(result["simd"])
             if simd is not None and result["simd"] != simd:
                 wrong += 1
-                print(f"WRONG VARIANT: batch {index} ran {result['simd']}, not {simd}",
-                      flush=True)
+                print(
+                    f"WRONG VARIANT: batch {index} ran {result['simd']}, not {simd}", flush=True
+                )
             for text in result["disagreements"]:
                 reports.append(text)
-                print(f"DISAGREEMENT in batch {index} (hypothesis seed "
-                      f"{batch_seed(args.seed, index)}): {text}", flush=True)
+                print(
+                    f"DISAGREEMENT in batch {index} (hypothesis seed "
+                    f"{batch_seed(args.seed, index)}): {text}",
+                    flush=True,
+                )
     elapsed = time.perf_counter() - start
     total = sum(outcomes.values())
-    detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())
-                       if k != "disagreement")
-    print(f"fuzz: [{'/'.join(sorted(ran)) or simd or 'default'}] {total} cases run in "
-          f"{len(batches)} subprocesses, {elapsed:.1f} s "
-          f"({detail}); crashes {len(crashes)}, disagreements "
-          f"{outcomes['disagreement']}", flush=True)
-    return {"cases": total, "outcomes": dict(outcomes), "crashes": len(crashes),
-            "disagreements": outcomes["disagreement"], "wrong variant": wrong,
-            "ran": sorted(ran), "seconds": round(elapsed, 1)}
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k != "disagreement")
+    print(
+        f"fuzz: [{'/'.join(sorted(ran)) or simd or 'default'}] {total} cases run in "
+        f"{len(batches)} subprocesses, {elapsed:.1f} s "
+        f"({detail}); crashes {len(crashes)}, disagreements "
+        f"{outcomes['disagreement']}",
+        flush=True,
+    )
+    return {
+        "cases": total,
+        "outcomes": dict(outcomes),
+        "crashes": len(crashes),
+        "disagreements": outcomes["disagreement"],
+        "wrong variant": wrong,
+        "ran": sorted(ran),
+        "seconds": round(elapsed, 1),
+    }
 
 
 if __name__ == "__main__":

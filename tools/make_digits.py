@@ -10,6 +10,7 @@ set (E. Alpaydin, C. Kaynak, 1998; CC BY 4.0), as scikit-learn's
 
 The argument is that wheel (or any zip holding the CSV) or the `digits.csv.gz` itself.
 """
+
 import argparse
 import gzip
 import hashlib
@@ -30,8 +31,9 @@ def read_csv_gz(path):
     else:
         with open(path, "rb") as f:
             raw = f.read()
-    table = np.loadtxt(io.StringIO(gzip.decompress(raw).decode("ascii")),
-                       delimiter=",", dtype=np.int64)
+    table = np.loadtxt(
+        io.StringIO(gzip.decompress(raw).decode("ascii")), delimiter=",", dtype=np.int64
+    )
     if table.shape != (1797, 65):
         raise SystemExit(f"expected 1797 rows of 64 pixels + label, got {table.shape}")
     images, labels = table[:, :64], table[:, 64]
@@ -48,9 +50,11 @@ def main():
     images, labels = read_csv_gz(args.source)
     np.savez_compressed(args.output, images=images, labels=labels)
     digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
-    print(f"wrote {os.path.normpath(args.output)}: images {images.shape} {images.dtype}, "
-          f"labels {labels.shape} {labels.dtype}, class counts "
-          f"{np.bincount(labels).tolist()}, sha256(images+labels)={digest}")
+    print(
+        f"wrote {os.path.normpath(args.output)}: images {images.shape} {images.dtype}, "
+        f"labels {labels.shape} {labels.dtype}, class counts "
+        f"{np.bincount(labels).tolist()}, sha256(images+labels)={digest}"
+    )
 
 
 if __name__ == "__main__":

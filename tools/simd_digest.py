@@ -15,6 +15,7 @@ endings are normalised, so a checkout with CRLF gives the same digest.
 
     python tools/simd_digest.py          prints the digest of this tree's sources
 """
+
 import glob
 import hashlib
 import os
@@ -27,9 +28,13 @@ _EXCLUDED = ("test_csrc.c",)
 def source_files(root):
     """The sources covered, relative to `root`, in a fixed order."""
     paths = glob.glob(os.path.join(root, "csrc", "*.c")) + glob.glob(
-        os.path.join(root, "csrc", "*.h"))
-    names = sorted(os.path.relpath(p, root).replace(os.sep, "/") for p in paths
-                   if os.path.basename(p) not in _EXCLUDED)
+        os.path.join(root, "csrc", "*.h")
+    )
+    names = sorted(
+        os.path.relpath(p, root).replace(os.sep, "/")
+        for p in paths
+        if os.path.basename(p) not in _EXCLUDED
+    )
     if not names:
         raise FileNotFoundError(f"no C sources under {os.path.join(root, 'csrc')}")
     return names

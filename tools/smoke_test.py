@@ -12,6 +12,7 @@ the source tree:
 
 Exits non-zero, saying what failed, on the first problem.
 """
+
 import argparse
 import os
 import shutil
@@ -35,8 +36,10 @@ def close(got, want, dtype, what):
     check(got.dtype == want.dtype, f"{what}: dtype {got.dtype} != reference {want.dtype}")
     scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
     err = float(np.max(np.abs(got - want))) if want.size else 0.0
-    check(err <= TOL[dtype] * scale,
-          f"{what} ({np.dtype(dtype).name}): max abs difference {err:.3g} from the reference")
+    check(
+        err <= TOL[dtype] * scale,
+        f"{what} ({np.dtype(dtype).name}): max abs difference {err:.3g} from the reference",
+    )
 
 
 def under(path, root):
@@ -49,11 +52,15 @@ def check_import():
     from pycnn import functional
     from pycnn._ext import _kernels
 
-    check(not under(pycnn.__file__, SOURCE_ROOT),
-          f"pycnn was imported from the source tree ({pycnn.__file__}): run this script "
-          "from another folder against an installed pycnn")
-    check(not under(_kernels.__file__, SOURCE_ROOT),
-          f"the compiled extension was loaded from the source tree ({_kernels.__file__})")
+    check(
+        not under(pycnn.__file__, SOURCE_ROOT),
+        f"pycnn was imported from the source tree ({pycnn.__file__}): run this script "
+        "from another folder against an installed pycnn",
+    )
+    check(
+        not under(_kernels.__file__, SOURCE_ROOT),
+        f"the compiled extension was loaded from the source tree ({_kernels.__file__})",
+    )
     check(functional._kernels is _kernels, "pycnn.functional does not use pycnn._ext._kernels")
     print(f"pycnn {pycnn.__version__} from {os.path.dirname(pycnn.__file__)}")
     print(f"compiled extension {_kernels.__file__}")
@@ -70,17 +77,22 @@ def check_conv(functional, reference, rng):
         out = functional.conv2d(x, w, b, **kwargs)
         close(out, reference.conv2d(x, w, b, **kwargs), dtype, "conv2d")
         g = rng.standard_normal(out.shape).astype(dtype)
-        for got, want, name in zip(functional.conv2d_backward(g, x, w, **kwargs),
-                                   reference.conv2d_backward(g, x, w, **kwargs),
-                                   ("grad_x", "grad_weight", "grad_bias")):
+        for got, want, name in zip(
+            functional.conv2d_backward(g, x, w, **kwargs),
+            reference.conv2d_backward(g, x, w, **kwargs),
+            ("grad_x", "grad_weight", "grad_bias"),
+        ):
             close(got, want, dtype, f"conv2d_backward {name}")
     print("conv2d, conv2d_backward: compiled == reference (float32, float64)")
 
 
 def check_pooling(functional, reference, rng):
     """The pooling ops pycnn.functional has (none before they land): vs the reference."""
-    names = [n for n in ("max_pool2d", "max_pool2d_backward", "avg_pool2d",
-                         "avg_pool2d_backward") if hasattr(functional, n)]
+    names = [
+        n
+        for n in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
+        if hasattr(functional, n)
+    ]
     if not names:
         print("pooling: not in this pycnn.functional, skipped")
         return
@@ -96,20 +108,28 @@ def check_pooling(functional, reference, rng):
             check(np.array_equal(idx, ref_idx), "max_pool2d indices differ from the reference")
             if "max_pool2d_backward" in names:
                 g = rng.standard_normal(out.shape).astype(dtype)
-                close(functional.max_pool2d_backward(g, idx, x.shape),
-                      reference.max_pool2d_backward(g, ref_idx, x.shape), dtype,
-                      "max_pool2d_backward")
+                close(
+                    functional.max_pool2d_backward(g, idx, x.shape),
+                    reference.max_pool2d_backward(g, ref_idx, x.shape),
+                    dtype,
+                    "max_pool2d_backward",
+                )
         if "avg_pool2d" in names:
             out = functional.avg_pool2d(x, **geo, count_include_pad=False)
-            close(out, reference.avg_pool2d(x, **geo, count_include_pad=False), dtype,
-                  "avg_pool2d")
+            close(
+                out,
+                reference.avg_pool2d(x, **geo, count_include_pad=False),
+                dtype,
+                "avg_pool2d",
+            )
             if "avg_pool2d_backward" in names:
                 g = rng.standard_normal(out.shape).astype(dtype)
-                close(functional.avg_pool2d_backward(g, x.shape, **geo,
-                                                     count_include_pad=False),
-                      reference.avg_pool2d_backward(g, x.shape, **geo,
-                                                    count_include_pad=False),
-                      dtype, "avg_pool2d_backward")
+                close(
+                    functional.avg_pool2d_backward(g, x.shape, **geo, count_include_pad=False),
+                    reference.avg_pool2d_backward(g, x.shape, **geo, count_include_pad=False),
+                    dtype,
+                    "avg_pool2d_backward",
+                )
     print(f"{', '.join(names)}: compiled == reference (float32, float64)")
 
 
@@ -125,10 +145,17 @@ def pycnn_command():
 
 
 def run_info(command, **env):
-    proc = subprocess.run([command, "info"], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, **env))
-    check(proc.returncode == 0, f"`pycnn info` exited {proc.returncode}:\n"
-                                f"{proc.stdout}{proc.stderr}")
+    proc = subprocess.run(
+        [command, "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **env),
+    )
+    check(
+        proc.returncode == 0,
+        f"`pycnn info` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}",
+    )
     fields = {}
     for line in proc.stdout.splitlines():
         key, sep, value = line.partition(" : ")
@@ -141,25 +168,41 @@ def check_info(pycnn, kernels, expect_openmp):
     command = pycnn_command()
     out, fields = run_info(command)
     print(f"\n$ {command} info\n{out}")
-    for label in ("pycnn", "compiled extension", "build", "OpenMP", "pycnn threads",
-                  "SIMD dispatch", "NumPy", "BLAS", "Python"):
+    for label in (
+        "pycnn",
+        "compiled extension",
+        "build",
+        "OpenMP",
+        "pycnn threads",
+        "SIMD dispatch",
+        "NumPy",
+        "BLAS",
+        "Python",
+    ):
         check(label in fields, f"`pycnn info` has no {label!r} line")
-    check(fields["pycnn"].startswith(pycnn.__version__ + " "),
-          f"`pycnn info` version {fields['pycnn']!r} != {pycnn.__version__}")
-    check(fields["compiled extension"] == f"loaded ({os.path.abspath(kernels.__file__)})",
-          f"`pycnn info` compiled extension: {fields['compiled extension']!r}")
+    check(
+        fields["pycnn"].startswith(pycnn.__version__ + " "),
+        f"`pycnn info` version {fields['pycnn']!r} != {pycnn.__version__}",
+    )
+    check(
+        fields["compiled extension"] == f"loaded ({os.path.abspath(kernels.__file__)})",
+        f"`pycnn info` compiled extension: {fields['compiled extension']!r}",
+    )
     check(fields["build"].startswith("release"), f"not a release build: {fields['build']!r}")
     check(fields["NumPy"].startswith(np.__version__ + " "), "`pycnn info` NumPy version")
     openmp = fields["OpenMP"].split()[0]
-    check(openmp == ("yes" if kernels.openmp_enabled() else "no"),
-          f"`pycnn info` says OpenMP {openmp!r}, the extension says "
-          f"{kernels.openmp_enabled()}")
+    check(
+        openmp == ("yes" if kernels.openmp_enabled() else "no"),
+        f"`pycnn info` says OpenMP {openmp!r}, the extension says {kernels.openmp_enabled()}",
+    )
     if expect_openmp is not None:
         check(openmp == expect_openmp, f"expected OpenMP {expect_openmp}, got {openmp}")
     _, fields1 = run_info(command, PYCNN_NUM_THREADS="1")
     expected = "1" if kernels.openmp_enabled() else "1 (no OpenMP; 1 requested)"
-    check(fields1.get("pycnn threads") == expected,
-          f"PYCNN_NUM_THREADS=1 pycnn info: threads {fields1.get('pycnn threads')!r}")
+    check(
+        fields1.get("pycnn threads") == expected,
+        f"PYCNN_NUM_THREADS=1 pycnn info: threads {fields1.get('pycnn threads')!r}",
+    )
     print("pycnn info: fields present and true; PYCNN_NUM_THREADS=1 gives 1 thread")
     check_bundled_openmp(pycnn, kernels)
 
@@ -167,26 +210,35 @@ def check_info(pycnn, kernels, expect_openmp):
 def check_bundled_openmp(pycnn, kernels):
     """A repaired wheel carries its OpenMP runtime in pycnn.libs/: that copy must be the
     one loaded (Linux: /proc/self/maps)."""
-    libs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__))),
-                        "pycnn.libs")
-    if not (kernels.openmp_enabled() and os.path.isdir(libs)
-            and os.path.exists("/proc/self/maps")):
+    libs = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__))), "pycnn.libs"
+    )
+    if not (
+        kernels.openmp_enabled() and os.path.isdir(libs) and os.path.exists("/proc/self/maps")
+    ):
         return
     from pycnn._info import _loaded_openmp_runtimes
 
     loaded = _loaded_openmp_runtimes()
-    check(any(under(path, libs) for path in loaded),
-          f"the wheel bundles {os.listdir(libs)} but the OpenMP runtime loaded is {loaded}")
+    check(
+        any(under(path, libs) for path in loaded),
+        f"the wheel bundles {os.listdir(libs)} but the OpenMP runtime loaded is {loaded}",
+    )
     print(f"OpenMP runtime loaded from the wheel: {', '.join(loaded)}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--openmp", choices=["yes", "no"],
-                        help="also require the extension to be built with/without OpenMP")
+    parser.add_argument(
+        "--openmp",
+        choices=["yes", "no"],
+        help="also require the extension to be built with/without OpenMP",
+    )
     args = parser.parse_args()
-    check(not under(os.getcwd(), SOURCE_ROOT),
-          f"run from outside the source tree (cwd is {os.getcwd()})")
+    check(
+        not under(os.getcwd(), SOURCE_ROOT),
+        f"run from outside the source tree (cwd is {os.getcwd()})",
+    )
     pycnn, kernels = check_import()
     from pycnn import functional, reference
 

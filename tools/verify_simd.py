@@ -19,6 +19,7 @@ sources as committed); commit the record on its own afterwards, and rebuild: set
 then makes avx512 the default on CPUs that have it. On a CPU without AVX-512 there is
 nothing to verify (exit status 2).
 """
+
 import argparse
 import datetime
 import json
@@ -37,8 +38,9 @@ DISPATCH_TESTS = ["tests/test_dispatch.py", "tests/test_kernel_guards.py"]
 
 
 def _git(*args):
-    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", ROOT, *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def cpu_model():
@@ -50,15 +52,18 @@ def cpu_model():
             for line in f:
                 key, sep, value = line.partition(":")
                 if not sep:
-                    break                       # the end of the first processor
+                    break  # the end of the first processor
                 fields.setdefault(key.strip(), value.strip())
     except OSError:
         return platform.processor() or platform.machine()
-    avx512 = " ".join(flag for flag in fields.get("flags", "").split()
-                      if flag.startswith("avx512"))
-    return (f"{fields.get('model name', platform.machine())} (family "
-            f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, stepping "
-            f"{fields.get('stepping', '?')}; {avx512 or 'no avx512 flags'})")
+    avx512 = " ".join(
+        flag for flag in fields.get("flags", "").split() if flag.startswith("avx512")
+    )
+    return (
+        f"{fields.get('model name', platform.machine())} (family "
+        f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, stepping "
+        f"{fields.get('stepping', '?')}; {avx512 or 'no avx512 flags'})"
+    )
 
 
 def _env(simd=None):
@@ -73,14 +78,19 @@ def run_pytest(paths, simd=None):
     """Run pytest on `paths` (forced onto `simd`); return its summary line, or exit."""
     label = f"PYCNN_SIMD={simd}" if simd else "default variant"
     print(f"verify_simd: pytest {' '.join(paths) or '(whole suite)'} [{label}]", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-rs", *paths], cwd=ROOT, env=_env(simd), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *paths],
+        cwd=ROOT,
+        env=_env(simd),
+        capture_output=True,
+        text=True,
+    )
     lines = proc.stdout.strip().splitlines()
-    summary = next((line for line in reversed(lines)
-                    if re.search(r"\d+ (passed|failed)", line)), "no summary")
-    exercised = next((line for line in lines if line.startswith("SIMD variants exercised")),
-                     "")
+    summary = next(
+        (line for line in reversed(lines) if re.search(r"\d+ (passed|failed)", line)),
+        "no summary",
+    )
+    exercised = next((line for line in lines if line.startswith("SIMD variants exercised")), "")
     print(f"  {summary.strip('= ')}\n  {exercised}", flush=True)
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-6000:] + proc.stderr[-3000:])
@@ -93,29 +103,44 @@ def main(argv=None):
     parser.add_argument("--cases", type=int, default=5000, help="fuzz cases per variant")
     parser.add_argument("--seed", type=int, default=2031, help="fuzz seed")
     parser.add_argument("--jobs", type=int, default=2, help="fuzz batches at once")
-    parser.add_argument("--no-record", action="store_true",
-                        help="run everything but do not write csrc/VERIFIED_AVX512")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="run everything but do not write csrc/VERIFIED_AVX512",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, ROOT)
     from pycnn._ext import _kernels
+
     digest = simd_digest.digest(ROOT)
     if _kernels.simd_sources_digest() != digest:
-        sys.exit(f"verify_simd: {_kernels.__file__} was not built from this tree's sources "
-                 f"(sha256 {digest[:12]}...): python setup.py build_ext --inplace first")
+        sys.exit(
+            f"verify_simd: {_kernels.__file__} was not built from this tree's sources "
+            f"(sha256 {digest[:12]}...): python setup.py build_ext --inplace first"
+        )
     if "avx512" not in _kernels.simd_supported():
-        print(f"verify_simd: this CPU/build cannot run avx512 "
-              f"({', '.join(_kernels.simd_supported())}): nothing to verify")
+        print(
+            f"verify_simd: this CPU/build cannot run avx512 "
+            f"({', '.join(_kernels.simd_supported())}): nothing to verify"
+        )
         return 2
     record_ok = not args.no_record
-    dirty = [line for line in _git("status", "--porcelain", "--", "csrc").splitlines()
-             if not line.endswith(simd_digest.RECORD.replace(os.sep, "/"))]
+    dirty = [
+        line
+        for line in _git("status", "--porcelain", "--", "csrc").splitlines()
+        if not line.endswith(simd_digest.RECORD.replace(os.sep, "/"))
+    ]
     if dirty and record_ok:
-        sys.exit("verify_simd: csrc/ has uncommitted changes; the record must be of the "
-                 "sources as committed:\n" + "\n".join(dirty))
+        sys.exit(
+            "verify_simd: csrc/ has uncommitted changes; the record must be of the "
+            "sources as committed:\n" + "\n".join(dirty)
+        )
     commit = _git("rev-parse", "HEAD")
-    print(f"verify_simd: sources sha256 {digest} (commit {commit[:12]}), CPU {cpu_model()}",
-          flush=True)
+    print(
+        f"verify_simd: sources sha256 {digest} (commit {commit[:12]}), CPU {cpu_model()}",
+        flush=True,
+    )
 
     summary, exercised = run_pytest(DISPATCH_TESTS)
     if "skipped" in summary:
@@ -126,9 +151,20 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fuzz.json")
-        cmd = [sys.executable, os.path.join(ROOT, "tools", "fuzz.py"), "--simd", "all",
-               "--cases", str(args.cases), "--seed", str(args.seed), "--jobs", str(args.jobs),
-               "--json", out]
+        cmd = [
+            sys.executable,
+            os.path.join(ROOT, "tools", "fuzz.py"),
+            "--simd",
+            "all",
+            "--cases",
+            str(args.cases),
+            "--seed",
+            str(args.seed),
+            "--jobs",
+            str(args.jobs),
+            "--json",
+            out,
+        ]
         print(f"verify_simd: {' '.join(cmd[1:])}", flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, env=_env())
         if proc.returncode != 0:
@@ -138,12 +174,20 @@ def main(argv=None):
     if sorted(fuzz) != sorted(_kernels.SIMD_TARGETS):
         sys.exit(f"verify_simd: FAILED: the fuzz run exercised {sorted(fuzz)}")
 
+    def outcomes(c):
+        return ", ".join(f"{k} {v}" for k, v in sorted(c["outcomes"].items()))
+
     fuzz_line = "; ".join(
-        f"{name} {c['cases']} cases ({', '.join(f'{k} {v}' for k, v in sorted(c['outcomes'].items()))}), "
+        f"{name} {c['cases']} cases ({outcomes(c)}), "
         f"crashes {c['crashes']}, disagreements {c['disagreements']}"
-        for name, c in fuzz.items())
-    lines = [f"sha256 {digest}", f"commit {commit}", f"cpu {cpu_model()}",
-             f"date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}"]
+        for name, c in fuzz.items()
+    )
+    lines = [
+        f"sha256 {digest}",
+        f"commit {commit}",
+        f"cpu {cpu_model()}",
+        f"date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+    ]
     lines += [f"{key.replace(' ', '-')} {value}" for key, value in suites.items()]
     lines += [f"fuzz seed {args.seed}: {fuzz_line}"]
     print("verify_simd: every variant passed\n  " + "\n  ".join(lines), flush=True)
@@ -152,8 +196,11 @@ def main(argv=None):
         return 0
     path = os.path.join(ROOT, simd_digest.RECORD)
     with open(path, encoding="utf-8") as f:
-        header = [line for line in f.read().splitlines() if line.startswith("#")
-                  and "Never verified" not in line]
+        header = [
+            line
+            for line in f.read().splitlines()
+            if line.startswith("#") and "Never verified" not in line
+        ]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(header + lines) + "\n")
     print(f"verify_simd: wrote {simd_digest.RECORD}; commit it on its own, then rebuild")

@@ -4,6 +4,7 @@ Only `pycnn.functional` (and the layers' default ``backend="compiled"``) needs t
 `pycnn.reference` and `pycnn.naive` are pure NumPy. `load_kernels()` imports the
 compiled module or raises an ImportError that says what is wrong and how to fix it.
 """
+
 import glob
 import importlib
 import importlib.machinery
@@ -35,7 +36,7 @@ def load_kernels():
         raise ImportError(missing_extension_message(exc), name=_NAME) from exc
     finally:
         if not chosen:
-            os.environ.pop(_WAIT_POLICY, None)   # child processes see the user's env
+            os.environ.pop(_WAIT_POLICY, None)  # child processes see the user's env
     return _kernels
 
 
@@ -44,8 +45,11 @@ def missing_extension_message(exc, ext_dir=None):
     ext_dir = os.path.abspath(ext_dir or os.path.dirname(__file__))
     package_dir = os.path.dirname(ext_dir)
     root = os.path.dirname(package_dir)
-    built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ext_dir, "_kernels.*"))
-                   if p.endswith((".so", ".pyd")))
+    built = sorted(
+        os.path.basename(p)
+        for p in glob.glob(os.path.join(ext_dir, "_kernels.*"))
+        if p.endswith((".so", ".pyd"))
+    )
     suffixes = importlib.machinery.EXTENSION_SUFFIXES
     usable = [b for b in built if any(b == "_kernels" + s for s in suffixes)]
     python = f"Python {sys.version_info[0]}.{sys.version_info[1]}"
@@ -55,24 +59,31 @@ def missing_extension_message(exc, ext_dir=None):
         lines.append(
             f"{usable[0]} is in {ext_dir} but did not load: it was built against another "
             "NumPy or a library it links is missing. Reinstall pycnn with pip "
-            "(`pip install --force-reinstall <wheel or source folder>`).")
+            "(`pip install --force-reinstall <wheel or source folder>`)."
+        )
     elif built:
         lines.append(
             f"{ext_dir} holds {', '.join(built)}, built for another Python or platform "
             f"than this {python} (which loads _kernels{suffixes[0]}). Rebuild or "
-            "reinstall pycnn with this Python's pip.")
+            "reinstall pycnn with this Python's pip."
+        )
     elif os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
-            os.path.join(root, "csrc")):
+        os.path.join(root, "csrc")
+    ):
         lines.append(
             f"This pycnn is the unbuilt source checkout at {root}, which Python imports "
             "when it runs from that folder. Install pycnn (`pip install .`) and run Python "
             "from any other folder, or build the extension in place with "
-            "`python setup.py build_ext --inplace`.")
+            "`python setup.py build_ext --inplace`."
+        )
     else:
         lines.append(
             f"The pycnn installed at {package_dir} has no compiled extension (a broken or "
             "incomplete install). Reinstall it with pip; building from source needs a C "
-            "compiler.")
-    lines.append("`pycnn info` shows what was found. pycnn.reference and pycnn.naive "
-                 "(pure NumPy) work without the extension.")
+            "compiler."
+        )
+    lines.append(
+        "`pycnn info` shows what was found. pycnn.reference and pycnn.naive "
+        "(pure NumPy) work without the extension."
+    )
     return "\n".join(lines)

@@ -19,51 +19,90 @@ def sanitize_build() -> bool: ...
 def openmp_enabled() -> bool: ...
 def openmp_max_threads() -> int: ...
 def im2col(
-    x: _Float,       # const floating[:, :, :, ::1]  IN  (N, C, H, W)
-    cols: _Float,    # floating[:, :, ::1]           OUT (N, C*KH*KW, OH*OW)
-    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
-    oh: int, ow: int, n_threads: int = 1,
+    x: _Float,  # const floating[:, :, :, ::1]  IN  (N, C, H, W)
+    cols: _Float,  # floating[:, :, ::1]           OUT (N, C*KH*KW, OH*OW)
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int,
+    dw: int,
+    oh: int,
+    ow: int,
+    n_threads: int = 1,
 ) -> None: ...
 def conv2d_direct(
-    x: _Float,       # const floating[:, :, :, ::1]  IN  (N, C, H, W), padded
+    x: _Float,  # const floating[:, :, :, ::1]  IN  (N, C, H, W), padded
     weight: _Float,  # const floating[:, :, :, ::1]  IN  (F, C/G, KH, KW)
     bias: _Float | None,  # const floating[::1]     IN  (F,)
-    out: _Float,     # floating[:, :, :, ::1]        OUT (N, F, OH, OW)
-    groups: int, sh: int, sw: int, dh: int, dw: int,
+    out: _Float,  # floating[:, :, :, ::1]        OUT (N, F, OH, OW)
+    groups: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
     n_threads: int = 1,
 ) -> None: ...
 def col2im(
-    cols: _Float,    # const floating[:, :, ::1]     IN  (N, C*KH*KW, OH*OW)
-    x: _Float,       # floating[:, :, :, ::1]        OUT (N, C, H, W)
-    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
-    oh: int, ow: int, n_threads: int = 1,
+    cols: _Float,  # const floating[:, :, ::1]     IN  (N, C*KH*KW, OH*OW)
+    x: _Float,  # floating[:, :, :, ::1]        OUT (N, C, H, W)
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int,
+    dw: int,
+    oh: int,
+    ow: int,
+    n_threads: int = 1,
 ) -> None: ...
 def max_pool2d_forward(
-    x: _Float,                          # const floating[:, :, ::1]  IN  (P, H, W)
-    out: _Float,                        # floating[:, :, ::1]        OUT (P, OH, OW)
+    x: _Float,  # const floating[:, :, ::1]  IN  (P, H, W)
+    out: _Float,  # floating[:, :, ::1]        OUT (P, OH, OW)
     indices: NDArray[np.int64] | None,  # int64_t[:, :, ::1]         OUT (P, OH, OW)
-    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int,
+    dw: int,
     n_threads: int = 1,
 ) -> None: ...
 def max_pool2d_backward(
-    grad_out: _Float,                   # const floating[:, :, ::1]  IN  (P, OH, OW)
-    indices: NDArray[np.int64],         # const int64_t[:, :, ::1]   IN  (P, OH, OW)
-    grad_x: _Float,                     # floating[:, :, ::1]        OUT (P, H, W)
+    grad_out: _Float,  # const floating[:, :, ::1]  IN  (P, OH, OW)
+    indices: NDArray[np.int64],  # const int64_t[:, :, ::1]   IN  (P, OH, OW)
+    grad_x: _Float,  # floating[:, :, ::1]        OUT (P, H, W)
     n_threads: int = 1,
-) -> int: ...                           # Py_ssize_t: indices outside [0, H*W), skipped
+) -> int: ...  # Py_ssize_t: indices outside [0, H*W), skipped
 def avg_pool2d_forward(
-    x: _Float,                          # const floating[:, :, ::1]  IN  (P, H, W)
-    out: _Float,                        # floating[:, :, ::1]        OUT (P, OH, OW)
-    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-    count_include_pad: bool,            # bint
-    divisor_override: int,              # Py_ssize_t, 0 for none
+    x: _Float,  # const floating[:, :, ::1]  IN  (P, H, W)
+    out: _Float,  # floating[:, :, ::1]        OUT (P, OH, OW)
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    count_include_pad: bool,  # bint
+    divisor_override: int,  # Py_ssize_t, 0 for none
     n_threads: int = 1,
 ) -> None: ...
 def avg_pool2d_backward(
-    grad_out: _Float,                   # const floating[:, :, ::1]  IN  (P, OH, OW)
-    grad_x: _Float,                     # floating[:, :, ::1]        OUT (P, H, W)
-    kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-    count_include_pad: bool,            # bint
-    divisor_override: int,              # Py_ssize_t, 0 for none
+    grad_out: _Float,  # const floating[:, :, ::1]  IN  (P, OH, OW)
+    grad_x: _Float,  # floating[:, :, ::1]        OUT (P, H, W)
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    count_include_pad: bool,  # bint
+    divisor_override: int,  # Py_ssize_t, 0 for none
     n_threads: int = 1,
 ) -> None: ...

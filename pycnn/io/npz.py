@@ -3,6 +3,7 @@ back into a model's own arrays without pickle and without trusting the file (eve
 member's header is checked before any data is read, and no more bytes are read than the
 model holds). `Sequential.save` and `Sequential.load` delegate here, so the messages
 name them."""
+
 import contextlib
 import os
 import re
@@ -33,8 +34,7 @@ def save(model_or_state, path):
     _remove_stale_temporaries(folder)
     tmp = os.path.join(folder, f"{_TEMP_PREFIX}{secrets.token_hex(8)}.npz")
     # os.open applies the umask to 0o666, as open() does; mkstemp would give 0o600
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **_state(model_or_state))
@@ -55,38 +55,45 @@ def load_into(model_or_state, path):
     loaded = {}
     with open(path, "rb") as f:
         if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                             f"not a single array. Received: path={path!r}")
+            raise ValueError(
+                f"`path` must be an .npz file written by Sequential.save, "
+                f"not a single array. Received: path={path!r}"
+            )
         f.seek(0)
         try:
             archive = zipfile.ZipFile(f)
         except _READ_ERRORS as exc:
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save. "
-                             f"Received: path={path!r} ({type(exc).__name__}: {exc})") \
-                from None
+            raise ValueError(
+                f"`path` must be an .npz file written by Sequential.save. "
+                f"Received: path={path!r} ({type(exc).__name__}: {exc})"
+            ) from None
         with archive:
             members = _npz_members(archive, path)
             expected = _state(model_or_state)
-            for key, target in expected.items():     # every header first ...
+            for key, target in expected.items():  # every header first ...
                 if key not in members:
-                    raise ValueError(f"{path}: missing key {key!r}: the file does not "
-                                     f"match this model (it holds {sorted(members)})")
+                    raise ValueError(
+                        f"{path}: missing key {key!r}: the file does not "
+                        f"match this model (it holds {sorted(members)})"
+                    )
                 _check_member(archive, members[key], path, key, target)
             extra = sorted(set(members) - set(expected))
             if extra:
-                raise ValueError(f"{path}: unexpected key {extra[0]!r}: the file does not "
-                                 f"match this model (extra keys: {extra})")
-            for key, target in expected.items():     # ... then exactly their data
+                raise ValueError(
+                    f"{path}: unexpected key {extra[0]!r}: the file does not "
+                    f"match this model (extra keys: {extra})"
+                )
+            for key, target in expected.items():  # ... then exactly their data
                 loaded[key] = _read_member(archive, members[key], path, key, target)
     for key, arr in loaded.items():
-        np.copyto(expected[key], arr)    # in place: layers and optimizers keep arrays
+        np.copyto(expected[key], arr)  # in place: layers and optimizers keep arrays
     return model_or_state
 
 
 # --- the temporary files of save ---------------------------------------------------------
 
 _TEMP_PREFIX = ".pycnn-save-"
-_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")   # also mkstemp's
+_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")  # also mkstemp's
 _STALE_SECONDS = 3600
 
 
@@ -105,8 +112,11 @@ def _remove_stale_temporaries(folder):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
-            if (entry.is_file(follow_symlinks=False) and now - st.st_mtime > _STALE_SECONDS
-                    and (uid is None or st.st_uid == uid)):
+            if (
+                entry.is_file(follow_symlinks=False)
+                and now - st.st_mtime > _STALE_SECONDS
+                and (uid is None or st.st_uid == uid)
+            ):
                 os.unlink(entry.path)
         except OSError:
             pass
@@ -118,8 +128,17 @@ _NPY_MAGIC = b"\x93NUMPY"
 # what reading a corrupt zip member can raise: zipfile's own errors, zlib's, an
 # unsupported compression method (NotImplementedError) or an encrypted member
 # (RuntimeError), NumPy's header parser (ValueError), a cut-off file (EOFError, OSError)
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-                NotImplementedError, RuntimeError, struct.error, OverflowError)
+_READ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    OverflowError,
+)
 
 
 def _model_file(path):
@@ -131,12 +150,14 @@ def _model_file(path):
             return candidate
     for candidate in candidates:
         if os.path.exists(candidate):
-            what = ("a directory" if os.path.isdir(candidate) else
-                    "a device, pipe or socket")
-            raise ValueError(f"`path` must be an .npz file written by Sequential.save, "
-                             f"not {what}. Received: path={candidate!r}")
-    raise FileNotFoundError(f"`path` names no file: {' nor '.join(map(repr, candidates))}"
-                            f" exists")
+            what = "a directory" if os.path.isdir(candidate) else "a device, pipe or socket"
+            raise ValueError(
+                f"`path` must be an .npz file written by Sequential.save, "
+                f"not {what}. Received: path={candidate!r}"
+            )
+    raise FileNotFoundError(
+        f"`path` names no file: {' nor '.join(map(repr, candidates))} exists"
+    )
 
 
 def _npz_members(archive, path):
@@ -145,9 +166,11 @@ def _npz_members(archive, path):
     for info in archive.infolist():
         name = info.filename
         if not name.endswith(".npy") or info.is_dir():
-            raise ValueError(f"{path}: member {name!r} is not an .npy array (a file "
-                             f"written by Sequential.save holds only '<key>.npy' members)")
-        key = name[:-len(".npy")]
+            raise ValueError(
+                f"{path}: member {name!r} is not an .npy array (a file "
+                f"written by Sequential.save holds only '<key>.npy' members)"
+            )
+        key = name[: -len(".npy")]
         if key in members:
             raise ValueError(f"{path}: member {name!r} appears twice")
         members[key] = info
@@ -161,8 +184,9 @@ def _header(stream, path, key):
         return np.lib.format.read_array_header_1_0(stream)
     if version == (2, 0):
         return np.lib.format.read_array_header_2_0(stream)
-    raise ValueError(f"{path}: member '{key}.npy' has .npy format version {version}, "
-                     f"expected 1.0 or 2.0")
+    raise ValueError(
+        f"{path}: member '{key}.npy' has .npy format version {version}, expected 1.0 or 2.0"
+    )
 
 
 def _check_member(archive, info, path, key, target):
@@ -171,19 +195,26 @@ def _check_member(archive, info, path, key, target):
         with archive.open(info) as stream:
             shape, fortran_order, dtype = _header(stream, path, key)
     except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
-            from None
+        raise ValueError(
+            f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+            f"is not a valid .npy array ({type(exc).__name__}: {exc})"
+        ) from None
     if dtype.hasobject:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"holds Python objects (dtype {dtype}), which would need "
-                         f"unpickling; load never unpickles")
+        raise ValueError(
+            f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+            f"holds Python objects (dtype {dtype}), which would need "
+            f"unpickling; load never unpickles"
+        )
     if shape != target.shape:
-        raise ValueError(f"{path}: key {key!r} has shape {shape}, the model expects "
-                         f"{target.shape}")
+        raise ValueError(
+            f"{path}: key {key!r} has shape {shape}, the model expects {target.shape}"
+        )
     if dtype != target.dtype:
-        got, want = ((dtype.str, target.dtype.str) if dtype.name == target.dtype.name
-                     else (dtype, target.dtype))
+        got, want = (
+            (dtype.str, target.dtype.str)
+            if dtype.name == target.dtype.name
+            else (dtype, target.dtype)
+        )
         raise ValueError(f"{path}: key {key!r} has dtype {got}, the model expects {want}")
 
 
@@ -193,7 +224,7 @@ def _read_member(archive, info, path, key, target):
     try:
         with archive.open(info) as stream:
             shape, fortran_order, dtype = _header(stream, path, key)
-            if shape != target.shape or dtype != target.dtype:      # checked before
+            if shape != target.shape or dtype != target.dtype:  # checked before
                 raise ValueError(f"the header changed to shape {shape}, dtype {dtype}")
             # Fortran order: the data of the transpose, in C order
             raw = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
@@ -202,15 +233,17 @@ def _read_member(archive, info, path, key, target):
             while done < len(view):
                 data = stream.read(min(chunk, len(view) - done))
                 if not data:
-                    raise ValueError(f"the data ends after {done:,} of "
-                                     f"{len(view):,} bytes")
-                view[done:done + len(data)] = data
+                    raise ValueError(f"the data ends after {done:,} of {len(view):,} bytes")
+                view[done : done + len(data)] = data
                 done += len(data)
-            if stream.read(1):                    # also checks the CRC at the end
-                raise ValueError(f"more than the {len(view):,} bytes of a {shape} "
-                                 f"{dtype} array follow the header")
+            if stream.read(1):  # also checks the CRC at the end
+                raise ValueError(
+                    f"more than the {len(view):,} bytes of a {shape} "
+                    f"{dtype} array follow the header"
+                )
     except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: key {key!r} cannot be read: member {info.filename!r} "
-                         f"is not a valid .npy array ({type(exc).__name__}: {exc})") \
-            from None
+        raise ValueError(
+            f"{path}: key {key!r} cannot be read: member {info.filename!r} "
+            f"is not a valid .npy array ({type(exc).__name__}: {exc})"
+        ) from None
     return raw.T if fortran_order else raw

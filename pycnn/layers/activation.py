@@ -12,14 +12,14 @@ Shape
 -----
 x (*) -> (*), the same shape and dtype (PReLU with ``num_parameters=C``: x (N, C, *)).
 """
+
 import numpy as np
 
 from pycnn import _validation as V
 from pycnn import activations as F
 from pycnn.layers.base import BaseLayer, _check_grad, _check_input
 
-
-_REQUIRED = object()   # an argument without a default: always in the repr
+_REQUIRED = object()  # an argument without a default: always in the repr
 
 
 class _Elementwise(BaseLayer):
@@ -30,7 +30,7 @@ class _Elementwise(BaseLayer):
     from the default (`_REQUIRED` as the default: always shown).
     """
 
-    _args = ()
+    _args: tuple = ()
 
     def __init__(self, **kwargs):
         super().__init__()
@@ -58,17 +58,22 @@ class _Elementwise(BaseLayer):
         return type(self)._bwd(grad, x, **self._kwargs())
 
     def extra_repr(self):
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name, default in self._args
-                         if default is _REQUIRED or getattr(self, name) != default)
+        return ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name, default in self._args
+            if default is _REQUIRED or getattr(self, name) != default
+        )
 
 
 class ReLU(_Elementwise):
     """``max(x, 0)``; the gradient at 0 is 0, as in PyTorch."""
+
     _fn, _bwd = staticmethod(F.relu), staticmethod(F.relu_backward)
 
 
 class LeakyReLU(_Elementwise):
     """``x`` for x > 0, ``negative_slope * x`` otherwise, like ``torch.nn.LeakyReLU``."""
+
     _fn, _bwd = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
     _args = (("negative_slope", 0.01),)
 
@@ -78,6 +83,7 @@ class LeakyReLU(_Elementwise):
 
 class Sigmoid(_Elementwise):
     """``1 / (1 + exp(-x))``, computed without overflow for any finite x."""
+
     _fn = staticmethod(F.sigmoid)
 
     def _backward(self, grad, x, out):
@@ -86,6 +92,7 @@ class Sigmoid(_Elementwise):
 
 class Tanh(_Elementwise):
     """Hyperbolic tangent."""
+
     _fn = staticmethod(F.tanh)
 
     def _backward(self, grad, x, out):
@@ -94,6 +101,7 @@ class Tanh(_Elementwise):
 
 class ELU(_Elementwise):
     """``x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise, like ``torch.nn.ELU``."""
+
     _fn, _bwd = staticmethod(F.elu), staticmethod(F.elu_backward)
     _args = (("alpha", 1.0),)
 
@@ -103,11 +111,13 @@ class ELU(_Elementwise):
 
 class SELU(_Elementwise):
     """``scale * elu(x, alpha)``, alpha = 1.6732632423543772, scale = 1.0507009873554805."""
+
     _fn, _bwd = staticmethod(F.selu), staticmethod(F.selu_backward)
 
 
 class CELU(_Elementwise):
     """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``, alpha > 0."""
+
     _fn, _bwd = staticmethod(F.celu), staticmethod(F.celu_backward)
     _args = (("alpha", 1.0),)
 
@@ -118,6 +128,7 @@ class CELU(_Elementwise):
 class GELU(_Elementwise):
     """``x * Phi(x)``, Phi the standard normal CDF (``approximate="none"``), or
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (``approximate="tanh"``)."""
+
     _fn, _bwd = staticmethod(F.gelu), staticmethod(F.gelu_backward)
     _args = (("approximate", "none"),)
 
@@ -127,36 +138,43 @@ class GELU(_Elementwise):
 
 class SiLU(_Elementwise):
     """``x * sigmoid(x)`` (swish)."""
+
     _fn, _bwd = staticmethod(F.silu), staticmethod(F.silu_backward)
 
 
 class Mish(_Elementwise):
     """``x * tanh(softplus(x))``."""
+
     _fn, _bwd = staticmethod(F.mish), staticmethod(F.mish_backward)
 
 
 class TanhExp(_Elementwise):
     """``x * tanh(exp(x))`` (Liu & Di, 2020); PyTorch has no equivalent."""
+
     _fn, _bwd = staticmethod(F.tanhexp), staticmethod(F.tanhexp_backward)
 
 
 class Softplus(_Elementwise):
     """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``."""
+
     _fn, _bwd = staticmethod(F.softplus), staticmethod(F.softplus_backward)
     _args = (("beta", 1.0), ("threshold", 20.0))
 
     def __init__(self, beta=1.0, threshold=20.0):
-        super().__init__(beta=F._nonzero(beta, "beta"),
-                         threshold=V.real(threshold, "threshold"))
+        super().__init__(
+            beta=F._nonzero(beta, "beta"), threshold=V.real(threshold, "threshold")
+        )
 
 
 class Softsign(_Elementwise):
     """``x / (1 + |x|)``."""
+
     _fn, _bwd = staticmethod(F.softsign), staticmethod(F.softsign_backward)
 
 
 class Hardtanh(_Elementwise):
     """``x`` clamped to [min_val, max_val]; gradient 0 at both ends, as in PyTorch."""
+
     _fn, _bwd = staticmethod(F.hardtanh), staticmethod(F.hardtanh_backward)
     _args = (("min_val", -1.0), ("max_val", 1.0))
 
@@ -167,31 +185,37 @@ class Hardtanh(_Elementwise):
 
 class ReLU6(_Elementwise):
     """``min(max(x, 0), 6)``; gradient 0 at 0 and at 6, as in PyTorch."""
+
     _fn, _bwd = staticmethod(F.relu6), staticmethod(F.relu6_backward)
 
 
 class Hardsigmoid(_Elementwise):
     """``relu6(x + 3) / 6``."""
+
     _fn, _bwd = staticmethod(F.hardsigmoid), staticmethod(F.hardsigmoid_backward)
 
 
 class Hardswish(_Elementwise):
     """``x * relu6(x + 3) / 6``."""
+
     _fn, _bwd = staticmethod(F.hardswish), staticmethod(F.hardswish_backward)
 
 
 class LogSigmoid(_Elementwise):
     """``log(sigmoid(x))``, computed as ``-softplus(-x)``."""
+
     _fn, _bwd = staticmethod(F.logsigmoid), staticmethod(F.logsigmoid_backward)
 
 
 class Tanhshrink(_Elementwise):
     """``x - tanh(x)``."""
+
     _fn, _bwd = staticmethod(F.tanhshrink), staticmethod(F.tanhshrink_backward)
 
 
 class Softshrink(_Elementwise):
     """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between; lambd >= 0."""
+
     _fn, _bwd = staticmethod(F.softshrink), staticmethod(F.softshrink_backward)
     _args = (("lambd", 0.5),)
 
@@ -201,6 +225,7 @@ class Softshrink(_Elementwise):
 
 class Hardshrink(_Elementwise):
     """``x`` where |x| > lambd, 0 elsewhere."""
+
     _fn, _bwd = staticmethod(F.hardshrink), staticmethod(F.hardshrink_backward)
     _args = (("lambd", 0.5),)
 
@@ -210,12 +235,12 @@ class Hardshrink(_Elementwise):
 
 class Threshold(_Elementwise):
     """``x`` where x > threshold, `value` elsewhere."""
+
     _fn = staticmethod(F.threshold)
     _args = (("threshold", _REQUIRED), ("value", _REQUIRED))
 
     def __init__(self, threshold, value):
-        super().__init__(threshold=V.real(threshold, "threshold"),
-                         value=V.real(value, "value"))
+        super().__init__(threshold=V.real(threshold, "threshold"), value=V.real(value, "value"))
 
     def _backward(self, grad, x, out):
         return F.threshold_backward(grad, x, self.threshold)
@@ -228,12 +253,13 @@ class Softmax(_Elementwise):
     -----
     x (*) -> (*), the same shape and dtype; entries along `dim` sum to 1.
     """
+
     _fn = staticmethod(F.softmax)
     _args = (("dim", _REQUIRED),)
 
     def __init__(self, dim):
         if dim is None:
-            F._dim(dim, 0)                     # the "`dim` is required" TypeError
+            F._dim(dim, 0)  # the "`dim` is required" TypeError
         super().__init__(dim=V.integer(dim, "dim"))
 
     def _backward(self, grad, x, out):
@@ -242,6 +268,7 @@ class Softmax(_Elementwise):
 
 class LogSoftmax(Softmax):
     """``x - log(sum(exp(x), dim))``; `dim` is required."""
+
     _fn = staticmethod(F.log_softmax)
 
     def _backward(self, grad, x, out):

@@ -1,4 +1,5 @@
 """The one interface every layer implements."""
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -92,8 +93,7 @@ class BaseLayer:
             return f"{type(self).__name__}({self.extra_repr()})"
         # PyTorch's layout: one "(name): repr" line per child, nested reprs indented
         lines = [self.extra_repr()] if self.extra_repr() else []
-        lines += [f"({name}): " + repr(child).replace("\n", "\n  ")
-                  for name, child in children]
+        lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
@@ -105,11 +105,15 @@ def _join(prefix, name):
 def _check_input(x, layer, name="x"):
     """`x` must be a float32/float64 ndarray (the message names the layer)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer}: `{name}` must be a numpy.ndarray. "
-                        f"Received: {name} of type {type(x).__name__}")
+        raise TypeError(
+            f"{layer}: `{name}` must be a numpy.ndarray. "
+            f"Received: {name} of type {type(x).__name__}"
+        )
     if x.dtype not in V.FLOAT_DTYPES:
-        raise TypeError(f"{layer}: `{name}` must have dtype float32 or float64. "
-                        f"Received: {name}.dtype={x.dtype}")
+        raise TypeError(
+            f"{layer}: `{name}` must have dtype float32 or float64. "
+            f"Received: {name}.dtype={x.dtype}"
+        )
     return x
 
 
@@ -117,11 +121,15 @@ def _check_grad(grad, shape, dtype, layer):
     """`grad` must be an array with the forward output's `shape` and `dtype`."""
     _check_input(grad, layer, "grad")
     if grad.shape != tuple(shape):
-        raise ValueError(f"{layer}: `grad` must have the forward output's shape "
-                         f"{tuple(shape)}. Received: grad.shape={grad.shape}")
+        raise ValueError(
+            f"{layer}: `grad` must have the forward output's shape "
+            f"{tuple(shape)}. Received: grad.shape={grad.shape}"
+        )
     if grad.dtype != dtype:
-        raise TypeError(f"{layer}: `grad` must have the forward output's dtype "
-                        f"({np.dtype(dtype)}). Received: grad.dtype={grad.dtype}")
+        raise TypeError(
+            f"{layer}: `grad` must have the forward output's dtype "
+            f"({np.dtype(dtype)}). Received: grad.dtype={grad.dtype}"
+        )
     return grad
 
 
@@ -147,8 +155,10 @@ def _backend(name):
     """The op module behind `backend=`: compiled `functional` or NumPy `reference`."""
     if name == "compiled":
         from pycnn import functional
+
         return functional
     if name == "numpy":
         from pycnn import reference
+
         return reference
     raise ValueError(f"`backend` must be 'compiled' or 'numpy'. Received: backend={name!r}")

@@ -15,6 +15,7 @@ Backward sums the input gradients of the paths that join at the input (both path
 `Residual`, every branch of a `Concat`). A layer instance keeps what its backward needs
 from its last forward, so one instance must not appear twice in a network.
 """
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -25,8 +26,10 @@ __all__ = ["Identity", "Residual", "Concat"]
 
 def _check_layer(layer, container, what):
     if not isinstance(layer, BaseLayer):
-        raise TypeError(f"{container}: `{what}` must be a pycnn layer (a BaseLayer "
-                        f"instance). Received: {what} of type {type(layer).__name__}")
+        raise TypeError(
+            f"{container}: `{what}` must be a pycnn layer (a BaseLayer "
+            f"instance). Received: {what} of type {type(layer).__name__}"
+        )
     return layer
 
 
@@ -67,9 +70,10 @@ class Residual(BaseLayer):
     def __init__(self, body, shortcut=None):
         super().__init__()
         self.body = _check_layer(body, "Residual", "body")
-        self.shortcut = Identity() if shortcut is None else _check_layer(
-            shortcut, "Residual", "shortcut")
-        self._out = None        # (shape, dtype) of the last forward's output
+        self.shortcut = (
+            Identity() if shortcut is None else _check_layer(shortcut, "Residual", "shortcut")
+        )
+        self._out = None  # (shape, dtype) of the last forward's output
 
     def named_children(self):
         return iter((("body", self.body), ("shortcut", self.shortcut)))
@@ -79,10 +83,12 @@ class Residual(BaseLayer):
         a = self.body.forward(x)
         b = self.shortcut.forward(x)
         if a.shape != b.shape or a.dtype != b.dtype:
-            raise ValueError(f"Residual: the outputs of `body` and `shortcut` must have "
-                             f"the same shape and dtype to be added. Received: body -> "
-                             f"{a.shape} {a.dtype}, shortcut -> {b.shape} {b.dtype} "
-                             f"for an input of shape {x.shape}")
+            raise ValueError(
+                f"Residual: the outputs of `body` and `shortcut` must have "
+                f"the same shape and dtype to be added. Received: body -> "
+                f"{a.shape} {a.dtype}, shortcut -> {b.shape} {b.dtype} "
+                f"for an input of shape {x.shape}"
+            )
         self._out = (a.shape, a.dtype)
         return a + b
 
@@ -110,13 +116,14 @@ class Concat(BaseLayer):
     def __init__(self, *branches, dim=1):
         super().__init__()
         if not branches:
-            raise ValueError("Concat: `branches` must hold at least one layer. "
-                             "Received: no branches")
+            raise ValueError(
+                "Concat: `branches` must hold at least one layer. Received: no branches"
+            )
         for i, branch in enumerate(branches):
             _check_layer(branch, "Concat", f"branches[{i}]")
         self.branches = list(branches)
         self.dim = V.integer(dim, "dim")
-        self._split = None      # (axis, sizes along it, output shape, dtype)
+        self._split = None  # (axis, sizes along it, output shape, dtype)
 
     def named_children(self):
         return ((f"branches.{i}", branch) for i, branch in enumerate(self.branches))
@@ -129,17 +136,24 @@ class Concat(BaseLayer):
         outs = [branch.forward(x) for branch in self.branches]
         ndim = outs[0].ndim
         if not -ndim <= self.dim < ndim:
-            raise ValueError(f"Concat: `dim` must be in [{-ndim}, {ndim}) for the "
-                             f"branches' {ndim}-d outputs. Received: dim={self.dim}")
+            raise ValueError(
+                f"Concat: `dim` must be in [{-ndim}, {ndim}) for the "
+                f"branches' {ndim}-d outputs. Received: dim={self.dim}"
+            )
         axis = self.dim % ndim
-        rest = lambda out: out.shape[:axis] + out.shape[axis + 1:]   # noqa: E731
-        if any(out.ndim != ndim or rest(out) != rest(outs[0]) or out.dtype != outs[0].dtype
-               for out in outs):
-            got = ", ".join(f"branch {i} -> {out.shape} {out.dtype}"
-                            for i, out in enumerate(outs))
-            raise ValueError(f"Concat: the outputs of the branches must have the same "
-                             f"shape except along dim={self.dim}, and the same dtype. "
-                             f"Received: {got} for an input of shape {x.shape}")
+        rest = lambda out: out.shape[:axis] + out.shape[axis + 1 :]  # noqa: E731
+        if any(
+            out.ndim != ndim or rest(out) != rest(outs[0]) or out.dtype != outs[0].dtype
+            for out in outs
+        ):
+            got = ", ".join(
+                f"branch {i} -> {out.shape} {out.dtype}" for i, out in enumerate(outs)
+            )
+            raise ValueError(
+                f"Concat: the outputs of the branches must have the same "
+                f"shape except along dim={self.dim}, and the same dtype. "
+                f"Received: {got} for an input of shape {x.shape}"
+            )
         out = np.concatenate(outs, axis=axis)
         self._split = (axis, [o.shape[axis] for o in outs], out.shape, out.dtype)
         return out
@@ -152,6 +166,6 @@ class Concat(BaseLayer):
         parts = np.split(grad, np.cumsum(sizes)[:-1], axis=axis)
         grad_x = None
         for branch, part in zip(self.branches, parts):
-            g = branch.backward(np.ascontiguousarray(part))   # kernels want C order
+            g = branch.backward(np.ascontiguousarray(part))  # kernels want C order
             grad_x = g.copy() if grad_x is None else grad_x + g  # never the branch's own
         return grad_x

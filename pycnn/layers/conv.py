@@ -1,4 +1,5 @@
 """Convolution layer."""
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -27,34 +28,50 @@ class Conv2d(_WeightedLayer):
     `weight` is (F, C/groups, KH, KW), `bias` is (F,), initialised to zero.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, *, dtype=np.float32, rng=None,
-                 backend="compiled"):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        *,
+        dtype=np.float32,
+        rng=None,
+        backend="compiled",
+    ):
         super().__init__()
         self.in_channels = V.positive_int(in_channels, "in_channels")
         self.out_channels = V.positive_int(out_channels, "out_channels")
         self.kernel_size = V.pair(kernel_size, "kernel_size")
         self.stride = V.pair(stride, "stride")
         self.dilation = V.pair(dilation, "dilation")
-        self.padding = (padding if isinstance(padding, str)
-                        else V.pair(padding, "padding", min_value=0))
+        self.padding = (
+            padding if isinstance(padding, str) else V.pair(padding, "padding", min_value=0)
+        )
         V.conv_padding(self.padding, self.stride, self.dilation, self.kernel_size)
         self.groups = V.positive_int(groups, "groups")
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError("`groups` must divide in_channels and out_channels. Received: "
-                             f"in_channels={in_channels}, out_channels={out_channels}, "
-                             f"groups={groups}")
+            raise ValueError(
+                "`groups` must divide in_channels and out_channels. Received: "
+                f"in_channels={in_channels}, out_channels={out_channels}, "
+                f"groups={groups}"
+            )
         self.dtype = V.float_dtype(dtype)
         self.backend = backend
         self._ops = _backend(backend)
-        self._plans = {}          # compiled plans by input shape and dtype, see _plan
+        self._plans = {}  # compiled plans by input shape and dtype, see _plan
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self._init_params(shape, bias, rng)
 
     @property
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    groups=self.groups)
+        return dict(
+            stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups
+        )
 
     def _plan(self, x):
         """The compiled convolution plan for input `x`, validated and built once per
@@ -62,15 +79,21 @@ class Conv2d(_WeightedLayer):
         if self.backend != "compiled":
             return None
         weight, bias = self.weight, self.bias
-        key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), weight.shape,
-               weight.dtype, None if bias is None else (bias.shape, bias.dtype))
+        key = (
+            type(x),
+            getattr(x, "shape", None),
+            getattr(x, "dtype", None),
+            weight.shape,
+            weight.dtype,
+            None if bias is None else (bias.shape, bias.dtype),
+        )
         plan = self._plans.get(key)
         if plan is None:
             from pycnn import _conv
 
-            args = V.conv2d_args(x, weight, bias, **self._geometry)   # raises if wrong
+            args = V.conv2d_args(x, weight, bias, **self._geometry)  # raises if wrong
             plan = _conv.plan(x.shape, weight.shape, x.dtype, args)
-            if len(self._plans) >= 8:            # a few shapes (the last, smaller batch)
+            if len(self._plans) >= 8:  # a few shapes (the last, smaller batch)
                 self._plans.clear()
             self._plans[key] = plan
         return plan
@@ -83,8 +106,11 @@ class Conv2d(_WeightedLayer):
             from pycnn._conv import Epilogue
 
             bias = self.bias
-            out = plan.forward(np.ascontiguousarray(x), np.ascontiguousarray(self.weight),
-                               Epilogue(None if bias is None else np.ascontiguousarray(bias)))
+            out = plan.forward(
+                np.ascontiguousarray(x),
+                np.ascontiguousarray(self.weight),
+                Epilogue(None if bias is None else np.ascontiguousarray(bias)),
+            )
         self._x = x
         return out
 
@@ -94,12 +120,15 @@ class Conv2d(_WeightedLayer):
         plan = self._plan(self._x)
         if plan is None:
             grad_x, grad_w, grad_b = self._ops.conv2d_backward(
-                grad_out, self._x, self.weight, **self._geometry)
+                grad_out, self._x, self.weight, **self._geometry
+            )
         else:
             V.check_grad_out(grad_out, self._x, plan.out_shape)
-            grad_x, grad_w, grad_b = plan.backward(np.ascontiguousarray(grad_out),
-                                                   np.ascontiguousarray(self._x),
-                                                   np.ascontiguousarray(self.weight))
+            grad_x, grad_w, grad_b = plan.backward(
+                np.ascontiguousarray(grad_out),
+                np.ascontiguousarray(self._x),
+                np.ascontiguousarray(self.weight),
+            )
         self.grads["weight"] = grad_w
         if "bias" in self.params:
             self.grads["bias"] = grad_b
@@ -145,9 +174,22 @@ class ConvTranspose2d(_WeightedLayer):
     C_out/groups*KH*KW as PyTorch counts it; `bias` is (C_out,), initialised to zero.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
-                 rng=None, backend="compiled"):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        *,
+        dtype=np.float32,
+        rng=None,
+        backend="compiled",
+    ):
         super().__init__()
         self.in_channels = V.positive_int(in_channels, "in_channels")
         self.out_channels = V.positive_int(out_channels, "out_channels")
@@ -158,14 +200,19 @@ class ConvTranspose2d(_WeightedLayer):
         self.dilation = V.pair(dilation, "dilation")
         self.groups = V.positive_int(groups, "groups")
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError("`groups` must divide in_channels and out_channels. Received: "
-                             f"in_channels={in_channels}, out_channels={out_channels}, "
-                             f"groups={groups}")
-        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride,
-                                                   self.dilation)):
-            raise ValueError("`output_padding` must be smaller than the stride or the "
-                             f"dilation. Received: output_padding={self.output_padding}, "
-                             f"stride={self.stride}, dilation={self.dilation}")
+            raise ValueError(
+                "`groups` must divide in_channels and out_channels. Received: "
+                f"in_channels={in_channels}, out_channels={out_channels}, "
+                f"groups={groups}"
+            )
+        if any(
+            op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)
+        ):
+            raise ValueError(
+                "`output_padding` must be smaller than the stride or the "
+                f"dilation. Received: output_padding={self.output_padding}, "
+                f"stride={self.stride}, dilation={self.dilation}"
+            )
         self.dtype = V.float_dtype(dtype)
         self.backend = backend
         self._ops = _backend(backend)
@@ -176,9 +223,13 @@ class ConvTranspose2d(_WeightedLayer):
 
     @property
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding,
-                    output_padding=self.output_padding, groups=self.groups,
-                    dilation=self.dilation)
+        return dict(
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation=self.dilation,
+        )
 
     def forward(self, x):
         out = self._ops.conv_transpose2d(x, self.weight, self.bias, **self._geometry)
@@ -189,7 +240,8 @@ class ConvTranspose2d(_WeightedLayer):
         if self._x is None:
             raise RuntimeError("ConvTranspose2d.backward called before forward")
         grad_x, grad_w, grad_b = self._ops.conv_transpose2d_backward(
-            grad_out, self._x, self.weight, **self._geometry)
+            grad_out, self._x, self.weight, **self._geometry
+        )
         self.grads["weight"] = grad_w
         if "bias" in self.params:
             self.grads["bias"] = grad_b
@@ -197,8 +249,9 @@ class ConvTranspose2d(_WeightedLayer):
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        defaults = dict(stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1,
-                        dilation=(1, 1))
+        defaults = dict(
+            stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1, dilation=(1, 1)
+        )
         for name, default in defaults.items():
             value = getattr(self, name)
             if value != default:

@@ -1,4 +1,5 @@
 """Inverted dropout: of elements (Dropout) and of whole channels (Dropout2d)."""
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -21,8 +22,7 @@ class Dropout(BaseLayer):
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()
         self.p = V.real(p, "p", 0, 1)
-        self.rng = (rng if isinstance(rng, np.random.Generator)
-                    else np.random.default_rng(rng))
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self._mask = None
         self._shape = None
 
@@ -36,7 +36,7 @@ class Dropout(BaseLayer):
             self._mask = np.zeros(x.shape, dtype=x.dtype)
         else:
             keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
-            self._mask = keep * x.dtype.type(1 / (1 - self.p))   # x's dtype, not float64
+            self._mask = keep * x.dtype.type(1 / (1 - self.p))  # x's dtype, not float64
         return x * self._mask
 
     def backward(self, grad):
@@ -64,13 +64,14 @@ class Dropout2d(Dropout):
     def forward(self, x):
         _check_input(x, "Dropout2d")
         if x.ndim != 4:
-            raise ValueError("Dropout2d: `x` must be a 4-d array (N, C, H, W). "
-                             f"Received: x.shape={x.shape}")
+            raise ValueError(
+                f"Dropout2d: `x` must be a 4-d array (N, C, H, W). Received: x.shape={x.shape}"
+            )
         self._shape, self._dtype = x.shape, x.dtype
         if not self.training or self.p == 0:
             self._mask = None
             return x
-        channels = x.shape[:2] + (1, 1)             # one draw per (N, C), broadcast
+        channels = x.shape[:2] + (1, 1)  # one draw per (N, C), broadcast
         if self.p == 1:
             self._mask = np.zeros(channels, dtype=x.dtype)
         else:

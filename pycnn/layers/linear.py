@@ -1,4 +1,5 @@
 """Fully connected layer and the reshape that feeds it."""
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -23,8 +24,16 @@ class Linear(_WeightedLayer):
     (std = sqrt(2 / in_features)) as `Conv2d` is; `bias` is (out_features,), zero.
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32,
-                 rng=None, backend="compiled"):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        *,
+        dtype=np.float32,
+        rng=None,
+        backend="compiled",
+    ):
         super().__init__()
         self.in_features = V.positive_int(in_features, "in_features")
         self.out_features = V.positive_int(out_features, "out_features")
@@ -36,8 +45,10 @@ class Linear(_WeightedLayer):
     def forward(self, x):
         _check_input(x, "Linear")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear: `x` must have in_features={self.in_features} as "
-                             f"its last axis. Received: x.shape={x.shape}")
+            raise ValueError(
+                f"Linear: `x` must have in_features={self.in_features} as "
+                f"its last axis. Received: x.shape={x.shape}"
+            )
         V.check_same_dtype(self.weight, "weight", x, "x")
         out = self._ops.linear(x, self.weight, self.bias)
         self._x = x
@@ -84,11 +95,16 @@ class Flatten(BaseLayer):
         start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
         if not (0 <= start < nd and 0 <= end < nd) or start > end:
-            raise ValueError(f"Flatten: `start_dim`..`end_dim` must be valid axes of x, "
-                             f"start before end. Received: start_dim={self.start_dim}, "
-                             f"end_dim={self.end_dim}, x.shape={x.shape}")
-        new = x.shape[:start] + (int(np.prod(x.shape[start:end + 1], dtype=np.int64)),) \
-            + x.shape[end + 1:]
+            raise ValueError(
+                f"Flatten: `start_dim`..`end_dim` must be valid axes of x, "
+                f"start before end. Received: start_dim={self.start_dim}, "
+                f"end_dim={self.end_dim}, x.shape={x.shape}"
+            )
+        new = (
+            x.shape[:start]
+            + (int(np.prod(x.shape[start : end + 1], dtype=np.int64)),)
+            + x.shape[end + 1 :]
+        )
         self._shape, self._out_shape = x.shape, new
         return x.reshape(new)
 
@@ -98,8 +114,10 @@ class Flatten(BaseLayer):
         _check_input(grad, "Flatten", "grad")
         if grad.shape != self._out_shape:
             # compare shapes, not sizes: with an empty batch every size is 0
-            raise ValueError(f"Flatten: `grad` must have the shape of the forward output "
-                             f"{self._out_shape}. Received: grad.shape={grad.shape}")
+            raise ValueError(
+                f"Flatten: `grad` must have the shape of the forward output "
+                f"{self._out_shape}. Received: grad.shape={grad.shape}"
+            )
         return grad.reshape(self._shape)
 
     def extra_repr(self):

@@ -1,5 +1,6 @@
 """Normalisation layers: batch normalisation over the channel axis (BatchNorm1d,
 BatchNorm2d), and per-sample LayerNorm and GroupNorm."""
+
 import math
 
 import numpy as np
@@ -19,11 +20,10 @@ class _BatchNorm(BaseLayer):
     `running_mean` (zeros) and `running_var` (ones) are buffers, saved with the model.
     """
 
-    _ndims: tuple = ()   # input ranks accepted, set by the subclasses
+    _ndims: tuple = ()  # input ranks accepted, set by the subclasses
     _layout = ""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, *,
-                 dtype=np.float32):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, *, dtype=np.float32):
         super().__init__()
         self.num_features = V.positive_int(num_features, "num_features")
         self.eps = V.real(eps, "eps", 0, min_open=True)
@@ -62,25 +62,29 @@ class _BatchNorm(BaseLayer):
         name = type(self).__name__
         _check_input(x, name)
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{name}: `x` must be a {self._layout} array with "
-                             f"C=num_features={self.num_features}. "
-                             f"Received: x.shape={x.shape}")
+            raise ValueError(
+                f"{name}: `x` must be a {self._layout} array with "
+                f"C=num_features={self.num_features}. "
+                f"Received: x.shape={x.shape}"
+            )
         V.check_same_dtype(self.running_mean, "running_mean", x, "x")
         axes, bshape = self._axes_and_shape(x)
-        n = x.size // self.num_features       # values per channel
+        n = x.size // self.num_features  # values per channel
         if self.training:
             if n <= 1:
-                raise ValueError(f"{name}: expected more than 1 value per channel when "
-                                 f"training. Received: x.shape={x.shape}")
+                raise ValueError(
+                    f"{name}: expected more than 1 value per channel when "
+                    f"training. Received: x.shape={x.shape}"
+                )
             mean = x.mean(axis=axes)
             centred = x - mean.reshape(bshape)
-            var = np.mean(centred * centred, axis=axes)          # biased
+            var = np.mean(centred * centred, axis=axes)  # biased
             m = self.momentum
             rm, rv = self.running_mean, self.running_var
             rm *= 1 - m
             rm += m * mean
             rv *= 1 - m
-            rv += (m * n / (n - 1)) * var                        # unbiased
+            rv += (m * n / (n - 1)) * var  # unbiased
         else:
             mean, var = self.running_mean, self.running_var
             centred = x - mean.reshape(bshape)
@@ -105,7 +109,7 @@ class _BatchNorm(BaseLayer):
             dxhat = grad * self.weight.reshape(bshape)
         else:
             dxhat = grad
-        if not training:               # running statistics are constants
+        if not training:  # running statistics are constants
             return dxhat * inv_std.reshape(bshape)
         # d/dx of (x - mean) / std with mean and (biased) var taken over the batch:
         # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
@@ -174,6 +178,7 @@ class BatchNorm2d(_BatchNorm):
 
 # --- per-sample normalisation: LayerNorm and GroupNorm ---------------------------------
 
+
 def _normalise(x, axes, eps):
     """(x - mean) / sqrt(var + eps) over `axes` (biased variance), and 1/sqrt(var + eps)
     with those axes kept, in x's dtype."""
@@ -213,8 +218,10 @@ class _SampleNorm(BaseLayer):
         name = type(self).__name__
         _check_input(x, name)
         if x.dtype != self.dtype:
-            raise TypeError(f"{name}: `x` must have the layer's dtype ({self.dtype}). "
-                            f"Received: x.dtype={x.dtype}")
+            raise TypeError(
+                f"{name}: `x` must have the layer's dtype ({self.dtype}). "
+                f"Received: x.dtype={x.dtype}"
+            )
 
     def _cached(self, grad):
         name = type(self).__name__
@@ -243,18 +250,23 @@ class LayerNorm(_SampleNorm):
     x (*, *normalized_shape) -> the same shape.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, *,
-                 dtype=np.float32):
+    def __init__(
+        self, normalized_shape, eps=1e-5, elementwise_affine=True, *, dtype=np.float32
+    ):
         super().__init__()
         shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else normalized_shape
         try:
             shape = tuple(V.positive_int(s, "normalized_shape") for s in shape)
         except TypeError:
-            raise TypeError("`normalized_shape` must be an int or a tuple of ints. "
-                            f"Received: normalized_shape={normalized_shape!r}") from None
+            raise TypeError(
+                "`normalized_shape` must be an int or a tuple of ints. "
+                f"Received: normalized_shape={normalized_shape!r}"
+            ) from None
         if not shape:
-            raise ValueError("`normalized_shape` must have at least one axis. "
-                             f"Received: normalized_shape={normalized_shape!r}")
+            raise ValueError(
+                "`normalized_shape` must have at least one axis. "
+                f"Received: normalized_shape={normalized_shape!r}"
+            )
         self.normalized_shape = shape
         self.eps = V.real(eps, "eps", 0, min_open=True)
         self.elementwise_affine = V.flag(elementwise_affine, "elementwise_affine")
@@ -266,9 +278,11 @@ class LayerNorm(_SampleNorm):
     def forward(self, x):
         self._check(x)
         k = len(self.normalized_shape)
-        if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
-            raise ValueError(f"LayerNorm: `x` must end with normalized_shape="
-                             f"{self.normalized_shape}. Received: x.shape={x.shape}")
+        if x.ndim < k or x.shape[x.ndim - k :] != self.normalized_shape:
+            raise ValueError(
+                f"LayerNorm: `x` must end with normalized_shape="
+                f"{self.normalized_shape}. Received: x.shape={x.shape}"
+            )
         xhat, inv_std = _normalise(x, self._axes(x), self.eps)
         self._cache = (xhat, inv_std)
         if self.elementwise_affine:
@@ -317,22 +331,22 @@ class GroupNorm(_SampleNorm):
     x (N, C, *) -> the same shape.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *,
-                 dtype=np.float32):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, dtype=np.float32):
         super().__init__()
         self.num_groups = V.positive_int(num_groups, "num_groups")
         self.num_channels = V.positive_int(num_channels, "num_channels")
         if self.num_channels % self.num_groups:
-            raise ValueError("`num_groups` must divide `num_channels`. Received: "
-                             f"num_groups={num_groups!r}, num_channels={num_channels!r}")
+            raise ValueError(
+                "`num_groups` must divide `num_channels`. Received: "
+                f"num_groups={num_groups!r}, num_channels={num_channels!r}"
+            )
         self.eps = V.real(eps, "eps", 0, min_open=True)
         self.affine = V.flag(affine, "affine")
         self._init_affine(self.num_channels, self.affine, dtype)
 
     def _grouped(self, a):
         """(N, C, *) -> (N, G, C/G * prod(*)), a view where possible."""
-        return a.reshape(a.shape[0], self.num_groups,
-                         math.prod(a.shape[1:]) // self.num_groups)
+        return a.reshape(a.shape[0], self.num_groups, math.prod(a.shape[1:]) // self.num_groups)
 
     def _channels(self, v, ndim):
         """A (C,) vector shaped to broadcast against an (N, C, *) array of `ndim` axes."""
@@ -341,14 +355,17 @@ class GroupNorm(_SampleNorm):
     def forward(self, x):
         self._check(x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(f"GroupNorm: `x` must be an (N, C, *) array with "
-                             f"C=num_channels={self.num_channels}. Received: x.shape={x.shape}")
+            raise ValueError(
+                f"GroupNorm: `x` must be an (N, C, *) array with "
+                f"C=num_channels={self.num_channels}. Received: x.shape={x.shape}"
+            )
         xhat, inv_std = _normalise(self._grouped(x), 2, self.eps)
         xhat = xhat.reshape(x.shape)
         self._cache = (xhat, inv_std)
         if self.affine:
-            return (xhat * self._channels(self.weight, x.ndim)
-                    + self._channels(self.bias, x.ndim))
+            return xhat * self._channels(self.weight, x.ndim) + self._channels(
+                self.bias, x.ndim
+            )
         return xhat
 
     def backward(self, grad):

@@ -1,4 +1,5 @@
 """Pooling layers: max, average, power-average (Lp) and adaptive pooling. No parameters."""
+
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _backend
 
@@ -57,8 +58,16 @@ class MaxPool2d(_Pool2d):
 
     _defaults = dict(stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False)
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 *, backend="compiled"):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        dilation=1,
+        ceil_mode=False,
+        *,
+        backend="compiled",
+    ):
         super().__init__(backend)
         args = V.pool_geometry(kernel_size, stride, padding, dilation, ceil_mode)
         self.kernel_size = args.kernel_size
@@ -67,10 +76,16 @@ class MaxPool2d(_Pool2d):
         self.ceil_mode = args.ceil_mode
 
     def forward(self, x):
-        out, indices = self._ops.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                            self.dilation, self.ceil_mode,
-                                            return_indices=True)
-        self._saved = (x.shape, indices)        # the input itself is not needed
+        out, indices = self._ops.max_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            return_indices=True,
+        )
+        self._saved = (x.shape, indices)  # the input itself is not needed
         return out
 
     def backward(self, grad_out):
@@ -101,11 +116,25 @@ class AvgPool2d(_Pool2d):
     OW likewise.
     """
 
-    _defaults = dict(stride=None, padding=(0, 0), ceil_mode=False, count_include_pad=True,
-                     divisor_override=None)
+    _defaults = dict(
+        stride=None,
+        padding=(0, 0),
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    )
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None, *, backend="compiled"):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+        *,
+        backend="compiled",
+    ):
         super().__init__(backend)
         args = V.pool_geometry(kernel_size, stride, padding, 1, ceil_mode)
         self.kernel_size = args.kernel_size
@@ -116,9 +145,14 @@ class AvgPool2d(_Pool2d):
 
     @property
     def _geometry(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
-                    divisor_override=self.divisor_override)
+        return dict(
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            ceil_mode=self.ceil_mode,
+            count_include_pad=self.count_include_pad,
+            divisor_override=self.divisor_override,
+        )
 
     def forward(self, x):
         out = self._ops.avg_pool2d(x, **self._geometry)
@@ -126,8 +160,7 @@ class AvgPool2d(_Pool2d):
         return out
 
     def backward(self, grad_out):
-        return self._ops.avg_pool2d_backward(grad_out, self._forward_state(),
-                                             **self._geometry)
+        return self._ops.avg_pool2d_backward(grad_out, self._forward_state(), **self._geometry)
 
 
 class LPPool2d(_Pool2d):
@@ -154,8 +187,9 @@ class LPPool2d(_Pool2d):
 
     _defaults = dict(stride=None, ceil_mode=False)
 
-    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *,
-                 backend="compiled"):
+    def __init__(
+        self, norm_type, kernel_size, stride=None, ceil_mode=False, *, backend="compiled"
+    ):
         super().__init__(backend)
         self.norm_type = V.norm_type(norm_type)
         args = V.pool_geometry(kernel_size, stride, 0, 1, ceil_mode)
@@ -167,14 +201,21 @@ class LPPool2d(_Pool2d):
         return f"norm_type={self.norm_type!r}, kernel_size={self.kernel_size}"
 
     def forward(self, x):
-        out = self._ops.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride,
-                                  self.ceil_mode)
+        out = self._ops.lp_pool2d(
+            x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode
+        )
         self._saved = x
         return out
 
     def backward(self, grad_out):
-        return self._ops.lp_pool2d_backward(grad_out, self._forward_state(), self.norm_type,
-                                            self.kernel_size, self.stride, self.ceil_mode)
+        return self._ops.lp_pool2d_backward(
+            grad_out,
+            self._forward_state(),
+            self.norm_type,
+            self.kernel_size,
+            self.stride,
+            self.ceil_mode,
+        )
 
 
 class _AdaptivePool2d(_Pool2d):
@@ -213,8 +254,9 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
         return out
 
     def backward(self, grad_out):
-        return self._ops.adaptive_avg_pool2d_backward(grad_out, self._forward_state(),
-                                                      self.output_size)
+        return self._ops.adaptive_avg_pool2d_backward(
+            grad_out, self._forward_state(), self.output_size
+        )
 
 
 class AdaptiveMaxPool2d(_AdaptivePool2d):
@@ -243,8 +285,7 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
         self.return_indices = V.flag(return_indices, "return_indices")
 
     def forward(self, x):
-        out, indices = self._ops.adaptive_max_pool2d(x, self.output_size,
-                                                     return_indices=True)
+        out, indices = self._ops.adaptive_max_pool2d(x, self.output_size, return_indices=True)
         self._saved = (x.shape, indices)
         return (out, indices) if self.return_indices else out
 

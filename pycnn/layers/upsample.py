@@ -1,4 +1,5 @@
 """Resizing layers: Upsample (nearest neighbour). No parameters."""
+
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _backend
 
@@ -29,8 +30,10 @@ class Upsample(BaseLayer):
         super().__init__()
         self.mode = V.interpolate_mode(mode)
         if (size is None) == (scale_factor is None):
-            raise ValueError("Exactly one of `size` and `scale_factor` must be given. "
-                             f"Received: size={size!r}, scale_factor={scale_factor!r}")
+            raise ValueError(
+                "Exactly one of `size` and `scale_factor` must be given. "
+                f"Received: size={size!r}, scale_factor={scale_factor!r}"
+            )
         self.size = None if size is None else V.pair(size, "size")
         self.scale_factor = None if scale_factor is None else V.scale_pair(scale_factor)
         self.backend = backend
@@ -52,8 +55,11 @@ class Upsample(BaseLayer):
         return self._ops.interpolate_backward(grad_out, self._shape, **self._geometry)
 
     def extra_repr(self):
-        s = (f"size={self.size}" if self.size is not None
-             else f"scale_factor={self.scale_factor}")
+        s = (
+            f"size={self.size}"
+            if self.size is not None
+            else f"scale_factor={self.scale_factor}"
+        )
         s += f", mode={self.mode!r}"
         if self.backend != "compiled":
             s += f", backend={self.backend!r}"
