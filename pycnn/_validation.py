@@ -856,12 +856,10 @@ def interpolate_args(x, scale_factor, size, mode):
     check_array(x, "x", 4, "(N, C, H, W)")
     check_nonempty(x, "x", (1, 2, 3), "C, H and W")
     out, scales = interpolate_geometry(x.shape[2:], scale_factor, size, mode)
-    check_array_size(
-        "The output",
-        x.shape[:2] + out,
-        x.dtype.itemsize,
-        f"size={size!r}, scale_factor={scale_factor!r}",
-    )
+    received = f"size={size!r}, scale_factor={scale_factor!r}"
+    # one image first: with an empty batch the whole output has no elements at all
+    check_array_size("One image's output", x.shape[1:2] + out, x.dtype.itemsize, received)
+    check_array_size("The output", x.shape[:2] + out, x.dtype.itemsize, received)
     return out, scales
 
 
@@ -871,6 +869,12 @@ def interpolate_backward_args(grad_out, input_shape_, scale_factor, size, mode):
     check_array(grad_out, "grad_out", 4, "(N, C, OH, OW)")
     shape = input_shape(input_shape_)
     out, scales = interpolate_geometry(shape[2:], scale_factor, size, mode)
+    check_array_size(
+        "One image's output gradient",
+        shape[1:2] + out,
+        grad_out.dtype.itemsize,
+        f"size={size!r}, scale_factor={scale_factor!r}",
+    )
     check_pool_grad_out(grad_out, shape[:2] + out)
     check_array_size(
         "The input gradient", shape, grad_out.dtype.itemsize, f"input_shape={input_shape_!r}"

@@ -153,7 +153,9 @@ def conv_transpose2d(
     full = np.zeros((n, cog * g, fh, fw), dtype=x.dtype)
     for k in range(g):
         xg, wg = x[:, k * cig : (k + 1) * cig], weight[k * cig : (k + 1) * cig]
-        taps = np.einsum("nchw,coij->noijhw", xg, wg)
+        # tensordot, not einsum: einsum's shortcuts for broadcast (zero-stride) inputs
+        # sum before multiplying, which loses the NaN of inf * 0 (found by the fuzzer)
+        taps = np.tensordot(xg, wg, axes=([1], [0])).transpose(0, 3, 4, 5, 1, 2)
         for i in range(kh):
             for j in range(kw):
                 full[:, k * cog : (k + 1) * cog, rows[i], cols[j]] += taps[:, :, i, j]
@@ -189,8 +191,12 @@ def conv_transpose2d_backward(
             for j in range(kw):
                 view = full[:, k * cog : (k + 1) * cog, rows[i], cols[j]]  # (N, Cog, H, W)
                 wij = weight[k * cig : (k + 1) * cig, :, i, j]  # (Cig, Cog)
-                grad_x[:, k * cig : (k + 1) * cig] += np.einsum("nohw,co->nchw", view, wij)
-                grad_w[k * cig : (k + 1) * cig, :, i, j] = np.einsum("nchw,nohw->co", xg, view)
+                grad_x[:, k * cig : (k + 1) * cig] += np.tensordot(
+                    view, wij, axes=([1], [1])
+                ).transpose(0, 3, 1, 2)
+                grad_w[k * cig : (k + 1) * cig, :, i, j] = np.tensordot(
+                    xg, view, axes=([0, 2, 3], [0, 2, 3])
+                )
     return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
 
 

@@ -186,3 +186,25 @@ def test_layer_rejects_bad_construction():
         pycnn.ConvTranspose2d(3, 2, 3, groups=2)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         pycnn.ConvTranspose2d(2, 2, 3).backward(np.zeros((1, 2, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("impl", [functional, reference], ids=["compiled", "reference"])
+def test_nan_and_inf_land_where_pytorch_puts_them(impl):
+    """Regression (fuzzer): with inf in an input whose rows overlap in memory and zeros
+    in the weight, the reference's einsum summed before multiplying and lost the NaN
+    of inf * 0."""
+    torch = pytest.importorskip("torch")
+    from fuzz_cases import ArraySpec
+
+    x = ArraySpec((1, 4, 5, 6), np.float32, "overlap", "inf", 1258).build()
+    w = ArraySpec((4, 3, 3, 2), np.float32, "fortran", "mixed", 2977).build()
+    kw = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 1), groups=2, dilation=(1, 2))
+    want = torch.nn.functional.conv_transpose2d(
+        torch.from_numpy(np.ascontiguousarray(x)),
+        torch.from_numpy(np.ascontiguousarray(w)),
+        **kw,
+    ).numpy()
+    with np.errstate(invalid="ignore"):
+        got = impl.conv_transpose2d(x, w, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
