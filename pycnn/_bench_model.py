@@ -376,6 +376,11 @@ def _summary(times):
     return {"median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3), "n": len(t)}
 
 
+def _ms(v):
+    """Milliseconds to 3-4 significant digits."""
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
+
+
 def format_table(summary, dtype, threads, rounds):
     from pycnn._bench import _geomean
 
@@ -383,19 +388,19 @@ def format_table(summary, dtype, threads, rounds):
         "",
         f"whole networks, {dtype}: ms per step, median (IQR) over {rounds} round(s) of "
         f"timed steps; pycnn threads {threads}, torch.set_num_threads({threads})",
-        f"{'network':<9}{'mode':<9}{'pycnn':>22}{'torch':>22}{'pycnn/torch':>13}"
+        f"{'network':<9}{'mode':<8}{'pycnn':>25}{'torch':>25}{'pycnn/torch':>13}"
         f"{'peak RSS MiB pycnn/torch':>26}",
     ]
     ratios = []
     for (name, mode), entry in summary.items():
-        row = f"{name:<9}{mode:<9}"
+        row = f"{name:<9}{mode:<8}"
         for lib in LIBRARIES:
             s = entry.get(lib)
             if s is None or "error" in s:
-                row += f"{'-':>22}"
+                row += f"{'-':>25}"
             else:
-                cell = f"{s['median_ms']:.2f} ({s['q1_ms']:.2f}-{s['q3_ms']:.2f})"
-                row += f"{cell:>22}"
+                cell = f"{_ms(s['median_ms'])} ({_ms(s['q1_ms'])}-{_ms(s['q3_ms'])})"
+                row += f"{cell:>25}"
         p, t = entry.get("pycnn"), entry.get("torch")
         if p and t and "error" not in p and "error" not in t:
             ratio = p["median_ms"] / t["median_ms"]
@@ -407,7 +412,7 @@ def format_table(summary, dtype, threads, rounds):
         row += f"{' / '.join(mem):>26}"
         lines.append(row)
     geo = f"{_geomean(ratios):>12.2f}x" if ratios else f"{'-':>13}"
-    lines.append(f"{'geomean':<18}{'':>44}{geo}")
+    lines.append(f"{'geomean':<17}{'':>50}{geo}")
     lines.append(
         "train = forward + cross-entropy + backward + SGD(momentum) step at batch "
         f"{MODES['train']}; infer1/infer64 = eval-mode forward at batch 1/64"
