@@ -400,6 +400,23 @@ def add_arguments(parser):
         help="seconds of repeated calls per measurement (default 0.3)",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--model",
+        metavar="NAME[,NAME...]|all",
+        help="time whole networks, pycnn vs PyTorch, instead of single ops "
+        "(digits, lenet5, mnist7, resnet20)",
+    )
+    parser.add_argument(
+        "--modes",
+        default="train,infer1,infer64",
+        help="with --model: train (batch 64), infer1, infer64 (default all three)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --model: worker runs per library, alternating which goes first",
+    )
     parser.add_argument("--plot", help="also draw a bar chart to this PNG (matplotlib)")
 
 
@@ -415,6 +432,10 @@ def _selected_shapes(args):
 
 def main(args):
     """Run every library in its own process and print the tables."""
+    if args.model:
+        from pycnn import _bench_model
+
+        return _bench_model.main(args)
     shapes = _selected_shapes(args)
     for line in _header() + [_blas_line()]:
         print(line, flush=True)
