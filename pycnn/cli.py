@@ -84,10 +84,22 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 3e-3, "sgd": 5e-2, "rmsprop": 1e-3, "adagrad": 3e-2}
 MODELS = ("cnn", "resnet")
 # the defaults of the options left out, per --model; the cnn's are the historical ones.
-# The resnet's are provisional (the cnn's), to be chosen on the validation split.
+# The resnet's were chosen on the validation split alone (VAL_FRACTION of the digits'
+# training set, 203 images, drawn with each seed; the test set was not looked at). Mean
+# final validation accuracy over seeds 0-4 (stem/stage widths w, 2w, 4w; no dropout):
+#   optimizer, lr          batch  epochs  gamma  width  stages  val acc  s/run
+#   adam 3e-3              32     15      0.9    16     3       98.62%   13
+#   adam 3e-3              32     30      0.9    16     3       98.62%   32
+#   adam 1e-2              64     20      0.9    16     3       98.72%   14
+#   sgd 5e-2 (Nesterov)    32     20      0.9    16     3       98.92%   15
+#   adam 3e-3              32     20      1      16     3       98.82%   13
+#   adam 3e-3              32     20      0.9    16     2       98.42%    9
+#   adam 3e-3              32     15      0.9    32     3       99.21%   21
+#   sgd 5e-2 (Nesterov)    32     20      0.9    32     3       99.21%   28
+#   adam 3e-3              32     20      0.9    32     3       99.41%   31   <- chosen
 MODEL_DEFAULTS = {
     "cnn": {"epochs": 30, "batch_size": 32, "lr_decay": 0.9, "dropout": 0.25},
-    "resnet": {"epochs": 15, "batch_size": 32, "lr_decay": 0.9, "dropout": 0.0},
+    "resnet": {"epochs": 20, "batch_size": 32, "lr_decay": 0.9, "dropout": 0.0},
 }
 # the share of the digits' training set the resnet holds out for validation
 VAL_FRACTION = 0.15
@@ -140,7 +152,7 @@ def _downsample(channels, dtype, backend, rng):
 
 def build_resnet(
     *,
-    width=16,
+    width=32,
     stages=3,
     batchnorm=True,
     dropout=0.0,

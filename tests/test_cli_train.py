@@ -196,7 +196,7 @@ def test_build_resnet_structure_and_shapes(size):
         if isinstance(layer, pycnn.Residual):
             shapes.append(h.shape)
     half, quarter = -(-size // 2), -(-size // 4)
-    assert shapes == [(5, 16, size, size), (5, 32, half, half), (5, 64, quarter, quarter)]
+    assert shapes == [(5, 32, size, size), (5, 64, half, half), (5, 128, quarter, quarter)]
     out = model.forward(x)
     assert out.shape == (5, 10) and out.dtype == np.float32
     assert model.backward(np.ones_like(out)).shape == x.shape
