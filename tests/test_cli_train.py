@@ -147,3 +147,86 @@ def test_python_dash_m_pycnn_train(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy: " in proc.stdout
     assert np.isfinite(float(proc.stdout.split("test accuracy: ")[1].split("%")[0]))
+
+
+# --- --model resnet ----------------------------------------------------------------------
+
+
+def test_train_resnet_one_epoch_on_a_subset(capsys):
+    code, out = _train(capsys, "--model", "resnet", "--epochs", "1", "--limit", "200")
+    assert code == 0
+    # 15% of the 200 training images held out for validation, stratified
+    assert "UCI digits (8x8), 170 training / 30 validation / 200 test images" in out.out
+    assert "Residual()" in out.out and "AdaptiveAvgPool2d(output_size=(1, 1))" in out.out
+    lines = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
+    assert len(lines) == 1 and "/200)" in lines[0]
+    assert np.isfinite(float(lines[0].split()[2].rstrip("%")))
+
+
+def test_train_resnet_reports_validation_per_epoch(capsys):
+    code = cli.main(["train", "--model", "resnet", "--epochs", "2", "--limit", "100"])
+    out = capsys.readouterr().out
+    epochs = [s for s in out.splitlines() if s.startswith("epoch ")]
+    assert code == 0 and len(epochs) == 2 and all("val_accuracy" in s for s in epochs)
+    assert sum(s.startswith("test accuracy: ") for s in out.splitlines()) == 1
+
+
+@pytest.mark.parametrize("size", [8, 28])
+def test_build_resnet_structure_and_shapes(size):
+    import pycnn
+
+    model = cli.build_resnet(rng=0)
+    blocks = [layer for layer in model.layers if isinstance(layer, pycnn.Residual)]
+    assert len(blocks) == 3
+    # the first stage keeps the shape (identity shortcut), the others halve H and W
+    # and double the channels (1x1 strided convolution + batch norm shortcut)
+    assert isinstance(blocks[0].shortcut, pycnn.Identity)
+    for block in blocks[1:]:
+        conv, bn = block.shortcut.layers
+        assert isinstance(conv, pycnn.Conv2d) and isinstance(bn, pycnn.BatchNorm2d)
+        assert conv.kernel_size == (1, 1) and conv.stride == (2, 2)
+    assert any(isinstance(layer, pycnn.BatchNorm2d) for layer in blocks[0].body.layers)
+    assert isinstance(model.layers[-3], pycnn.AdaptiveAvgPool2d)
+    assert isinstance(model.layers[-1], pycnn.Linear)
+    x = np.random.default_rng(0).standard_normal((5, 1, size, size)).astype(np.float32)
+    h = x
+    shapes = []
+    for layer in model.layers:
+        h = layer.forward(h)
+        if isinstance(layer, pycnn.Residual):
+            shapes.append(h.shape)
+    half, quarter = -(-size // 2), -(-size // 4)
+    assert shapes == [(5, 32, size, size), (5, 64, half, half), (5, 128, quarter, quarter)]
+    out = model.forward(x)
+    assert out.shape == (5, 10) and out.dtype == np.float32
+    assert model.backward(np.ones_like(out)).shape == x.shape
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_validation_split_is_stratified_and_disjoint_from_test(seed):
+    _, y = datasets.load_digits()
+    index = np.arange(len(y))  # split the indices to check what went where
+    train, test, y_train, _ = datasets.train_test_split(index, y, 0.25, seed=0)
+    fit, y_fit, val, y_val = cli.validation_split(train, y_train, cli.VAL_FRACTION, seed)
+    assert set(val).isdisjoint(test) and set(fit).isdisjoint(test)
+    assert set(val).isdisjoint(fit) and sorted(np.concatenate([fit, val])) == sorted(train)
+    assert np.array_equal(y_val, y[val]) and np.array_equal(y_fit, y[fit])
+    assert len(val) == int(np.ceil(cli.VAL_FRACTION * len(train)))
+    # every class's share of the validation part is its share of the training set
+    want = np.bincount(y_train, minlength=10) * cli.VAL_FRACTION
+    assert np.all(np.abs(np.bincount(y_val, minlength=10) - want) < 1)
+    again = cli.validation_split(train, y_train, cli.VAL_FRACTION, seed)
+    assert np.array_equal(again[2], val)  # the seed determines it
+
+
+def test_train_model_cnn_is_the_default(capsys):
+    args = ("--epochs", "1", "--limit", "100", "--seed", "2")
+    runs = [cli.main(["train", *args]), cli.main(["train", "--model", "cnn", *args])]
+    out = capsys.readouterr().out
+    assert runs == [0, 0]
+    lines = [s.rsplit(" - ", 1)[0].split(", training time")[0] for s in out.splitlines()]
+    half = len(lines) // 2
+    assert lines[:half] == lines[half:] and "validation" not in out
+    assert "100 training / 100 test images" in out and "Residual" not in out
+    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out
+    assert "Dropout(p=0.25)" in out
