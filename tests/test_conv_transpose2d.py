@@ -208,3 +208,51 @@ def test_nan_and_inf_land_where_pytorch_puts_them(impl):
         got = impl.conv_transpose2d(x, w, **kw)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_layer_numerical_gradient(backend, rng):
+    layer = pycnn.ConvTranspose2d(
+        4,
+        6,
+        (3, 2),
+        stride=2,
+        padding=1,
+        output_padding=1,
+        groups=2,
+        dtype=np.float64,
+        rng=3,
+        backend=backend,
+    )
+    layer.params["bias"] = rng.standard_normal(6)
+    x = rng.standard_normal((2, 4, 3, 4))
+    g = rng.standard_normal(layer(x).shape)
+    grad_x = layer.backward(g)
+
+    def numerical(arr):
+        return numerical_gradient(lambda: np.sum(layer.forward(x) * g), arr)
+
+    np.testing.assert_allclose(grad_x, numerical(x), rtol=1e-6, atol=1e-8)
+    for key in ("weight", "bias"):
+        np.testing.assert_allclose(
+            layer.grads[key], numerical(layer.params[key]), rtol=1e-6, atol=1e-8
+        )
+
+
+@pytest.mark.parametrize("name", ["stride2-pad-outpad", "outpad-below-dilation"])
+def test_empty_batch_matches_torch(name, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(CASES[name], dtype, rng)
+    x = x[:0]
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.from_numpy(w).requires_grad_()
+    out_t = torch.nn.functional.conv_transpose2d(xt, wt, torch.from_numpy(b), **kw)
+    out_t.sum().backward()
+    out = functional.conv_transpose2d(x, w, b, **kw)
+    assert out.shape == tuple(out_t.shape) and out.dtype == dtype
+    grad_x, grad_w, grad_b = functional.conv_transpose2d_backward(
+        np.ones(out.shape, dtype), x, w, **kw
+    )
+    assert grad_x.shape == x.shape
+    np.testing.assert_array_equal(grad_w, wt.grad.numpy())  # zeros
+    np.testing.assert_array_equal(grad_b, np.zeros(b.shape, dtype))
