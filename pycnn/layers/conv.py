@@ -135,19 +135,23 @@ class Conv2d(_WeightedLayer):
         return grad_x
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        defaults = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            if value != default:
-                s += f", {name}={value!r}"
-        if "bias" not in self.params:
-            s += ", bias=False"
-        if self.dtype != np.float32:
-            s += f", dtype={self.dtype.name}"
-        if self.backend != "compiled":
-            s += f", backend={self.backend!r}"
-        return s
+        return _conv_repr(self, dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1))
+
+
+def _conv_repr(layer, defaults):
+    """A convolution layer's arguments: channels, kernel, then only the non-defaults."""
+    s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}"
+    for name, default in defaults.items():
+        value = getattr(layer, name)
+        if value != default:
+            s += f", {name}={value!r}"
+    if "bias" not in layer.params:
+        s += ", bias=False"
+    if layer.dtype != np.float32:
+        s += f", dtype={layer.dtype.name}"
+    if layer.backend != "compiled":
+        s += f", backend={layer.backend!r}"
+    return s
 
 
 class ConvTranspose2d(_WeightedLayer):
@@ -248,18 +252,7 @@ class ConvTranspose2d(_WeightedLayer):
         return grad_x
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         defaults = dict(
             stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1, dilation=(1, 1)
         )
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            if value != default:
-                s += f", {name}={value!r}"
-        if "bias" not in self.params:
-            s += ", bias=False"
-        if self.dtype != np.float32:
-            s += f", dtype={self.dtype.name}"
-        if self.backend != "compiled":
-            s += f", backend={self.backend!r}"
-        return s
+        return _conv_repr(self, defaults)
