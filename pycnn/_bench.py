@@ -6,6 +6,7 @@ removed from their environment (on machines where they are set, they force a slo
 BLAS kernel). The parent only collects JSON and prints the table. Nothing is asserted.
 """
 
+import argparse
 import json
 import math
 import os
@@ -363,7 +364,10 @@ def format_tables(results, shapes):
 
 
 def _parse_custom(spec):
-    parts = [int(v) for v in spec.split(",")]
+    try:
+        parts = [int(v) for v in spec.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) != 7 or min(parts[:6]) < 1 or parts[6] < 0:
         raise ValueError(
             "`--shape` must be B,C,HW,F,K,S,P: 7 ints, positive but P >= 0. "
@@ -372,26 +376,101 @@ def _parse_custom(spec):
     return tuple(parts)
 
 
+def _custom_shape(spec):
+    """argparse type of --shape: the spec, checked (the worker parses it again)."""
+    try:
+        _parse_custom(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
+def _names_from(valid, option):
+    """argparse type of a comma-separated list of names taken from `valid`."""
+
+    def parse(text):
+        names = [v for v in text.split(",") if v]
+        unknown = [n for n in names if n not in valid]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {option} {', '.join(unknown)}; choose from {', '.join(valid)}"
+            )
+        return names
+
+    return parse
+
+
+def _checked_by(parse):
+    """argparse type: `text` unchanged once `parse(text)` accepted it (its SystemExit
+    message becomes argparse's one-line error)."""
+
+    def check(text):
+        try:
+            parse(text)
+        except SystemExit as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return check
+
+
+def _model_names(text):
+    from pycnn import _bench_model
+
+    return _checked_by(_bench_model.parse_models)(text)
+
+
+def _mode_names(text):
+    from pycnn import _bench_model
+
+    return _checked_by(_bench_model.parse_modes)(text)
+
+
+def _output_file(text):
+    """argparse type of a file to write: its folder must exist."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    return text
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument(
         "--shapes",
         default=",".join(CONV_SHAPES),
-        type=lambda s: [v for v in s.split(",") if v],
-        help=f"conv shapes to run, from {', '.join(CONV_SHAPES)}",
+        type=_names_from(CONV_SHAPES, "--shapes"),
+        help=f"conv shapes to run, from {', '.join(CONV_SHAPES)} (default: all)",
     )
     parser.add_argument(
         "--pool-shapes",
         default=",".join(POOL_SHAPES),
-        type=lambda s: [v for v in s.split(",") if v],
+        type=_names_from(POOL_SHAPES, "--pool-shapes"),
+        help="2x2 stride-2 pooling shapes to run, from "
+        f"{', '.join(POOL_SHAPES)} (default: all; empty for none)",
     )
     parser.add_argument(
-        "--shape", action="append", help="a custom conv shape B,C,HW,F,K,S,P (repeatable)"
+        "--shape",
+        action="append",
+        type=_custom_shape,
+        help="a custom conv shape B,C,HW,F,K,S,P (repeatable)",
     )
     parser.add_argument(
         "--libraries",
         default=",".join(LIBRARIES),
-        type=lambda s: [v for v in s.split(",") if v],
+        type=_names_from(LIBRARIES, "--libraries"),
+        help=f"comma-separated, from {', '.join(LIBRARIES)} (default: all; torch is "
+        "skipped when not installed)",
     )
     parser.add_argument(
         "--min-time",
@@ -399,9 +478,12 @@ def add_arguments(parser):
         default=0.3,
         help="seconds of repeated calls per measurement (default 0.3)",
     )
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--json", type=_output_file, help="also write the results to this JSON file"
+    )
     parser.add_argument(
         "--model",
+        type=_model_names,
         metavar="NAME[,NAME...]|all",
         help="time whole networks, pycnn vs PyTorch, instead of single ops "
         "(digits, lenet5, mnist7, resnet20)",
@@ -409,15 +491,18 @@ def add_arguments(parser):
     parser.add_argument(
         "--modes",
         default="train,infer1,infer64",
+        type=_mode_names,
         help="with --model: train (batch 64), infer1, infer64 (default all three)",
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=_positive_int,
         default=3,
         help="with --model: worker runs per library, alternating which goes first",
     )
-    parser.add_argument("--plot", help="also draw a bar chart to this PNG (matplotlib)")
+    parser.add_argument(
+        "--plot", type=_output_file, help="also draw a bar chart to this PNG (matplotlib)"
+    )
 
 
 def _selected_shapes(args):
@@ -462,7 +547,7 @@ def main(args):
             json.dump({"dtype": args.dtype, "shapes": shapes, "results": results}, f, indent=1)
     if args.plot:
         _plot(results, args.plot)
-    return 0
+    return 1 if any("error" in r for r in results.values()) else 0
 
 
 def _plot(results, path):
@@ -494,8 +579,6 @@ def _plot(results, path):
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", required=True, choices=LIBRARIES)
     add_arguments(parser)

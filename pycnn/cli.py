@@ -1,6 +1,7 @@
 """The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`."""
 
 import argparse
+import os
 import sys
 import time
 
@@ -8,6 +9,10 @@ import numpy as np
 
 from pycnn._bench import median_of
 from pycnn._info import show_config
+
+
+class CLIError(Exception):
+    """A bad input found after parsing: `pycnn: error: <message>`, exit status 2."""
 
 
 def demo(args):
@@ -226,8 +231,11 @@ def _load_data(args):
     from pycnn import datasets
 
     if args.mnist:
-        x_train, y_train = datasets.load_mnist(args.mnist, "train", dtype=args.dtype)
-        x_test, y_test = datasets.load_mnist(args.mnist, "test", dtype=args.dtype)
+        try:
+            x_train, y_train = datasets.load_mnist(args.mnist, "train", dtype=args.dtype)
+            x_test, y_test = datasets.load_mnist(args.mnist, "test", dtype=args.dtype)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"--mnist {args.mnist}: {exc}") from exc
         name = f"MNIST from {args.mnist}"
     else:
         x, y = datasets.load_digits(dtype=args.dtype)
@@ -381,12 +389,29 @@ def _probability(text):
     return value
 
 
+def _output_file(text):
+    """A file to write: its folder must exist (checked before a long run, not after)."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    return text
+
+
+def _folder(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return text
+
+
 def _per_model(key):
     return "default: " + ", ".join(f"{m} {MODEL_DEFAULTS[m][key]}" for m in MODELS)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="pycnn", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show version, compiled extension, threads and BLAS")
     p = sub.add_parser(
@@ -469,6 +494,7 @@ def build_parser():
     )
     p.add_argument(
         "--mnist",
+        type=_folder,
         metavar="PATH",
         help="train on the MNIST IDX files in folder PATH instead of the digits",
     )
@@ -478,9 +504,12 @@ def build_parser():
         metavar="N",
         help="use only the first N training and N test images",
     )
-    p.add_argument("--save", metavar="MODEL.npz", help="save the trained model")
+    p.add_argument(
+        "--save", type=_output_file, metavar="MODEL.npz", help="save the trained model"
+    )
     p.add_argument(
         "--plot",
+        type=_output_file,
         metavar="CURVES.png",
         help="plot the loss and accuracy curves (needs matplotlib)",
     )
@@ -494,6 +523,16 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (CLIError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"pycnn: error: {exc} (--debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _run(args):
     if args.command == "info":
         show_config()
         return 0

@@ -57,9 +57,55 @@ def test_bench_runs_each_library_in_a_subprocess(tmp_path):
     assert "peak_extra" in data["results"]["compiled"]["conv"]["2,2,8,3,3,1,1"]
 
 
-def test_bench_rejects_a_malformed_shape():
-    with pytest.raises(ValueError, match="`--shape` must be"):
-        cli.main(["bench", "--shapes", "", "--shape", "1,2,3", "--libraries", "numpy"])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["bench", "--shape", "1,2,3"], "`--shape` must be B,C,HW,F,K,S,P"),
+        (["bench", "--shape", "garbage"], "`--shape` must be B,C,HW,F,K,S,P"),
+        (["bench", "--libraries", "foo"], "choose from naive, numpy, compiled, torch"),
+        (["bench", "--shapes", "vgg"], "unknown --shapes vgg; choose from lenet1"),
+        (["bench", "--pool-shapes", "x"], "choose from lenet1-out, cifar-out"),
+        (["bench", "--model", "vgg"], "choose from digits, lenet5, mnist7, resnet20"),
+        (["bench", "--modes", "x"], "choose from train, infer1, infer64"),
+        (["bench", "--rounds", "0"], "must be >= 1"),
+        (["bench", "--json", "/nonexistent-folder/b.json"], "does not exist"),
+        (["bench", "--plot", "/nonexistent-folder/b.png"], "does not exist"),
+        (["train", "--mnist", "/nonexistent"], "--mnist: /nonexistent is not a folder"),
+        (["train", "--save", "/nonexistent-folder/m.npz"], "does not exist"),
+        (["train", "--plot", "/nonexistent-folder/c.png"], "does not exist"),
+        (["demo", "--batch", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_one_argparse_line(capsys, argv, match):
+    """Issue 19: a usage error, exit status 2, no traceback, no worker started."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert match in err and "error: argument" in err and "--worker" not in err
+
+
+def test_errors_after_parsing_are_one_line_unless_debug(capsys, tmp_path):
+    """A folder without MNIST files: `pycnn: error: ...` and 2; --debug re-raises."""
+    assert cli.main(["train", "--mnist", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("pycnn: error: --mnist ") and "no MNIST images file" in line
+    with pytest.raises(cli.CLIError, match="no MNIST images file"):
+        cli.main(["--debug", "train", "--mnist", str(tmp_path)])
+
+
+def test_bad_shape_has_no_traceback_from_the_command_line(tmp_path):
+    home = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pycnn", "bench", "--shape", "garbage"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=home),
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("pycnn bench: error: argument --shape")
 
 
 def test_demo_compares_the_backends(capsys):

@@ -126,9 +126,10 @@ def test_train_rejects_bad_options(capsys, args, match):
     assert exc.value.code == 2 and match in capsys.readouterr().err
 
 
-def test_train_missing_mnist_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="must be a folder"):
+def test_train_missing_mnist_folder(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
         cli.main(["train", "--mnist", str(tmp_path / "absent")])
+    assert exc.value.code == 2 and "is not a folder" in capsys.readouterr().err
 
 
 def test_python_dash_m_pycnn_train(tmp_path):
