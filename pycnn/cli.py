@@ -291,7 +291,7 @@ def train(args):
         except ImportError:
             print(
                 "pycnn train: --plot needs matplotlib, which is not installed: "
-                "pip install matplotlib (or pip install 'pycnn[plot]')",
+                "pip install matplotlib (from a source checkout: pip install '.[plot]')",
                 file=sys.stderr,
             )
             return 2

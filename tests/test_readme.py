@@ -70,3 +70,24 @@ def test_readme_pycnn_info_sample_has_the_current_format():
             ), key
             continue
         assert _skeleton(shown[key]) == _skeleton(value), key
+
+
+def test_install_hints_name_packages_that_exist():
+    """Issue 19: pycnn is not on the package index, so `pip install "pycnn[extra]"`
+    fails; hints name the package itself (`pip install tqdm`) or the source checkout's
+    extras (`pip install ".[progress]"`)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    if not os.path.exists(os.path.join(root, "README.md")):
+        pytest.skip("README.md is not beside the tests (an installed test run)")
+    paths = [os.path.join(root, "README.md"), os.path.join(root, "CONTRIBUTING.md")]
+    for folder, _, files in os.walk(os.path.join(root, "pycnn")):
+        paths += [os.path.join(folder, f) for f in files if f.endswith((".py", ".pyx"))]
+    offenders = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if re.search(
+                    r"pip install\W*pycnn\[|pycnn\[(plot|progress|bench|test)\]", line
+                ):
+                    offenders.append(f"{os.path.relpath(path, root)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
