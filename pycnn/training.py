@@ -325,9 +325,9 @@ class _Progress:
             self.bar = self.tqdm(
                 total=self.batches,
                 unit="batch",
-                leave=True,
                 desc=f"epoch {epoch + 1}/{self.epochs}",
                 dynamic_ncols=True,
+                leave=False,
             )
 
     def update(self, running_loss):
@@ -336,12 +336,19 @@ class _Progress:
             self.bar.update(1)
 
     def end(self, epoch, metrics, seconds):
-        text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         if self.bar is not None:
-            self.bar.set_postfix_str(text)
+            # the bar's postfix would be cut at 80 columns before val_accuracy (issue
+            # 19): the finished epoch gets its own line, abbreviated to fit in 80
+            text = " ".join(
+                f"{k.replace('accuracy', 'acc')} {v:.4f}" for k, v in metrics.items()
+            )
             self.bar.close()
             self.bar = None
+            self.tqdm.write(
+                f"epoch {epoch + 1}/{self.epochs} - {text} - {seconds:.1f}s", file=sys.stderr
+            )
         elif self.enabled:
+            text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
             print(f"epoch {epoch + 1}/{self.epochs} - {text} - {seconds:.1f}s", flush=True)
 
     def close(self):

@@ -1,6 +1,7 @@
 """Sequential: training, float32 end to end, compiled vs NumPy backends, evaluate and
 predict, summary, save/load (and bad files), progress output, errors."""
 
+import re
 import sys
 
 import numpy as np
@@ -388,6 +389,26 @@ def test_progress_uses_tqdm_on_a_terminal(capsys, monkeypatch):
     _fit_quietly(True)
     captured = capsys.readouterr()
     assert captured.out == "" and "epoch 2/2" in captured.err and "batch" in captured.err
+
+
+def test_progress_on_an_80_column_terminal_shows_the_validation_metrics(capsys, monkeypatch):
+    """Issue 19: the bar's postfix was cut at 80 columns before val_loss/val_accuracy;
+    each finished epoch now gets its own line that fits."""
+    tqdm = pytest.importorskip("tqdm")
+
+    class Tqdm80(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.update(ncols=80, dynamic_ncols=False)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm, "tqdm", Tqdm80)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    _fit_quietly(True)
+    lines = re.split(r"[\r\n]", capsys.readouterr().err)
+    epochs = [line for line in lines if line.startswith("epoch 2/2 - ")]
+    assert epochs, lines
+    (line,) = epochs
+    assert len(line) <= 80 and "val_loss " in line and "val_acc " in line
 
 
 def test_progress_on_a_terminal_without_tqdm_prints_lines(capsys, monkeypatch):
