@@ -185,6 +185,15 @@ def _targets(model, x, y, name="y", x_name="x"):
             )
         check_labels(y, out_shape[1], name)
     elif y.dtype.kind == "f":
+        # checked here, so that the message names `y` and not the loss's `target`
+        out_shape = tuple(model.output_shape(x.shape[1:]))
+        if y.shape[1:] != out_shape[1:]:
+            expected = "(" + ", ".join(("N",) + tuple(map(str, out_shape[1:]))) + ")"
+            raise ValueError(
+                f"`{name}` float targets must have the model's output shape {expected}; "
+                f"integer class labels need an integer dtype. "
+                f"Received: {name}.shape={y.shape}, {name}.dtype={y.dtype}"
+            )
         y = y.astype(model.dtype, copy=False)
     else:
         raise TypeError(

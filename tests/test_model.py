@@ -451,6 +451,16 @@ def test_fit_validates_its_inputs():
         fit(x, np.array([0, 1, 2, 3, 4, 10]))
     with pytest.raises(TypeError, match=r"`y` must hold integer labels or float targets"):
         fit(x, np.array(list("abcdef")))
+    # issue 19: float labels were blamed on the loss's `target`, not on `y`
+    with pytest.raises(
+        ValueError,
+        match=r"`y` float targets must have the model's output shape \(N, 10\); "
+        r"integer class labels need an integer dtype. "
+        r"Received: y.shape=\(6,\), y.dtype=float64",
+    ):
+        fit(x, ok.astype(np.float64))
+    with pytest.raises(ValueError, match=r"`y_val` float targets must have"):
+        fit(x, ok, validation_data=(x, ok.astype(np.float32)))
     with pytest.raises(TypeError, match=r"`x` must be a real-valued array"):
         fit(np.array(["a"] * 6), ok)
     with pytest.raises(ValueError, match=r"`epochs` must be >= 1"):
