@@ -16,7 +16,7 @@ class CLIError(Exception):
 
 
 def demo(args):
-    """The one-minute tour: one convolution on every backend, then train the digits."""
+    """A tour of about ten seconds: one convolution on every backend, then the digits."""
     rc = demo_conv(args)
     if rc != 0 or args.no_train:
         return rc
@@ -416,7 +416,7 @@ def build_parser():
     sub.add_parser("info", help="show version, compiled extension, threads and BLAS")
     p = sub.add_parser(
         "demo",
-        help="a one-minute tour: one convolution timed on every "
+        help="a tour of about ten seconds: one convolution timed on every "
         "backend, then a CNN trained on the digits",
     )
     p.add_argument("--batch", type=_positive, default=16, help="default: %(default)s")

@@ -114,3 +114,24 @@ def test_demo_compares_the_backends(capsys):
     assert "agree: yes" in out
     for row in ("naive loops", "NumPy reference", "compiled"):
         assert row in out
+
+
+def test_bench_help_describes_every_option(capsys):
+    """Issue 19: --pool-shapes and --libraries had no help text."""
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "from lenet1-out, cifar-out" in out
+    assert "from naive, numpy, compiled, torch" in out
+
+
+def test_demo_help_agrees_with_the_readme_on_its_duration(capsys):
+    """Issue 19: 'a one-minute tour' in --help, 'about ten seconds' in the README."""
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "about ten seconds" in " ".join(capsys.readouterr().out.split())
+    assert "about ten seconds" in (cli.demo.__doc__ or "")
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")
+    if os.path.exists(readme):
+        with open(readme, encoding="utf-8") as f:
+            assert "about ten seconds" in " ".join(f.read().split())
