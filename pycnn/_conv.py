@@ -249,18 +249,18 @@ class ConvPlan:
 
     # --- backward --------------------------------------------------------------------
 
-    def backward(self, grad_out, x, weight, need_x=True, need_weight=True):
+    def backward(self, grad_out, x, weight, need_x=True, need_weight=True, need_bias=True):
         """Gradients of `forward` with respect to x, weight and bias, from C-contiguous
         `grad_out` (N, F, OH, OW), `x` and `weight`. -> (grad_x, grad_weight, grad_bias)
 
-        `need_x` / `need_weight` False skip a gradient (None in its place): a transposed
-        convolution is this plan's input gradient alone, and its weight gradient this
-        plan's weight gradient alone (`x` is then unused, and may be None, without
-        `need_weight`).
+        `need_x` / `need_weight` / `need_bias` False skip a gradient (None in its
+        place): a transposed convolution is this plan's input gradient alone, and its
+        weight gradient this plan's weight gradient alone (`x` is then unused, and may
+        be None, without `need_weight`).
         """
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
-        grad_bias = grad_out.sum(axis=(0, 2, 3))
+        grad_bias = grad_out.sum(axis=(0, 2, 3)) if need_bias else None
         grad_x = (
             np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype) if need_x else None
         )

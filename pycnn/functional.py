@@ -113,7 +113,11 @@ def conv_transpose2d(
     )
     plan = _conv.transposed_plan(x.shape, weight.shape, x.dtype, args)
     out, _, _ = plan.backward(
-        np.ascontiguousarray(x), None, np.ascontiguousarray(weight), need_weight=False
+        np.ascontiguousarray(x),
+        None,
+        np.ascontiguousarray(weight),
+        need_weight=False,
+        need_bias=False,
     )
     if bias is not None:
         out += bias.reshape(-1, 1, 1)
@@ -137,7 +141,9 @@ def conv_transpose2d_backward(
     grad_out = np.ascontiguousarray(grad_out)
     weight = np.ascontiguousarray(weight)
     grad_x = plan.forward(grad_out, weight)
-    _, grad_w, _ = plan.backward(np.ascontiguousarray(x), grad_out, weight, need_x=False)
+    _, grad_w, _ = plan.backward(
+        np.ascontiguousarray(x), grad_out, weight, need_x=False, need_bias=False
+    )
     return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
 
 
