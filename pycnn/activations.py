@@ -608,7 +608,7 @@ def softshrink_backward(grad, x, lambd=0.5):
 
 
 def hardshrink(x, lambd=0.5):
-    """``x`` where |x| > lambd, 0 elsewhere."""
+    """``x`` where ``|x| > lambd``, 0 elsewhere."""
     lam = V.real(lambd, "lambd")
     _x(x)
     return _cast(np.where((x >= -lam) & (x <= lam), 0, x), x.dtype)

@@ -71,8 +71,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Shape:
         x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) -> (N, F, OH, OW), with
         ``OH = floor((H + PT + PB - DH*(KH-1) - 1) / SH) + 1`` (OW likewise).
+
     `padding` is an int, an (H, W) pair, 'valid' or 'same' (stride 1 only; the odd
     pixel of an even kernel goes to the bottom/right).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pycnn import functional as F
+    >>> x = np.ones((2, 3, 5, 5), dtype=np.float32)
+    >>> w = np.ones((4, 3, 3, 3), dtype=np.float32)
+    >>> y = F.conv2d(x, w, padding="same")
+    >>> y.shape, y.dtype, float(y[0, 0, 2, 2]), float(y[0, 0, 0, 0])
+    ((2, 4, 5, 5), dtype('float32'), 27.0, 12.0)
     """
     args = V.conv2d_args(x, weight, bias, stride, padding, dilation, groups)
     plan = _conv.plan(x.shape, weight.shape, x.dtype, args)

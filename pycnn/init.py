@@ -5,15 +5,18 @@ returns a new array of that dtype (float32 or float64). Fans follow PyTorch: for
 weight (F, C/groups, KH, KW), fan_in = C/groups*KH*KW and fan_out = F*KH*KW; for a
 linear weight (out, in), fan_in = in and fan_out = out.
 
-| function | distribution | PyTorch equivalent |
-|---|---|---|
-| `xavier_uniform` | U(-a, a), a = gain*sqrt(6/(fan_in+fan_out)) | `xavier_uniform_` |
-| `xavier_normal` | N(0, std^2), std = gain*sqrt(2/(fan_in+fan_out)) | `xavier_normal_` |
-| `he_uniform` | U(-a, a), a = sqrt(6/fan) | `kaiming_uniform_(nonlinearity='relu')` |
-| `he_normal` | N(0, std^2), std = sqrt(2/fan) | `kaiming_normal_(nonlinearity='relu')` |
+================  =======================================  =================
+function          distribution                             PyTorch equivalent
+================  =======================================  =================
+`xavier_uniform`  U(-a, a), a = gain*sqrt(6/(fi+fo))       `xavier_uniform_`
+`xavier_normal`   N(0, std^2), std = gain*sqrt(2/(fi+fo))  `xavier_normal_`
+`he_uniform`      U(-a, a), a = sqrt(6/fan)                `kaiming_uniform_`
+`he_normal`       N(0, std^2), std = sqrt(2/fan)           `kaiming_normal_`
+================  =======================================  =================
 
-He's `fan` is fan_in by default (`mode='fan_in'` keeps the forward activations' scale;
-`'fan_out'` keeps the backward gradients').
+fi and fo are fan_in and fan_out; PyTorch's He initialisers with
+`nonlinearity='relu'`. He's `fan` is fan_in by default (`mode='fan_in'`
+keeps the forward activations' scale; `'fan_out'` keeps the backward gradients').
 """
 
 import numpy as np

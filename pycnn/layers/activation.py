@@ -224,7 +224,7 @@ class Softshrink(_Elementwise):
 
 
 class Hardshrink(_Elementwise):
-    """``x`` where |x| > lambd, 0 elsewhere."""
+    """``x`` where ``|x| > lambd``, 0 elsewhere."""
 
     _fn, _bwd = staticmethod(F.hardshrink), staticmethod(F.hardshrink_backward)
     _args = (("lambd", 0.5),)
