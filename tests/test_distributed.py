@@ -1,0 +1,212 @@
+"""pycnn.distributed on real MPI ranks: `mpiexec -n 2 python script.py`, one process
+per rank over loopback. Skipped without mpi4py or an `mpiexec` beside the Python
+running the tests (``pip install mpi4py mpich`` provides both)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from conftest import run_python
+
+pytest.importorskip("mpi4py")
+
+
+def _mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else shutil.which("mpiexec")
+
+
+MPIEXEC = _mpiexec()
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+
+
+def run_ranks(tmp_path, source, n=2, timeout=120, model=False):
+    """Run `source` on `n` ranks from `tmp_path`, on the pycnn under test (installed or
+    built in place: its folder goes first on PYTHONPATH, as `conftest.run_python` does).
+    -> (CompletedProcess, seconds)"""
+    import pycnn
+
+    script = tmp_path / "script.py"
+    script.write_text((MODEL if model else "") + textwrap.dedent(source))
+    env = dict(os.environ)
+    home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([home] + [p for p in [env.get("PYTHONPATH")] if p])
+    start = time.monotonic()
+    result = subprocess.run(
+        [MPIEXEC, "-n", str(n), sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return result, time.monotonic() - start
+
+
+MODEL = """
+import numpy as np
+import pycnn
+
+def make_model(seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return pycnn.Sequential(
+        pycnn.Conv2d(1, 4, 3, padding=1, rng=rng, dtype=dtype),
+        pycnn.ReLU(),
+        pycnn.MaxPool2d(2),
+        pycnn.Flatten(),
+        pycnn.Linear(4 * 4 * 4, 3, rng=rng, dtype=dtype),
+    )
+
+def sgd_step(model, lr):
+    for _, layer in model.named_layers():
+        for name, p in layer.params.items():
+            p -= lr * layer.grads[name]
+        layer.grads.clear()
+"""
+
+
+def test_two_ranks_take_the_full_batch_step(tmp_path):
+    # each rank trains on half of every global batch; the averaged gradient must give
+    # exactly the parameters of one process training on the whole batch
+    source = """
+    from pycnn import distributed as dist
+    comm = dist.init()
+    r, size = dist.rank(), dist.world_size()
+    rng = np.random.default_rng(123)
+    x = rng.standard_normal((5, 8, 1, 8, 8))        # 5 global batches of 8
+    y = rng.integers(0, 3, (5, 8))
+    model = dist.DistributedDataParallel(make_model(seed=r))  # rank 0's weights win
+    loss = pycnn.CrossEntropyLoss()
+    share = 8 // size
+    for xb, yb in zip(x, y):
+        part = slice(r * share, (r + 1) * share)
+        loss(model(xb[part]), yb[part])
+        model.backward(loss.backward())
+        sgd_step(model, 0.1)
+    state = {k: v.copy() for k, v in model.module.state_dict().items()}
+    np.savez(f"rank{r}.npz", **state)
+    if r == 0:
+        alone = make_model(seed=0)
+        for xb, yb in zip(x, y):
+            loss(alone(xb), yb)
+            alone.backward(loss.backward())
+            sgd_step(alone, 0.1)
+        np.savez("alone.npz", **alone.state_dict())
+    """
+    result, _ = run_ranks(tmp_path, source, model=True)
+    assert result.returncode == 0, result.stderr
+    rank0, rank1, alone = (
+        np.load(tmp_path / f) for f in ("rank0.npz", "rank1.npz", "alone.npz")
+    )
+    assert (
+        sorted(rank0.files)
+        == sorted(alone.files)
+        == ["0.bias", "0.weight", "4.bias", "4.weight"]
+    )
+    for key in alone.files:
+        assert np.array_equal(rank0[key], rank1[key]), key  # the copies never drift
+        np.testing.assert_allclose(rank0[key], alone[key], rtol=1e-12, atol=1e-14)
+        assert not np.array_equal(alone[key], make_state_at_seed0()[key])  # it trained
+
+
+def make_state_at_seed0():
+    namespace = {}
+    exec(textwrap.dedent(MODEL), namespace)
+    return namespace["make_model"](0).state_dict()
+
+
+def test_rank_with_a_different_model_is_refused_on_every_rank(tmp_path):
+    source = """
+    from pycnn import distributed as dist
+    dist.init()
+    r = dist.rank()
+    model = make_model(0) if r == 0 else make_model(0, dtype=np.float32)
+    try:
+        dist.DistributedDataParallel(model)
+    except ValueError as err:
+        print(f"rank {r} refused: {err}")
+    """
+    result, _ = run_ranks(tmp_path, source, model=True)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "refused" in line]
+    assert len(lines) == 2
+    for line in lines:
+        assert "rank 1 differs from rank 0" in line
+        assert "'0.weight'" in line and "float32" in line and "float64" in line
+
+
+def test_buffers_and_parameters_start_from_rank_0(tmp_path):
+    source = """
+    import numpy as np
+    import pycnn
+    from pycnn import distributed as dist
+    dist.init()
+    r = dist.rank()
+    model = pycnn.Sequential(pycnn.Conv2d(2, 3, 3, rng=r), pycnn.BatchNorm2d(3))
+    model[1].buffers["running_mean"][:] = r + 1.0
+    ddp = dist.DistributedDataParallel(model)
+    w = ddp.module[0].params["weight"]
+    first = pycnn.Conv2d(2, 3, 3, rng=0).params["weight"]
+    print(r, np.array_equal(w, first), float(ddp.module[1].buffers["running_mean"][0]))
+    """
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split("\n")[:2]) == ["0 True 1.0", "1 True 1.0"]
+
+
+def test_an_error_on_one_rank_ends_every_rank(tmp_path):
+    source = """
+    import time
+    from pycnn import distributed as dist
+    comm = dist.init()
+    if dist.rank() == 1:
+        time.sleep(0.5)
+        raise RuntimeError("rank one broke")
+    dist.barrier()  # rank 0 would wait here forever without the abort
+    print("rank 0 passed the barrier")
+    """
+    result, seconds = run_ranks(tmp_path, source, timeout=60)
+    assert result.returncode != 0
+    assert seconds < 30
+    assert result.stderr.count("RuntimeError: rank one broke") == 1
+    assert "rank 1 failed" in result.stderr
+    assert "passed the barrier" not in result.stdout
+
+
+def test_import_pycnn_never_imports_mpi(tmp_path):
+    result = run_python(
+        ["-c", "import sys, pycnn, pycnn.distributed; print('mpi4py' in sys.modules)"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_ddp_refuses_what_is_not_a_layer(tmp_path):
+    source = """
+    from pycnn import distributed as dist
+    dist.init()
+    try:
+        dist.DistributedDataParallel([1, 2])
+    except TypeError as err:
+        print(err)
+    """
+    result, _ = run_ranks(tmp_path, source, n=1)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "`module` must be a pycnn layer or model. Received: module of type list"
+        in result.stdout
+    )
+
+
+def test_missing_mpi4py_names_the_install(tmp_path, monkeypatch):
+    import pycnn.distributed as dist
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(ImportError, match="pip install mpi4py mpich"):
+        dist._mpi()
