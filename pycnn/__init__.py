@@ -20,6 +20,7 @@ from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layer
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
+from pycnn.fusion import fuse
 from pycnn._info import show_config
 
 try:
@@ -45,6 +46,7 @@ __all__ = [
     "optim",
     "datasets",
     "Sequential",
+    "fuse",
 ]
 
 

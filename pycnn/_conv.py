@@ -62,9 +62,11 @@ def _chunks(lo, hi, bytes_per_image):
         yield start, min(start + step, hi)
 
 
-Epilogue = namedtuple("Epilogue", "bias", defaults=(None,))
+Epilogue = namedtuple("Epilogue", "bias activation", defaults=(None, None))
 Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output while it is
-in cache: `bias` (F,) added per output channel, or None."""
+in cache: `bias` (F,) added per output channel, or None; then `activation`, a function
+that overwrites a chunk of output (any shape) with its activation in place, or None.
+`pycnn.fusion` builds these from batch norm and ReLU-family layers."""
 
 
 NO_EPILOGUE = Epilogue()
@@ -194,28 +196,29 @@ class ConvPlan:
         (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW)
         """
         out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
-        bias = epilogue.bias
+        bias, act = epilogue
         if self.direct:
-            self._forward_direct(x, weight, bias, out)
+            self._forward_direct(x, weight, bias, act, out)
         else:
             w = weight.reshape(self.g, self.fg, self.rows)
             b = None if bias is None else bias.reshape(self.g, self.fg, 1)
             if self.one_image:
-                self._forward_one_image(x, w, b, out)
+                self._forward_one_image(x, w, b, act, out)
             else:
-                self._forward_images(x, w, b, out)
+                self._forward_images(x, w, b, act, out)
         return out.reshape(self.out_shape)
 
-    def _forward_direct(self, x, weight, bias, out):
+    def _forward_direct(self, x, weight, bias, act, out):
         out4 = out.reshape(self.out_shape)
 
         def images(lo, hi):
             for start, stop in _chunks(lo, hi, self.padded_bytes):
+                chunk = out4[start:stop]
                 _kernels.conv2d_direct(
                     self.padded(x[start:stop]),
                     weight,
                     bias,
-                    out4[start:stop],
+                    chunk,
                     self.g,
                     self.sh,
                     self.sw,
@@ -223,10 +226,12 @@ class ConvPlan:
                     self.dw,
                     1,
                 )
+                if act is not None:
+                    act(chunk)
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_images(self, x, w, b, out):
+    def _forward_images(self, x, w, b, act, out):
         def images(lo, hi):
             for start, stop in _chunks(lo, hi, self.image_bytes):
                 cols = self.columns(x[start:stop])
@@ -234,16 +239,20 @@ class ConvPlan:
                 chunk = np.matmul(w, cols, out=out[start:stop])
                 if b is not None:
                     chunk += b  # while the chunk is in cache
+                if act is not None:
+                    act(chunk)
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_one_image(self, x, w, b, out):
+    def _forward_one_image(self, x, w, b, act, out):
         cols = self.columns(x)
 
         def columns(lo, hi):
             part = np.matmul(w, cols[..., lo:hi], out=out[..., lo:hi])
             if b is not None:
                 part += b
+            if act is not None:
+                act(part)
 
         _parallel.over_ranges(self.blocks, self.macs // self.blocks, columns)
 

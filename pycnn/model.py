@@ -75,6 +75,13 @@ class Sequential(BaseLayer):
     def num_parameters(self):
         return sum(p.size for _, p, _ in self.parameters())
 
+    def fuse(self):
+        """A copy for inference with batch norm folded into the convolutions and
+        ReLU-family activations in their epilogues; see `pycnn.fuse`."""
+        from pycnn.fusion import fuse
+
+        return fuse(self)
+
     def __len__(self):
         return len(self.layers)
 
