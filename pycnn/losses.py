@@ -225,22 +225,30 @@ def _check_label_shape(target, x):
         )
 
 
-def _class_coefficients(target, x, weight, ignore_index, smoothing=0.0):
-    """For integer labels: the coefficients A (x's shape) with which the loss of
-    sample i is ``-sum_c A[i, c] * x[i, c]``, the mask of counted samples and the
-    weight total a mean divides by (torch's rule, label smoothing included)."""
-    c = x.shape[1]
-    w = _class_weight(weight, c, x.dtype)
+def _labelled_loss(log_p, target, weight, ignore_index, smoothing=0.0):
+    """For integer labels and log-probabilities `log_p` (N, C, d1, ...): the losses
+    (N, d1, ...), the coefficients A of `log_p` in them (``loss_i = -sum_c A_ic *
+    log_p_ic``, so A is minus their gradient), the mask of counted labels and the weight
+    total a mean divides by (torch's rule, label smoothing included).
+
+    The label's term is picked, not summed over the classes, so a log-probability of
+    -inf in another class (a probability of 0) costs nothing, as in torch."""
+    c = log_p.shape[1]
+    w = _class_weight(weight, c, log_p.dtype)
     keep = target != ignore_index
-    safe = np.where(keep, target, 0)
-    w_target = w[safe] * keep  # (N, d1, ...)
-    coef = np.zeros(x.shape, x.dtype)
-    np.put_along_axis(coef, np.expand_dims(safe, 1), np.expand_dims(w_target, 1), axis=1)
+    index = np.expand_dims(np.where(keep, target, 0), 1)
+    w_target = w[index[:, 0]] * keep  # (N, d1, ...)
+    picked = np.take_along_axis(log_p, index, axis=1)[:, 0]
+    per = np.where(keep, -w_target * picked, 0).astype(log_p.dtype, copy=False)
+    coef = np.zeros(log_p.shape, log_p.dtype)
+    np.put_along_axis(coef, index, np.expand_dims(w_target, 1), axis=1)
     if smoothing:
+        w_classes = w.reshape((1, c) + (1,) * (log_p.ndim - 2))
+        uniform = np.where(keep, -np.sum(w_classes * log_p, axis=1), 0)
+        per = (1 - smoothing) * per + (smoothing / c) * uniform.astype(log_p.dtype)
         coef *= 1 - smoothing
-        w_classes = w.reshape((1, c) + (1,) * (x.ndim - 2))
         coef += (smoothing / c) * w_classes * np.expand_dims(keep, 1)
-    return coef, keep, w_target.sum(dtype=x.dtype)
+    return per, coef, keep, w_target.sum(dtype=log_p.dtype)
 
 
 # --- classification ---------------------------------------------------------------------
@@ -299,16 +307,8 @@ class CrossEntropyLoss(_Loss):
         if target.dtype.kind in "iu":
             _check_label_shape(target, logits)
             check_labels(target, c, ignore_index=self.ignore_index)
-            coef, keep, denom = _class_coefficients(
-                target, logits, self.weight, self.ignore_index, eps
-            )
         elif target.dtype.kind == "f":
             target = _float_target(target, logits)
-            if eps:
-                target = target * (1 - eps) + eps / c
-            w = _class_weight(self.weight, c, logits.dtype)
-            coef = target * w.reshape((1, c) + (1,) * (logits.ndim - 2))
-            keep, denom = None, logits.dtype.type(logits.size // c)
         else:
             raise TypeError(
                 "`target` must be integer class labels or float "
@@ -317,7 +317,17 @@ class CrossEntropyLoss(_Loss):
         shifted = logits - logits.max(axis=1, keepdims=True)
         lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
         log_p = shifted - lse
-        per = -np.sum(coef * log_p, axis=1)
+        if target.dtype.kind == "f":
+            if eps:
+                target = target * (1 - eps) + eps / c
+            w = _class_weight(self.weight, c, logits.dtype)
+            coef = target * w.reshape((1, c) + (1,) * (logits.ndim - 2))
+            per = -np.sum(coef * log_p, axis=1)
+            keep, denom = None, logits.dtype.type(logits.size // c)
+        else:
+            per, coef, keep, denom = _labelled_loss(
+                log_p, target, self.weight, self.ignore_index, eps
+            )
         local = np.exp(log_p)
         local *= coef.sum(axis=1, keepdims=True)
         local -= coef
@@ -366,8 +376,7 @@ class NLLLoss(_Loss):
             )
         _check_label_shape(target, input)
         check_labels(target, input.shape[1], ignore_index=self.ignore_index)
-        coef, keep, denom = _class_coefficients(target, input, self.weight, self.ignore_index)
-        per = -np.sum(coef * input, axis=1)
+        per, coef, keep, denom = _labelled_loss(input, target, self.weight, self.ignore_index)
         return self._finish(per, -coef, denom, class_axis=True, keep=keep)
 
 

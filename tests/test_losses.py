@@ -233,6 +233,13 @@ def _make_data(kind, rng):
         return rng.standard_normal((N, C)) * 3, _labels(rng, N, ignore=1)
     if kind == "logits-spatial":  # (N, C, d1, d2) and labels (N, d1, d2)
         return rng.standard_normal((3, C, 2, 5)) * 3, _labels(rng, (3, 2, 5), ignore=-100)
+    if kind == "logits-neg-inf":  # a class with probability 0, not the label
+        x, y = rng.standard_normal((N, C)) * 3, _labels(rng, N, ignore=-100)
+        x[np.arange(N), (y + 1) % C] = -np.inf
+        return x, y
+    if kind == "logprobs-zero-prob":
+        x, y = _make_data("logits-neg-inf", rng)
+        return _log_softmax(x), y
     if kind == "logits-probs":
         return rng.standard_normal((N, C)) * 3, _softmax(rng.standard_normal((N, C)))
     if kind == "logits-probs-spatial":
@@ -295,6 +302,7 @@ LOSS_CASES = {
         {"weight": W_CLASS, "label_smoothing": 0.1},
         "logits-spatial",
     ),
+    "ce-neg-inf": ("CrossEntropyLoss", {"weight": W_CLASS}, "logits-neg-inf"),
     "ce-probs": ("CrossEntropyLoss", {}, "logits-probs"),
     "ce-probs-weight-smoothing": (
         "CrossEntropyLoss",
@@ -305,6 +313,7 @@ LOSS_CASES = {
     "nll": ("NLLLoss", {}, "logprobs-labels"),
     "nll-weight": ("NLLLoss", {"weight": W_CLASS}, "logprobs-labels"),
     "nll-spatial-weight": ("NLLLoss", {"weight": W_CLASS}, "logprobs-spatial"),
+    "nll-zero-prob": ("NLLLoss", {}, "logprobs-zero-prob"),
     "bce": ("BCELoss", {}, "probs"),
     "bce-weight": ("BCELoss", {"weight": W_ELEM}, "probs"),
     "bce-edges": ("BCELoss", {}, "probs-edges"),
