@@ -18,7 +18,7 @@ from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
 from pycnn import datasets, losses, optim
-from pycnn.losses import CrossEntropyLoss, MSELoss
+from pycnn.losses import *  # noqa: F403  (every loss class, as listed in losses.__all__)
 from pycnn.model import Sequential
 from pycnn.fusion import fuse
 from pycnn._info import show_config
@@ -41,8 +41,7 @@ __all__ = [
     "show_config",
     *layers.__all__,
     "losses",
-    "CrossEntropyLoss",
-    "MSELoss",
+    *losses.__all__,
     "optim",
     "datasets",
     "Sequential",
