@@ -125,6 +125,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         float32 (also float32, and 0.0, when there is no gradient, like PyTorch's).
         ``float(total_norm)`` gives a Python float.
 
+    Notes
+    -----
+    Each float32 gradient's norm is accumulated in float64, then rounded to float32:
+    PyTorch accumulates in float32, so its norm can differ in the last bits, and
+    overflows to inf for float32 gradients whose squares do (values beyond about 1e19
+    for the 2-norm) where this one stays finite.
+
     Raises
     ------
     RuntimeError
