@@ -253,6 +253,8 @@ PLATEAU_CASES = {
         _accuracy,
     ),
     "min-lr-floor-eps": (dict(patience=0, factor=0.5, min_lr=0.02, eps=1e-3), _loss),
+    # group 1's first reduction (0.03 -> 0.015) equals eps: skipped, as in torch
+    "eps-equal-to-the-reduction": (dict(patience=0, factor=0.5, eps=0.015), _loss),
     "patience-0-threshold-0": (dict(patience=0, threshold=0.0, factor=0.9), _loss),
     "negative-metric-abs": (
         dict(patience=3, threshold=1e-3, threshold_mode="abs"),
@@ -350,6 +352,32 @@ def test_state_dict_round_trip_continues_the_sequence(case, stop):
         new_sched.step()
         resumed.append(_record(new_sched, new_opt))
     assert resumed == straight[stop:]
+
+
+@pytest.mark.parametrize("stop", [3, 20, 40])
+def test_reduce_lr_on_plateau_state_dict_round_trip(stop):
+    kwargs = dict(patience=1, factor=0.5, cooldown=2, min_lr=[0.001, 0.002])
+    opt = make_optimizer("sgd")
+    sched = S.ReduceLROnPlateau(opt, **kwargs)
+    straight = []
+    for m in METRICS:
+        sched.step(m)
+        straight.append(_record(sched, opt))
+    opt = make_optimizer("sgd")
+    sched = S.ReduceLROnPlateau(opt, **kwargs)
+    for m in METRICS[:stop]:
+        sched.step(m)
+    opt_state, state = opt.state_dict(), sched.state_dict()
+    new_opt = make_optimizer("sgd")
+    new_sched = S.ReduceLROnPlateau(new_opt, **kwargs)
+    new_opt.load_state_dict(opt_state)
+    new_sched.load_state_dict(state)
+    resumed = []
+    for m in METRICS[stop:]:
+        new_sched.step(m)
+        resumed.append(_record(new_sched, new_opt))
+    assert resumed == straight[stop:]
+    assert len({tuple(r["lr"]) for r in straight}) > 2  # reduced more than once
 
 
 def test_lambda_state_dict_saves_callable_objects_not_functions():
