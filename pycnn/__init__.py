@@ -4,7 +4,8 @@
 `pycnn.naive` loop versions; `pycnn.activations` the activation functions (forward
 and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
-`pycnn.losses`.
+`pycnn.losses` (learning-rate schedules in `pycnn.lr_scheduler`, gradient clipping in
+`pycnn.utils`).
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -17,7 +18,7 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
-from pycnn import datasets, losses, optim
+from pycnn import datasets, losses, lr_scheduler, optim, utils
 from pycnn.losses import *  # noqa: F403  (every loss class, as listed in losses.__all__)
 from pycnn.model import Sequential
 from pycnn.fusion import fuse
@@ -43,6 +44,8 @@ __all__ = [
     "losses",
     *losses.__all__,
     "optim",
+    "lr_scheduler",
+    "utils",
     "datasets",
     "Sequential",
     "fuse",
