@@ -10,7 +10,7 @@ import numpy as np
 from pycnn import _validation as V
 from pycnn import training
 from pycnn.io import npz
-from pycnn.layers.base import BaseLayer
+from pycnn.layers.base import BaseLayer, _call_child
 
 __all__ = ["Sequential"]
 
@@ -56,14 +56,17 @@ class Sequential(BaseLayer):
 
     # --- the layer interface -----------------------------------------------------------
 
+    # an error in a layer is raised again as "layer <index> (<repr>): <message>", the
+    # same type, chained to the original (see `_call_child`)
+
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        for i, layer in enumerate(self.layers):
+            x = _call_child(str(i), layer, "forward", x)
         return x
 
     def backward(self, grad):
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = _call_child(str(i), self.layers[i], "backward", grad)
         return grad
 
     def named_children(self):
@@ -113,8 +116,8 @@ class Sequential(BaseLayer):
                     wrapped.append(layer)
             x = np.zeros((1,) + shape, dtype=self.dtype)
             shapes = [(None,) + shape]
-            for layer in self.layers:
-                x = layer.forward(x)
+            for i, layer in enumerate(self.layers):
+                x = _call_child(str(i), layer, "forward", x)
                 shapes.append((None,) + x.shape[1:])
         finally:
             for layer in wrapped:
