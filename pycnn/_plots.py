@@ -78,6 +78,8 @@ def training_figure(history, val_source="validation split"):
     which data they come from (e.g. ``"the test set"``), in the title.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, ax, scale, unit in (
@@ -92,6 +94,7 @@ def training_figure(history, val_source="validation split"):
             val = scale * np.asarray(history[f"val_{key}"])
             ax.plot(epochs, val, marker=".", label=f"validation {key} (val_{key})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
         ax.legend()
