@@ -436,7 +436,7 @@ def format_tables(results, shapes):
             e = results[other]["conv"][name]
             ratios[other].append((e["fwd"] + e["bwd"]) / total)
             row += f"{ratios[other][-1]:>9.2f}x"
-        row += f"{3 * conv_flops(shapes[name]) / total / 1e9:>9.0f}"
+        row += f"{3 * conv_flops(shapes[name]) / total / 1e9:>9.3g}"
         row += f"{c.get('peak_extra', 0) / 2**20:>10.1f}"
         lines.append(row)
     if comp.get("conv") and others:
@@ -706,6 +706,13 @@ def main(args):
     """Run every library in its own processes, round after round, and print the tables
     and whether the machine let them be measured reliably."""
     if args.model:
+        if args.strict or args.threads:
+            print(
+                "pycnn bench: error: --strict and --threads apply to the op tables, "
+                "not to --model (whose workers use pycnn's threads)",
+                file=sys.stderr,
+            )
+            return 2
         from pycnn import _bench_model
 
         return _bench_model.main(args)

@@ -17,8 +17,8 @@ from pycnn import _bench, _bench_check
 
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
 SHAPE = "8,4,12,8,3,1,1"
-# a table cell whose digits are all zero ("0.00", "0.0", "0"), which no measured time is
-ALL_ZERO = re.compile(r"(?<![\w.])0(\.0+)?(?![\w.])")
+# the times in the tables: "fwd / bwd" and "min / median / max" cells
+TIME_CELL = re.compile(r"\d[\d.]*(?: +/ +\d[\d.]*)+")
 
 
 def _bench_cmd(tmp_path, name, *extra):
@@ -73,9 +73,14 @@ def _assert_every_time_measured(json_path, stdout):
     for lib in ("numpy", "compiled"):
         entry = data["results"][lib]["conv"][SHAPE]
         assert min(entry["fwd_rounds"] + entry["bwd_rounds"]) > 0
+    times = []
     for line in _table_lines(stdout):
-        cells = re.sub(r"^\S+", "", line)  # not the shape's name
-        assert not ALL_ZERO.search(cells), line
+        if line.startswith(SHAPE):
+            cells = TIME_CELL.findall(line[len(SHAPE) :])
+            times += [float(t) for cell in cells for t in cell.split("/")]
+    # numpy and compiled: fwd / bwd, then min / median / max, each measured (> 0)
+    assert len(times) == 2 * 2 + 2 * 3, stdout
+    assert min(times) > 0, stdout
 
 
 def test_strict_under_a_competing_load_agrees_with_a_quiet_run_or_refuses(tmp_path):
@@ -175,3 +180,10 @@ def test_cpu_monitor_sees_a_busy_loop():
     # the CPU time of up to 2 CPUs, whatever else runs
     cpus = machine["cpus"]
     assert machine["other_cpu_share"] >= min(0.25, 0.5 / cpus)
+
+
+def test_strict_is_refused_with_model(capsys):
+    from pycnn import cli
+
+    assert cli.main(["bench", "--model", "digits", "--strict"]) == 2
+    assert "--strict and --threads apply to the op tables" in capsys.readouterr().err

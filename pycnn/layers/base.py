@@ -198,8 +198,11 @@ def _check_layer_input(layer, x, ok, expected, dtype=None, channels=None):
     said to look channels-last. With `dtype`, `x` must have it: TypeError with the two
     conversions that fix it.
     """
+    if not isinstance(x, np.ndarray) or x.dtype not in V.FLOAT_DTYPES:
+        _check_input(x, _short_repr(layer))  # raises
+    if ok(x) and (dtype is None or x.dtype == dtype):
+        return x  # the common case, without building the repr
     name = _short_repr(layer)
-    _check_input(x, name)
     if not ok(x):
         hint = ""
         if channels is not None and x.ndim == 4 and x.shape[3] == channels != x.shape[1]:
