@@ -224,6 +224,9 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time, threads=None):
             bwd = median_time(pool_backward(kind, xt, gt), min_time)
             entry[kind] = {"fwd": fwd * scale, "bwd": bwd * scale}
         result["pool"][name] = entry
+    # BLAS and OpenMP workers spin a while after their last task before they sleep;
+    # let them, so that the probe measures the machine, not this process's own threads
+    time.sleep(0.2)
     shares.append(_bench_check.probe())
     result["core_share"] = min(shares)
     return result
