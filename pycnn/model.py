@@ -32,7 +32,12 @@ class Sequential(BaseLayer):
 
     Every layer must hold parameters of one dtype, the model's `dtype` (float32 unless
     the layers say otherwise); `fit`, `evaluate` and `predict` convert their inputs to
-    it once.
+    it once, `forward` does not (``model.to(np.float64)`` converts the model).
+
+    An error raised by a layer's forward or backward is raised again, of the same type
+    and chained to it, with the layer's key path and repr in front:
+    ``"layer 3.body.0 (Conv2d(3, 16, kernel_size=(3, 3))): expected input with 3
+    channels (N, 3, H, W); got x.shape=(8, 1, 28, 28)"``.
     """
 
     def __init__(self, *layers):
