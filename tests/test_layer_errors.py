@@ -259,3 +259,14 @@ def test_to_converts_parameters_and_buffers():
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(TypeError, match="`dtype`"):
         model.to(np.int32)
+
+
+def test_predict_converts_float64_where_forward_explains():
+    model = Sequential(Flatten(), Linear(16, 3, rng=0))
+    x = np.random.default_rng(0).standard_normal((5, 1, 4, 4))
+    out = model.predict(x)  # converts its input to the model's dtype, as fit does
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, model(x.astype(F32)), rtol=1e-6)
+    text, _ = _message(lambda: model(x), TypeError)
+    assert text.startswith("layer 1 (Linear(16, 3)): expected float32 input")
+    assert "fit, evaluate and predict convert their input; forward does not" in text
