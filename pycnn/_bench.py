@@ -1,9 +1,16 @@
 """`pycnn bench`: naive vs NumPy reference vs compiled (vs PyTorch), side by side.
 
-Each library is timed in its own subprocess, so that one library's thread pool cannot
-slow another's, and those processes run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
-removed from their environment (on machines where they are set, they force a slower
-BLAS kernel). The parent only collects JSON and prints the table. Nothing is asserted.
+Every library is timed in processes of its own, one per round (`--rounds`, 3 by
+default), the rounds alternating which library goes first, so that one library's
+thread pools cannot slow another's and a burst of load hits one round, not one
+library. Every process gets the same thread count for every pool (BLAS, OpenMP, pycnn's,
+torch's; `--threads`) and runs without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (on
+machines where they are set, they force a slower BLAS kernel). The forward and the
+backward pass are each timed on their own (the backward after one untimed forward),
+never derived by subtraction. The parent collects JSON, prints the medians over the
+rounds with each measurement's min / median / max, and warns when the numbers are
+unreliable (see `pycnn._bench_check`); `--strict` then exits with status 3 instead of
+printing the tables.
 """
 
 import argparse
@@ -16,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+
+from pycnn import _bench_check
 
 # name: (B, C, H=W, F, K, stride, padding)
 CONV_SHAPES = {
@@ -62,15 +71,20 @@ def median_of(fn, repeat):
     return median_time(fn, min_time=0.0, max_repeat=repeat, min_repeat=repeat)
 
 
-# --- worker side (runs in a subprocess per library) ---------------------------------
+# --- worker side (runs in a subprocess per library and round) ----------------------
 
 
 def _ops(library):
-    """(conv2d, conv2d_backward, pool ops) closures of one library over NumPy inputs."""
+    """Closures of one library over NumPy inputs: ``conv(x, w, s, p)`` runs a forward
+    pass; ``conv_backward(x, w, g, s, p)`` does the forward once and returns a call that
+    runs the backward pass alone (so it is timed directly, not as a difference);
+    ``pool(kind, x)`` and ``pool_backward(kind, x, g)`` likewise for 2x2 max/avg
+    pooling; ``convert`` turns a NumPy array into the library's own."""
     if library == "torch":
         import torch
 
         F = torch.nn.functional
+        grad = torch.autograd.grad
 
         def conv(x, w, s, p):
             # the training forward (inputs that require grad), whose backward we time:
@@ -78,26 +92,21 @@ def _ops(library):
             xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
             return F.conv2d(xr, wr, stride=s, padding=p)
 
-        def conv_fb(x, w, g, s, p):
+        def conv_backward(x, w, g, s, p):
             xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
-            F.conv2d(xr, wr, stride=s, padding=p).backward(g)
+            out = F.conv2d(xr, wr, stride=s, padding=p)
+            return lambda: grad(out, (xr, wr), g, retain_graph=True)
 
-        def maxpool(x):
-            return F.max_pool2d(x.detach().requires_grad_(), 2)
+        def pool(kind, x):
+            fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+            return fn(x.detach().requires_grad_(), 2)
 
-        def maxpool_fb(x, g):
+        def pool_backward(kind, x, g):
             xr = x.detach().requires_grad_()
-            F.max_pool2d(xr, 2).backward(g)
+            out = (F.max_pool2d if kind == "max" else F.avg_pool2d)(xr, 2)
+            return lambda: grad(out, (xr,), g, retain_graph=True)
 
-        def avgpool(x):
-            return F.avg_pool2d(x.detach().requires_grad_(), 2)
-
-        def avgpool_fb(x, g):
-            xr = x.detach().requires_grad_()
-            F.avg_pool2d(xr, 2).backward(g)
-
-        convert = torch.from_numpy
-        return conv, conv_fb, maxpool, maxpool_fb, avgpool, avgpool_fb, convert
+        return conv, conv_backward, pool, pool_backward, torch.from_numpy
 
     import pycnn
 
@@ -108,28 +117,19 @@ def _ops(library):
     def conv(x, w, s, p):
         return mod.conv2d(x, w, stride=s, padding=p)
 
-    def conv_fb(x, w, g, s, p):
-        # both results stay alive to the end, as in training: the peak counts them
-        return (
-            mod.conv2d(x, w, stride=s, padding=p),
-            mod.conv2d_backward(g, x, w, stride=s, padding=p),
-        )
+    def conv_backward(x, w, g, s, p):
+        return lambda: mod.conv2d_backward(g, x, w, stride=s, padding=p)
 
-    def maxpool(x):
-        return mod.max_pool2d(x, 2)
+    def pool(kind, x):
+        return (mod.max_pool2d if kind == "max" else mod.avg_pool2d)(x, 2)
 
-    def maxpool_fb(x, g):
-        _, idx = mod.max_pool2d(x, 2, return_indices=True)
-        return mod.max_pool2d_backward(g, idx, x.shape)
+    def pool_backward(kind, x, g):
+        if kind == "max":
+            _, idx = mod.max_pool2d(x, 2, return_indices=True)
+            return lambda: mod.max_pool2d_backward(g, idx, x.shape)
+        return lambda: mod.avg_pool2d_backward(g, x.shape, 2)
 
-    def avgpool(x):
-        return mod.avg_pool2d(x, 2)
-
-    def avgpool_fb(x, g):
-        mod.avg_pool2d(x, 2)
-        return mod.avg_pool2d_backward(g, x.shape, 2)
-
-    return conv, conv_fb, maxpool, maxpool_fb, avgpool, avgpool_fb, lambda a: a
+    return conv, conv_backward, pool, pool_backward, lambda a: a
 
 
 def _peak_extra_bytes(fn, keep_bytes):
@@ -150,19 +150,47 @@ def _peak_extra_bytes(fn, keep_bytes):
     return max(peak - base - keep_bytes, 0)
 
 
-def worker(library, dtype, conv_shapes, pool_shapes, min_time):
-    """Time one library on every shape; return a JSON-able dict."""
+def _set_threads(library, threads):
+    """Every thread pool of this process to `threads`; return what they report."""
+    pools = []
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        reported = torch.get_num_threads()
+    else:
+        import pycnn
+
+        pycnn.set_num_threads(threads)
+        reported = pycnn.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        threadpool_limits(threads)
+        pools = [f"{p['internal_api']} x{p['num_threads']}" for p in threadpool_info()]
+    except ImportError:
+        pass
+    return reported, pools
+
+
+def worker(library, dtype, conv_shapes, pool_shapes, min_time, threads=None):
+    """Time one library on every shape, forward and backward each timed on its own;
+    return a JSON-able dict (seconds, medians over the calls)."""
+    from pycnn import _bench_check
+
     result = {"library": library, "conv": {}, "pool": {}}
     if library == "torch":
         import torch
 
         result["version"] = torch.__version__
-        result["threads"] = torch.get_num_threads()
+    if threads is not None:
+        result["threads"], result["pools"] = _set_threads(library, threads)
     else:
         import pycnn
 
         result["threads"] = pycnn.get_num_threads()
-    conv, conv_fb, maxpool, maxpool_fb, avgpool, avgpool_fb, convert = _ops(library)
+    conv, conv_backward, pool, pool_backward, convert = _ops(library)
+    shares = [_bench_check.probe()]
     rng = np.random.default_rng(0)
     for name, shape in conv_shapes.items():
         b, c, hw, f, k, s, p = shape
@@ -172,13 +200,17 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time):
         o = (hw + 2 * p - k) // s + 1
         g = rng.standard_normal((nb, f, o, o)).astype(dtype)
         xt, wt, gt = convert(x), convert(w), convert(g)
-        fwd = median_time(lambda: conv(xt, wt, s, p), min_time)
-        both = median_time(lambda: conv_fb(xt, wt, gt, s, p), min_time)
         scale = b / nb
-        entry = {"fwd": fwd * scale, "bwd": max(both - fwd, 0.0) * scale}
+        fwd = median_time(lambda: conv(xt, wt, s, p), min_time)
+        bwd = median_time(conv_backward(xt, wt, gt, s, p), min_time)
+        entry = {"fwd": fwd * scale, "bwd": bwd * scale}
         if library == "compiled":
             keep = g.nbytes + x.nbytes + w.nbytes + f * x.itemsize  # out and grads
-            entry["peak_extra"] = _peak_extra_bytes(lambda: conv_fb(x, w, g, s, p), keep)
+
+            def both():
+                return conv(x, w, s, p), conv_backward(x, w, g, s, p)()
+
+            entry["peak_extra"] = _peak_extra_bytes(both, keep)
         result["conv"][name] = entry
     for name, (b, c, hw, _) in pool_shapes.items():
         nb = min(b, NAIVE_BATCH) if library == "naive" else b
@@ -187,14 +219,16 @@ def worker(library, dtype, conv_shapes, pool_shapes, min_time):
         xt, gt = convert(x), convert(g)
         scale = b / nb
         entry = {}
-        try:
-            for kind, f1, f2 in (("max", maxpool, maxpool_fb), ("avg", avgpool, avgpool_fb)):
-                fwd = median_time(lambda: f1(xt), min_time)
-                both = median_time(lambda: f2(xt, gt), min_time)
-                entry[kind] = {"fwd": fwd * scale, "bwd": max(both - fwd, 0.0) * scale}
-        except AttributeError:  # this build has no pooling ops
-            continue
+        for kind in ("max", "avg"):
+            fwd = median_time(lambda: pool(kind, xt), min_time)
+            bwd = median_time(pool_backward(kind, xt, gt), min_time)
+            entry[kind] = {"fwd": fwd * scale, "bwd": bwd * scale}
         result["pool"][name] = entry
+    # BLAS and OpenMP workers spin a while after their last task before they sleep;
+    # let them, so that the probe measures the machine, not this process's own threads
+    time.sleep(0.2)
+    shares.append(_bench_check.probe())
+    result["core_share"] = min(shares)
     return result
 
 
@@ -252,7 +286,27 @@ def rerun_without_scrubbed_env():
         os.execve(sys.executable, [sys.executable] + sys.argv, _clean_env())
 
 
-def run_library(library, args):
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "PYCNN_NUM_THREADS",
+)
+
+
+def default_threads():
+    """The number of CPUs this process may use."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_library(library, args, threads):
+    """One worker process timing `library` on every selected shape: its JSON dict, or
+    ``{"library": ..., "error": [last stderr line]}``."""
     cmd = [
         sys.executable,
         "-m",
@@ -263,6 +317,8 @@ def run_library(library, args):
         args.dtype,
         "--min-time",
         str(args.min_time),
+        "--threads",
+        str(threads),
         "--shapes",
         ",".join(args.shapes),
         "--pool-shapes",
@@ -275,12 +331,84 @@ def run_library(library, args):
     import pycnn
 
     home = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=_clean_env(), cwd=home, check=False
-    )
+    # the same thread count for every library's pools, set before they load
+    env = dict(_clean_env(), **{k: str(threads) for k in THREAD_ENV})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=home, check=False)
     if proc.returncode != 0:
         return {"library": library, "error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarise(runs):
+    """{library: result} from {library: [one worker result per round]}: every time is
+    the median over the rounds, with the rounds' own values in ``fwd_rounds`` and
+    ``bwd_rounds``; a library that failed in any round keeps that round's error."""
+    results = {}
+    for lib, rounds in runs.items():
+        failed = [r for r in rounds if "error" in r]
+        if failed:
+            results[lib] = failed[0]
+            continue
+        first = rounds[0]
+        keys = ("library", "version", "threads", "pools")
+        out = {key: first[key] for key in keys if key in first}
+        out["core_share"] = min(r["core_share"] for r in rounds)
+        out["conv"] = {}
+        for name, entry in first["conv"].items():
+            out["conv"][name] = _merge([r["conv"][name] for r in rounds])
+            if "peak_extra" in entry:
+                out["conv"][name]["peak_extra"] = max(
+                    r["conv"][name]["peak_extra"] for r in rounds
+                )
+        out["pool"] = {
+            name: {kind: _merge([r["pool"][name][kind] for r in rounds]) for kind in kinds}
+            for name, kinds in first["pool"].items()
+        }
+        results[lib] = out
+    return results
+
+
+def _merge(entries):
+    fwd = [e["fwd"] for e in entries]
+    bwd = [e["bwd"] for e in entries]
+    return {
+        "fwd": float(np.median(fwd)),
+        "bwd": float(np.median(bwd)),
+        "fwd_rounds": fwd,
+        "bwd_rounds": bwd,
+    }
+
+
+def _totals(entry):
+    """Forward + backward seconds of each round."""
+    return [f + b for f, b in zip(entry["fwd_rounds"], entry["bwd_rounds"])]
+
+
+def spreads(results):
+    """{"<library> <shape>": max/min over the rounds of forward + backward}."""
+    from pycnn._bench_check import spread
+
+    out = {}
+    for lib, res in results.items():
+        if "error" in res:
+            continue
+        for name, entry in res["conv"].items():
+            out[f"{lib} {name}"] = spread(_totals(entry))
+        for name, kinds in res["pool"].items():
+            for kind, entry in kinds.items():
+                out[f"{lib} {kind} {name}"] = spread(_totals(entry))
+    return out
+
+
+def ms(seconds):
+    """Milliseconds with three significant digits, never rounded to zero: 1636, 24.5,
+    6.12, 0.0412."""
+    v = seconds * 1e3
+    if v >= 100:
+        return f"{v:.0f}"
+    if v <= 0:
+        return f"{v:.3g}"
+    return f"{v:.{max(2 - math.floor(math.log10(v)), 1)}f}"
 
 
 def _geomean(values):
@@ -288,42 +416,40 @@ def _geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
+def _cell(entry):
+    return f"{ms(entry['fwd']):>8} /{ms(entry['bwd']):>7}" if entry else f"{'-':>17}"
+
+
 def format_tables(results, shapes):
-    """The human-readable tables: conv and pooling, ms and ratios."""
+    """The human-readable tables: conv and pooling, ms and ratios (medians over the
+    rounds), then each measurement's min / median / max over the rounds."""
     libs = [lib for lib in LIBRARIES if lib in results and "error" not in results[lib]]
     comp = results.get("compiled", {})
-    lines = ["", "conv2d, milliseconds forward / backward (medians)"]
+    others = [o for o in ("numpy", "torch") if o in libs]
+    lines = ["", "conv2d, milliseconds forward / backward (medians over the rounds)"]
     head = f"{'shape':<9}" + "".join(f"{lib:>17}" for lib in libs)
-    head += f"{'vs numpy':>10}{'vs torch':>10}{'GFLOP/s':>9}{'peak MiB':>10}"
+    head += "".join(f"{'vs ' + o:>10}" for o in others) + f"{'GFLOP/s':>9}{'peak MiB':>10}"
     lines.append(head)
-    ratios = {"numpy": [], "torch": []}
+    ratios = {o: [] for o in others}
     for name in comp.get("conv", {}):
-        row = f"{name:<9}"
-        for lib in libs:
-            e = results[lib]["conv"].get(name)
-            row += f"{e['fwd'] * 1e3:>8.1f} /{e['bwd'] * 1e3:>7.1f}" if e else f"{'-':>17}"
+        row = f"{name:<9}" + "".join(_cell(results[lib]["conv"].get(name)) for lib in libs)
         c = comp["conv"][name]
         total = c["fwd"] + c["bwd"]
-        for other in ("numpy", "torch"):
-            e = results.get(other, {}).get("conv", {}).get(name)
-            if e:
-                ratios[other].append((e["fwd"] + e["bwd"]) / total)
-                row += f"{(e['fwd'] + e['bwd']) / total:>9.2f}x"
-            else:
-                row += f"{'-':>10}"
-        row += f"{3 * conv_flops(shapes[name]) / total / 1e9:>9.0f}"
+        for other in others:
+            e = results[other]["conv"][name]
+            ratios[other].append((e["fwd"] + e["bwd"]) / total)
+            row += f"{ratios[other][-1]:>9.2f}x"
+        row += f"{3 * conv_flops(shapes[name]) / total / 1e9:>9.3g}"
         row += f"{c.get('peak_extra', 0) / 2**20:>10.1f}"
         lines.append(row)
-    lines.append(
-        f"{'geomean':<9}"
-        + " " * 17 * len(libs)
-        + "".join(
-            f"{_geomean(ratios[o]):>9.2f}x" if ratios[o] else f"{'-':>10}"
-            for o in ("numpy", "torch")
+    if comp.get("conv") and others:
+        lines.append(
+            f"{'geomean':<9}"
+            + " " * 17 * len(libs)
+            + "".join(f"{_geomean(ratios[o]):>9.2f}x" for o in others)
         )
-    )
     lines.append(
-        "vs X = X's time / compiled time (forward+backward); "
+        "vs X = X's time / compiled time (forward+backward), each pass timed on its own; "
         f"naive runs {NAIVE_BATCH} images, scaled to the batch"
     )
     if comp.get("pool"):
@@ -331,35 +457,57 @@ def format_tables(results, shapes):
         lines.append(
             f"{'shape':<16}"
             + "".join(f"{lib:>17}" for lib in libs)
-            + f"{'vs numpy':>10}{'vs torch':>10}"
+            + "".join(f"{'vs ' + o:>10}" for o in others)
         )
-        pratios = {"numpy": [], "torch": []}
+        pratios = {o: [] for o in others}
         for name in comp["pool"]:
             for kind in ("max", "avg"):
-                row = f"{kind + ' ' + name:<16}"
-                for lib in libs:
-                    e = results[lib].get("pool", {}).get(name, {}).get(kind)
-                    row += (
-                        f"{e['fwd'] * 1e3:>8.2f} /{e['bwd'] * 1e3:>7.2f}" if e else f"{'-':>17}"
-                    )
+                row = f"{kind + ' ' + name:<16}" + "".join(
+                    _cell(results[lib]["pool"].get(name, {}).get(kind)) for lib in libs
+                )
                 c = comp["pool"][name][kind]
-                for other in ("numpy", "torch"):
-                    e = results.get(other, {}).get("pool", {}).get(name, {}).get(kind)
-                    if e:
-                        r = (e["fwd"] + e["bwd"]) / (c["fwd"] + c["bwd"])
-                        pratios[other].append(r)
-                        row += f"{r:>9.2f}x"
-                    else:
-                        row += f"{'-':>10}"
+                for other in others:
+                    e = results[other]["pool"][name][kind]
+                    pratios[other].append((e["fwd"] + e["bwd"]) / (c["fwd"] + c["bwd"]))
+                    row += f"{pratios[other][-1]:>9.2f}x"
                 lines.append(row)
-        lines.append(
-            f"{'geomean':<16}"
-            + " " * 17 * len(libs)
-            + "".join(
-                f"{_geomean(pratios[o]):>9.2f}x" if pratios[o] else f"{'-':>10}"
-                for o in ("numpy", "torch")
+        if others:
+            lines.append(
+                f"{'geomean':<16}"
+                + " " * 17 * len(libs)
+                + "".join(f"{_geomean(pratios[o]):>9.2f}x" for o in others)
             )
-        )
+    lines += _spread_table(results, libs)
+    return lines
+
+
+def _spread_table(results, libs):
+    from pycnn._bench_check import spread
+
+    rows = []
+    for name in results.get("compiled", {}).get("conv", {}):
+        rows.append((name, [results[lib]["conv"].get(name) for lib in libs]))
+    for name, kinds in results.get("compiled", {}).get("pool", {}).items():
+        for kind in kinds:
+            entries = [results[lib]["pool"].get(name, {}).get(kind) for lib in libs]
+            rows.append((f"{kind} {name}", entries))
+    if not rows:
+        return []
+    lines = [
+        "",
+        "forward + backward ms over the rounds: min / median / max (spread = max/min)",
+        f"{'shape':<16}" + "".join(f"{lib:>30}" for lib in libs),
+    ]
+    for label, entries in rows:
+        row = f"{label:<16}"
+        for e in entries:
+            if not e:
+                row += f"{'-':>30}"
+                continue
+            t = _totals(e)
+            cell = f"{ms(min(t))} / {ms(float(np.median(t)))} / {ms(max(t))} x{spread(t):.2f}"
+            row += f"{cell:>30}"
+        lines.append(row)
     return lines
 
 
@@ -444,6 +592,16 @@ def _positive_int(text):
     return value
 
 
+def _ratio_above_one(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"must be > 1, got {value}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument(
@@ -498,7 +656,26 @@ def add_arguments(parser):
         "--rounds",
         type=_positive_int,
         default=3,
-        help="with --model: worker runs per library, alternating which goes first",
+        help="worker runs per library, each in a new process, alternating which "
+        "library goes first; the tables show the median over the rounds (default 3)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="threads of every library's pools: BLAS, OpenMP, pycnn, torch (default: "
+        "the CPUs this process may use)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3, printing no table, when the numbers are unreliable "
+        "(spread between rounds, other processes' CPU use, a probe loop slowed down)",
+    )
+    parser.add_argument(
+        "--max-spread",
+        type=_ratio_above_one,
+        default=_bench_check.MAX_SPREAD,
+        help="largest max/min over the rounds before a warning (default %(default)s)",
     )
     parser.add_argument(
         "--plot", type=_output_file, help="also draw a bar chart to this PNG (matplotlib)"
@@ -515,66 +692,114 @@ def _selected_shapes(args):
     return shapes
 
 
+def _available(libraries):
+    """The libraries to run: torch only where it is installed (said once)."""
+    import importlib.util
+
+    libs = []
+    for lib in libraries:
+        if lib == "torch" and importlib.util.find_spec("torch") is None:
+            print("torch: not installed, skipped", flush=True)
+            continue
+        libs.append(lib)
+    return libs
+
+
 def main(args):
-    """Run every library in its own process and print the tables."""
+    """Run every library in its own processes, round after round, and print the tables
+    and whether the machine let them be measured reliably."""
     if args.model:
+        if args.strict or args.threads:
+            print(
+                "pycnn bench: error: --strict and --threads apply to the op tables, "
+                "not to --model (whose workers use pycnn's threads)",
+                file=sys.stderr,
+            )
+            return 2
         from pycnn import _bench_model
 
         return _bench_model.main(args)
     shapes = _selected_shapes(args)
+    threads = args.threads or default_threads()
     for line in _header() + [_blas_line()]:
         print(line, flush=True)
-    results = {}
-    for library in args.libraries:
-        if library == "torch":
-            try:
-                import importlib.util
-
-                if importlib.util.find_spec("torch") is None:
-                    print("torch: not installed, skipped", flush=True)
-                    continue
-            except ImportError:
-                continue
+    print(
+        f"threads: {threads} in every library's pools (BLAS, OpenMP, pycnn, torch), set "
+        "through OMP/OPENBLAS/MKL/PYCNN_NUM_THREADS, threadpoolctl and set_num_threads",
+        flush=True,
+    )
+    libs = _available(args.libraries)
+    runs = {lib: [] for lib in libs}
+    monitor = _bench_check.CpuMonitor().start()
+    for r in range(args.rounds):
+        order = libs[r % len(libs) :] + libs[: r % len(libs)] if libs else []
         start = time.perf_counter()
-        results[library] = run_library(library, args)
+        for lib in order:
+            runs[lib].append(run_library(lib, args, threads))
         took = time.perf_counter() - start
-        extra = results[library].get("error") or f"{took:.0f} s"
-        print(f"{library}: {extra}", flush=True)
-    for line in format_tables(results, shapes):
-        print(line)
+        print(f"round {r + 1}/{args.rounds}: {' '.join(order)}, {took:.0f} s", flush=True)
+    machine = monitor.stop()
+    results = summarise(runs)
+    for lib, res in results.items():
+        if "error" in res:
+            print(f"{lib}: error: {' '.join(res['error'])}", flush=True)
+        elif res.get("pools"):
+            print(f"{lib}: thread pools {', '.join(res['pools'])}", flush=True)
+    limits = {
+        "max_spread": args.max_spread,
+        "max_other_cpu": _bench_check.MAX_OTHER_CPU,
+        "min_core_share": _bench_check.MIN_CORE_SHARE,
+    }
+    shares = [r["core_share"] for r in results.values() if "core_share" in r]
+    summary, warnings = _bench_check.verdict(
+        spreads(results), machine, shares, args.rounds, limits
+    )
+    print(summary)
+    for w in warnings:
+        print(f"WARNING: unreliable numbers: {w}", flush=True)
+    reliable = not warnings
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dtype": args.dtype, "shapes": shapes, "results": results}, f, indent=1)
+            json.dump(
+                {
+                    "dtype": args.dtype,
+                    "shapes": shapes,
+                    "threads": threads,
+                    "rounds": args.rounds,
+                    "reliable": reliable,
+                    "warnings": warnings,
+                    "machine": machine,
+                    "results": results,
+                },
+                f,
+                indent=1,
+            )
+    if args.strict and not reliable:
+        print(
+            "pycnn bench: --strict: the numbers are unreliable (WARNING lines above), "
+            "so no table is printed; re-run on a quiet machine",
+            file=sys.stderr,
+        )
+        return 3
+    for line in format_tables(results, shapes):
+        print(line)
     if args.plot:
-        _plot(results, args.plot)
+        _plot(results, args.plot, shapes, args.dtype, threads, args.rounds)
     return 1 if any("error" in r for r in results.values()) else 0
 
 
-def _plot(results, path):
+def _plot(results, path, shapes, dtype, threads, rounds):
     try:
-        import matplotlib
+        from pycnn import _plots
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        fig = _plots.bench_figure(results, shapes, dtype, threads, rounds)
     except ImportError:
         print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
         return
-    names = list(results.get("compiled", {}).get("conv", {}))
-    libs = [lib for lib in LIBRARIES if lib in results and "error" not in results[lib]]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(libs), 1)
-    for i, lib in enumerate(libs):
-        vals = [
-            1e3 * (results[lib]["conv"][n]["fwd"] + results[lib]["conv"][n]["bwd"])
-            for n in names
-        ]
-        ax.bar([j + i * width for j in range(len(names))], vals, width, label=lib)
-    ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(names))], names)
-    ax.set_yscale("log")
-    ax.set_ylabel("conv2d forward + backward, ms (log)")
-    ax.legend()
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     print(f"plot written to {path}")
 
 
@@ -585,5 +810,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     shapes = _selected_shapes(args)
     pools = {n: POOL_SHAPES[n] for n in args.pool_shapes if n in POOL_SHAPES}
-    out = worker(args.worker, np.dtype(args.dtype), shapes, pools, args.min_time)
+    out = worker(args.worker, np.dtype(args.dtype), shapes, pools, args.min_time, args.threads)
     print(json.dumps(out))

@@ -261,23 +261,21 @@ def _make_optimizer(name, lr):
 
 
 def _plot(history, path, val_label="test"):
-    import matplotlib
+    """Save the curves of `history` to `path`; `val_label` says which data the val_
+    figures come from: "test" (the cnn's, historically) or "validation" (a split of the
+    training set). Returns the Figure (closed)."""
+    from pycnn import _plots
 
-    matplotlib.use("Agg")
+    source = {
+        "test": "the test set",
+        "validation": f"a stratified {VAL_FRACTION:.0%} of the training set",
+    }.get(val_label, val_label)
+    fig = _plots.training_figure(history, source)
+    fig.savefig(path, dpi=120)
     import matplotlib.pyplot as plt
 
-    epochs = range(1, len(history["loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
-        ax.plot(epochs, history[key], label=f"train {key}")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"{val_label} {key}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
     plt.close(fig)
+    return fig
 
 
 def train(args):

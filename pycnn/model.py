@@ -10,7 +10,7 @@ import numpy as np
 from pycnn import _validation as V
 from pycnn import training
 from pycnn.io import npz
-from pycnn.layers.base import BaseLayer
+from pycnn.layers.base import BaseLayer, _call_child
 
 __all__ = ["Sequential"]
 
@@ -32,7 +32,12 @@ class Sequential(BaseLayer):
 
     Every layer must hold parameters of one dtype, the model's `dtype` (float32 unless
     the layers say otherwise); `fit`, `evaluate` and `predict` convert their inputs to
-    it once.
+    it once, `forward` does not (``model.to(np.float64)`` converts the model).
+
+    An error raised by a layer's forward or backward is raised again, of the same type
+    and chained to it, with the layer's key path and repr in front:
+    ``"layer 3.body.0 (Conv2d(3, 16, kernel_size=(3, 3))): expected input with 3
+    channels (N, 3, H, W); got x.shape=(8, 1, 28, 28)"``.
     """
 
     def __init__(self, *layers):
@@ -56,14 +61,17 @@ class Sequential(BaseLayer):
 
     # --- the layer interface -----------------------------------------------------------
 
+    # an error in a layer is raised again as "layer <index> (<repr>): <message>", the
+    # same type, chained to the original (see `_call_child`)
+
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        for i, layer in enumerate(self.layers):
+            x = _call_child(str(i), layer, "forward", x)
         return x
 
     def backward(self, grad):
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = _call_child(str(i), self.layers[i], "backward", grad)
         return grad
 
     def named_children(self):
@@ -120,8 +128,8 @@ class Sequential(BaseLayer):
                     wrapped.append(layer)
             x = np.zeros((1,) + shape, dtype=self.dtype)
             shapes = [(None,) + shape]
-            for layer in self.layers:
-                x = layer.forward(x)
+            for i, layer in enumerate(self.layers):
+                x = _call_child(str(i), layer, "forward", x)
                 shapes.append((None,) + x.shape[1:])
         finally:
             for layer in wrapped:

@@ -336,15 +336,18 @@ def test_constructor_errors(make, exc, match):
             Linear(4, 2),
             np.zeros((3, 5), np.float32),
             ValueError,
-            r"Linear: `x` must have in_features=4 as its last axis. Received: x.shape=\(3, 5\)",
+            r"^Linear\(4, 2\): expected input with in_features=4 on its last axis "
+            r"\(\*, 4\); got x.shape=\(3, 5\)$",
         ),
         (
             Linear(4, 2),
             np.zeros((3, 4)),
             TypeError,
-            r"`x` must have the same dtype as `weight` \(float32\). Received: x.dtype=float64",
+            r"^Linear\(4, 2\): expected float32 input .*; got x.dtype=float64\. "
+            r"Convert the model, model.to\(np.float64\), or the input, "
+            r"x.astype\(np.float32\)",
         ),
-        (Linear(4, 2), [[1.0] * 4], TypeError, r"Linear: `x` must be a numpy.ndarray"),
+        (Linear(4, 2), [[1.0] * 4], TypeError, r"Linear\(4, 2\): `x` must be a numpy.ndarray"),
         (
             ReLU(),
             np.zeros(3, np.int64),
@@ -355,13 +358,15 @@ def test_constructor_errors(make, exc, match):
             BatchNorm2d(3),
             np.zeros((2, 3, 4), np.float32),
             ValueError,
-            r"BatchNorm2d: `x` must be a 4-d \(N, C, H, W\) array with C=num_features=3",
+            r"^BatchNorm2d\(3\): expected input with num_features=3 channels "
+            r"\(N, 3, H, W\); got x.shape=\(2, 3, 4\)$",
         ),
         (
             BatchNorm1d(3),
             np.zeros((2, 4), np.float32),
             ValueError,
-            r"BatchNorm1d: `x` must be a \(N, C\) or \(N, C, L\) array with C=num_features=3",
+            r"^BatchNorm1d\(3\): expected input with num_features=3 channels "
+            r"\(N, 3\) or \(N, 3, L\); got x.shape=\(2, 4\)$",
         ),
         (
             Flatten(2, 1),

@@ -147,11 +147,16 @@ def test_norm_params_reprs_and_errors():
         LayerNorm(3, eps=0)
     with pytest.raises(TypeError, match=r"`normalized_shape` must be an int or a tuple"):
         LayerNorm(2.5)
-    with pytest.raises(ValueError, match=r"LayerNorm: `x` must end with normalized_shape"):
+    with pytest.raises(
+        ValueError, match=r"LayerNorm\(\(3, 4\)\): expected input ending in normalized_shape"
+    ):
         LayerNorm((3, 4))(np.zeros((2, 4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"GroupNorm: `x` must be an \(N, C, \*\) array"):
+    with pytest.raises(
+        ValueError,
+        match=r"GroupNorm\(2, 4\): expected input with num_channels=4 channels \(N, 4, \*\)",
+    ):
         GroupNorm(2, 4)(np.zeros((2, 6, 3), np.float32))
-    with pytest.raises(TypeError, match=r"`x` must have the layer's dtype \(float32\)"):
+    with pytest.raises(TypeError, match=r"GroupNorm\(2, 4\): expected float32 input"):
         GroupNorm(2, 4)(np.zeros((2, 4, 3)))
     with pytest.raises(RuntimeError, match="LayerNorm.backward called before forward"):
         LayerNorm(3).backward(np.zeros((1, 3), np.float32))

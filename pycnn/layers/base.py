@@ -96,6 +96,21 @@ class BaseLayer:
         lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
+    def to(self, dtype):
+        """Convert the parameters and buffers of this layer and of every nested one to
+        `dtype` (float32 or float64), in place, like PyTorch's ``module.to(dtype)``;
+        return the layer. Gradients are dropped; make the optimizer after converting
+        (its state, Adam's moments for instance, keeps the old dtype)."""
+        dtype = V.float_dtype(dtype)
+        for _, layer in self.named_layers():
+            for store in (layer.params, layer.buffers):
+                for key, arr in store.items():
+                    store[key] = arr.astype(dtype)
+            layer.grads.clear()
+            if "dtype" in vars(layer):
+                layer.dtype = dtype
+        return self
+
 
 def _join(prefix, name):
     """``"3.body"`` + ``"weight"`` -> ``"3.body.weight"``; no dot after an empty prefix."""
@@ -162,3 +177,85 @@ def _backend(name):
 
         return reference
     raise ValueError(f"`backend` must be 'compiled' or 'numpy'. Received: backend={name!r}")
+
+
+# --- errors that name the layer (issue 19) ---------------------------------------------------
+
+
+def _short_repr(layer):
+    """A layer's repr on one line: a container shows its name and arguments only."""
+    if next(iter(layer.named_children()), None) is None:
+        return repr(layer)
+    return f"{type(layer).__name__}({layer.extra_repr()})"
+
+
+def _check_layer_input(layer, x, ok, expected, dtype=None, channels=None):
+    """Check the input of `layer`'s forward; the messages start with the layer's repr.
+
+    `ok` is whether `x`'s shape fits (called once `x` is known to be a float array),
+    `expected` says what fits, e.g. ``"input with 3 channels (N, 3, H, W)"``. With
+    `channels`, a 4-d input whose last axis has that size (and whose axis 1 has not) is
+    said to look channels-last. With `dtype`, `x` must have it: TypeError with the two
+    conversions that fix it.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype not in V.FLOAT_DTYPES:
+        _check_input(x, _short_repr(layer))  # raises
+    if ok(x) and (dtype is None or x.dtype == dtype):
+        return x  # the common case, without building the repr
+    name = _short_repr(layer)
+    if not ok(x):
+        hint = ""
+        if channels is not None and x.ndim == 4 and x.shape[3] == channels != x.shape[1]:
+            hint = "; input looks channels-last: use x.transpose(0, 3, 1, 2)"
+        raise ValueError(f"{name}: expected {expected}; got x.shape={x.shape}{hint}")
+    if dtype is not None and x.dtype != dtype:
+        want, got = np.dtype(dtype).name, x.dtype.name
+        raise TypeError(
+            f"{name}: expected {want} input (the dtype of the layer's parameters); got "
+            f"x.dtype={got}. Convert the model, model.to(np.{got}), or the input, "
+            f"x.astype(np.{want}) (fit, evaluate and predict convert their input; "
+            "forward does not)"
+        )
+    return x
+
+
+def _call_child(name, child, method, arg):
+    """``child.<method>(arg)`` for a container, `name` being the child's key in it.
+
+    An exception from the child is raised again, of the same type, as
+    ``"layer <path> (<repr>): <message>"``, chained to the original one (``raise ...
+    from``). `path` is the key path from the outermost container that calls this, so
+    nested containers give one message, ``"layer 3.body.0 (Conv2d(...)): ..."``, not
+    one prefix per level. An exception type that cannot be built from one message is
+    raised unchanged.
+    """
+    try:
+        return getattr(child, method)(arg)
+    except Exception as err:
+        located = _located(err, name, child)
+        if located is None:
+            raise
+        raise located from located.__dict__["_pycnn_where"][0]
+
+
+def _located(err, name, child):
+    """`err` (from `child`, key `name`) as a new exception naming the layer, or None."""
+    # (original exception, path, layer, text) when a nested container located it
+    where = getattr(err, "__dict__", {}).get("_pycnn_where")
+    if where is None:  # raised by `child` itself or by a plain layer inside it
+        origin, path, layer = err, name, child
+        message = str(err)
+        # the layer's own prefix ("Conv2d(...): " or "Linear: ") would repeat the repr
+        for prefix in (_short_repr(layer) + ": ", type(layer).__name__ + ": "):
+            if message.startswith(prefix):
+                message = message[len(prefix) :]
+                break
+    else:  # already located by a container nested in `child`: extend its path
+        origin, path, layer, message = where
+        path = f"{name}.{path}"
+    try:
+        located = type(origin)(f"layer {path} ({_short_repr(layer)}): {message}")
+    except Exception:
+        return None
+    located.__dict__["_pycnn_where"] = (origin, path, layer, message)
+    return located

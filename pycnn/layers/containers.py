@@ -19,7 +19,7 @@ from its last forward, so one instance must not appear twice in a network.
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _check_grad, _check_input
+from pycnn.layers.base import BaseLayer, _call_child, _check_grad, _check_input
 
 __all__ = ["Identity", "Residual", "Concat"]
 
@@ -80,8 +80,8 @@ class Residual(BaseLayer):
 
     def forward(self, x):
         _check_input(x, "Residual")
-        a = self.body.forward(x)
-        b = self.shortcut.forward(x)
+        a = _call_child("body", self.body, "forward", x)
+        b = _call_child("shortcut", self.shortcut, "forward", x)
         if a.shape != b.shape or a.dtype != b.dtype:
             raise ValueError(
                 f"Residual: the outputs of `body` and `shortcut` must have "
@@ -96,7 +96,8 @@ class Residual(BaseLayer):
         if self._out is None:
             raise RuntimeError("Residual.backward called before forward")
         _check_grad(grad, *self._out, "Residual")
-        return self.body.backward(grad) + self.shortcut.backward(grad)  # a new array
+        body = _call_child("body", self.body, "backward", grad)
+        return body + _call_child("shortcut", self.shortcut, "backward", grad)  # a new array
 
 
 class Concat(BaseLayer):
@@ -133,7 +134,10 @@ class Concat(BaseLayer):
 
     def forward(self, x):
         _check_input(x, "Concat")
-        outs = [branch.forward(x) for branch in self.branches]
+        outs = [
+            _call_child(f"branches.{i}", branch, "forward", x)
+            for i, branch in enumerate(self.branches)
+        ]
         ndim = outs[0].ndim
         if not -ndim <= self.dim < ndim:
             raise ValueError(
@@ -165,7 +169,8 @@ class Concat(BaseLayer):
         _check_grad(grad, shape, dtype, "Concat")
         parts = np.split(grad, np.cumsum(sizes)[:-1], axis=axis)
         grad_x = None
-        for branch, part in zip(self.branches, parts):
-            g = branch.backward(np.ascontiguousarray(part))  # kernels want C order
+        for i, (branch, part) in enumerate(zip(self.branches, parts)):
+            # the kernels want C order
+            g = _call_child(f"branches.{i}", branch, "backward", np.ascontiguousarray(part))
             grad_x = g.copy() if grad_x is None else grad_x + g  # never the branch's own
         return grad_x

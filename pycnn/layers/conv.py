@@ -3,7 +3,7 @@
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn.layers.base import _backend, _WeightedLayer
+from pycnn.layers.base import _backend, _check_layer_input, _WeightedLayer
 
 
 class Conv2d(_WeightedLayer):
@@ -99,6 +99,7 @@ class Conv2d(_WeightedLayer):
         return plan
 
     def forward(self, x):
+        _check_nchw(self, x)
         plan = self._plan(x)
         if plan is None:
             out = self._ops.conv2d(x, self.weight, self.bias, **self._geometry)
@@ -136,6 +137,19 @@ class Conv2d(_WeightedLayer):
 
     def extra_repr(self):
         return _conv_repr(self, dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1))
+
+
+def _check_nchw(layer, x):
+    """A convolution layer's input: (N, in_channels, H, W), the weight's dtype."""
+    c = layer.in_channels
+    _check_layer_input(
+        layer,
+        x,
+        lambda a: a.ndim == 4 and a.shape[1] == c,
+        f"input with {c} channels (N, {c}, H, W)",
+        layer.weight.dtype,
+        channels=c,
+    )
 
 
 def _conv_repr(layer, defaults):
@@ -236,6 +250,7 @@ class ConvTranspose2d(_WeightedLayer):
         )
 
     def forward(self, x):
+        _check_nchw(self, x)
         out = self._ops.conv_transpose2d(x, self.weight, self.bias, **self._geometry)
         self._x = x
         return out

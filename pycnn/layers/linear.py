@@ -3,7 +3,14 @@
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _backend, _check_grad, _check_input, _WeightedLayer
+from pycnn.layers.base import (
+    BaseLayer,
+    _backend,
+    _check_grad,
+    _check_input,
+    _check_layer_input,
+    _WeightedLayer,
+)
 
 
 class Linear(_WeightedLayer):
@@ -43,13 +50,14 @@ class Linear(_WeightedLayer):
         self._init_params((self.out_features, self.in_features), bias, rng)
 
     def forward(self, x):
-        _check_input(x, "Linear")
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear: `x` must have in_features={self.in_features} as "
-                f"its last axis. Received: x.shape={x.shape}"
-            )
-        V.check_same_dtype(self.weight, "weight", x, "x")
+        f = self.in_features
+        _check_layer_input(
+            self,
+            x,
+            lambda a: a.ndim >= 1 and a.shape[-1] == f,
+            f"input with in_features={f} on its last axis (*, {f})",
+            self.weight.dtype,
+        )
         out = self._ops.linear(x, self.weight, self.bias)
         self._x = x
         return out

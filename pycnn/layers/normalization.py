@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _check_grad, _check_input
+from pycnn.layers.base import BaseLayer, _check_grad, _check_layer_input
 
 
 class _BatchNorm(BaseLayer):
@@ -60,14 +60,15 @@ class _BatchNorm(BaseLayer):
 
     def forward(self, x):
         name = type(self).__name__
-        _check_input(x, name)
-        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{name}: `x` must be a {self._layout} array with "
-                f"C=num_features={self.num_features}. "
-                f"Received: x.shape={x.shape}"
-            )
-        V.check_same_dtype(self.running_mean, "running_mean", x, "x")
+        c = self.num_features
+        _check_layer_input(
+            self,
+            x,
+            lambda a: a.ndim in self._ndims and a.shape[1] == c,
+            f"input with num_features={c} channels {self._layout.replace('C', str(c))}",
+            self.running_mean.dtype,
+            channels=c if 4 in self._ndims else None,
+        )
         axes, bshape = self._axes_and_shape(x)
         n = x.size // self.num_features  # values per channel
         if self.training:
@@ -173,7 +174,7 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ndims = (4,)
-    _layout = "4-d (N, C, H, W)"
+    _layout = "(N, C, H, W)"
 
 
 # --- per-sample normalisation: LayerNorm and GroupNorm ---------------------------------
@@ -214,14 +215,8 @@ class _SampleNorm(BaseLayer):
     def bias(self):
         return self.params.get("bias")
 
-    def _check(self, x):
-        name = type(self).__name__
-        _check_input(x, name)
-        if x.dtype != self.dtype:
-            raise TypeError(
-                f"{name}: `x` must have the layer's dtype ({self.dtype}). "
-                f"Received: x.dtype={x.dtype}"
-            )
+    def _check(self, x, ok, expected, channels=None):
+        _check_layer_input(self, x, ok, expected, self.dtype, channels)
 
     def _cached(self, grad):
         name = type(self).__name__
@@ -276,13 +271,13 @@ class LayerNorm(_SampleNorm):
         return tuple(range(x.ndim - len(self.normalized_shape), x.ndim))
 
     def forward(self, x):
-        self._check(x)
-        k = len(self.normalized_shape)
-        if x.ndim < k or x.shape[x.ndim - k :] != self.normalized_shape:
-            raise ValueError(
-                f"LayerNorm: `x` must end with normalized_shape="
-                f"{self.normalized_shape}. Received: x.shape={x.shape}"
-            )
+        shape = self.normalized_shape
+        k = len(shape)
+        self._check(
+            x,
+            lambda a: a.ndim >= k and a.shape[a.ndim - k :] == shape,
+            f"input ending in normalized_shape={shape} (*, {', '.join(map(str, shape))})",
+        )
         xhat, inv_std = _normalise(x, self._axes(x), self.eps)
         self._cache = (xhat, inv_std)
         if self.elementwise_affine:
@@ -353,12 +348,13 @@ class GroupNorm(_SampleNorm):
         return v.reshape((1, self.num_channels) + (1,) * (ndim - 2))
 
     def forward(self, x):
-        self._check(x)
-        if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(
-                f"GroupNorm: `x` must be an (N, C, *) array with "
-                f"C=num_channels={self.num_channels}. Received: x.shape={x.shape}"
-            )
+        c = self.num_channels
+        self._check(
+            x,
+            lambda a: a.ndim >= 2 and a.shape[1] == c,
+            f"input with num_channels={c} channels (N, {c}, *)",
+            channels=c,
+        )
         xhat, inv_std = _normalise(self._grouped(x), 2, self.eps)
         xhat = xhat.reshape(x.shape)
         self._cache = (xhat, inv_std)
