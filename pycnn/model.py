@@ -20,9 +20,10 @@ class Sequential(BaseLayer):
 
     ``model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), Flatten(), Linear(1024, 10))``
 
-    `parameters()` yields ``(key, param, grad)`` triples with keys ``"<index>.<name>"``
-    (``"0.weight"``), which is what the optimizers' ``step`` takes. `state_dict()` holds
-    the parameters and the buffers (batch-norm running statistics) under the same keys;
+    `parameters()` yields `pycnn.parameter.Parameter` handles, what an optimizer is bound
+    to (``optim.SGD(model.parameters(), lr=0.1)``); `named_parameters()` pairs them with
+    keys ``"<index>.<name>"`` (``"0.weight"``). `state_dict()` holds the parameters and
+    the buffers (batch-norm running statistics) under the same keys;
     `save` writes it to an ``.npz`` file and `load` reads one back without pickle.
 
     A `Sequential` is a layer (a `BaseLayer`), so it nests in containers (`Residual`,
@@ -73,7 +74,7 @@ class Sequential(BaseLayer):
     # `named_children`: keys "<index>.<name>", nested layers included
 
     def num_parameters(self):
-        return sum(p.size for _, p, _ in self.parameters())
+        return sum(p.size for p in self.parameters())
 
     def __len__(self):
         return len(self.layers)
@@ -209,7 +210,7 @@ class Sequential(BaseLayer):
         rows = [("#", "layer", "output shape", "params")]
         rows.append(("", "input", str(shapes[0]), ""))
         for key, layer, depth in _tree(self):
-            count = sum(p.size for _, p, _ in layer.parameters())
+            count = sum(p.size for p in layer.parameters())
             shape = nested.get(key, "")
             rows.append((key, "  " * depth + _one_line(layer), str(shape), f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
