@@ -147,7 +147,10 @@ class Sequential(BaseLayer):
         x : array (N, ...), converted once to the model's dtype
         y : (N,) integer class labels, or float targets of the output's shape
         epochs, batch_size : int
-        optimizer : a `pycnn.optim` optimizer, stepped once a batch
+        optimizer : a `pycnn.optim` optimizer bound to this model's parameters
+            (``optim.Adam(model.parameters(), lr=1e-3)``), stepped once a batch after
+            the gradients are zeroed and computed; an unbound one
+            (``optim.Adam(lr=1e-3)``) is bound to them here. Eve gets the batch's loss.
         loss : a `pycnn.losses` loss, e.g. ``CrossEntropyLoss()``
         validation_data : optional ``(x_val, y_val)``, evaluated after every epoch
         shuffle : bool, a new order of the samples every epoch
