@@ -34,7 +34,9 @@ Kept from earlier releases:
   first is the learning rate) is *unbound*. `Sequential.fit` binds it to the model's
   parameters on first use, silently. Deprecated: ``step(model.parameters())`` (handles,
   or the old ``(key, param, grad)`` triples) on any optimizer, with a
-  DeprecationWarning; bind the optimizer and call ``step()`` instead.
+  DeprecationWarning; bind the optimizer and call ``step()`` instead. As the loops
+  written for it never zero the gradients, this form clears the gradients of the
+  handles it steps (``grad = None``), so those loops still train as before.
 * `AdaGrad` and `RMSProp`, deprecated spellings of `Adagrad` and `RMSprop`.
 """
 
@@ -273,6 +275,10 @@ class Optimizer:
                 continue
             _check_pair(key, param, grad)
             self._step_one(param, grad, self.state.setdefault(key, {}), group, key)
+            if isinstance(item, Parameter):
+                # the old loops never zeroed gradients (backward replaced them); now
+                # that they accumulate, this form clears what it used, so they still work
+                item.grad = None
             count += 1
         return count
 
@@ -1068,7 +1074,8 @@ class Eve(Optimizer):
     """Eve: Adam whose step is scaled down when the loss changes a lot ("feedback").
 
     Koushik, J. & Hayashi, H. (2016). Improving stochastic gradient descent with
-    feedback. arXiv:1611.01505, Algorithm 1. On top of Adam's ``mhat``, ``vhat``, with
+    feedback. arXiv:1611.01505v1, Algorithm 1 (later versions of the paper changed the
+    rule; this is the first one, defaults included). On top of Adam's ``mhat``, ``vhat``, with
     ``f`` the loss at the current parameters (before the step) and ``k, K =
     thresholds``, from the second step on::
 

@@ -394,10 +394,6 @@ def test_interrupted_training_resumes_bit_for_bit(name, options):
     make = getattr(optim, name)
     model = _small_net(np.float64)
     opt = make(model.parameters(), **options)
-    _train(model, opt, x, y, 10)  # the uninterrupted run
-
-    model = _small_net(np.float64)
-    opt = make(model.parameters(), **options)
     _train(model, opt, x, y, 4)
     saved_params = {k: v.copy() for k, v in model.state_dict().items()}
     saved_opt = copy.deepcopy(opt.state_dict())
@@ -411,7 +407,7 @@ def test_interrupted_training_resumes_bit_for_bit(name, options):
     ropt.load_state_dict(saved_opt)
     _train(resumed, ropt, x, y, 6, start=4)
 
-    reference = _small_net(np.float64)
+    reference = _small_net(np.float64)  # the uninterrupted run
     ref_opt = make(reference.parameters(), **options)
     _train(reference, ref_opt, x, y, 10)
     for key, arr in reference.state_dict().items():
@@ -596,8 +592,30 @@ def test_unbound_step_with_triples_or_handles_warns_and_still_works(rng):
         new.step()
     np.testing.assert_array_equal(triples, p3.data)
     np.testing.assert_array_equal(p2.data, p3.data)
+    assert p2.grad is None  # cleared: the old loops never zeroed gradients
     with pytest.raises(TypeError, match=r"pass every other option by keyword"):
         optim.SGD(0.1, 0.9)
+
+
+def test_an_old_loop_without_zero_grad_still_trains_as_before(rng):
+    """``backward; opt.step(model.parameters())`` with no zero_grad: the deprecated form
+    clears the gradients it used, so the loop equals the new one."""
+    x, y = rng.standard_normal((24, 1, 8, 8)), rng.integers(0, 10, 24)
+    old_model, new_model = _small_net(np.float64), _small_net(np.float64)
+    old_opt = optim.Adam(lr=0.01)
+    new_opt = optim.Adam(new_model.parameters(), lr=0.01)
+    loss = pycnn.CrossEntropyLoss()
+    for s in range(0, 24, 8):
+        loss(old_model(x[s : s + 8]), y[s : s + 8])
+        old_model.backward(loss.backward())
+        with pytest.warns(DeprecationWarning):
+            old_opt.step(old_model.parameters())
+        new_opt.zero_grad()
+        loss(new_model(x[s : s + 8]), y[s : s + 8])
+        new_model.backward(loss.backward())
+        new_opt.step()
+    for key, arr in new_model.state_dict().items():
+        np.testing.assert_array_equal(old_model.state_dict()[key], arr, err_msg=key)
 
 
 def test_fit_binds_an_unbound_optimizer_silently_and_keeps_its_schedule():
