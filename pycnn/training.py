@@ -2,8 +2,8 @@
 a progress bar, and a rollback that leaves no trace of a batch whose loss or update is
 not finite), `evaluate` and `predict`, and the checks of their inputs and labels.
 `Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
-Sequential's interface (forward, backward, train, parameters, state_dict, evaluate,
-output_shape, dtype)."""
+Sequential's interface (forward, backward, train, parameters, zero_grad, state_dict,
+evaluate, output_shape, dtype)."""
 
 import sys
 import time

@@ -772,3 +772,21 @@ def test_reprs():
         == "Adam(lr=0.001, weight_decay=0.0001, l1=1e-05)"
     )
     assert repr(optim.StepLR(optim.SGD(1.0), 5)) == "StepLR(step_size=5)"
+
+
+ALL_NAMES = [name for name, _ in RESUME_CASES]
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_float32_parameters_and_state_stay_float32(name, rng):
+    layer = Holder(rng.standard_normal((3, 2)).astype(np.float32), np.float32(0.5))
+    opt = getattr(optim, name)(layer.parameters(), weight_decay=1e-3, l1=1e-3)
+    for t in range(3):
+        for p in layer.parameters():
+            p.grad = rng.standard_normal(p.shape).astype(np.float32)
+        opt.step(loss=1.0 / (t + 1)) if name == "Eve" else opt.step()
+    for p in layer.parameters():
+        assert p.data.dtype == np.float32 and p.data.shape == p.shape
+        for key, value in opt.state[p].items():
+            assert not isinstance(value, np.ndarray) or value.dtype == np.float32, key
+            assert not isinstance(value, np.generic), key  # no NumPy scalars in the state
