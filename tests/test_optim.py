@@ -4,6 +4,7 @@ param groups, state_dict resumption, PyTorch-style loops and gradient accumulati
 deprecations, errors and the two schedules."""
 
 import copy
+import inspect
 import math
 import warnings
 
@@ -790,3 +791,28 @@ def test_float32_parameters_and_state_stay_float32(name, rng):
         for key, value in opt.state[p].items():
             assert not isinstance(value, np.ndarray) or value.dtype == np.float32, key
             assert not isinstance(value, np.generic), key  # no NumPy scalars in the state
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam"],
+)
+def test_every_torch_option_with_its_default(name):
+    """The constructor has torch's options, in torch's order, with torch's defaults
+    (less foreach/fused/capturable/differentiable, which have no meaning here; plus l1)."""
+    torch = pytest.importorskip("torch")
+    skip = {"self", "foreach", "fused", "capturable", "differentiable"}
+
+    def options(cls):
+        return [
+            (p.name, p.default)
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name not in skip
+        ]
+
+    theirs = options(getattr(torch.optim, name))
+    ours = options(getattr(optim, name))
+    assert ours[-1] == ("l1", 0.0)
+    assert [n for n, _ in ours[:-1]] == [n for n, _ in theirs]
+    for (n, mine), (_, want) in zip(ours[1:-1], theirs[1:]):  # params has no default here
+        assert mine == want, n
