@@ -312,8 +312,9 @@ class Optimizer:
         wd = group.get("weight_decay", 0.0)
         if wd and not group.get("decoupled_weight_decay", False):
             grad += wd * param
-        if group["l1"]:
-            grad += group["l1"] * np.sign(param)
+        l1 = group.get("l1", 0.0)
+        if l1:
+            grad += l1 * np.sign(param)
         state["step"] = state.get("step", 0) + 1
         self._update(param, grad, state, group)
 

@@ -816,3 +816,34 @@ def test_every_torch_option_with_its_default(name):
     assert [n for n, _ in ours[:-1]] == [n for n, _ in theirs]
     for (n, mine), (_, want) in zip(ours[1:-1], theirs[1:]):  # params has no default here
         assert mine == want, n
+
+
+def test_a_custom_optimizer_on_the_base_class(rng):
+    """A PyTorch-style subclass: options through `defaults`, the rule in `_update` (or
+    in its own `step`, over `param_groups`, writing ``p.data`` in place)."""
+
+    class SignSGD(optim.Optimizer):
+        def __init__(self, params, lr=0.01):
+            super().__init__(params, dict(lr=lr))
+
+        def _update(self, param, grad, state, group):
+            param -= group["lr"] * np.sign(grad)
+
+    class OwnStep(optim.Optimizer):
+        def __init__(self, params, lr=0.01):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.data[...] -= group["lr"] * np.sign(p.grad)
+
+    p0, g = rng.standard_normal(4), rng.standard_normal(4)
+    for cls in (SignSGD, OwnStep):
+        layer = Holder(p0)
+        (p,) = layer.parameters()
+        opt = cls(layer.parameters(), lr=0.5)
+        p.grad = g
+        opt.step()
+        np.testing.assert_array_equal(p.data, p0 - 0.5 * np.sign(g))
+        assert opt.param_groups[0]["lr"] == 0.5 and opt.defaults == {"lr": 0.5}
