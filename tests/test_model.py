@@ -624,8 +624,13 @@ class _Blowup:
 @pytest.mark.parametrize("how", ["loss", "update"])
 @pytest.mark.parametrize(
     "make_opt",
-    [lambda: optim.SGD(0.01, momentum=0.9), lambda: optim.Adam(1e-3)],
-    ids=["sgd-momentum", "adam"],
+    [
+        lambda: optim.SGD(0.01, momentum=0.9),
+        lambda: optim.Adam(1e-3),
+        lambda: optim.NAdam(lr=1e-3),  # a float in the state: the running product
+        lambda: optim.Eve(lr=1e-3),  # floats fed back from the loss
+    ],
+    ids=["sgd-momentum", "adam", "nadam", "eve"],
 )
 @pytest.mark.parametrize("bad", [1, 3])
 def test_fit_restores_parameters_statistics_and_optimizer_state(digits, how, make_opt, bad):
