@@ -244,12 +244,13 @@ def _pycnn_step(name, mode, dtype):
         model.eval()
         return lambda: model.forward(x)
     loss = pycnn.CrossEntropyLoss()
-    opt = pycnn.optim.SGD(LR, momentum=MOMENTUM)
+    opt = pycnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
     def step():
+        opt.zero_grad()
         loss.forward(model.forward(x), y)
         model.backward(loss.backward())
-        opt.step(model.parameters())
+        opt.step()
 
     return step
 

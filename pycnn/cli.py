@@ -248,16 +248,16 @@ def _load_data(args):
     return x_train, y_train, x_test, y_test, name
 
 
-def _make_optimizer(name, lr):
+def _make_optimizer(name, params, lr):
     from pycnn import optim
 
     if name == "adam":
-        return optim.Adam(lr)
+        return optim.Adam(params, lr=lr)
     if name == "sgd":
-        return optim.SGD(lr, momentum=0.9, nesterov=True)
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
     if name == "rmsprop":
-        return optim.RMSProp(lr)
-    return optim.AdaGrad(lr)
+        return optim.RMSprop(params, lr=lr)
+    return optim.Adagrad(params, lr=lr)
 
 
 def _plot(history, path, val_label="test"):
@@ -325,7 +325,7 @@ def train(args):
         )
         sizes = f"{len(x_train)} training / {len(x_test)} test"
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    optimizer = _make_optimizer(args.optimizer, lr)
+    optimizer = _make_optimizer(args.optimizer, model.parameters(), lr)
     scheduler = optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1 else None
     print(
         f"pycnn train: {name}, {sizes} images, {dtype.name}, "

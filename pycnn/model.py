@@ -20,9 +20,10 @@ class Sequential(BaseLayer):
 
     ``model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), Flatten(), Linear(1024, 10))``
 
-    `parameters()` yields ``(key, param, grad)`` triples with keys ``"<index>.<name>"``
-    (``"0.weight"``), which is what the optimizers' ``step`` takes. `state_dict()` holds
-    the parameters and the buffers (batch-norm running statistics) under the same keys;
+    `parameters()` yields `pycnn.parameter.Parameter` handles, what an optimizer is bound
+    to (``optim.SGD(model.parameters(), lr=0.1)``); `named_parameters()` pairs them with
+    keys ``"<index>.<name>"`` (``"0.weight"``). `state_dict()` holds the parameters and
+    the buffers (batch-norm running statistics) under the same keys;
     `save` writes it to an ``.npz`` file and `load` reads one back without pickle.
 
     A `Sequential` is a layer (a `BaseLayer`), so it nests in containers (`Residual`,
@@ -81,7 +82,7 @@ class Sequential(BaseLayer):
     # `named_children`: keys "<index>.<name>", nested layers included
 
     def num_parameters(self):
-        return sum(p.size for _, p, _ in self.parameters())
+        return sum(p.size for p in self.parameters())
 
     def fuse(self):
         """A copy for inference with batch norm folded into the convolutions and
@@ -161,7 +162,10 @@ class Sequential(BaseLayer):
         x : array (N, ...), converted once to the model's dtype
         y : (N,) integer class labels, or float targets of the output's shape
         epochs, batch_size : int
-        optimizer : a `pycnn.optim` optimizer, stepped once a batch
+        optimizer : a `pycnn.optim` optimizer bound to this model's parameters
+            (``optim.Adam(model.parameters(), lr=1e-3)``), stepped once a batch after
+            the gradients are zeroed and computed; an unbound one
+            (``optim.Adam(lr=1e-3)``) is bound to them here. Eve gets the batch's loss.
         loss : a `pycnn.losses` loss, e.g. ``CrossEntropyLoss()``
         validation_data : optional ``(x_val, y_val)``, evaluated after every epoch
         shuffle : bool, a new order of the samples every epoch
@@ -224,7 +228,7 @@ class Sequential(BaseLayer):
         rows = [("#", "layer", "output shape", "params")]
         rows.append(("", "input", str(shapes[0]), ""))
         for key, layer, depth in _tree(self):
-            count = sum(p.size for _, p, _ in layer.parameters())
+            count = sum(p.size for p in layer.parameters())
             shape = nested.get(key, "")
             rows.append((key, "  " * depth + _one_line(layer), str(shape), f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(4)]

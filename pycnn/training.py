@@ -2,8 +2,8 @@
 a progress bar, and a rollback that leaves no trace of a batch whose loss or update is
 not finite), `evaluate` and `predict`, and the checks of their inputs and labels.
 `Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
-Sequential's interface (forward, backward, train, parameters, state_dict, evaluate,
-output_shape, dtype)."""
+Sequential's interface (forward, backward, train, parameters, zero_grad, state_dict,
+evaluate, output_shape, dtype)."""
 
 import sys
 import time
@@ -44,6 +44,7 @@ def fit(
         x_val = _inputs(model, x_val, "x_val")
         y_val = _targets(model, x_val, y_val, "y_val", "x_val")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    _bind(model, optimizer)
     per_sample = getattr(loss, "reduction", "mean") == "mean"
     model.loss = loss
     history = {"loss": []}
@@ -64,12 +65,16 @@ def fit(
                 idx = order[start : start + batch_size]
                 xb, yb = x[idx], y[idx]
                 snapshot.take()
+                model.zero_grad()  # gradients accumulate over backward calls
                 out = model.forward(xb)
                 value = float(loss(out, yb))
                 bad = ""
                 if np.isfinite(value):  # then the update must keep it all finite
                     model.backward(loss.backward())
-                    optimizer.step(model.parameters())
+                    if getattr(optimizer, "_takes_loss", False):
+                        optimizer.step(loss=value)  # Eve: feedback from the loss
+                    else:
+                        optimizer.step()
                     bad = _non_finite(model.state_dict())
                 if not np.isfinite(value) or bad:
                     snapshot.restore()
@@ -215,6 +220,27 @@ def _correct(out, y):
     return None
 
 
+# --- the optimizer ------------------------------------------------------------------------
+
+
+def _bind(model, optimizer):
+    """An unbound optimizer (``optim.Adam(lr=1e-3)``) is bound to the model's parameters
+    here, silently; a bound one must hold parameters of this model."""
+    if not getattr(optimizer, "_bound", True):
+        optimizer._bind(model.parameters())
+        return
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None:
+        return
+    ours = {id(p) for p in model.parameters()}
+    held = [p for group in groups for p in group["params"]]
+    if held and not any(id(p) in ours for p in held):
+        raise ValueError(
+            "`optimizer` is bound to parameters of another model: build it with "
+            "this model's, `optim.SGD(model.parameters(), lr=...)`"
+        )
+
+
 # --- divergence: detect, and put the batch back ------------------------------------------
 
 
@@ -239,7 +265,7 @@ class _Snapshot:
     """Everything a training batch changes, kept so that `fit` can put it back.
 
     `take()` copies the model's parameters and buffers (`state_dict`) and the optimizer's
-    per-key state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
+    per-parameter state (momentum buffers, moment estimates, step counts: ``optimizer.state``,
     a dict of dicts) into arrays allocated on first use and reused with `np.copyto`;
     `restore()` copies them back into the very arrays the layers and the optimizer held
     before the batch, and removes the state entries the batch created (a first step's

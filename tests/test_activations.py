@@ -527,7 +527,7 @@ def test_prelu_in_sequential_trains_and_saves(tmp_path, rng):
     out = model(x)
     model.backward(np.ones_like(out))
     before = model[1].weight.copy()
-    pycnn.optim.SGD(lr=0.1).step(model.parameters())
+    pycnn.optim.SGD(model.parameters(), lr=0.1).step()
     assert not np.array_equal(model[1].weight, before)
     assert model[1].weight.dtype == np.float32
     model.save(tmp_path / "m.npz")

@@ -23,8 +23,8 @@ def test_spec_builds_in_pycnn_forward_and_backward_shapes(name, dtype):
     assert out.shape == (2, bm.N_CLASSES) and out.dtype == dtype
     grad_x = model.backward(np.ones_like(out))
     assert grad_x.shape == x.shape and grad_x.dtype == dtype
-    for key, param, grad in model.parameters():
-        assert grad is not None and grad.shape == param.shape, key
+    for key, param in model.named_parameters():
+        assert param.grad is not None and param.grad.shape == param.shape, key
 
 
 def test_digits_spec_is_the_train_command_model_without_dropout():
@@ -49,9 +49,9 @@ def test_torch_twin_computes_the_same_function(name):
     out = model.forward(x)
     loss.forward(out, y)
     model.backward(loss.backward())
-    opt = pycnn.optim.SGD(bm.LR, momentum=bm.MOMENTUM)
-    grads = {k: g.copy() for k, _, g in model.parameters()}
-    opt.step(model.parameters())
+    opt = pycnn.optim.SGD(model.parameters(), lr=bm.LR, momentum=bm.MOMENTUM)
+    grads = {k: p.grad.copy() for k, p in model.named_parameters()}
+    opt.step()
 
     topt = torch.optim.SGD(tmodel.parameters(), lr=bm.LR, momentum=bm.MOMENTUM)
     tout = tmodel(xt)

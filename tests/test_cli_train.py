@@ -86,7 +86,7 @@ def test_train_other_optimizers_float64_numpy_backend(capsys, option):
         "0.01",
     )
     assert code == 0 and "float64, backend=numpy" in out.out
-    assert f"{ {'rmsprop': 'RMSProp', 'adagrad': 'AdaGrad'}[option] }(lr=0.01" in out.out
+    assert f"{ {'rmsprop': 'RMSprop', 'adagrad': 'Adagrad'}[option] }(lr=0.01" in out.out
 
 
 def test_train_on_mnist_files(capsys, tmp_path):

@@ -109,6 +109,7 @@ def test_norm_gradients_are_numerical(make, shape, rng):
 
     np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
     layer(x)
+    layer.zero_grad()  # gradients accumulate: the first backward's would add up
     layer.backward(g)
     for name, value in layer.params.items():
         np.testing.assert_allclose(

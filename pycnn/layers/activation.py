@@ -309,7 +309,8 @@ class PReLU(BaseLayer):
         if self._x is None:
             raise RuntimeError("PReLU.backward called before forward")
         _check_grad(grad, self._x.shape, self._x.dtype, "PReLU")
-        grad_x, self.grads["weight"] = F.prelu_backward(grad, self._x, self.weight)
+        grad_x, grad_w = F.prelu_backward(grad, self._x, self.weight)
+        self._accumulate_grad("weight", grad_w)
         return grad_x
 
     def extra_repr(self):

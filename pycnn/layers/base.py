@@ -4,13 +4,17 @@ import numpy as np
 
 from pycnn import _validation as V
 from pycnn import init
+from pycnn.parameter import Parameter
 
 
 class BaseLayer:
     """A layer with a forward pass, a backward pass and named parameters.
 
     Subclasses implement `forward(x)` and `backward(grad)`; parameters live in the
-    `params` dict and their gradients, filled by `backward`, in `grads` (same keys).
+    `params` dict and their gradients in `grads` (same keys). `backward` ADDS to
+    `grads` (``_accumulate_grad``), as PyTorch accumulates ``.grad``, so gradients of
+    several backward passes sum up until `zero_grad()`. `parameters()` yields
+    `pycnn.parameter.Parameter` handles on those arrays, for the optimizers.
     State that is saved with the model but not trained (batch-norm running statistics)
     lives in `buffers`. `train()` / `eval()` switch the behaviour of layers such as
     dropout and batch normalisation.
@@ -65,13 +69,53 @@ class BaseLayer:
         for name, child in self.named_children():
             yield from child.named_layers(_join(prefix, name))
 
-    def parameters(self, prefix=""):
-        """``(key, param, grad)`` for every parameter of this layer and of the layers
-        nested in it (what the optimizers' ``step`` takes); `grad` is None before
-        backward. Keys are ``"<path>.<name>"``, as in `state_dict`."""
-        for path, layer in self.named_layers(prefix):
-            for name, param in layer.params.items():
-                yield _join(path, name), param, layer.grads.get(name)
+    def parameters(self, recurse=True):
+        """The `Parameter` handles of this layer's parameters, then (with `recurse`) of
+        the layers nested in it, depth first: what an optimizer is bound to
+        (``optim.SGD(model.parameters(), lr=0.1)``). Each parameter once, always the
+        same handle; ``sum(p.size for p in model.parameters())`` counts them."""
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_parameters(self, prefix="", recurse=True):
+        """``(key, Parameter)`` pairs in the order of `parameters`, keys as in
+        `state_dict` and PyTorch (``"0.weight"``, ``"3.body.0.bias"``)."""
+        layers = self.named_layers(prefix) if recurse else iter(((prefix, self),))
+        seen = set()
+        for path, layer in layers:
+            for name in layer.params:
+                handle = layer._parameter(name)
+                if id(handle) not in seen:
+                    seen.add(id(handle))
+                    yield _join(path, name), handle
+
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of every parameter, nested layers included: remove them
+        (`set_to_none`, the default, as PyTorch), or fill them with zeros in place.
+        Gradients accumulate over backward calls, so a training loop calls this (or the
+        optimizer's ``zero_grad``) once per step."""
+        for param in self.parameters():
+            if set_to_none:
+                param.grad = None
+            elif param.grad is not None:
+                param.grad.fill(0)
+
+    def _parameter(self, name):
+        """The one cached `Parameter` handle of ``self.params[name]``."""
+        handles = vars(self).setdefault("_parameter_handles", {})
+        handle = handles.get(name)
+        if handle is None:
+            handle = handles[name] = Parameter(self, name)
+        return handle
+
+    def _accumulate_grad(self, name, grad):
+        """Add `grad` (a new array from this backward) to the gradient of parameter
+        `name`: stored as is when there is none yet, else added in place."""
+        current = self.grads.get(name)
+        if current is None:
+            self.grads[name] = grad
+        else:
+            current += grad
 
     def state_dict(self):
         """Parameters and buffers by key, nested layers included, in PyTorch's order

@@ -130,9 +130,9 @@ class Conv2d(_WeightedLayer):
                 np.ascontiguousarray(self._x),
                 np.ascontiguousarray(self.weight),
             )
-        self.grads["weight"] = grad_w
+        self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
-            self.grads["bias"] = grad_b
+            self._accumulate_grad("bias", grad_b)
         return grad_x
 
     def extra_repr(self):
@@ -261,9 +261,9 @@ class ConvTranspose2d(_WeightedLayer):
         grad_x, grad_w, grad_b = self._ops.conv_transpose2d_backward(
             grad_out, self._x, self.weight, **self._geometry
         )
-        self.grads["weight"] = grad_w
+        self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
-            self.grads["bias"] = grad_b
+            self._accumulate_grad("bias", grad_b)
         return grad_x
 
     def extra_repr(self):

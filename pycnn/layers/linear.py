@@ -67,9 +67,10 @@ class Linear(_WeightedLayer):
             raise RuntimeError("Linear.backward called before forward")
         x = self._x
         _check_grad(grad, x.shape[:-1] + (self.out_features,), x.dtype, "Linear")
-        grad_x, self.grads["weight"], grad_b = self._ops.linear_backward(grad, x, self.weight)
+        grad_x, grad_w, grad_b = self._ops.linear_backward(grad, x, self.weight)
+        self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
-            self.grads["bias"] = grad_b
+            self._accumulate_grad("bias", grad_b)
         return grad_x
 
     def extra_repr(self):

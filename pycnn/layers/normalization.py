@@ -105,8 +105,8 @@ class _BatchNorm(BaseLayer):
         _check_grad(grad, shape, dtype, name)
         axes, bshape = self._axes_and_shape(grad)
         if self.affine:
-            self.grads["weight"] = np.sum(grad * xhat, axis=axes)
-            self.grads["bias"] = np.sum(grad, axis=axes)
+            self._accumulate_grad("weight", np.sum(grad * xhat, axis=axes))
+            self._accumulate_grad("bias", np.sum(grad, axis=axes))
             dxhat = grad * self.weight.reshape(bshape)
         else:
             dxhat = grad
@@ -289,8 +289,8 @@ class LayerNorm(_SampleNorm):
         dxhat = grad
         if self.elementwise_affine:
             lead = tuple(range(grad.ndim - len(self.normalized_shape)))
-            self.grads["weight"] = np.sum(grad * xhat, axis=lead)
-            self.grads["bias"] = np.sum(grad, axis=lead)
+            self._accumulate_grad("weight", np.sum(grad * xhat, axis=lead))
+            self._accumulate_grad("bias", np.sum(grad, axis=lead))
             dxhat = grad * self.weight
         return _normalise_backward(dxhat, xhat, inv_std, self._axes(grad))
 
@@ -369,8 +369,8 @@ class GroupNorm(_SampleNorm):
         dxhat = grad
         if self.affine:
             axes = (0,) + tuple(range(2, grad.ndim))
-            self.grads["weight"] = np.sum(grad * xhat, axis=axes)
-            self.grads["bias"] = np.sum(grad, axis=axes)
+            self._accumulate_grad("weight", np.sum(grad * xhat, axis=axes))
+            self._accumulate_grad("bias", np.sum(grad, axis=axes))
             dxhat = grad * self._channels(self.weight, grad.ndim)
         dx = _normalise_backward(self._grouped(dxhat), self._grouped(xhat), inv_std, 2)
         return dx.reshape(grad.shape)
