@@ -4,7 +4,7 @@
 `pycnn.naive` loop versions; `pycnn.activations` the activation functions (forward
 and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
-`pycnn.losses`.
+`pycnn.losses` (and `pycnn.callbacks`: early stopping, checkpoints).
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -17,7 +17,7 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
-from pycnn import datasets, losses, optim
+from pycnn import callbacks, datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
 from pycnn._info import show_config
@@ -43,6 +43,7 @@ __all__ = [
     "CrossEntropyLoss",
     "MSELoss",
     "optim",
+    "callbacks",
     "datasets",
     "Sequential",
 ]
