@@ -90,7 +90,27 @@ def demo_conv(args):
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 3e-3, "sgd": 5e-2, "rmsprop": 1e-3, "adagrad": 3e-2}
 MODELS = ("cnn", "resnet")
-# the defaults of the options left out, per --model; the cnn's are the historical ones.
+# the learning rates of a --model that differ from DEFAULT_LR (studies below)
+MODEL_LR = {"cnn": {"adam": 2e-2}, "resnet": {}}
+# the defaults of the options left out, per --model.
+# The cnn's (issue 15) were re-checked on the validation split alone (fit's
+# validation_split=VAL_FRACTION, 203 images drawn with each seed; the test set was not
+# looked at), one change at a time from the historical adam 3e-3, batch 32, 30 epochs
+# (gamma 0.9, dropout 0.25 throughout). Mean final validation accuracy (and loss) over
+# seeds 0-4, a run 3-10 s on 2 shared cores:
+#   lr     batch  epochs  val acc  val loss       lr     batch  epochs  val acc  val loss
+#   3e-3   32     30      98.72%   0.0497         1e-2   32     20      99.21%   0.0252
+#   3e-3   32     20      98.62%   0.0544         1e-2   32     45      99.31%   0.0239
+#   3e-3   32     45      98.62%   0.0480         1e-2   64     30      98.82%   0.0336
+#   1e-3   32     30      96.65%   0.1352         1e-2   16     30      99.41%   0.0221
+#   5e-3   32     30      99.01%   0.0327         3e-2   32     30      99.21%   0.0186
+#   1e-2   32     30      99.31%   0.0238         5e-2   32     30      99.51%   0.0146
+#   2e-2   32     30      99.41%   0.0196         2e-2   16     30      99.70%   0.0148
+#   3e-3   16     30      99.11%   0.0347         2e-2   32     45      99.41%   0.0193
+#   3e-3   64     30      97.93%   0.0756
+# lr 1e-2 to 5e-2 all beat 3e-3 by 0.5-0.8 points (5-8 of the 1,015 validation images);
+# within that plateau the differences are 1-5 images. Chosen: its middle, adam 2e-2 at
+# batch 32 and 30 epochs (batch 16, 0.3 points higher, takes twice the steps).
 # The resnet's were chosen on the validation split alone (VAL_FRACTION of the digits'
 # training set, 203 images, drawn with each seed, at the time by a split of the CLI's own
 # that fit's validation_split has replaced; the test set was not looked at). Mean
@@ -310,7 +330,9 @@ def train(args):
             f"{VAL_FRACTION:.0%} (rounded up) is held out for validation"
         )
     sizes = f"{len(x_train) - n_val} training / {n_val} validation / {len(x_test)} test"
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    lr = args.lr
+    if lr is None:
+        lr = MODEL_LR[args.model].get(args.optimizer, DEFAULT_LR[args.optimizer])
     optimizer = _make_optimizer(args.optimizer, lr)
     scheduler = optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1 else None
     print(
@@ -439,8 +461,8 @@ def build_parser():
         "--lr",
         type=_positive_float,
         default=None,
-        help="learning rate (default: adam 3e-3, sgd 5e-2 with Nesterov "
-        "momentum 0.9, rmsprop 1e-3, adagrad 3e-2)",
+        help="learning rate (default: adam 2e-2 for the cnn, 3e-3 for the resnet; sgd "
+        "5e-2 with Nesterov momentum 0.9, rmsprop 1e-3, adagrad 3e-2)",
     )
     p.add_argument(
         "--optimizer", choices=OPTIMIZERS, default="adam", help="default: %(default)s"
@@ -461,8 +483,8 @@ def build_parser():
         "--seed",
         type=int,
         default=0,
-        help="seed of the initial weights and the shuffling (default: "
-        "%(default)s; the digits' train/test split is fixed)",
+        help="seed of the initial weights, the validation split and the shuffling "
+        "(default: %(default)s; the digits' train/test split is fixed)",
     )
     p.add_argument(
         "--lr-decay",

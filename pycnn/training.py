@@ -1,6 +1,7 @@
 """Training and inference loops over a model: `fit` (mini-batches, per-epoch history,
-a progress bar, and a rollback that leaves no trace of a batch whose loss or update is
-not finite), `evaluate` and `predict`, and the checks of their inputs and labels.
+a validation split, callbacks, a progress bar, and a rollback that leaves no trace of a
+batch whose loss or update is not finite), `evaluate` and `predict`, and the checks of
+their inputs and labels.
 `Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
 Sequential's interface (forward, backward, train, parameters, state_dict, evaluate,
 output_shape, dtype)."""
@@ -193,7 +194,7 @@ def _split(x, y, fraction, rng):
         _, inverse = np.unique(y, return_inverse=True)
         share = np.bincount(inverse) * fraction
         take = np.floor(share).astype(np.int64)
-        rest = n_val - int(take.sum())  # < number of classes; each gets at most one
+        rest = n_val - int(take.sum())  # at most the number of classes: one each
         take[np.argsort(take - share, kind="stable")[:rest]] += 1
         val_idx = np.concatenate(
             [rng.permutation(np.flatnonzero(inverse == c))[:k] for c, k in enumerate(take)]

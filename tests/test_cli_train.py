@@ -26,7 +26,7 @@ def test_train_a_digits_subset_and_save(capsys, tmp_path):
         "UCI digits (8x8), 255 training / 45 validation / 300 test images, float32, "
         "backend=compiled" in out.out
     )
-    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
+    assert "Adam(lr=0.02) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
     assert "BatchNorm2d(16)" in out.out and "Dropout(p=0.25)" in out.out
     line = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
     assert len(line) == 1 and "(" in line[0] and "/300)" in line[0]
@@ -159,6 +159,7 @@ def test_train_resnet_one_epoch_on_a_subset(capsys):
     assert code == 0
     # 15% of the 200 training images held out for validation, stratified
     assert "UCI digits (8x8), 170 training / 30 validation / 200 test images" in out.out
+    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out.out
     assert "Residual()" in out.out and "AdaptiveAvgPool2d(output_size=(1, 1))" in out.out
     lines = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
     assert len(lines) == 1 and "/200)" in lines[0]
@@ -213,7 +214,7 @@ def test_train_model_cnn_is_the_default(capsys):
     half = len(lines) // 2
     assert lines[:half] == lines[half:]
     assert "85 training / 15 validation / 100 test images" in out and "Residual" not in out
-    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out
+    assert "Adam(lr=0.02) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out
     assert "Dropout(p=0.25)" in out
 
 
