@@ -5,7 +5,7 @@
 and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
 `pycnn.losses` (learning-rate schedules in `pycnn.lr_scheduler`, gradient clipping in
-`pycnn.utils`).
+`pycnn.utils`, early stopping and checkpoints in `pycnn.callbacks`).
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -18,7 +18,7 @@ from pycnn._config import get_num_threads, set_num_threads
 from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
-from pycnn import datasets, losses, lr_scheduler, optim, utils
+from pycnn import callbacks, datasets, losses, lr_scheduler, optim, utils
 from pycnn.losses import *  # noqa: F403  (every loss class, as listed in losses.__all__)
 from pycnn.model import Sequential
 from pycnn.fusion import fuse
@@ -46,6 +46,7 @@ __all__ = [
     "optim",
     "lr_scheduler",
     "utils",
+    "callbacks",
     "datasets",
     "Sequential",
     "fuse",

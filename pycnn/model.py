@@ -154,6 +154,8 @@ class Sequential(BaseLayer):
         progress=True,
         *,
         scheduler=None,
+        validation_split=None,
+        callbacks=None,
     ):
         """Train with mini-batches; return the history of per-epoch metrics.
 
@@ -169,18 +171,35 @@ class Sequential(BaseLayer):
         loss : a `pycnn.losses` loss, e.g. ``CrossEntropyLoss()``
         validation_data : optional ``(x_val, y_val)``, evaluated after every epoch
         shuffle : bool, a new order of the samples every epoch
-        rng : numpy Generator or seed for the shuffling (fix it to repeat a run)
+        rng : numpy Generator or seed for the shuffling and the validation split (fix it
+            to repeat a run)
         progress : show a progress bar (tqdm, on a terminal) or one line per epoch
         scheduler : optional LR schedule (`StepLR`, `ExponentialLR`), stepped per epoch
+        validation_split : optional float in (0, 1), instead of `validation_data`: that
+            fraction of `x`, `y` (rounded up) is held out, drawn with `rng`, evaluated
+            after every epoch and not trained on. Integer labels are split per class, so
+            each class keeps its share within one sample; float targets at random. The
+            caller's arrays are not modified.
+        callbacks : optional list of objects with any of the methods
+            ``on_train_begin(model)`` (before the first epoch), ``on_epoch_end(epoch,
+            logs)`` (after each epoch; `epoch` counts from 0, `logs` is a dict of the
+            epoch's metrics, as in the history; a true return value stops the training
+            after this epoch) and ``on_train_end(model)`` (after the last epoch, stopped
+            or not; not called when fit raises). `pycnn.callbacks` has `EarlyStopping`
+            and `ModelCheckpoint`.
 
         Returns
         -------
         dict of lists, one value per epoch: ``loss`` (mean over the epoch's samples,
         in train mode), ``accuracy`` (for classification), and ``val_loss``,
-        ``val_accuracy`` with `validation_data`. Also kept as ``model.history``.
+        ``val_accuracy`` with `validation_data` or `validation_split`. Also kept as
+        ``model.history``; shorter than `epochs` when a callback stopped the training.
 
         Raises
         ------
+        ValueError
+            for both `validation_data` and `validation_split`, or a `validation_split`
+            outside (0, 1) or that leaves no training sample.
         FloatingPointError
             when a batch's loss, or the model's arrays after its update, are not finite.
             The parameters, the buffers (batch-norm statistics) and the optimizer's state
@@ -200,6 +219,8 @@ class Sequential(BaseLayer):
             rng,
             progress,
             scheduler=scheduler,
+            validation_split=validation_split,
+            callbacks=callbacks,
         )
 
     def evaluate(self, x, y, batch_size=256, loss=None):

@@ -1,10 +1,12 @@
 """Training and inference loops over a model: `fit` (mini-batches, per-epoch history,
-a progress bar, and a rollback that leaves no trace of a batch whose loss or update is
-not finite), `evaluate` and `predict`, and the checks of their inputs and labels.
+a validation split, callbacks, a progress bar, and a rollback that leaves no trace of a
+batch whose loss or update is not finite), `evaluate` and `predict`, and the checks of
+their inputs and labels.
 `Sequential.fit`, `.evaluate` and `.predict` delegate here; a model is anything with
 Sequential's interface (forward, backward, train, parameters, zero_grad, state_dict,
 evaluate, output_shape, dtype)."""
 
+import math
 import sys
 import time
 
@@ -30,20 +32,35 @@ def fit(
     progress=True,
     *,
     scheduler=None,
+    validation_split=None,
+    callbacks=None,
 ):
     """Train `model` with mini-batches; return the history. See `Sequential.fit`."""
     epochs = V.positive_int(epochs, "epochs")
     batch_size = V.positive_int(batch_size, "batch_size")
+    if validation_split is not None:
+        if validation_data is not None:
+            raise ValueError(
+                "`validation_data` and `validation_split` cannot both be given. Received: "
+                f"validation_split={validation_split!r} and a validation_data pair"
+            )
+        validation_split = V.real(
+            validation_split, "validation_split", 0, 1, min_open=True, max_open=True
+        )
+    callbacks = _callbacks(callbacks)
     x = _inputs(model, x)
     y = _targets(model, x, y)
-    if validation_data is not None:
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if validation_split is not None:
+        x, y, x_val, y_val = _split(x, y, validation_split, rng)
+        validation_data = (x_val, y_val)
+    elif validation_data is not None:
         try:
             x_val, y_val = validation_data
         except (TypeError, ValueError):
             raise ValueError("`validation_data` must be a pair (x_val, y_val).") from None
         x_val = _inputs(model, x_val, "x_val")
         y_val = _targets(model, x_val, y_val, "y_val", "x_val")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     _bind(model, optimizer)
     per_sample = getattr(loss, "reduction", "mean") == "mean"
     model.loss = loss
@@ -54,6 +71,8 @@ def fit(
     # what a batch changes, copied before each batch into arrays allocated once, so a
     # batch that diverges (issue 12) leaves no trace: parameters, buffers, optimizer
     snapshot = _Snapshot(model, optimizer)
+    for callback in callbacks:
+        _hook(callback, "on_train_begin", model)
     try:
         for epoch in range(epochs):
             start_time = time.perf_counter()
@@ -108,10 +127,17 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             bar.end(epoch, metrics, time.perf_counter() - start_time)
+            # every callback sees the epoch (a checkpoint is saved even when another
+            # callback stops the training)
+            stop = [bool(_hook(c, "on_epoch_end", epoch, dict(metrics))) for c in callbacks]
+            if any(stop):
+                break
     finally:
         bar.close()
         model.train(mode)
     model.history = history
+    for callback in callbacks:
+        _hook(callback, "on_train_end", model)
     return history
 
 
@@ -149,6 +175,65 @@ def predict(model, x, batch_size=256):
     finally:
         model.train(mode)
     return np.concatenate(outs)
+
+
+# --- validation split and callbacks ------------------------------------------------------
+
+_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def _split(x, y, fraction, rng):
+    """(x_fit, y_fit, x_val, y_val): `fraction` of the samples (rounded up) held out for
+    validation, drawn with `rng`. For integer labels each class gives its share,
+    ``fraction * count`` rounded down or up (the largest remainders are rounded up until
+    the total is reached), so it is within one sample of it; float targets are drawn
+    plainly at random. Both parts keep the samples' order and are new arrays."""
+    n = len(x)
+    n_val = math.ceil(fraction * n)
+    if n_val >= n:
+        raise ValueError(
+            f"`validation_split` must leave at least one training sample. "
+            f"Received: validation_split={fraction!r} of {n} samples"
+        )
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        _, inverse = np.unique(y, return_inverse=True)
+        share = np.bincount(inverse) * fraction
+        take = np.floor(share).astype(np.int64)
+        rest = n_val - int(take.sum())  # at most the number of classes: one each
+        take[np.argsort(take - share, kind="stable")[:rest]] += 1
+        val_idx = np.concatenate(
+            [rng.permutation(np.flatnonzero(inverse == c))[:k] for c, k in enumerate(take)]
+        )
+    else:
+        val_idx = rng.permutation(n)[:n_val]
+    val = np.zeros(n, dtype=bool)
+    val[val_idx] = True
+    return x[~val], y[~val], x[val], y[val]
+
+
+def _callbacks(callbacks):
+    """`callbacks` as a tuple of objects with at least one of the hooks of `_HOOKS`."""
+    if callbacks is None:
+        return ()
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(
+            f"`callbacks` must be a list of callbacks. Received: callbacks={callbacks!r}"
+        )
+    callbacks = tuple(callbacks)
+    for i, callback in enumerate(callbacks):
+        if not any(callable(getattr(callback, hook, None)) for hook in _HOOKS):
+            raise TypeError(
+                "`callbacks` must hold objects with on_train_begin(model), "
+                "on_epoch_end(epoch, logs) or on_train_end(model) methods (see "
+                f"pycnn.callbacks). Received: callbacks[{i}]={callback!r}"
+            )
+    return callbacks
+
+
+def _hook(callback, name, *args):
+    """Call `callback.<name>(*args)` if it has that method; return its result."""
+    method = getattr(callback, name, None)
+    return method(*args) if callable(method) else None
 
 
 # --- inputs and labels -------------------------------------------------------------------

@@ -23,9 +23,10 @@ def test_train_a_digits_subset_and_save(capsys, tmp_path):
     )
     assert code == 0
     assert (
-        "UCI digits (8x8), 300 training / 300 test images, float32, backend=compiled" in out.out
+        "UCI digits (8x8), 255 training / 45 validation / 300 test images, float32, "
+        "backend=compiled" in out.out
     )
-    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
+    assert "Adam(lr=0.02) with ExponentialLR(gamma=0.9), batch size 32, 2 epochs" in out.out
     assert "BatchNorm2d(16)" in out.out and "Dropout(p=0.25)" in out.out
     line = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
     assert len(line) == 1 and "(" in line[0] and "/300)" in line[0]
@@ -93,7 +94,7 @@ def test_train_on_mnist_files(capsys, tmp_path):
     _write_mnist(tmp_path, n_train=40, n_test=10)
     code, out = _train(capsys, "--mnist", str(tmp_path), "--epochs", "1", "--batch-size", "16")
     assert code == 0
-    assert f"MNIST from {tmp_path}, 40 training / 10 test images" in out.out
+    assert f"MNIST from {tmp_path}, 34 training / 6 validation / 10 test images" in out.out
     assert "(None, 1, 28, 28)" in out.out and "Linear(1568, 10)" in out.out
 
 
@@ -158,6 +159,7 @@ def test_train_resnet_one_epoch_on_a_subset(capsys):
     assert code == 0
     # 15% of the 200 training images held out for validation, stratified
     assert "UCI digits (8x8), 170 training / 30 validation / 200 test images" in out.out
+    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out.out
     assert "Residual()" in out.out and "AdaptiveAvgPool2d(output_size=(1, 1))" in out.out
     lines = [s for s in out.out.splitlines() if s.startswith("test accuracy: ")]
     assert len(lines) == 1 and "/200)" in lines[0]
@@ -203,23 +205,6 @@ def test_build_resnet_structure_and_shapes(size):
     assert model.backward(np.ones_like(out)).shape == x.shape
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_validation_split_is_stratified_and_disjoint_from_test(seed):
-    _, y = datasets.load_digits()
-    index = np.arange(len(y))  # split the indices to check what went where
-    train, test, y_train, _ = datasets.train_test_split(index, y, 0.25, seed=0)
-    fit, y_fit, val, y_val = cli.validation_split(train, y_train, cli.VAL_FRACTION, seed)
-    assert set(val).isdisjoint(test) and set(fit).isdisjoint(test)
-    assert set(val).isdisjoint(fit) and sorted(np.concatenate([fit, val])) == sorted(train)
-    assert np.array_equal(y_val, y[val]) and np.array_equal(y_fit, y[fit])
-    assert len(val) == int(np.ceil(cli.VAL_FRACTION * len(train)))
-    # every class's share of the validation part is its share of the training set
-    want = np.bincount(y_train, minlength=10) * cli.VAL_FRACTION
-    assert np.all(np.abs(np.bincount(y_val, minlength=10) - want) < 1)
-    again = cli.validation_split(train, y_train, cli.VAL_FRACTION, seed)
-    assert np.array_equal(again[2], val)  # the seed determines it
-
-
 def test_train_model_cnn_is_the_default(capsys):
     args = ("--epochs", "1", "--limit", "100", "--seed", "2")
     runs = [cli.main(["train", *args]), cli.main(["train", "--model", "cnn", *args])]
@@ -227,7 +212,67 @@ def test_train_model_cnn_is_the_default(capsys):
     assert runs == [0, 0]
     lines = [s.rsplit(" - ", 1)[0].split(", training time")[0] for s in out.splitlines()]
     half = len(lines) // 2
-    assert lines[:half] == lines[half:] and "validation" not in out
-    assert "100 training / 100 test images" in out and "Residual" not in out
-    assert "Adam(lr=0.003) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out
+    assert lines[:half] == lines[half:]
+    assert "85 training / 15 validation / 100 test images" in out and "Residual" not in out
+    assert "Adam(lr=0.02) with ExponentialLR(gamma=0.9), batch size 32, 1 epochs" in out
     assert "Dropout(p=0.25)" in out
+
+
+# --- validation per epoch, the test set once -----------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_train_validates_per_epoch_and_tests_once_at_the_end(capsys, model):
+    code = cli.main(["train", "--model", model, "--epochs", "3", "--limit", "120"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    # 15% of the 120 training images, rounded up, held out for validation
+    assert lines[0].startswith("pycnn train: UCI digits (8x8), 102 training / 18 validation")
+    epochs = [i for i, s in enumerate(lines) if s.startswith("epoch ")]
+    assert [lines[i].split(" - ")[0] for i in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(" - val_loss " in lines[i] and " - val_accuracy " in lines[i] for i in epochs)
+    # then the last epoch's validation figures, then the one test line, last
+    last_val = lines[epochs[-1]].split(" - val_accuracy ")[1].split(" - ")[0]
+    assert lines[-2].startswith("validation accuracy: ") and "/18)" in lines[-2]
+    assert f"{float(last_val) * 100:.2f}%" in lines[-2]
+    assert lines[-1].startswith("test accuracy: ") and "/120)" in lines[-1]
+    # "test" names nothing else; the header's "120 test images" is the test set too
+    assert [s for s in lines if "test" in s] == [lines[0], lines[-1]]
+
+
+@pytest.mark.parametrize("model, seed", [("cnn", 0), ("resnet", 3)])
+def test_train_selects_on_a_stratified_part_of_the_training_set(monkeypatch, model, seed):
+    """What `pycnn train` evaluates: every epoch a stratified 15% of the training
+    images, none of them a test image, and the test set once, after training."""
+    import pycnn
+
+    calls = []
+    evaluate = pycnn.Sequential.evaluate
+
+    def recording(self, x, y, *args, **kw):
+        calls.append((x.copy(), y.copy()))
+        return evaluate(self, x, y, *args, **kw)
+
+    monkeypatch.setattr(pycnn.Sequential, "evaluate", recording)
+    args = ["train", "--quiet", "--model", model, "--epochs", "2", "--seed", str(seed)]
+    assert cli.main(args) == 0
+    x, y = datasets.load_digits()
+    x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, 0.25, seed=0)
+    rows = {r.tobytes(): i for i, r in enumerate(x_train)}  # the digits have no duplicates
+    assert len(calls) == 3  # two epochs' validation, then the test set
+    (x_val, y_val), again, (x_last, y_last) = calls
+    assert np.array_equal(again[0], x_val) and np.array_equal(x_last, x_test)
+    assert np.array_equal(y_last, y_test)
+    val_ids = [rows.get(r.tobytes()) for r in x_val]
+    assert None not in val_ids and len(set(val_ids)) == len(val_ids)
+    assert np.array_equal(y_val, y_train[val_ids])
+    assert len(val_ids) == int(np.ceil(0.15 * len(x_train)))
+    # each class gives its share of the validation set, within one image
+    share = 0.15 * np.bincount(y_train, minlength=10)
+    assert np.all(np.abs(np.bincount(y_val, minlength=10) - share) < 1)
+
+
+def test_train_needs_a_training_image_besides_the_validation_split(capsys):
+    code = cli.main(["train", "--limit", "1", "--epochs", "1"])
+    assert code == 2
+    assert "1 training image(s) leave none to train on" in capsys.readouterr().err

@@ -671,3 +671,120 @@ def test_fit_restores_parameters_statistics_and_optimizer_state(digits, how, mak
     # the optimizer keeps the very arrays it had (copied back, not replaced)
     assert {k: {n: id(v) for n, v in e.items()} for k, e in opt.state.items()} == ids
     assert all(np.isfinite(v).all() for v in model.state_dict().values())
+
+
+# --- validation_split ----------------------------------------------------------------------
+
+
+def _recording_split(model, x, y, **kw):
+    """Fit `model` on samples whose first feature is their index; return the indices it
+    trained on and those it validated on (with the labels evaluate received)."""
+    trained, validated = [], []
+    forward, evaluate = model.forward, model.evaluate
+
+    def recording_forward(xb):
+        if model.training:
+            trained.append(xb[:, 0].copy())
+        return forward(xb)
+
+    def recording_evaluate(xv, yv, **kws):
+        validated.append((xv[:, 0].copy(), np.array(yv)))
+        return evaluate(xv, yv, **kws)
+
+    model.forward, model.evaluate = recording_forward, recording_evaluate
+    options = dict(epochs=2, batch_size=16, optimizer=optim.SGD(0.01), progress=False)
+    history = model.fit(x, y, **{**options, **kw})
+    fit_ids = np.sort(np.concatenate(trained[: len(trained) // 2])).astype(np.int64)
+    val_ids = validated[0][0].astype(np.int64)
+    assert all(np.array_equal(v[0], validated[0][0]) for v in validated)  # every epoch
+    return history, fit_ids, val_ids, validated[0][1]
+
+
+def _indexed(n, features=4, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, features)).astype(np.float32)
+    x[:, 0] = np.arange(n)  # exact in float32
+    return x
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.35])
+def test_validation_split_is_stratified_disjoint_and_seeded(fraction):
+    counts = [40, 23, 17, 9, 3]  # unbalanced classes, interleaved
+    y = np.concatenate([np.full(c, k) for k, c in enumerate(counts)])
+    y = y[np.random.default_rng(1).permutation(len(y))]
+    x = _indexed(len(y))
+    x_before, y_before = x.copy(), y.copy()
+    model = Sequential(Linear(4, 5, rng=0))
+    history, fit_ids, val_ids, y_val = _recording_split(
+        model, x, y, loss=CrossEntropyLoss(), validation_split=fraction, rng=3
+    )
+    n = len(y)
+    assert len(val_ids) == int(np.ceil(fraction * n))
+    assert len(set(val_ids)) == len(val_ids) and set(val_ids).isdisjoint(fit_ids)
+    assert np.array_equal(np.sort(np.concatenate([fit_ids, val_ids])), np.arange(n))
+    assert np.array_equal(y_val, y[val_ids])
+    # each class's count in the validation set is within one sample of its share
+    share = fraction * np.bincount(y, minlength=5)
+    assert np.all(np.abs(np.bincount(y_val, minlength=5) - share) < 1)
+    assert np.array_equal(x, x_before) and np.array_equal(y, y_before)  # not modified
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 2 for v in history.values())
+    # the history's validation metrics are those of the held-out samples
+    loss, acc = model.evaluate(x[val_ids], y[val_ids], loss=CrossEntropyLoss())
+    assert history["val_loss"][-1] == pytest.approx(loss) and history["val_accuracy"][-1] == acc
+    # the same rng draws the same split; another draws another
+    again = _recording_split(
+        Sequential(Linear(4, 5, rng=0)),
+        x,
+        y,
+        loss=CrossEntropyLoss(),
+        validation_split=fraction,
+        rng=3,
+    )
+    assert np.array_equal(again[2], val_ids)
+    other = _recording_split(
+        Sequential(Linear(4, 5, rng=0)),
+        x,
+        y,
+        loss=CrossEntropyLoss(),
+        validation_split=fraction,
+        rng=4,
+    )
+    assert not np.array_equal(other[2], val_ids)
+
+
+def test_validation_split_of_float_targets_is_random():
+    n = 50
+    x = _indexed(n)
+    y = np.random.default_rng(2).standard_normal((n, 3)).astype(np.float32)
+    y_before = y.copy()
+    model = Sequential(Linear(4, 3, rng=0))
+    history, fit_ids, val_ids, y_val = _recording_split(
+        model, x, y, loss=MSELoss(), validation_split=0.3, rng=0
+    )
+    assert len(val_ids) == 15 and set(val_ids).isdisjoint(fit_ids)
+    assert np.array_equal(np.sort(np.concatenate([fit_ids, val_ids])), np.arange(n))
+    assert np.array_equal(y_val, y[val_ids]) and np.array_equal(y, y_before)
+    assert len(history["val_loss"]) == 2
+
+
+def test_validation_split_rejects_bad_values():
+    model = Sequential(Flatten(), Linear(64, 10, rng=0))
+    x = np.zeros((6, 1, 8, 8), np.float32)
+    y = np.arange(6)
+    kw = dict(epochs=1, batch_size=2, optimizer=optim.SGD(0.1), loss=CrossEntropyLoss())
+    with pytest.raises(
+        ValueError, match=r"`validation_data` and `validation_split` cannot both be given"
+    ):
+        model.fit(x, y, validation_data=(x, y), validation_split=0.2, **kw)
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(
+            ValueError,
+            match=rf"`validation_split` must be in \(0, 1\). Received: validation_split={bad}",
+        ):
+            model.fit(x, y, validation_split=bad, **kw)
+    with pytest.raises(TypeError, match=r"`validation_split` must be a real number"):
+        model.fit(x, y, validation_split="0.1", **kw)
+    with pytest.raises(
+        ValueError, match=r"`validation_split` must leave at least one training sample"
+    ):
+        model.fit(x[:1], y[:1], validation_split=0.5, **kw)
