@@ -35,7 +35,11 @@ def _state(seed=1):
     """A valid state for `_model()` that differs from it in every array."""
     rng = np.random.default_rng(seed)
     return {
-        k: rng.standard_normal(v.shape).astype(v.dtype)
+        k: (
+            rng.standard_normal(v.shape).astype(v.dtype)
+            if v.dtype.kind == "f"
+            else np.asarray(rng.integers(1, 1000), dtype=v.dtype)  # num_batches_tracked
+        )
         for k, v in _model().state_dict().items()
     }
 
@@ -229,7 +233,8 @@ def _crafted(folder):
     (folder / "text.npz").write_bytes(b"this is not a zip file at all\n" * 1000)
     cases["not-a-zip"] = (folder / "text.npz", r"Received: path=.*text.npz.*BadZipFile")
     np.save(folder / "single.npy", np.zeros(3, np.float32))
-    cases["single-npy"] = (folder / "single.npy", r"not a single array")
+    os.replace(folder / "single.npy", folder / "single.npz")  # a .npy named .npz
+    cases["single-npy"] = (folder / "single.npz", r"not a single array")
     return cases
 
 
@@ -306,7 +311,7 @@ def test_the_bombs_would_exceed_the_memory_budget_if_read_whole(crafted):
 
 def test_load_reads_a_good_file_and_fortran_order_members(tmp_path):
     state = _state()
-    fortran = {k: np.asfortranarray(v) for k, v in state.items()}
+    fortran = {k: np.asfortranarray(v) if v.ndim else v for k, v in state.items()}
     assert not fortran["4.weight"].flags.c_contiguous
     for name, arrays in (("c", state), ("fortran", fortran)):
         path = tmp_path / f"{name}.npz"
