@@ -4,7 +4,8 @@
 `pycnn.naive` loop versions; `pycnn.activations` the activation functions (forward
 and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
-`pycnn.losses`.
+`pycnn.losses`; `from_torch` / `to_torch` convert models to and from PyTorch, and
+`Sequential.save` / `load` write and read ``.npz`` and ``.safetensors`` files.
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -20,6 +21,7 @@ from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layer
 from pycnn import datasets, losses, optim
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
+from pycnn.torch_bridge import from_torch, to_torch
 from pycnn._info import show_config
 
 try:
@@ -45,6 +47,8 @@ __all__ = [
     "optim",
     "datasets",
     "Sequential",
+    "from_torch",
+    "to_torch",
 ]
 
 

@@ -434,3 +434,58 @@ def test_cli_train_reports_the_file_it_saved(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"saved the model to {tmp_path / 'model.npz'}\n" in out
     cli.build_model(8, rng=0).load(tmp_path / "model")
+
+
+# --- formats by suffix, and files from before num_batches_tracked (issue 16) ------------------
+
+
+def test_npz_round_trip_keeps_every_array_with_the_batch_norm_counter(tmp_path):
+    model = _model()
+    model.load_state_dict(_state())
+    model(np.ones((2, 1, 8, 8), np.float32))  # a training forward: counter 1 -> 2 ...
+    assert model[1].num_batches_tracked == _state()["1.num_batches_tracked"] + 1
+    other = _model(5).load(model.save(tmp_path / "m.npz"))
+    assert _bits(other) == _bits(model)
+    with np.load(tmp_path / "m.npz") as f:
+        assert (
+            f["1.num_batches_tracked"].shape == ()
+            and f["1.num_batches_tracked"].dtype == np.int64
+        )
+
+
+def test_an_npz_file_without_num_batches_tracked_still_loads(tmp_path):
+    """Files written before BatchNorm had the counter hold every other key."""
+    old = {k: v for k, v in _state().items() if not k.endswith("num_batches_tracked")}
+    np.savez(tmp_path / "old.npz", **old)
+    model = _model()
+    model[1].num_batches_tracked = 4
+    assert model.load(tmp_path / "old.npz") is model
+    assert model[1].num_batches_tracked == 4  # kept, as PyTorch keeps it
+    for key, value in old.items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["m.pt", "m.npy", "weights.bin", "m.safetensors.bak", "m."])
+def test_an_unknown_suffix_is_refused_by_save_and_load(tmp_path, name):
+    path = tmp_path / name
+    match = (
+        r"`path` must end with one of .npz, .safetensors \(or have no suffix, for \.npz\)\. "
+        rf"Received: path='.*{name}'"
+    )
+    with pytest.raises(ValueError, match=match):
+        _model().save(path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    path.write_bytes(b"anything")
+    with pytest.raises(ValueError, match=match):
+        _model().load(path)
+
+
+def test_safetensors_save_is_atomic_and_cleans_its_stale_temporaries(tmp_path):
+    pytest.importorskip("safetensors")
+    stale = tmp_path / ".pycnn-save-0123456789abcdef.safetensors"
+    stale.write_bytes(b"half a file")
+    old = time.time() - 3700
+    os.utime(stale, (old, old))
+    path = _model().save(tmp_path / "m.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    assert _bits(_model(3).load(path)) == _bits(_model())

@@ -31,7 +31,8 @@ def save(model_or_state, path):
     tensors named by their keys; return the name of the file written."""
     package = _package("Saving")
     path = os.fsdecode(os.fspath(path))
-    tensors = {key: np.ascontiguousarray(arr) for key, arr in state_of(model_or_state).items()}
+    # np.array, not np.ascontiguousarray, which makes a 0-d counter 1-d
+    tensors = {key: np.array(arr, order="C") for key, arr in state_of(model_or_state).items()}
     data = package.numpy.save(tensors)
     return atomic_write(path, ".safetensors", lambda f: f.write(data))
 
