@@ -687,3 +687,11 @@ def test_without_the_safetensors_package_the_error_says_what_to_install(monkeypa
         ImportError, match=r"needs the safetensors package: pip install safetensors"
     ):
         _model().save(tmp_path / "m.safetensors")
+
+
+def test_without_torch_the_bridge_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"`to_torch` needs PyTorch: pip install torch"):
+        pycnn.to_torch(_model())
+    with pytest.raises(ImportError, match=r"`from_torch` needs PyTorch: pip install torch"):
+        pycnn.from_torch(object())
