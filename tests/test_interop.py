@@ -706,3 +706,15 @@ def test_without_torch_the_bridge_says_what_to_install(monkeypatch):
         pycnn.to_torch(_model())
     with pytest.raises(ImportError, match=r"`from_torch` needs PyTorch: pip install torch"):
         pycnn.from_torch(object())
+
+
+def test_a_lone_batch_norm_loads_a_state_without_its_counter():
+    bn = BatchNorm2d(2)
+    state = {
+        "weight": [2.0, 3.0],
+        "bias": [0.0, 1.0],
+        "running_mean": [0, 0],
+        "running_var": [1, 1],
+    }
+    assert bn.load_state_dict(state) == ([], [])
+    assert list(bn.weight) == [2.0, 3.0] and bn.num_batches_tracked == 0

@@ -53,7 +53,7 @@ def load_into(model_or_state, path):
             expected = {  # a missing num_batches_tracked keeps its value
                 k: v
                 for k, v in state_of(model_or_state).items()
-                if k in members or not k.endswith(_OPTIONAL_KEY)
+                if k in members or not f".{k}".endswith(_OPTIONAL_KEY)
             }
             for key, target in expected.items():  # every header first ...
                 if key not in members:

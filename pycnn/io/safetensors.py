@@ -66,7 +66,7 @@ def load_into(model_or_state, path):
 
 
 def _check(path, expected, shapes):
-    missing = [k for k in expected if k not in shapes and not k.endswith(_OPTIONAL_KEY)]
+    missing = [k for k in expected if k not in shapes and not f".{k}".endswith(_OPTIONAL_KEY)]
     unexpected = [k for k in shapes if k not in expected]
     wrong = [
         f"{k!r} has shape {shapes[k]}, the model expects {expected[k].shape}"

@@ -126,7 +126,7 @@ class BaseLayer:
                 f"Received: state of type {type(state).__name__}"
             )
         slots = _state_slots(self)
-        missing = [k for k in slots if k not in state and not k.endswith(_OPTIONAL_KEY)]
+        missing = [k for k in slots if k not in state and not f".{k}".endswith(_OPTIONAL_KEY)]
         unexpected = [k for k in state if k not in slots]
         new, wrong = {}, []
         for key, (store, name) in slots.items():
