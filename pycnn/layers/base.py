@@ -320,7 +320,11 @@ def _check_grad(grad, shape, dtype, layer):
 
 
 class _WeightedLayer(BaseLayer):
-    """A layer with a He-initialised `weight` and an optional zero `bias`."""
+    """A layer with a He-initialised `weight` and an optional zero `bias`.
+
+    Both can be assigned: ``conv.weight = w`` copies `w`, casts it to the layer's dtype
+    and checks its shape (see `_Slot`); ``conv.params["weight"] = w`` does not check.
+    """
 
     def _init_params(self, weight_shape, bias, rng):
         self.params["weight"] = init.he_normal(weight_shape, rng, self.dtype)
