@@ -5,7 +5,9 @@
 and backward, pure NumPy); layers wrap them behind one `BaseLayer` interface, and
 `Sequential` stacks layers into a network that trains with `pycnn.optim` and
 `pycnn.losses` (learning-rate schedules in `pycnn.lr_scheduler`, gradient clipping in
-`pycnn.utils`, early stopping and checkpoints in `pycnn.callbacks`).
+`pycnn.utils`, early stopping and checkpoints in `pycnn.callbacks`); `from_torch` /
+`to_torch` convert models to and from PyTorch, and `Sequential.save` / `load` write and
+read ``.npz`` and ``.safetensors`` files.
 
 Without the compiled extension (an unbuilt source checkout, a broken install) the pure
 parts still import: `pycnn.reference`, `pycnn.naive`, layers with ``backend="numpy"``
@@ -22,6 +24,7 @@ from pycnn import callbacks, datasets, losses, lr_scheduler, optim, utils
 from pycnn.losses import *  # noqa: F403  (every loss class, as listed in losses.__all__)
 from pycnn.model import Sequential
 from pycnn.fusion import fuse
+from pycnn.torch_bridge import from_torch, to_torch
 from pycnn._info import show_config
 
 try:
@@ -50,6 +53,8 @@ __all__ = [
     "datasets",
     "Sequential",
     "fuse",
+    "from_torch",
+    "to_torch",
 ]
 
 

@@ -204,7 +204,7 @@ def copy_weights(model, tmodel):
     """Load pycnn `model`'s parameters and buffers into `tmodel` by state-dict key.
 
     The keys must match both ways, except torch's ``num_batches_tracked`` of each batch
-    norm (pycnn has no such counter); shapes must match too."""
+    norm, which older pycnn lacked; shapes must match too."""
     import torch
 
     state = model.state_dict()
@@ -221,7 +221,7 @@ def copy_weights(model, tmodel):
                 raise ValueError(
                     f"shape of {key!r}: pycnn {arr.shape}, torch {tuple(tstate[key].shape)}"
                 )
-            tstate[key].copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+            tstate[key].copy_(torch.from_numpy(np.array(arr, order="C")))  # 0-d stays 0-d
 
 
 # --- worker side: one (library, network, dtype, mode) per process ----------------------

@@ -1,6 +1,6 @@
 """`Sequential`: a stack of layers with the layer interface (forward, backward, train and
 eval modes, parameters, state), its shapes and its summary. Training and inference loops
-live in `pycnn.training` and the model file in `pycnn.io.npz`; the methods `fit`,
+live in `pycnn.training` and the model files in `pycnn.io`; the methods `fit`,
 `evaluate`, `predict`, `save` and `load` delegate to them."""
 
 import sys
@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn import io as model_files
 from pycnn import training
-from pycnn.io import npz
 from pycnn.layers.base import BaseLayer, _call_child
 
 __all__ = ["Sequential"]
@@ -23,8 +23,10 @@ class Sequential(BaseLayer):
     `parameters()` yields `pycnn.parameter.Parameter` handles, what an optimizer is bound
     to (``optim.SGD(model.parameters(), lr=0.1)``); `named_parameters()` pairs them with
     keys ``"<index>.<name>"`` (``"0.weight"``). `state_dict()` holds the parameters and
-    the buffers (batch-norm running statistics) under the same keys;
-    `save` writes it to an ``.npz`` file and `load` reads one back without pickle.
+    the buffers (batch-norm running statistics) under the same keys, PyTorch's for the
+    same architecture, and `load_state_dict` takes one back (from PyTorch too); `save`
+    writes it to an ``.npz`` or ``.safetensors`` file and `load` reads one back without
+    pickle. `to(np.float64)` converts the model in place.
 
     A `Sequential` is a layer (a `BaseLayer`), so it nests in containers (`Residual`,
     `Concat`, another `Sequential`) and they nest in it; keys then follow the path, as
@@ -50,7 +52,12 @@ class Sequential(BaseLayer):
                 )
         super().__init__()
         self.layers = list(layers)
-        dtypes = {arr.dtype for layer in self.layers for arr in layer.state_dict().values()}
+        dtypes = {
+            arr.dtype
+            for layer in self.layers
+            for arr in layer.state_dict().values()
+            if arr.dtype.kind == "f"  # not the integer num_batches_tracked
+        }
         if len(dtypes) > 1:
             raise TypeError(
                 "`layers` must all hold parameters of one dtype. Received: "
@@ -263,7 +270,10 @@ class Sequential(BaseLayer):
         rule = "-" * (sum(widths) + 6)
         total = self.num_parameters()
         buffers = sum(
-            b.size for _, layer in self.named_layers() for b in layer.buffers.values()
+            b.size
+            for _, layer in self.named_layers()
+            for b in layer.buffers.values()
+            if b.dtype.kind == "f"  # the statistics, not the num_batches_tracked counters
         )
         text = (
             [line(rows[0]), rule]
@@ -279,34 +289,50 @@ class Sequential(BaseLayer):
         print("\n".join(text), file=file or sys.stdout)
 
     def save(self, path):
-        """Write parameters and buffers to an ``.npz`` file (no pickle); see `load`.
+        """Write parameters and buffers (the `state_dict`) to a file; see `load`.
 
-        Like ``numpy.savez``, ``.npz`` is appended to a name without it; the name of the
-        file written is returned. The file gets the permissions of any new file
-        (``0o666`` less the umask).
+        The suffix of `path` picks the format: ``.npz`` (NumPy, read back without
+        pickle), ``.safetensors`` (the `safetensors` package: ``pip install
+        safetensors``; the tensors are named by the state-dict keys, so PyTorch's
+        ``safetensors.torch.load_file`` and ``load_state_dict`` open it in a PyTorch
+        twin of the model), or none: ``.npz`` is then appended, like ``numpy.savez``.
+        Any other suffix raises a ValueError. The name of the file written is returned.
+        The file gets the permissions of any new file (``0o666`` less the umask).
 
-        Atomic: the archive is written to a temporary file ``.pycnn-save-<random>.npz``
-        beside `path`, then renamed over it, so a crash mid-save never leaves a
-        half-written file in place of the previous model. A save that is killed leaves
-        that temporary file behind; the next save into the same folder removes such
-        files of this user older than an hour (younger ones may be saves in progress).
+        Atomic: the file is written to a temporary file ``.pycnn-save-<random>.npz``
+        (or ``.safetensors``) beside `path`, then renamed over it, so a crash mid-save
+        never leaves a half-written file in place of the previous model. A save that
+        is killed leaves that temporary file behind; the next save into the same
+        folder removes such files of this user older than an hour (younger ones may
+        be saves in progress).
         """
-        return npz.save(self, path)
+        return model_files.save(self, path)
 
     def load(self, path):
-        """Read parameters and buffers saved by `save` into this model, in place.
+        """Read parameters and buffers saved by `save` (or by PyTorch, see below) into
+        this model; return the model.
 
         `path` is the one given to `save`: ``model.save("m")`` wrote ``m.npz``, and
-        ``load("m")`` reads ``m.npz`` when ``m`` itself is not a file. The archive must
-        hold exactly this model's keys, each an ``.npy`` member of the model's shape and
-        dtype. Every member's header is checked before any data is read, and only the
-        bytes the model needs are read, so a hostile or corrupt file costs no more time
-        and memory than the model itself. Anything else (not a zip, truncated, a member
-        that is not an ``.npy``, pickled objects, trailing data, a wrong key, shape or
-        dtype) raises one ValueError naming the file and the member, and leaves the model
-        unchanged. A path that does not exist raises FileNotFoundError. Returns the model.
+        ``load("m")`` reads ``m.npz`` when ``m`` itself is not a file.
+
+        ``.npz``: the archive must hold exactly this model's keys (a batch norm's
+        ``num_batches_tracked`` may be absent, as in files from older pycnn), each an
+        ``.npy`` member of the model's shape and dtype. Every member's header is checked
+        before any data is read, and only the bytes the model needs are read, so a
+        hostile or corrupt file costs no more time and memory than the model itself.
+        Anything else (not a zip, truncated, a member that is not an ``.npy``, pickled
+        objects, trailing data, a wrong key, shape or dtype) raises one ValueError
+        naming the file and the member, and leaves the model unchanged.
+
+        ``.safetensors`` (``pip install safetensors``), e.g. written by PyTorch's
+        ``safetensors.torch.save_file(torch_model.state_dict(), path)``: the tensors'
+        names, shapes and dtypes are checked before their data is read, every
+        mismatch listed in one ValueError; values are cast to the model's dtype as by
+        `load_state_dict`.
+
+        A path that does not exist raises FileNotFoundError.
         """
-        return npz.load_into(self, path)
+        return model_files.load_into(self, path)
 
 
 # --- summary helpers -------------------------------------------------------------------------

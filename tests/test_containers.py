@@ -138,16 +138,14 @@ def _to_torch(layer, torch_module, dtype):
     torch = pytest.importorskip("torch")
     torch_module.to(torch.float64 if dtype == np.float64 else torch.float32)
     result = torch_module.load_state_dict(
-        {k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()}, strict=False
+        {k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()}, strict=True
     )
-    # pycnn's BatchNorm keeps no step count: num_batches_tracked is the one key it lacks
-    assert result.unexpected_keys == []
-    assert all(k.endswith("num_batches_tracked") for k in result.missing_keys)
+    assert result.missing_keys == result.unexpected_keys == []  # num_batches_tracked too
     return torch_module
 
 
 def _torch_keys(torch_module):
-    return [k for k in torch_module.state_dict() if not k.endswith("num_batches_tracked")]
+    return list(torch_module.state_dict())
 
 
 def _compare_with_torch(layer, torch_module, x, dtype, mode, rng):

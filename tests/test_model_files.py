@@ -35,7 +35,11 @@ def _state(seed=1):
     """A valid state for `_model()` that differs from it in every array."""
     rng = np.random.default_rng(seed)
     return {
-        k: rng.standard_normal(v.shape).astype(v.dtype)
+        k: (
+            rng.standard_normal(v.shape).astype(v.dtype)
+            if v.dtype.kind == "f"
+            else np.asarray(rng.integers(1, 1000), dtype=v.dtype)  # num_batches_tracked
+        )
         for k, v in _model().state_dict().items()
     }
 
@@ -229,7 +233,8 @@ def _crafted(folder):
     (folder / "text.npz").write_bytes(b"this is not a zip file at all\n" * 1000)
     cases["not-a-zip"] = (folder / "text.npz", r"Received: path=.*text.npz.*BadZipFile")
     np.save(folder / "single.npy", np.zeros(3, np.float32))
-    cases["single-npy"] = (folder / "single.npy", r"not a single array")
+    os.replace(folder / "single.npy", folder / "single.npz")  # a .npy named .npz
+    cases["single-npy"] = (folder / "single.npz", r"not a single array")
     return cases
 
 
@@ -306,7 +311,7 @@ def test_the_bombs_would_exceed_the_memory_budget_if_read_whole(crafted):
 
 def test_load_reads_a_good_file_and_fortran_order_members(tmp_path):
     state = _state()
-    fortran = {k: np.asfortranarray(v) for k, v in state.items()}
+    fortran = {k: np.asfortranarray(v) if v.ndim else v for k, v in state.items()}
     assert not fortran["4.weight"].flags.c_contiguous
     for name, arrays in (("c", state), ("fortran", fortran)):
         path = tmp_path / f"{name}.npz"
@@ -429,3 +434,58 @@ def test_cli_train_reports_the_file_it_saved(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"saved the model to {tmp_path / 'model.npz'}\n" in out
     cli.build_model(8, rng=0).load(tmp_path / "model")
+
+
+# --- formats by suffix, and files from before num_batches_tracked (issue 16) ------------------
+
+
+def test_npz_round_trip_keeps_every_array_with_the_batch_norm_counter(tmp_path):
+    model = _model()
+    model.load_state_dict(_state())
+    model(np.ones((2, 1, 8, 8), np.float32))  # a training forward: counter 1 -> 2 ...
+    assert model[1].num_batches_tracked == _state()["1.num_batches_tracked"] + 1
+    other = _model(5).load(model.save(tmp_path / "m.npz"))
+    assert _bits(other) == _bits(model)
+    with np.load(tmp_path / "m.npz") as f:
+        assert (
+            f["1.num_batches_tracked"].shape == ()
+            and f["1.num_batches_tracked"].dtype == np.int64
+        )
+
+
+def test_an_npz_file_without_num_batches_tracked_still_loads(tmp_path):
+    """Files written before BatchNorm had the counter hold every other key."""
+    old = {k: v for k, v in _state().items() if not k.endswith("num_batches_tracked")}
+    np.savez(tmp_path / "old.npz", **old)
+    model = _model()
+    model[1].num_batches_tracked = 4
+    assert model.load(tmp_path / "old.npz") is model
+    assert model[1].num_batches_tracked == 4  # kept, as PyTorch keeps it
+    for key, value in old.items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["m.pt", "m.npy", "weights.bin", "m.safetensors.bak", "m."])
+def test_an_unknown_suffix_is_refused_by_save_and_load(tmp_path, name):
+    path = tmp_path / name
+    match = (
+        r"`path` must end with one of .npz, .safetensors \(or have no suffix, for \.npz\)\. "
+        rf"Received: path='.*{name}'"
+    )
+    with pytest.raises(ValueError, match=match):
+        _model().save(path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    path.write_bytes(b"anything")
+    with pytest.raises(ValueError, match=match):
+        _model().load(path)
+
+
+def test_safetensors_save_is_atomic_and_cleans_its_stale_temporaries(tmp_path):
+    pytest.importorskip("safetensors")
+    stale = tmp_path / ".pycnn-save-0123456789abcdef.safetensors"
+    stale.write_bytes(b"half a file")
+    old = time.time() - 3700
+    os.utime(stale, (old, old))
+    path = _model().save(tmp_path / "m.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    assert _bits(_model(3).load(path)) == _bits(_model())

@@ -4,24 +4,19 @@ member's header is checked before any data is read, and no more bytes are read t
 model holds). `Sequential.save` and `Sequential.load` delegate here, so the messages
 name them."""
 
-import contextlib
 import os
-import re
-import secrets
 import struct
-import time
 import zipfile
 import zlib
 
 import numpy as np
 
+from pycnn.io._files import atomic_write, model_file, state_of
+
 __all__ = ["save", "load_into"]
 
-
-def _state(model_or_state):
-    """The ``{key: array}`` of a model (anything with `state_dict()`) or a state dict."""
-    state_dict = getattr(model_or_state, "state_dict", None)
-    return state_dict() if callable(state_dict) else model_or_state
+# a batch norm's counter: files from before pycnn had it lack it, and still load
+_OPTIONAL_KEY = ".num_batches_tracked"
 
 
 def save(model_or_state, path):
@@ -30,28 +25,14 @@ def save(model_or_state, path):
     path = os.fsdecode(os.fspath(path))
     if not path.endswith(".npz"):
         path += ".npz"
-    folder = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temporaries(folder)
-    tmp = os.path.join(folder, f"{_TEMP_PREFIX}{secrets.token_hex(8)}.npz")
-    # os.open applies the umask to 0o666, as open() does; mkstemp would give 0o600
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **_state(model_or_state))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    state = state_of(model_or_state)
+    return atomic_write(path, ".npz", lambda f: np.savez(f, **state))
 
 
 def load_into(model_or_state, path):
     """Read an ``.npz`` file written by `save` into the arrays of a model's `state_dict`
     (or of a state dict), in place; return `model_or_state`. See `Sequential.load`."""
-    path = _model_file(path)
+    path = model_file(path, ".npz")
     loaded = {}
     with open(path, "rb") as f:
         if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
@@ -69,7 +50,11 @@ def load_into(model_or_state, path):
             ) from None
         with archive:
             members = _npz_members(archive, path)
-            expected = _state(model_or_state)
+            expected = {  # a missing num_batches_tracked keeps its value
+                k: v
+                for k, v in state_of(model_or_state).items()
+                if k in members or not f".{k}".endswith(_OPTIONAL_KEY)
+            }
             for key, target in expected.items():  # every header first ...
                 if key not in members:
                     raise ValueError(
@@ -90,38 +75,6 @@ def load_into(model_or_state, path):
     return model_or_state
 
 
-# --- the temporary files of save ---------------------------------------------------------
-
-_TEMP_PREFIX = ".pycnn-save-"
-_TEMP_NAME = re.compile(r"\.pycnn-save-[A-Za-z0-9_]{1,32}\.npz\Z")  # also mkstemp's
-_STALE_SECONDS = 3600
-
-
-def _remove_stale_temporaries(folder):
-    """Remove the temporary files of killed saves: regular files of this user named like
-    save's, last modified more than an hour ago. Errors are ignored (a save running in
-    another process may remove the same file)."""
-    now = time.time()
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if not _TEMP_NAME.match(entry.name):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-            if (
-                entry.is_file(follow_symlinks=False)
-                and now - st.st_mtime > _STALE_SECONDS
-                and (uid is None or st.st_uid == uid)
-            ):
-                os.unlink(entry.path)
-        except OSError:
-            pass
-
-
 # --- reading .npz files without trusting them ---------------------------------------------
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -139,25 +92,6 @@ _READ_ERRORS = (
     struct.error,
     OverflowError,
 )
-
-
-def _model_file(path):
-    """The file `save(path)` wrote: `path`, else `path` + ".npz" when it lacks it."""
-    path = os.fsdecode(os.fspath(path))
-    candidates = [path] if path.endswith(".npz") else [path, path + ".npz"]
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    for candidate in candidates:
-        if os.path.exists(candidate):
-            what = "a directory" if os.path.isdir(candidate) else "a device, pipe or socket"
-            raise ValueError(
-                f"`path` must be an .npz file written by Sequential.save, "
-                f"not {what}. Received: path={candidate!r}"
-            )
-    raise FileNotFoundError(
-        f"`path` names no file: {' nor '.join(map(repr, candidates))} exists"
-    )
 
 
 def _npz_members(archive, path):

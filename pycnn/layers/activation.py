@@ -17,7 +17,7 @@ import numpy as np
 
 from pycnn import _validation as V
 from pycnn import activations as F
-from pycnn.layers.base import BaseLayer, _check_grad, _check_input
+from pycnn.layers.base import BaseLayer, _check_grad, _check_input, _Slot
 
 _REQUIRED = object()  # an argument without a default: always in the repr
 
@@ -294,9 +294,7 @@ class PReLU(BaseLayer):
         self.params["weight"] = np.full(self.num_parameters, self.init, dtype=self.dtype)
         self._x = None
 
-    @property
-    def weight(self):
-        return self.params["weight"]
+    weight = _Slot()
 
     def forward(self, x):
         _check_input(x, "PReLU")

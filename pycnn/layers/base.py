@@ -1,5 +1,8 @@
 """The one interface every layer implements."""
 
+from collections.abc import Mapping
+from typing import NamedTuple
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -127,6 +130,99 @@ class BaseLayer:
                 state[_join(path, name)] = arr
         return state
 
+    def load_state_dict(self, state, strict=True):
+        """Copy the arrays of `state` into this layer and the layers nested in it.
+
+        Keys are those of `state_dict` (PyTorch's for the same architecture:
+        ``"0.weight"``, ``"1.running_mean"``, ``"3.body.0.bias"``). Values may be
+        anything `numpy.asarray` takes, PyTorch tensors included (read through
+        ``.detach().cpu().numpy()``, without importing torch); each is copied, cast to
+        the dtype of the array it replaces (the model's float dtype; the integer
+        ``num_batches_tracked`` stays int64) and must have its shape. The new arrays
+        replace the old ones in the layers' `params` / `buffers` dicts, so the caller's
+        arrays are never shared with the model.
+
+        As in PyTorch, a state without a batch norm's ``num_batches_tracked`` (files
+        from before pycnn had it) loads and leaves the counter as it was.
+
+        Parameters
+        ----------
+        state : mapping of str to array
+        strict : bool, every key of this model must be in `state` and nothing else
+
+        Returns
+        -------
+        IncompatibleKeys
+            named tuple ``(missing_keys, unexpected_keys)``, lists of keys (both empty
+            after a strict load).
+
+        Raises
+        ------
+        ValueError
+            listing every missing and unexpected key (with `strict`) and every key whose
+            array has the wrong shape (expected and received); nothing is changed then.
+        TypeError
+            if `state` is not a mapping or a value is not a numeric array.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                "`state` must be a mapping of keys to arrays (a state dict). "
+                f"Received: state of type {type(state).__name__}"
+            )
+        slots = _state_slots(self)
+        missing = [k for k in slots if k not in state and not f".{k}".endswith(_OPTIONAL_KEY)]
+        unexpected = [k for k in state if k not in slots]
+        new, wrong = {}, []
+        for key, (store, name) in slots.items():
+            if key not in state:
+                continue
+            old = store[name]
+            arr = _numeric_array(state[key], f"state[{key!r}]")
+            if arr.shape != old.shape:
+                wrong.append(f"{key!r} expects shape {old.shape}, received {arr.shape}")
+                continue
+            new[key] = np.array(arr, dtype=old.dtype, order="C", copy=True)
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if wrong:
+            problems.append(f"wrong shapes: {'; '.join(wrong)}")
+        if problems:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: `state` does not match this "
+                "model: " + ", ".join(problems)
+            )
+        for key, arr in new.items():
+            store, name = slots[key]
+            store[name] = arr  # replaced in the dict: Parameter handles read through it
+        return IncompatibleKeys(missing, unexpected)
+
+    def to(self, dtype):
+        """Convert the parameters, buffers and gradients of this layer and of the layers
+        nested in it to `dtype` (float32 or float64: a NumPy dtype or its name), in place;
+        return the layer.
+
+        The new arrays replace the old ones in the `params`, `buffers` and `grads` dicts
+        (integer buffers such as ``num_batches_tracked`` stay integer), every layer's
+        `dtype` follows, and per-dtype caches are dropped. Build optimizers after `to`:
+        the state they already keep (momentum, moments) stays in the old dtype.
+        """
+        dtype = V.float_dtype(dtype)
+        for _, layer in self.named_layers():
+            for store in (layer.params, layer.buffers, layer.grads):
+                for name, arr in list(store.items()):
+                    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f":
+                        if arr.dtype != dtype:
+                            store[name] = arr.astype(dtype)
+            if hasattr(layer, "dtype"):
+                layer.dtype = dtype
+            plans = getattr(layer, "_plans", None)
+            if isinstance(plans, dict):
+                plans.clear()
+        return self
+
     def extra_repr(self):
         """Arguments shown by `repr`; only those that differ from their default."""
         return ""
@@ -140,25 +236,100 @@ class BaseLayer:
         lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
-    def to(self, dtype):
-        """Convert the parameters and buffers of this layer and of every nested one to
-        `dtype` (float32 or float64), in place, like PyTorch's ``module.to(dtype)``;
-        return the layer. Gradients are dropped; make the optimizer after converting
-        (its state, Adam's moments for instance, keeps the old dtype)."""
-        dtype = V.float_dtype(dtype)
-        for _, layer in self.named_layers():
-            for store in (layer.params, layer.buffers):
-                for key, arr in store.items():
-                    store[key] = arr.astype(dtype)
-            layer.grads.clear()
-            if "dtype" in vars(layer):
-                layer.dtype = dtype
-        return self
-
 
 def _join(prefix, name):
     """``"3.body"`` + ``"weight"`` -> ``"3.body.weight"``; no dot after an empty prefix."""
     return f"{prefix}.{name}" if prefix else name
+
+
+# --- state dicts and checked assignment ------------------------------------------------
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` did not match, as PyTorch's ``load_state_dict`` returns."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+_OPTIONAL_KEY = ".num_batches_tracked"  # a state may lack it (older files, as in PyTorch)
+
+
+def _state_slots(layer):
+    """``{key: (dict, name)}``: where each array of ``layer.state_dict()`` lives."""
+    slots = {}
+    for path, sub in layer.named_layers():
+        for store in (sub.params, sub.buffers):
+            for name in store:
+                slots[_join(path, name)] = (store, name)
+    return slots
+
+
+def _numeric_array(value, what):
+    """`value` as an ndarray of booleans, integers or floats (not necessarily a copy).
+
+    A PyTorch tensor (anything with ``detach``) is read through
+    ``.detach().cpu().numpy()``; bfloat16, which NumPy lacks, through float32."""
+    if not isinstance(value, np.ndarray) and callable(getattr(value, "detach", None)):
+        tensor = value.detach()
+        if callable(getattr(tensor, "cpu", None)):
+            tensor = tensor.cpu()
+        try:
+            value = tensor.numpy()
+        except TypeError:  # bfloat16: no NumPy dtype
+            value = tensor.float().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"`{what}` must be an array of numbers. Received: a {type(value).__name__} "
+            f"that numpy.asarray refuses ({exc})"
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{what}` must be an array of numbers. Received: {what}.dtype={arr.dtype}"
+        )
+    return arr
+
+
+class _Slot:
+    """A layer attribute backed by ``layer.params[name]`` (or ``layer.buffers``).
+
+    Reading gives the live array (None if the layer has none, like a bias of a layer
+    built with ``bias=False``). Assigning (``conv.weight = w``) copies the value,
+    casts it to the array's dtype and checks its shape, then replaces the array in the
+    dict, as `load_state_dict` does; writing ``layer.params["weight"] = w`` directly
+    skips those checks."""
+
+    def __init__(self, store="params"):
+        self.store = store
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        return getattr(layer, self.store).get(self.name)
+
+    def __set__(self, layer, value):
+        store = getattr(layer, self.store)
+        old = store.get(self.name)
+        if old is None:
+            raise ValueError(
+                f"{layer!r}: has no `{self.name}` to assign (built without it). "
+                f"Received: {self.name} of type {type(value).__name__}"
+            )
+        try:
+            arr = _numeric_array(value, self.name)
+        except TypeError as exc:
+            raise TypeError(f"{layer!r}: {exc}") from None
+        if arr.shape != old.shape:
+            raise ValueError(
+                f"{layer!r}: `{self.name}` must have shape {old.shape} (dtype {old.dtype}). "
+                f"Received: {self.name}.shape={arr.shape} (dtype {arr.dtype})"
+            )
+        store[self.name] = np.array(arr, dtype=old.dtype, order="C", copy=True)
 
 
 def _check_input(x, layer, name="x"):
@@ -193,7 +364,11 @@ def _check_grad(grad, shape, dtype, layer):
 
 
 class _WeightedLayer(BaseLayer):
-    """A layer with a He-initialised `weight` and an optional zero `bias`."""
+    """A layer with a He-initialised `weight` and an optional zero `bias`.
+
+    Both can be assigned: ``conv.weight = w`` copies `w`, casts it to the layer's dtype
+    and checks its shape (see `_Slot`); ``conv.params["weight"] = w`` does not check.
+    """
 
     def _init_params(self, weight_shape, bias, rng):
         self.params["weight"] = init.he_normal(weight_shape, rng, self.dtype)
@@ -201,13 +376,8 @@ class _WeightedLayer(BaseLayer):
             self.params["bias"] = np.zeros(weight_shape[0], dtype=self.dtype)
         self._x = None
 
-    @property
-    def weight(self):
-        return self.params["weight"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+    weight = _Slot()
+    bias = _Slot()
 
 
 def _backend(name):

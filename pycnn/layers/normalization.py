@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _check_grad, _check_layer_input
+from pycnn.layers.base import BaseLayer, _check_grad, _check_layer_input, _Slot
 
 
 class _BatchNorm(BaseLayer):
@@ -15,9 +15,12 @@ class _BatchNorm(BaseLayer):
     Train mode normalises with the batch mean and the *biased* batch variance and
     updates the running statistics with PyTorch's convention
     ``running = (1 - momentum) * running + momentum * batch_stat``, using the
-    *unbiased* variance (n / (n - 1)) for `running_var`. Eval mode normalises with the
-    running statistics. `weight` (ones) and `bias` (zeros) are the affine parameters;
-    `running_mean` (zeros) and `running_var` (ones) are buffers, saved with the model.
+    *unbiased* variance (n / (n - 1)) for `running_var`; ``momentum=None`` makes them
+    the cumulative average of every batch's statistics (momentum 1 / t at the t-th
+    training batch). Eval mode normalises with the running statistics. `weight` (ones)
+    and `bias` (zeros) are the affine parameters; `running_mean` (zeros), `running_var`
+    (ones) and `num_batches_tracked` (a 0-d int64 array counting the training forward
+    passes, as PyTorch's) are buffers, saved with the model.
     """
 
     _ndims: tuple = ()  # input ranks accepted, set by the subclasses
@@ -27,7 +30,7 @@ class _BatchNorm(BaseLayer):
         super().__init__()
         self.num_features = V.positive_int(num_features, "num_features")
         self.eps = V.real(eps, "eps", 0, min_open=True)
-        self.momentum = V.real(momentum, "momentum", 0, 1)
+        self.momentum = None if momentum is None else V.real(momentum, "momentum", 0, 1)
         self.affine = bool(affine)
         self.dtype = V.float_dtype(dtype)
         if self.affine:
@@ -35,23 +38,14 @@ class _BatchNorm(BaseLayer):
             self.params["bias"] = np.zeros(self.num_features, dtype=self.dtype)
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
         self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        self.buffers["num_batches_tracked"] = np.zeros((), dtype=np.int64)
         self._cache = None
 
-    @property
-    def weight(self):
-        return self.params.get("weight")
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
-
-    @property
-    def running_mean(self):
-        return self.buffers["running_mean"]
-
-    @property
-    def running_var(self):
-        return self.buffers["running_var"]
+    weight = _Slot()
+    bias = _Slot()
+    running_mean = _Slot("buffers")
+    running_var = _Slot("buffers")
+    num_batches_tracked = _Slot("buffers")
 
     def _axes_and_shape(self, x):
         """Reduction axes (all but 1) and the shape that broadcasts a (C,) vector."""
@@ -80,7 +74,9 @@ class _BatchNorm(BaseLayer):
             mean = x.mean(axis=axes)
             centred = x - mean.reshape(bshape)
             var = np.mean(centred * centred, axis=axes)  # biased
-            m = self.momentum
+            count = self.num_batches_tracked
+            count += 1  # in place: the 0-d array in `buffers`
+            m = 1 / int(count) if self.momentum is None else self.momentum
             rm, rv = self.running_mean, self.running_var
             rm *= 1 - m
             rm += m * mean
@@ -141,7 +137,8 @@ class BatchNorm1d(_BatchNorm):
     ----------
     num_features : int, C
     eps : float > 0, added to the variance
-    momentum : float in [0, 1], weight of the batch statistic in the running average
+    momentum : float in [0, 1], weight of the batch statistic in the running average,
+        or None for the cumulative average
     affine : bool, learn `weight` and `bias`
     dtype : float32 (default) or float64
 
@@ -164,7 +161,8 @@ class BatchNorm2d(_BatchNorm):
     ----------
     num_features : int, C
     eps : float > 0, added to the variance
-    momentum : float in [0, 1], weight of the batch statistic in the running average
+    momentum : float in [0, 1], weight of the batch statistic in the running average,
+        or None for the cumulative average
     affine : bool, learn `weight` and `bias`
     dtype : float32 (default) or float64
 
@@ -207,13 +205,8 @@ class _SampleNorm(BaseLayer):
             self.params["bias"] = np.zeros(shape, dtype=self.dtype)
         self._cache = None
 
-    @property
-    def weight(self):
-        return self.params.get("weight")
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+    weight = _Slot()
+    bias = _Slot()
 
     def _check(self, x, ok, expected, channels=None):
         _check_layer_input(self, x, ok, expected, self.dtype, channels)
