@@ -18,6 +18,7 @@ from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
 from pycnn import datasets, losses, optim
+from pycnn import onnx  # the onnx package itself is imported only when called
 from pycnn.losses import CrossEntropyLoss, MSELoss
 from pycnn.model import Sequential
 from pycnn._info import show_config
@@ -44,6 +45,7 @@ __all__ = [
     "MSELoss",
     "optim",
     "datasets",
+    "onnx",
     "Sequential",
 ]
 
