@@ -703,7 +703,8 @@ def _keep_other_state(onnx, proto, model, written):
 class _Context:
     """What the leaf builders read: initializers, inferred shapes, attributes."""
 
-    def __init__(self, onnx, proto):
+    def __init__(self, onnx, proto, backend):
+        self.backend = backend
         self.helper = onnx.helper
         graph = proto.graph
         self.init = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
@@ -787,7 +788,13 @@ def _load_conv(ctx, nodes, cls):
     dilation = tuple(a.get("dilations", (1, 1)))
     groups = a.get("group", 1)
     pads = tuple(a.get("pads", (0, 0, 0, 0)))
-    common = dict(stride=stride, dilation=dilation, groups=groups, bias=bias is not None)
+    common = dict(
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+        bias=bias is not None,
+        backend=ctx.backend,
+    )
     if node.op_type == "Conv":
         total = [d * (kk - 1) for d, kk in zip(dilation, k)]
         if (
@@ -850,7 +857,9 @@ def _load_linear(ctx, nodes, cls):
         if len(nodes) == 3:
             _expect(nodes, ["Transpose", "MatMul", "Add"], "Linear")
             bias = ctx.const(nodes[2], 1)
-    layer = pycnn.Linear(w.shape[1], w.shape[0], bias=bias is not None, dtype=w.dtype)
+    layer = pycnn.Linear(
+        w.shape[1], w.shape[0], bias=bias is not None, dtype=w.dtype, backend=ctx.backend
+    )
     _set(layer, "weight", w)
     if bias is not None:
         _set(layer, "bias", bias.reshape(-1))
@@ -892,9 +901,11 @@ def _load_max_pool(ctx, nodes, cls):
 
     (node,) = nodes
     if node.op_type == "GlobalMaxPool" or cls == "AdaptiveMaxPool2d":
-        return pycnn.AdaptiveMaxPool2d(_adaptive_size(ctx, node))
+        return pycnn.AdaptiveMaxPool2d(_adaptive_size(ctx, node), backend=ctx.backend)
     a, args = _pool_args(ctx, node, "MaxPool2d")
-    return pycnn.MaxPool2d(dilation=tuple(a.get("dilations", (1, 1))), **args)
+    return pycnn.MaxPool2d(
+        dilation=tuple(a.get("dilations", (1, 1))), backend=ctx.backend, **args
+    )
 
 
 def _adaptive_size(ctx, node):
@@ -915,7 +926,7 @@ def _load_avg_pool(ctx, nodes, cls):
     node = nodes[0]
     if node.op_type == "GlobalAveragePool" or cls == "AdaptiveAvgPool2d":
         _expect(nodes, [node.op_type], cls)
-        return pycnn.AdaptiveAvgPool2d(_adaptive_size(ctx, node))
+        return pycnn.AdaptiveAvgPool2d(_adaptive_size(ctx, node), backend=ctx.backend)
     a, args = _pool_args(ctx, node, "AvgPool2d")
     if tuple(a.get("dilations", (1, 1))) != (1, 1):
         raise ValueError(f"pycnn.onnx.load: node {node.name!r} (AveragePool) has dilations")
@@ -926,7 +937,9 @@ def _load_avg_pool(ctx, nodes, cls):
         k = args["kernel_size"]
         divisor = int(round(k[0] * k[1] / ctx.scalar(nodes[1], 1)))
         include = True
-    return pycnn.AvgPool2d(count_include_pad=include, divisor_override=divisor, **args)
+    return pycnn.AvgPool2d(
+        count_include_pad=include, divisor_override=divisor, backend=ctx.backend, **args
+    )
 
 
 def _load_lp_pool(ctx, nodes, cls):
@@ -934,7 +947,7 @@ def _load_lp_pool(ctx, nodes, cls):
 
     _expect(nodes, ["Pow", "AveragePool", "Mul", "Pow"], "LPPool2d")
     _, args = _pool_args(ctx, nodes[1], "LPPool2d", with_pads=False)
-    return pycnn.LPPool2d(ctx.scalar(nodes[0], 1), **args)
+    return pycnn.LPPool2d(ctx.scalar(nodes[0], 1), backend=ctx.backend, **args)
 
 
 def _affine(ctx, node, first):
@@ -1018,8 +1031,12 @@ def _load_upsample(ctx, nodes, cls):
     _expect(nodes, ["Gather", "Gather"], "Upsample")
     doc = nodes[0].doc_string
     if doc.startswith("scale_factor="):
-        return pycnn.Upsample(scale_factor=ast.literal_eval(doc.split("=", 1)[1]))
-    return pycnn.Upsample(size=(len(ctx.const(nodes[0], 1)), len(ctx.const(nodes[1], 1))))
+        return pycnn.Upsample(
+            scale_factor=ast.literal_eval(doc.split("=", 1)[1]), backend=ctx.backend
+        )
+    return pycnn.Upsample(
+        size=(len(ctx.const(nodes[0], 1)), len(ctx.const(nodes[1], 1))), backend=ctx.backend
+    )
 
 
 def _load_prelu(ctx, nodes, cls):
@@ -1294,7 +1311,7 @@ def _restore_other_state(proto, model):
                 store[name] = arr
 
 
-def load(path):
+def load(path, *, backend="compiled"):
     """Rebuild a `Sequential` from an ONNX file `export` wrote, with its weights, in eval
     mode.
 
@@ -1304,6 +1321,11 @@ def load(path):
     (eps, slopes) come back as the shortest decimal that rounds to them. A graph whose
     node names are not pycnn's is read as a chain of one-op layers.
 
+    Parameters
+    ----------
+    path : str or path-like, an ONNX file
+    backend : 'compiled' or 'numpy', the `backend` of the rebuilt layers that have one
+
     Raises
     ------
     ImportError : without the onnx package
@@ -1311,6 +1333,9 @@ def load(path):
         op type
     """
     onnx = _onnx()
+    from pycnn.layers.base import _backend
+
+    _backend(backend)  # a bad name raises before the file is read
     proto = onnx.load(path)
     if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
         raise ValueError(
@@ -1318,7 +1343,7 @@ def load(path):
             f"{len(proto.graph.input)} inputs, {len(proto.graph.output)} outputs"
         )
     proto = onnx.shape_inference.infer_shapes(proto)
-    ctx = _Context(onnx, proto)
+    ctx = _Context(onnx, proto, backend)
     groups = _groups(proto.graph)
     if list(groups) == [""] and groups[""][0] == "Sequential":  # the empty model's node
         groups = {}

@@ -601,3 +601,57 @@ def test_readme_onnx_section_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md ONNX block", "exec"), {"__name__": "__readme__"})
+
+
+ACTIVATIONS = [
+    "relu", "leakyrelu", "sigmoid", "tanh", "elu", "selu", "celu", "gelu", "gelu-tanh",
+    "silu", "mish", "softplus", "softplus-beta-threshold", "softsign", "hardtanh", "relu6",
+    "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink", "softshrink", "hardshrink",
+    "threshold", "tanhexp", "prelu", "softmax-last",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("opset", [17, 21])
+@pytest.mark.parametrize("case", ACTIVATIONS)
+def test_activations_at_extreme_inputs(case, opset, tmp_path):
+    """Where exp overflows or a decomposition could lose precision (+-1e4, +-89, 0)."""
+    values = [-1e4, -200, -89, -50, -20, -5, -1, -1e-3, 0, 1e-3, 1, 5, 20, 50, 88, 89, 200, 1e4]
+    x = np.array(values, dtype=np.float32).reshape(1, 1, 2, 9)
+    model = _model(case, np.float32)[0]
+    path = tmp_path / "m.onnx"
+    pycnn.onnx.export(model, path, (1, 2, 9), opset=opset)
+    (got,) = _session(path).run(None, {"input": x})
+    np.testing.assert_allclose(got, model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_load_with_the_numpy_backend(tmp_path):
+    model, shape = _model("residual-shortcut", np.float32)
+    model.layers.append(P.Upsample(scale_factor=2))
+    pycnn.onnx.export(model, tmp_path / "m.onnx", shape)
+    back = pycnn.onnx.load(tmp_path / "m.onnx", backend="numpy")
+    backends = {layer.backend for _, layer in back.named_layers() if hasattr(layer, "backend")}
+    assert backends == {"numpy"}
+    x = _inputs(shape, np.float32, 3)
+    np.testing.assert_allclose(back.forward(x), model.forward(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="`backend` must be 'compiled' or 'numpy'"):
+        pycnn.onnx.load(tmp_path / "m.onnx", backend="cuda")
+
+
+def test_state_the_graph_does_not_use_is_kept(tmp_path, monkeypatch):
+    """A buffer no op reads (a statistic of the layer's own) is stored as metadata and
+    set back on a rebuilt layer that has it."""
+    model = P.Sequential(P.Linear(3, 2, rng=0))
+    model.layers[0].buffers["seen"] = np.array([5.0, 0.25], dtype=np.float32)
+    path = tmp_path / "m.onnx"
+    pycnn.onnx.export(model, path, (3,))
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert list(meta) == ["pycnn.state.0.seen"]
+    original = P.Linear.__init__
+
+    def with_buffer(self, *args, **kwargs):  # a Linear that has the buffer, zeroed
+        original(self, *args, **kwargs)
+        self.buffers["seen"] = np.zeros(2, dtype=np.float32)
+
+    monkeypatch.setattr(P.Linear, "__init__", with_buffer)
+    seen = pycnn.onnx.load(path).layers[0].buffers["seen"]
+    assert seen.dtype == np.float32 and seen.tolist() == [5.0, 0.25]
