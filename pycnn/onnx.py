@@ -19,8 +19,10 @@ node names is read as a plain chain of one-op layers.
 Some layers become several ops (ONNX has no such operator, or not with PyTorch's
 semantics): SiLU, Tanhshrink, TanhExp, LogSigmoid, Softplus (`beta`, `threshold`),
 Threshold, GELU (before opset 20), Mish (before opset 18), GroupNorm (a reshape around
-LayerNormalization), LPPool2d (PyTorch's ``(K * avg_pool(x**p)) ** (1/p)``) and
-AvgPool2d with `divisor_override`.
+LayerNormalization), LPPool2d (PyTorch's ``(K * avg_pool(x**p)) ** (1/p)``),
+AvgPool2d with `divisor_override` and AdaptiveAvgPool2d with unequal windows (two
+MatMuls with averaging matrices). AdaptiveMaxPool2d needs an output of 1x1 or one that
+divides the input.
 
 float64: onnxruntime's CPU provider has no float64 kernel for convolutions, average
 pooling, global pooling and most activations (see `NO_FLOAT64_KERNEL`); `export` of a
@@ -277,6 +279,13 @@ def _adaptive(g, layer, x, shape, path, op, cls):
     oh, ow = (n if s is None else s for s, n in zip(layer.output_size, (h, w)))
     if (oh, ow) == (1, 1):
         return g.node(f"Global{op}", [x], path, cls)
+    if (h % oh or w % ow) and op == "AveragePool":
+        # unequal windows: the mean over a rectangle is a mean over its rows, then over
+        # its columns, so two products with averaging matrices (OH, H) and (W, OW)
+        rows = g.const(path, _averaging(h, oh))
+        cols = g.const(path, _averaging(w, ow).T)
+        x = g.node("MatMul", [rows, x], path, cls)
+        return g.node("MatMul", [x, cols], path, cls)
     if h % oh or w % ow:
         raise TypeError(
             f"pycnn.onnx.export: layer {path!r} ({cls}) has output_size={(oh, ow)} "
@@ -285,6 +294,16 @@ def _adaptive(g, layer, x, shape, path, op, cls):
         )
     kernel = [h // oh, w // ow]
     return g.node(op, [x], path, cls, kernel_shape=kernel, strides=kernel)
+
+
+def _averaging(n, m):
+    """(m, n) matrix whose row i averages PyTorch's adaptive window i of n inputs:
+    floor(i*n/m) .. ceil((i+1)*n/m) - 1."""
+    a = np.zeros((m, n))
+    for i in range(m):
+        lo, hi = i * n // m, -(-(i + 1) * n // m)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
 
 
 def _adaptive_avg(g, layer, x, shape, path):
@@ -924,6 +943,10 @@ def _load_avg_pool(ctx, nodes, cls):
     import pycnn
 
     node = nodes[0]
+    if cls == "AdaptiveAvgPool2d" and node.op_type == "MatMul":
+        _expect(nodes, ["MatMul", "MatMul"], cls)
+        size = (ctx.const(nodes[0], 0).shape[0], ctx.const(nodes[1], 1).shape[1])
+        return pycnn.AdaptiveAvgPool2d(size, backend=ctx.backend)
     if node.op_type == "GlobalAveragePool" or cls == "AdaptiveAvgPool2d":
         _expect(nodes, [node.op_type], cls)
         return pycnn.AdaptiveAvgPool2d(_adaptive_size(ctx, node), backend=ctx.backend)

@@ -99,6 +99,8 @@ CASES = {
     "adaptive-avg-1": (lambda d: P.AdaptiveAvgPool2d(1), IMG),
     "adaptive-avg-div": (lambda d: P.AdaptiveAvgPool2d((4, 3)), IMG),
     "adaptive-avg-none": (lambda d: P.AdaptiveAvgPool2d((2, None)), IMG),
+    "adaptive-avg-uneven": (lambda d: P.AdaptiveAvgPool2d((3, 4)), IMG),
+    "adaptive-avg-up": (lambda d: P.AdaptiveAvgPool2d((5, 9)), (C, 3, 7)),
     "adaptive-max-1": (lambda d: P.AdaptiveMaxPool2d(1), IMG),
     "adaptive-max-div": (lambda d: P.AdaptiveMaxPool2d((2, 2)), IMG),
     # normalisation
@@ -204,7 +206,8 @@ CASES = {
 FLOAT64 = [
     "linear", "linear-nobias", "linear-3d", "linear-3d-nobias", "flatten", "flatten-partial",
     "flatten-middle", "maxpool", "maxpool-stride-pad", "maxpool-ceil", "maxpool-ceil-pad",
-    "maxpool-dilation", "adaptive-max-div", "batchnorm2d", "batchnorm2d-noaffine-eps",
+    "maxpool-dilation", "adaptive-avg-uneven", "adaptive-avg-up", "adaptive-max-div",
+    "batchnorm2d", "batchnorm2d-noaffine-eps",
     "batchnorm1d", "batchnorm1d-3d", "layernorm", "layernorm-2axes", "layernorm-noaffine",
     "groupnorm", "groupnorm-noaffine", "groupnorm-3d", "dropout", "dropout2d", "identity",
     "upsample-2x", "upsample-scale", "upsample-size", "upsample-size-odd", "relu",
@@ -450,8 +453,8 @@ class _Custom(P.BaseLayer):
         ),
         (P.Sequential(P.Concat(P.ReLU(), _Custom())), r"'0\.branches\.1' of type _Custom"),
         (
-            P.Sequential(P.AdaptiveAvgPool2d((3, 4))),
-            r"'0' \(AdaptiveAvgPool2d\).*output_size=\(3, 4\)",
+            P.Sequential(P.AdaptiveMaxPool2d((3, 4))),
+            r"'0' \(AdaptiveMaxPool2d\).*output_size=\(3, 4\)",
         ),
         (
             P.Sequential(P.AdaptiveMaxPool2d(2, return_indices=True)),
@@ -586,7 +589,7 @@ def test_missing_onnx_is_an_import_error_naming_pip_install(monkeypatch, tmp_pat
         pycnn.onnx.load(tmp_path / "m.onnx")
 
 
-def test_readme_onnx_section_runs(tmp_path, monkeypatch):
+def test_readme_onnx_section_runs(tmp_path, monkeypatch, capsys):
     """The README's ONNX snippet (fenced as ``py``: test_readme runs only the ``python``
     blocks, which must not need onnx) runs as written."""
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")
@@ -601,6 +604,8 @@ def test_readme_onnx_section_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md ONNX block", "exec"), {"__name__": "__readme__"})
+    printed = capsys.readouterr().out.split()
+    assert printed and all(word == "True" for word in printed)  # what its comments say
 
 
 ACTIVATIONS = [
