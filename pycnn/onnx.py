@@ -21,8 +21,8 @@ semantics): SiLU, Tanhshrink, TanhExp, LogSigmoid, Softplus (`beta`, `threshold`
 Threshold, GELU (before opset 20), Mish (before opset 18), GroupNorm (a reshape around
 LayerNormalization), LPPool2d (PyTorch's ``(K * avg_pool(x**p)) ** (1/p)``),
 AvgPool2d with `divisor_override` and AdaptiveAvgPool2d with unequal windows (two
-MatMuls with averaging matrices). AdaptiveMaxPool2d needs an output of 1x1 or one that
-divides the input.
+MatMuls with averaging matrices) and AdaptiveMaxPool2d with unequal windows (Gather
+and ReduceMax along each axis).
 
 float64: onnxruntime's CPU provider has no float64 kernel for convolutions, average
 pooling, global pooling and most activations (see `NO_FLOAT64_KERNEL`); `export` of a
@@ -287,13 +287,29 @@ def _adaptive(g, layer, x, shape, path, op, cls):
         x = g.node("MatMul", [rows, x], path, cls)
         return g.node("MatMul", [x, cols], path, cls)
     if h % oh or w % ow:
-        raise TypeError(
-            f"pycnn.onnx.export: layer {path!r} ({cls}) has output_size={(oh, ow)} "
-            f"for an input of {h}x{w}, which does not divide it into equal windows; "
-            "ONNX pooling needs equal windows (output 1x1, or sizes that divide the input)"
-        )
+        # unequal windows: the max over a rectangle is a max over its rows, then over
+        # its columns; each axis gathers its windows, padded by repeating their last
+        # index (harmless for a max), (N, C, OH, K, W), and reduces them
+        for axis, n, m in ((2, h, oh), (3, w, ow)):
+            x = g.node(
+                "Gather", [x, g.const(path, _windows(n, m), np.int64)], path, cls, axis=axis
+            )
+            if g.opset >= 18:
+                axes = g.const(path, [axis + 1], np.int64)
+                x = g.node("ReduceMax", [x, axes], path, cls, keepdims=0)
+            else:
+                x = g.node("ReduceMax", [x], path, cls, axes=[axis + 1], keepdims=0)
+        return x
     kernel = [h // oh, w // ow]
     return g.node(op, [x], path, cls, kernel_shape=kernel, strides=kernel)
+
+
+def _windows(n, m):
+    """(m, K) indices of PyTorch's adaptive windows of n inputs (window i: floor(i*n/m)
+    .. ceil((i+1)*n/m) - 1), each padded to the widest K by repeating its last index."""
+    spans = [range(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]
+    k = max(len(span) for span in spans)
+    return [list(span) + [span[-1]] * (k - len(span)) for span in spans]
 
 
 def _averaging(n, m):
@@ -918,6 +934,10 @@ def _pool_args(ctx, node, cls, with_pads=True):
 def _load_max_pool(ctx, nodes, cls):
     import pycnn
 
+    if cls == "AdaptiveMaxPool2d" and nodes[0].op_type == "Gather":
+        _expect(nodes, ["Gather", "ReduceMax", "Gather", "ReduceMax"], cls)
+        size = (len(ctx.const(nodes[0], 1)), len(ctx.const(nodes[2], 1)))
+        return pycnn.AdaptiveMaxPool2d(size, backend=ctx.backend)
     (node,) = nodes
     if node.op_type == "GlobalMaxPool" or cls == "AdaptiveMaxPool2d":
         return pycnn.AdaptiveMaxPool2d(_adaptive_size(ctx, node), backend=ctx.backend)
