@@ -663,3 +663,14 @@ def test_state_the_graph_does_not_use_is_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(P.Linear, "__init__", with_buffer)
     seen = pycnn.onnx.load(path).layers[0].buffers["seen"]
     assert seen.dtype == np.float32 and seen.tolist() == [5.0, 0.25]
+
+
+def test_every_layer_class_is_exported_and_has_a_case():
+    """A new layer class fails here until it has an exporter and a row in CASES."""
+    names = set(pycnn.layers.__all__) - {"BaseLayer"}
+    used = set()
+    for build, _ in CASES.values():
+        model = build(np.float32)
+        used |= {type(layer).__name__ for _, layer in model.named_layers()}
+    assert names - used == set()
+    assert names - {"Residual", "Concat"} <= set(pycnn.onnx._EXPORTERS)
