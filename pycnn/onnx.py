@@ -8,7 +8,8 @@ The graph has eval semantics: dropout is the identity (an inference-mode ``Dropo
 node, kept so that `load` gives the layer back) and batch normalisation uses the
 running statistics. The batch axis is dynamic; the other input axes are the
 `input_shape` given to `export`, and some layers are written for that size only
-(`Upsample` as index tables, adaptive pooling as fixed windows).
+(`Upsample` by a fractional factor or to a `size` as index tables, adaptive pooling as
+fixed windows).
 
 Each node is named ``"<layer key>/<layer class>/<i>"`` (``"3.body.0/Conv2d/0"``, keys
 as in `state_dict`) and parameters are initializers named by their `state_dict` key, so
@@ -401,16 +402,37 @@ def _identity(g, layer, x, shape, path):
 
 
 def _upsample(g, layer, x, shape, path):
-    # index tables by pycnn's (PyTorch's) nearest rule: ONNX Resize computes the source
-    # pixel in its own float arithmetic, which differs for some sizes
     from pycnn.reference import _nearest_source
 
     h, w = shape[1:]
     out_hw = layer.forward(np.zeros((1, 1, h, w), dtype=np.float32)).shape[2:]
     scales = layer.scale_factor or (None, None)
+    tables = [
+        [_nearest_source(i, n, m, s) for i in range(m)]
+        for n, m, s in ((h, out_hw[0], scales[0]), (w, out_hw[1], scales[1]))
+    ]
+    # Resize (float32 only in onnxruntime) for whole scale factors, where its source
+    # pixel floor(i / s) is exactly pycnn's (PyTorch's)
+    if (
+        g.dtype == np.float32
+        and layer.scale_factor is not None
+        and all(float(s).is_integer() for s in scales)
+        and all(t == [i // int(s) for i in range(len(t))] for t, s in zip(tables, scales))
+    ):
+        factors = g.const(path, [1.0, 1.0, *scales], np.float32)
+        return g.node(
+            "Resize",
+            [x, "", factors],
+            path,
+            "Upsample",
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
+    # otherwise index tables by pycnn's rule: Resize computes the source pixel in its
+    # own float arithmetic, which differs for some sizes and fractional factors
     doc = None if layer.scale_factor is None else f"scale_factor={layer.scale_factor!r}"
-    for axis, n, m, s in ((2, h, out_hw[0], scales[0]), (3, w, out_hw[1], scales[1])):
-        index = [_nearest_source(i, n, m, s) for i in range(m)]
+    for axis, index in zip((2, 3), tables):
         x = g.node(
             "Gather", [x, g.const(path, index, np.int64)], path, "Upsample", doc, axis=axis
         )
@@ -1071,6 +1093,19 @@ def _load_dropout(ctx, nodes, cls):
 def _load_upsample(ctx, nodes, cls):
     import pycnn
 
+    if nodes[0].op_type == "Resize":
+        (node,) = nodes
+        a = ctx.attrs(node)
+        modes = [a.get(k, b"") for k in ("mode", "coordinate_transformation_mode")]
+        modes = [m.decode() if isinstance(m, bytes) else m for m in modes]
+        if modes != ["nearest", "asymmetric"] or len(node.input) < 3:
+            raise ValueError(
+                f"pycnn.onnx.load: node {node.name!r} (Resize) must be a nearest, "
+                f"asymmetric resize by scales. Received: mode, coordinate "
+                f"transformation mode {modes}"
+            )
+        factors = [float(v) for v in ctx.const(node, 2)[2:]]
+        return pycnn.Upsample(scale_factor=tuple(factors), backend=ctx.backend)
     _expect(nodes, ["Gather", "Gather"], "Upsample")
     doc = nodes[0].doc_string
     if doc.startswith("scale_factor="):
@@ -1205,6 +1240,7 @@ _LOADERS = {
     "Shrink": _load_shrink,
     "Softmax": _load_softmax,
     "LogSoftmax": _load_softmax,
+    "Resize": _load_upsample,
 }
 for _op in (
     "Relu",

@@ -127,6 +127,7 @@ CASES = {
     "dropout2d": (lambda d: P.Sequential(P.Dropout2d(0.4), P.Identity()), IMG),
     "identity": (lambda d: P.Identity(), IMG),
     "upsample-2x": (lambda d: P.Upsample(scale_factor=2), IMG),
+    "upsample-3x2": (lambda d: P.Upsample(scale_factor=(3, 2)), (C, 5, 7)),
     "upsample-scale": (lambda d: P.Upsample(scale_factor=(1.5, 2.5)), IMG),
     "upsample-size": (lambda d: P.Upsample(size=(11, 5)), IMG),
     "upsample-size-odd": (lambda d: P.Upsample(size=(31, 13)), (C, 7, 11)),
@@ -213,9 +214,9 @@ FLOAT64 = [
     "batchnorm2d", "batchnorm2d-noaffine-eps",
     "batchnorm1d", "batchnorm1d-3d", "layernorm", "layernorm-2axes", "layernorm-noaffine",
     "groupnorm", "groupnorm-noaffine", "groupnorm-3d", "dropout", "dropout2d", "identity",
-    "upsample-2x", "upsample-scale", "upsample-size", "upsample-size-odd", "relu",
-    "sigmoid", "tanh", "silu", "gelu-tanh", "hardtanh", "relu6", "tanhshrink", "threshold",
-    "tanhexp",
+    "upsample-2x", "upsample-3x2", "upsample-scale", "upsample-size", "upsample-size-odd",
+    "relu", "sigmoid", "tanh", "silu", "gelu-tanh", "hardtanh", "relu6", "tanhshrink",
+    "threshold", "tanhexp",
     "softmax", "softmax-last", "logsoftmax", "residual-nested", "concat-last-axis",
     "nested-sequential", "empty-sequential",
 ]  # fmt: skip
@@ -674,3 +675,19 @@ def test_every_layer_class_is_exported_and_has_a_case():
         used |= {type(layer).__name__ for _, layer in model.named_layers()}
     assert names - used == set()
     assert names - {"Residual", "Concat"} <= set(pycnn.onnx._EXPORTERS)
+
+
+@pytest.mark.parametrize(
+    "case, dtype, ops",
+    [
+        ("upsample-2x", np.float32, ["Resize"]),
+        ("upsample-3x2", np.float32, ["Resize"]),
+        ("upsample-2x", np.float64, ["Gather", "Gather"]),  # no float64 Resize kernel
+        ("upsample-scale", np.float32, ["Gather", "Gather"]),
+        ("upsample-size", np.float32, ["Gather", "Gather"]),
+    ],
+)
+def test_upsample_ops(case, dtype, ops, tmp_path):
+    model, shape = _model(case, dtype)
+    pycnn.onnx.export(model, tmp_path / "m.onnx", shape, dtype=dtype)
+    assert [n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node] == ops
