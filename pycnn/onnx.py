@@ -614,8 +614,14 @@ def _emit(g, layer, x, shape, path):
             f"pycnn.onnx.export: layer {path!r} of type {name} has no ONNX export. "
             f"Supported: {', '.join(sorted(_EXPORTERS))}, Sequential, Residual, Concat"
         )
-    out = emit(g, layer, x, shape, path)
-    y = layer.forward(np.zeros((1,) + shape, dtype=g.dtype))  # eval mode: no side effects
+    try:  # the output's shape, from a dry run (eval mode: no side effects)
+        y = layer.forward(np.zeros((1,) + shape, dtype=g.dtype))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"pycnn.onnx.export: layer {path!r} ({name}) cannot take one sample of shape "
+            f"{shape}, which `input_shape` gives it: {err}"
+        ) from err
+    out = emit(g, layer, x, shape, path)  # raises for what it cannot write
     return out, tuple(y.shape[1:])
 
 
@@ -662,8 +668,8 @@ def export(model, path, input_shape, opset=None, *, dtype=None):
     ------
     ImportError : without the onnx package
     TypeError : a layer that has no ONNX form, named with its key (``"3.body.1"``)
-    ValueError : float64 with a layer onnxruntime cannot run in float64, see
-        `NO_FLOAT64_KERNEL`
+    ValueError : a layer that cannot take the shape `input_shape` gives it; a float64
+        model with a layer onnxruntime cannot run in float64 (`NO_FLOAT64_KERNEL`)
     """
     onnx = _onnx()
     from pycnn import _validation as V

@@ -507,6 +507,13 @@ def test_bad_arguments(kwargs, error, match, tmp_path):
         pycnn.onnx.export(**args)
 
 
+def test_input_shape_that_does_not_fit_names_the_layer(tmp_path):
+    model = P.Sequential(P.ReLU(), P.Residual(P.Conv2d(3, 3, 3, padding=1)))
+    with pytest.raises(ValueError, match=r"layer '1\.body' \(Conv2d\).*\(4, 8, 6\)"):
+        pycnn.onnx.export(model, tmp_path / "m.onnx", IMG)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def _save_graph(path, nodes, initializers=(), shape=(1, 4), out_shape=None):
     h = onnx.helper
     f = onnx.TensorProto.FLOAT
