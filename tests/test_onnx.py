@@ -698,3 +698,40 @@ def test_upsample_ops(case, dtype, ops, tmp_path):
     model, shape = _model(case, dtype)
     pycnn.onnx.export(model, tmp_path / "m.onnx", shape, dtype=dtype)
     assert [n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node] == ops
+
+
+def test_load_a_chain_pytorch_exported(tmp_path):
+    """An independent producer: torch.onnx.export's graph (other node names, the batch
+    norm folded into the convolution) read as a chain, compared with PyTorch."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(C, 5, 3, padding=1),
+        torch.nn.BatchNorm2d(5),
+        torch.nn.LeakyReLU(0.1),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(5 * 4 * 3, 7),
+        torch.nn.Tanh(),
+    ).eval()
+    with torch.no_grad():
+        tm[1].running_mean.uniform_(-1, 1)
+        tm[1].running_var.uniform_(0.5, 1.5)
+    x = torch.from_numpy(_inputs(IMG, np.float32, 3))
+    path = tmp_path / "torch.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        try:
+            torch.onnx.export(
+                tm, (x,), str(path), dynamo=False, input_names=["input"],
+                dynamic_axes={"input": {0: "N"}},
+            )  # fmt: skip
+        except ImportError as err:  # a torch whose exporter needs more packages
+            pytest.skip(f"torch.onnx.export: {err}")
+    model = pycnn.onnx.load(path)
+    assert [type(layer).__name__ for layer in model][-3:] == ["Flatten", "Linear", "Tanh"]
+    with torch.no_grad():
+        want = tm(x).numpy()
+    np.testing.assert_allclose(model.forward(x.numpy()), want, rtol=1e-5, atol=1e-5)
