@@ -28,7 +28,7 @@ and ReduceMax along each axis).
 float64: onnxruntime's CPU provider has no float64 kernel for convolutions, average
 pooling, global pooling and most activations (see `NO_FLOAT64_KERNEL`); `export` of a
 float64 model that needs one raises a ValueError naming the layers, so a float64 file
-always runs there. Convert such a model to float32 to export it.
+always runs there. ``dtype=numpy.float32`` writes such a model in float32.
 """
 
 import ast
@@ -96,13 +96,15 @@ class _Graph:
     def __init__(self, onnx, dtype, opset):
         self.helper, self.numpy_helper = onnx.helper, onnx.numpy_helper
         self.dtype, self.opset = dtype, opset
+        self.run_dtype = dtype  # the model's, for the dry runs that give shapes
         self.nodes, self.initializers, self.written = [], [], set()
         self._tensors = 0
         self._count = {}
 
     def param(self, key, array, shape=None):
-        """An initializer holding a parameter or buffer, named by its state_dict key."""
-        arr = np.asarray(array)
+        """An initializer holding a parameter or buffer, named by its state_dict key, in
+        the file's dtype."""
+        arr = np.asarray(array, dtype=self.dtype)
         if shape is not None:
             arr = arr.reshape(shape)
         self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(arr), key))
@@ -606,7 +608,7 @@ def _emit(g, layer, x, shape, path):
             for i, b in enumerate(layer.branches)
         ]
         out = g.node("Concat", outs, path, "Concat", axis=layer.dim)
-        return out, tuple(layer.forward(np.zeros((1,) + shape, dtype=g.dtype)).shape[1:])
+        return out, tuple(layer.forward(np.zeros((1,) + shape, dtype=g.run_dtype)).shape[1:])
     name = type(layer).__name__
     emit = _EXPORTERS.get(name)
     if emit is None or type(layer).__module__.split(".")[0] != "pycnn":
@@ -615,7 +617,7 @@ def _emit(g, layer, x, shape, path):
             f"Supported: {', '.join(sorted(_EXPORTERS))}, Sequential, Residual, Concat"
         )
     try:  # the output's shape, from a dry run (eval mode: no side effects)
-        y = layer.forward(np.zeros((1,) + shape, dtype=g.dtype))
+        y = layer.forward(np.zeros((1,) + shape, dtype=g.run_dtype))
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"pycnn.onnx.export: layer {path!r} ({name}) cannot take one sample of shape "
@@ -635,15 +637,8 @@ def _model_dtype(model, dtype):
             + ", ".join(sorted(d.name for d in dtypes))
         )
     held = dtypes.pop() if dtypes else None
-    if dtype is None:
-        return held or np.dtype(np.float32)
-    dtype = V.float_dtype(dtype)
-    if held is not None and dtype != held:
-        raise TypeError(
-            f"`dtype` must be the dtype of the model's parameters ({held}). "
-            f"Received: dtype={dtype}"
-        )
-    return dtype
+    dtype = (held or np.dtype(np.float32)) if dtype is None else V.float_dtype(dtype)
+    return dtype, held or dtype  # the file's, and the one the model computes in
 
 
 def export(model, path, input_shape, opset=None, *, dtype=None):
@@ -659,7 +654,8 @@ def export(model, path, input_shape, opset=None, *, dtype=None):
     opset : int >= 17 or None for 17 (the default: LayerNormalization needs 17; 18
         writes Mish, 20 GELU as single ops)
     dtype : float32, float64 or None for the model's (that of its parameters; float32
-        for a model without any), the dtype of the file's input and output
+        for a model without any): the dtype of the file's input, output and weights
+        (float32 writes a float64 model's weights rounded to float32)
 
     The file's input is ``"input"`` of shape ``(N, *input_shape)`` with N dynamic, its
     output ``"output"``, of the model's dtype (float32 or float64).
@@ -697,8 +693,9 @@ def export(model, path, input_shape, opset=None, *, dtype=None):
             f"`opset` must be in [{MIN_OPSET}, {top}] (the installed onnx's newest). "
             f"Received: opset={opset}"
         )
-    dtype = _model_dtype(model, dtype)
+    dtype, run_dtype = _model_dtype(model, dtype)
     g = _Graph(onnx, dtype, int(opset))
+    g.run_dtype = run_dtype
     modes = [(layer, layer.training) for _, layer in model.named_layers()]
     model.eval()
     try:
@@ -746,7 +743,8 @@ def _check_float64(nodes):
         which = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in bad.items())
         raise ValueError(
             "pycnn.onnx.export: a float64 model needs ONNX ops that onnxruntime runs "
-            f"in float32 only. Layers: {which}. Convert the model to float32 to export it"
+            f"in float32 only. Layers: {which}. Pass dtype=numpy.float32 to write the "
+            "file in float32"
         )
 
 

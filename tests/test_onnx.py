@@ -328,6 +328,22 @@ def test_float64_refused_where_onnxruntime_lacks_kernels(case, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_float64_model_written_in_float32(tmp_path):
+    model, shape = _model("residual-shortcut", np.float64)
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ValueError, match=r"'0\.body\.0' \(Conv2d\): Conv.*dtype=numpy"):
+        pycnn.onnx.export(model, path, shape)
+    pycnn.onnx.export(model, path, shape, dtype=np.float32)
+    x = _inputs(shape, np.float64, 7)
+    (got,) = _session(path).run(None, {"input": x.astype(np.float32)})
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, model.forward(x), rtol=1e-4, atol=1e-5)
+    back = pycnn.onnx.load(path)
+    assert back.dtype == np.float32
+    for key, arr in model.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], arr.astype(np.float32))
+
+
 def test_rebuilt_layers_keep_their_arguments(tmp_path):
     model = P.Sequential(
         P.Conv2d(
@@ -498,6 +514,7 @@ def test_unsupported_layers_raise_naming_them(model, where, tmp_path):
         (dict(opset=16), ValueError, r"`opset` must be in \[17, \d+\].*opset=16"),
         (dict(opset=999), ValueError, r"`opset` must be in.*opset=999"),
         (dict(opset=17.0), TypeError, r"`opset` must be an int or None.*17\.0"),
+        (dict(dtype=np.int32), TypeError, r"`dtype` must be float32 or float64"),
     ],
 )
 def test_bad_arguments(kwargs, error, match, tmp_path):
