@@ -21,9 +21,13 @@ Some layers become several ops (ONNX has no such operator, or not with PyTorch's
 semantics): SiLU, Tanhshrink, TanhExp, LogSigmoid, Softplus (`beta`, `threshold`),
 Threshold, GELU (before opset 20), Mish (before opset 18), GroupNorm (a reshape around
 LayerNormalization), LPPool2d (PyTorch's ``(K * avg_pool(x**p)) ** (1/p)``),
-AvgPool2d with `divisor_override` and AdaptiveAvgPool2d with unequal windows (two
-MatMuls with averaging matrices) and AdaptiveMaxPool2d with unequal windows (Gather
-and ReduceMax along each axis).
+AvgPool2d with `divisor_override`, AdaptiveAvgPool2d with unequal windows (two MatMuls
+with averaging matrices), AdaptiveMaxPool2d with unequal windows (Gather and ReduceMax
+along each axis) and Linear on more than 2-d inputs (Transpose, MatMul, Add).
+
+Float hyper-parameters that ONNX keeps as attributes (eps, slopes) are float32 there,
+which moves float64 results by about 1e-10; `load` reads them back as the shortest
+decimal that rounds to them (1e-05, not 9.999999747378752e-06).
 
 float64: onnxruntime's CPU provider has no float64 kernel for convolutions, average
 pooling, global pooling and most activations (see `NO_FLOAT64_KERNEL`); `export` of a
