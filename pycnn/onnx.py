@@ -29,10 +29,13 @@ Float hyper-parameters that ONNX keeps as attributes (eps, slopes) are float32 t
 which moves float64 results by about 1e-10; `load` reads them back as the shortest
 decimal that rounds to them (1e-05, not 9.999999747378752e-06).
 
-float64: onnxruntime's CPU provider has no float64 kernel for convolutions, average
-pooling, global pooling and most activations (see `NO_FLOAT64_KERNEL`); `export` of a
-float64 model that needs one raises a ValueError naming the layers, so a float64 file
-always runs there. ``dtype=numpy.float32`` writes such a model in float32.
+float64: onnxruntime's CPU provider has no float64 kernel for many ops (see
+`NO_FLOAT64_KERNEL`). A float64 file spells the activations among them with ops it has
+(ELU as Exp, Sub, Mul, Greater, Where; Softplus as max(z, 0) + log(1 + exp(-|z|)); see
+`_FLOAT64_FORMS`), but convolutions, average and LP pooling, global pooling and GELU's
+erf have no such spelling: `export` of a float64 model with one raises a ValueError
+naming the layers, so a float64 file always runs there. ``dtype=numpy.float32``
+writes such a model in float32.
 """
 
 import ast
@@ -488,13 +491,20 @@ def _tanhshrink(g, layer, x, shape, path):
 
 def _logsigmoid(g, layer, x, shape, path):
     neg = g.node("Neg", [x], path, "LogSigmoid")
-    return g.node("Neg", [g.node("Softplus", [neg], path, "LogSigmoid")], path, "LogSigmoid")
+    return g.node("Neg", [_softplus_op(g, neg, path, "LogSigmoid")], path, "LogSigmoid")
+
+
+def _softplus_op(g, z, path, cls):
+    """ONNX Softplus, or its spelled-out form in float64."""
+    if g.dtype == np.float64:
+        return _stable_softplus(g, z, path, cls)
+    return g.node("Softplus", [z], path, cls)
 
 
 def _softplus(g, layer, x, shape, path):
     # log(1 + exp(beta x)) / beta, and x itself where beta x > threshold
     bx = g.node("Mul", [x, g.const(path, layer.beta)], path, "Softplus")
-    soft = g.node("Softplus", [bx], path, "Softplus")
+    soft = _softplus_op(g, bx, path, "Softplus")
     soft = g.node("Div", [soft, g.const(path, layer.beta)], path, "Softplus")
     above = g.node("Greater", [bx, g.const(path, layer.threshold)], path, "Softplus")
     return g.node("Where", [above, x, soft], path, "Softplus")
@@ -506,9 +516,9 @@ def _threshold(g, layer, x, shape, path):
 
 
 def _mish(g, layer, x, shape, path):
-    if g.opset >= 18:
+    if g.opset >= 18 and g.dtype == np.float32:
         return g.node("Mish", [x], path, "Mish")
-    soft = g.node("Softplus", [x], path, "Mish")
+    soft = _softplus_op(g, x, path, "Mish")
     return g.node("Mul", [x, g.node("Tanh", [soft], path, "Mish")], path, "Mish")
 
 
@@ -526,17 +536,104 @@ def _gelu(g, layer, x, shape, path):
     return node("Mul", node("Mul", x, node("Add", inner, c(1.0))), c(0.5))
 
 
-def _prelu(g, layer, x, shape, path):
+def _prelu_slope(g, layer, shape, path):
+    """The slopes as an initializer that broadcasts over (N, C, *): (C, 1, ...)."""
     slope_shape = (layer.num_parameters,) + (1,) * max(len(shape) - 1, 0)
     if layer.num_parameters == 1:
         slope_shape = (1,)
-    slope = g.param(_join(path, "weight"), layer.weight, slope_shape)
-    return g.node("PRelu", [x, slope], path, "PReLU")
+    return g.param(_join(path, "weight"), layer.weight, slope_shape)
+
+
+def _prelu(g, layer, x, shape, path):
+    return g.node("PRelu", [x, _prelu_slope(g, layer, shape, path)], path, "PReLU")
 
 
 def _softmax(g, layer, x, shape, path):
     cls = type(layer).__name__
     return g.node(cls, [x], path, cls, axis=layer.dim)
+
+
+# --- float64 forms: onnxruntime has no float64 kernel for these layers' ops, so a
+# float64 file spells them with ops it has (Where, Exp, Log, Abs, Clip, ...)
+
+
+def _where_positive(g, x, negative, path, cls):
+    """x where x > 0, `negative` elsewhere."""
+    above = g.node("Greater", [x, g.const(path, 0.0)], path, cls)
+    return g.node("Where", [above, x, negative], path, cls)
+
+
+def _stable_softplus(g, z, path, cls):
+    """log(1 + exp(z)) as max(z, 0) + log(1 + exp(-|z|)): no overflow."""
+    tail = g.node("Exp", [g.node("Neg", [g.node("Abs", [z], path, cls)], path, cls)], path, cls)
+    tail = g.node("Log", [g.node("Add", [tail, g.const(path, 1.0)], path, cls)], path, cls)
+    return g.node("Add", [g.node("Relu", [z], path, cls), tail], path, cls)
+
+
+def _f64_leaky_relu(g, layer, x, shape, path):
+    cls = type(layer).__name__
+    if cls == "PReLU":
+        slope = _prelu_slope(g, layer, shape, path)
+    else:
+        slope = g.const(path, layer.negative_slope)
+    return _where_positive(g, x, g.node("Mul", [x, slope], path, cls), path, cls)
+
+
+def _f64_elu(g, layer, x, shape, path):
+    # ELU: alpha (exp(x) - 1); CELU: alpha (exp(x / alpha) - 1); SELU: scale * ELU
+    cls = type(layer).__name__
+    alpha = SELU_ALPHA if cls == "SELU" else layer.alpha
+    z = g.node("Div", [x, g.const(path, alpha)], path, cls) if cls == "CELU" else x
+    e = g.node("Sub", [g.node("Exp", [z], path, cls), g.const(path, 1.0)], path, cls)
+    out = _where_positive(g, x, g.node("Mul", [e, g.const(path, alpha)], path, cls), path, cls)
+    if cls == "SELU":
+        out = g.node("Mul", [out, g.const(path, SELU_SCALE)], path, cls)
+    return out
+
+
+def _f64_softsign(g, layer, x, shape, path):
+    d = g.node(
+        "Add", [g.node("Abs", [x], path, "Softsign"), g.const(path, 1.0)], path, "Softsign"
+    )
+    return g.node("Div", [x, d], path, "Softsign")
+
+
+def _f64_hardsigmoid(g, layer, x, shape, path):
+    # relu6(x + 3) / 6 (Hardswish: times x)
+    cls = type(layer).__name__
+    y = g.node("Add", [x, g.const(path, 3.0)], path, cls)
+    y = g.node("Clip", [y, g.const(path, 0.0), g.const(path, 6.0)], path, cls)
+    y = g.node("Div", [y, g.const(path, 6.0)], path, cls)
+    return g.node("Mul", [x, y], path, cls) if cls == "Hardswish" else y
+
+
+def _f64_shrink(g, layer, x, shape, path):
+    # where |x| > lambd: x (Hardshrink) or x - lambd sign(x) (Softshrink); 0 elsewhere
+    cls = type(layer).__name__
+    above = g.node(
+        "Greater", [g.node("Abs", [x], path, cls), g.const(path, layer.lambd)], path, cls
+    )
+    kept = x
+    if cls == "Softshrink":
+        step = g.node(
+            "Mul", [g.node("Sign", [x], path, cls), g.const(path, layer.lambd)], path, cls
+        )
+        kept = g.node("Sub", [x, step], path, cls)
+    return g.node("Where", [above, kept, g.const(path, 0.0)], path, cls)
+
+
+_FLOAT64_FORMS = {
+    "LeakyReLU": _f64_leaky_relu,
+    "PReLU": _f64_leaky_relu,
+    "ELU": _f64_elu,
+    "CELU": _f64_elu,
+    "SELU": _f64_elu,
+    "Softsign": _f64_softsign,
+    "Hardsigmoid": _f64_hardsigmoid,
+    "Hardswish": _f64_hardsigmoid,
+    "Softshrink": _f64_shrink,
+    "Hardshrink": _f64_shrink,
+}
 
 
 _EXPORTERS = {
@@ -615,6 +712,8 @@ def _emit(g, layer, x, shape, path):
         return out, tuple(layer.forward(np.zeros((1,) + shape, dtype=g.run_dtype)).shape[1:])
     name = type(layer).__name__
     emit = _EXPORTERS.get(name)
+    if g.dtype == np.float64 and name in _FLOAT64_FORMS:
+        emit = _FLOAT64_FORMS[name]
     if emit is None or type(layer).__module__.split(".")[0] != "pycnn":
         raise TypeError(
             f"pycnn.onnx.export: layer {path!r} of type {name} has no ONNX export. "
@@ -1293,9 +1392,46 @@ _BY_CLASS = {
 }
 
 
+_SOFTPLUS = ["Abs", "Neg", "Exp", "Add", "Log", "Relu", "Add"]  # _stable_softplus
+_FLOAT64_PATTERNS = {
+    "LeakyReLU": ["Mul", "Greater", "Where"],
+    "PReLU": ["Mul", "Greater", "Where"],
+    "ELU": ["Exp", "Sub", "Mul", "Greater", "Where"],
+    "CELU": ["Div", "Exp", "Sub", "Mul", "Greater", "Where"],
+    "SELU": ["Exp", "Sub", "Mul", "Greater", "Where", "Mul"],
+    "Softsign": ["Abs", "Add", "Div"],
+    "Hardsigmoid": ["Add", "Clip", "Div"],
+    "Hardswish": ["Add", "Clip", "Div", "Mul"],
+    "Hardshrink": ["Abs", "Greater", "Where"],
+    "Softshrink": ["Abs", "Greater", "Sign", "Mul", "Sub", "Where"],
+    "Softplus": ["Mul", *_SOFTPLUS, "Div", "Greater", "Where"],
+    "Mish": [*_SOFTPLUS, "Tanh", "Mul"],
+    "LogSigmoid": ["Neg", *_SOFTPLUS, "Neg"],
+}
+
+
+def _load_float64_form(ctx, nodes, cls):
+    """A layer from its float64 form (see `_FLOAT64_FORMS`)."""
+    import pycnn
+
+    if cls == "PReLU":
+        return _load_prelu(ctx, nodes[:1], cls)
+    if cls == "LeakyReLU":
+        return pycnn.LeakyReLU(ctx.scalar(nodes[0], 1))
+    if cls in ("ELU", "CELU"):
+        return getattr(pycnn, cls)(ctx.scalar(nodes[0 if cls == "CELU" else 2], 1))
+    if cls in ("Hardshrink", "Softshrink"):
+        return getattr(pycnn, cls)(ctx.scalar(nodes[1], 1))
+    if cls == "Softplus":
+        return pycnn.Softplus(ctx.scalar(nodes[0], 1), ctx.scalar(nodes[-2], 1))
+    return getattr(pycnn, cls)()  # no arguments: SELU, Softsign, Hardsigmoid, ...
+
+
 def _leaf(ctx, cls, nodes):
     import pycnn
 
+    if [n.op_type for n in nodes] == _FLOAT64_PATTERNS.get(cls):
+        return _load_float64_form(ctx, nodes, cls)
     if cls == "Identity" or (cls is None and nodes[0].op_type == "Identity"):
         _expect(nodes, ["Identity"], "Identity")
         return pycnn.Identity()
