@@ -32,10 +32,10 @@ decimal that rounds to them (1e-05, not 9.999999747378752e-06).
 float64: onnxruntime's CPU provider has no float64 kernel for many ops (see
 `NO_FLOAT64_KERNEL`). A float64 file spells the activations among them with ops it has
 (ELU as Exp, Sub, Mul, Greater, Where; Softplus as max(z, 0) + log(1 + exp(-|z|)); see
-`_FLOAT64_FORMS`), but convolutions, average and LP pooling, global pooling and GELU's
-erf have no such spelling: `export` of a float64 model with one raises a ValueError
-naming the layers, so a float64 file always runs there. ``dtype=numpy.float32``
-writes such a model in float32.
+`_FLOAT64_FORMS`; adaptive pooling as MatMuls or MaxPool), but convolutions,
+AvgPool2d, LPPool2d and GELU's erf have no such spelling: `export` of a float64 model
+with one raises a ValueError naming the layers, so a float64 file always runs there.
+``dtype=numpy.float32`` writes such a model in float32.
 """
 
 import ast
@@ -287,9 +287,10 @@ def _lp_pool2d(g, layer, x, shape, path):
 def _adaptive(g, layer, x, shape, path, op, cls):
     h, w = shape[1:]
     oh, ow = (n if s is None else s for s, n in zip(layer.output_size, (h, w)))
-    if (oh, ow) == (1, 1):
+    f64 = g.dtype == np.float64  # no float64 Global*Pool or AveragePool kernels
+    if (oh, ow) == (1, 1) and not f64:
         return g.node(f"Global{op}", [x], path, cls)
-    if (h % oh or w % ow) and op == "AveragePool":
+    if (h % oh or w % ow or f64) and op == "AveragePool":
         # unequal windows: the mean over a rectangle is a mean over its rows, then over
         # its columns, so two products with averaging matrices (OH, H) and (W, OW)
         rows = g.const(path, _averaging(h, oh))
