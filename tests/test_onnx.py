@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import pycnn
+import pycnn._onnx_export
 from pycnn.cli import build_model, build_resnet
 
 onnx = pytest.importorskip("onnx")
@@ -707,7 +708,7 @@ def test_every_layer_class_is_exported_and_has_a_case():
         model = build(np.float32)
         used |= {type(layer).__name__ for _, layer in model.named_layers()}
     assert names - used == set()
-    assert names - {"Residual", "Concat"} <= set(pycnn.onnx._EXPORTERS)
+    assert names - {"Residual", "Concat"} <= set(pycnn._onnx_export._EXPORTERS)
 
 
 @pytest.mark.parametrize(
