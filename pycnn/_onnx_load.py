@@ -556,7 +556,7 @@ _FLOAT64_PATTERNS = {
 
 
 def _load_float64_form(ctx, nodes, cls):
-    """A layer from its float64 form (see `_FLOAT64_FORMS`)."""
+    """A layer from its float64 form (see `pycnn._onnx_export._FLOAT64_FORMS`)."""
     import pycnn
 
     if cls == "PReLU":
