@@ -21,6 +21,7 @@ from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
 from pycnn import callbacks, datasets, losses, lr_scheduler, optim, utils
+from pycnn import onnx  # the onnx package itself is imported only when called
 from pycnn.losses import *  # noqa: F403  (every loss class, as listed in losses.__all__)
 from pycnn.model import Sequential
 from pycnn.fusion import fuse
@@ -51,6 +52,7 @@ __all__ = [
     "utils",
     "callbacks",
     "datasets",
+    "onnx",
     "Sequential",
     "fuse",
     "from_torch",

@@ -128,12 +128,14 @@ class Optimizer:
     Parameters
     ----------
     params : iterable of `Parameter`, or of dicts
-        What to update: ``model.parameters()``, or groups
-        ``[{"params": [...], "lr": 0.01}, {"params": [...]}]`` whose missing options
-        take the optimizer's. None makes an unbound optimizer (see the module's notes).
+        What to update: ``model.parameters()``, or a list of group dicts such as
+        ``{"params": head.parameters(), "lr": 0.01}``, whose missing options take the
+        optimizer's. None makes an unbound optimizer (see the module's notes).
     defaults : dict
         The options and their values for groups that do not set them.
 
+    Notes
+    -----
     Subclasses define ``_checks`` (option name -> validator) and implement
     ``_update(param, grad, state, group)`` for one parameter's array; `grad` is already
     a private array (negated with ``maximize``, plus the L2 and L1 terms) that may be
