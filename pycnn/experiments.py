@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn.layers.base import BaseLayer
 
 __all__ = [
     "EXPERIMENTS",
@@ -105,10 +106,11 @@ def _make_optimizer(name, lr, parameters, **options):
     """The optimizer `name` ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
     at learning rate `lr`, with `options` (``weight_decay``) passed on.
 
-    `parameters` is a callable returning the ``(key, param, grad)`` triples the
-    optimizer updates (``model.parameters``); today's API binds them at each step, not
-    here, so it is unused. With the PyTorch binding (``optim.SGD(params, lr=...)``) it
-    is what the constructor takes."""
+    `parameters` is the ``parameters`` method of the model (or of the 2-D point) whose
+    parameters the optimizer updates. Today's API takes them at each step, as
+    ``(key, param, grad)`` triples, so it is unused here. With the PyTorch binding
+    this becomes ``optim.SGD(parameters(), lr=lr, ...)`` (``parameters()`` then yields
+    the handles), "AdaGrad" -> ``optim.Adagrad``, "RMSprop" -> ``optim.RMSprop``."""
     from pycnn import optim
 
     del parameters  # bound in `_step` with today's API
@@ -128,8 +130,10 @@ def _make_optimizer(name, lr, parameters, **options):
 
 
 def _step(optimizer, parameters):
-    """One update of the parameters that `parameters()` yields as ``(key, param, grad)``
-    triples, in place, from the gradients the last backward left."""
+    """One update, in place, of the parameters `parameters()` yields, from the gradients
+    the last backward left. With the PyTorch binding this becomes ``optimizer.step();
+    optimizer.zero_grad()``: gradients then accumulate across backward calls, and every
+    caller here runs exactly one backward (or sets ``grads`` once) per step."""
     optimizer.step(parameters())
 
 
@@ -375,6 +379,19 @@ def gradient_norms(seed=0, *, samples=1000, units=100, depth=5):
 # --- optimizers ------------------------------------------------------------------------
 
 
+class _Point(BaseLayer):
+    """The 2-D parameter (x, y) as a layer's one parameter ``"xy"``, a float64 array of
+    shape (2,), so that it reaches the optimizers the way a model's parameters do."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.params["xy"] = np.array(start, dtype=np.float64)
+
+    @property
+    def xy(self):
+        return self.params["xy"]
+
+
 def _f(p):
     return p[0] ** 2 / 20 + p[1] ** 2
 
@@ -406,18 +423,13 @@ def optimizer_comparison(seed=0, *, steps=30, digit_steps=200, batch_size=100):
     result.update(path_lr=dict(PATH_OPTIMIZERS), digits_lr=dict(DIGITS_OPTIMIZERS))
     result.update(paths={}, values={}, losses={})
     for name, lr in PATH_OPTIMIZERS.items():
-        p = np.array(START, dtype=np.float64)
-        grad = np.zeros_like(p)
-
-        def parameters(p=p, grad=grad):
-            return [("xy", p, grad)]
-
-        optimizer = _make_optimizer(name, lr, parameters)
-        path = [p.copy()]
+        point = _Point(START)
+        optimizer = _make_optimizer(name, lr, point.parameters)
+        path = [point.xy.copy()]
         for _ in range(steps):
-            grad[...] = _grad_f(p)
-            _step(optimizer, parameters)
-            path.append(p.copy())
+            point.grads["xy"] = _grad_f(point.xy)  # what a backward would leave
+            _step(optimizer, point.parameters)
+            path.append(point.xy.copy())
         result["paths"][name] = np.array(path)
         result["values"][name] = np.array([_f(q) for q in path])
     x, y, _, _ = _digits()
@@ -854,8 +866,11 @@ def plot(result, path):
 # --- tables ----------------------------------------------------------------------------
 
 
-def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
+def _pct(stats, key, width):
+    """stats[key] as a right-aligned percentage, or "-" where it does not apply."""
+    if key not in stats:
+        return f"{'-':>{width}}"
+    return f"{100 * stats[key]:>{width - 1}.0f}%"
 
 
 def format_table(result):
@@ -868,18 +883,20 @@ def format_table(result):
             f"{'collapsed':>11}{'spread':>8}{'> 0':>7}{'alive':>7}"
         )
         for label in result["settings"]:
-            for i, s in enumerate(result["stats"][label]):
-                pct = {k: (100 * s[k] if k in s else None) for k in s.keys() | {"spread"}}
+            relu = result["kind"][label] == "relu"
+            for i, st in enumerate(result["stats"][label]):
+                shown = st if relu else {k: v for k, v in st.items() if k != "alive"}
                 lines.append(
-                    f"{label:<20}{i + 1:>6}{s['mean']:>10.3g}{s['std']:>10.3g}"
-                    f"{_fmt(pct.get('saturated'), '>10.0f')}%"
-                    f"{_fmt(pct.get('collapsed'), '>10.0f')}%"
-                    f"{_fmt(pct.get('spread'), '>7.0f')}%"
-                    f"{pct['nonzero']:>6.0f}%{pct['alive']:>6.0f}%"
+                    f"{label:<20}{i + 1:>6}{st['mean']:>10.3g}{st['std']:>10.3g}"
+                    + _pct(shown, "saturated", 11)
+                    + _pct(shown, "collapsed", 11)
+                    + _pct(shown, "spread", 8)
+                    + _pct(shown, "nonzero", 7)
+                    + _pct(shown, "alive", 7)
                 )
         lines.append(
             "saturated: within 5% of the range's ends; collapsed: within 5% of its "
-            f"centre; spread: neither; alive: > {ALIVE:g}"
+            f"centre; spread: neither; alive (ReLU): > {ALIVE:g}"
         )
     elif name == "gradients":
         depth = len(result["norms"][result["settings"][0]])
