@@ -430,6 +430,13 @@ def _positive(text):
     return value
 
 
+def _nonnegative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _positive_float(text):
     value = float(text)
     if not value > 0:
@@ -587,7 +594,7 @@ def build_parser():
         metavar="FILE.png",
         help="draw the figure into FILE.png (needs matplotlib)",
     )
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.add_argument("--seed", type=_nonnegative, default=0, help="default: %(default)s")
     p.add_argument(
         "--steps",
         type=_positive,

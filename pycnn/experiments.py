@@ -78,7 +78,7 @@ ACTIVATION_SETTINGS = (
 )
 
 # the articles' learning rates on x**2/20 + y**2 (SGD 0.95, Momentum 0.1, AdaGrad 1.5,
-# Adam 0.3); Nesterov takes Momentum's, RMSprop one that converges in 30 steps
+# Adam 0.3); Nesterov takes Momentum's; the articles draw no RMSprop path (0.1 here)
 PATH_OPTIMIZERS = {
     "SGD": 0.95,
     "Momentum": 0.1,
@@ -87,7 +87,8 @@ PATH_OPTIMIZERS = {
     "RMSprop": 0.1,
     "Adam": 0.3,
 }
-# the articles' rates on handwritten digits: 0.01, Adam 0.001
+# the articles' rates on handwritten digits (SGD, Momentum, AdaGrad 0.01, Adam 0.001);
+# Nesterov takes Momentum's, RMSprop Adam's
 DIGITS_OPTIMIZERS = {
     "SGD": 0.01,
     "Momentum": 0.01,
@@ -143,7 +144,10 @@ def _step(optimizer, parameters):
 def _rng(seed, *stream):
     """An independent Generator per (seed, stream): each setting draws its own numbers,
     so adding a setting does not change the others'."""
-    return np.random.default_rng([V.integer(seed, "seed"), *stream])
+    seed = V.integer(seed, "seed")
+    if seed < 0:
+        raise ValueError(f"`seed` must be >= 0. Received: seed={seed}")
+    return np.random.default_rng([seed, *stream])
 
 
 def _weights(shape, scheme, rng, dtype):
@@ -203,7 +207,9 @@ def _quiet():
 
 
 def _batches(n, batch_size, rng):
-    """Index arrays of mini-batches, a fresh permutation every epoch, without end."""
+    """Index arrays of mini-batches, a fresh permutation every epoch, without end (the
+    last partial batch of an epoch is dropped; batches hold at most `n`)."""
+    batch_size = min(batch_size, n)
     while True:
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1, batch_size):
@@ -518,9 +524,9 @@ def overfitting_curves(
     """Train and test accuracy per epoch of an MLP that can memorise `train_size` images.
 
     The articles' setting on the digits: `train_size` training images (drawn with the
-    seed from `pycnn train`'s training part), the 450 test images, a
-    64-100-100-100-100-100-100-10 ReLU MLP (He-initialised, the same initial weights in
-    every setting), SGD at `lr`, mini-batches of `batch_size`, for `epochs` epochs:
+    seed from `pycnn train`'s training part), the 450 test images, a ReLU MLP
+    64-`hidden`-10 (six hidden layers of 100 by default; He-initialised, the same initial
+    weights in every setting), SGD at `lr`, mini-batches of `batch_size`, for `epochs` epochs:
     plain, with weight decay 0.1 (L2, on every parameter) and with dropout 0.2 after
     every hidden layer (`OVERFITTING_SETTINGS`).
 
@@ -534,7 +540,7 @@ def overfitting_curves(
     x_train, y_train, x_test, y_test = _digits()
     pick = _rng(seed, 8).permutation(len(x_train))[: V.positive_int(train_size, "train_size")]
     x_train, y_train = x_train[pick], y_train[pick]
-    per_epoch = len(x_train) // batch_size
+    per_epoch = max(1, len(x_train) // batch_size)
     result = {"experiment": "overfitting", "seed": seed, "settings": list(OVERFITTING_SETTINGS)}
     result.update(epochs=np.arange(epochs + 1), train={}, test={})
     for label, options in OVERFITTING_SETTINGS.items():

@@ -252,6 +252,7 @@ def test_table_shows_the_numbers_of_the_result():
         (["experiment", "dropout"], "invalid choice: 'dropout'"),
         (["experiment"], "the following arguments are required: name"),
         (["experiment", "init", "--steps", "0"], "must be >= 1"),
+        (["experiment", "init", "--seed", "-1"], "must be >= 0"),
         (
             ["experiment", "activations", "--steps", "5"],
             "experiment activations has no --steps",
@@ -265,13 +266,15 @@ def test_bad_experiment_arguments_are_one_argparse_line(argv, match, capsys):
         cli.main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert match in err and "error: argument" in err or "required" in err
+    assert match in err and "pycnn experiment: error: " in err
     assert "Traceback" not in err
 
 
-def test_run_rejects_an_unknown_name():
+def test_run_rejects_an_unknown_name_and_a_negative_seed():
     with pytest.raises(ValueError, match="`name` must be one of activations, gradients"):
         E.run("dropout")
+    with pytest.raises(ValueError, match="`seed` must be >= 0. Received: seed=-1"):
+        E.run("gradients", -1)
 
 
 def test_plot_without_matplotlib_names_the_install(monkeypatch, tmp_path, capsys):
