@@ -542,7 +542,8 @@ def overfitting_curves(
     x_train, y_train = x_train[pick], y_train[pick]
     per_epoch = max(1, len(x_train) // batch_size)
     result = {"experiment": "overfitting", "seed": seed, "settings": list(OVERFITTING_SETTINGS)}
-    result.update(epochs=np.arange(epochs + 1), train={}, test={})
+    result.update(epochs=np.arange(epochs + 1), train={}, test={}, hidden=list(hidden))
+    result["train_size"] = len(x_train)
     for label, options in OVERFITTING_SETTINGS.items():
         model = _mlp(
             [64, *hidden, 10], "he", _rng(seed, 9), dropout=options.get("dropout", 0.0)
@@ -756,12 +757,13 @@ def plot_optimizers(result, path):
         ax.tick_params(labelsize=8)
     ax = fig.add_subplot(grid[2, :])
     window = 1
-    for name in names:
+    for i, name in enumerate(names):
         losses = result["losses"][name]
         window = max(1, min(10, len(losses)))
         ax.plot(
             np.arange(window, len(losses) + 1),
             _smooth(losses, window),
+            "--" if i % 2 else "-",  # dashes show curves that run on top of each other
             label=f"{name} (lr {result['digits_lr'][name]})",
         )
     ax.set_xlabel("training step (mini-batch of 100 digits)")
@@ -820,16 +822,24 @@ def plot_overfitting(result, path):
     fig, axes = plt.subplots(1, len(settings), figsize=(4.3 * len(settings), 4), sharey=True)
     for ax, label in zip(np.atleast_1d(axes), settings):
         train, test = result["train"][label], result["test"][label]
-        ax.plot(result["epochs"], train, label="train (300 images)")
+        ax.plot(result["epochs"], train, label=f"train ({result['train_size']} images)")
         ax.plot(result["epochs"], test, "--", label="test (450 images)")
-        gap = np.mean(train[-10:] - test[-10:])
-        ax.set_title(f"{label}: final gap {100 * gap:.1f} points", fontsize=10)
+        tr, te = 100 * np.mean(train[-10:]), 100 * np.mean(test[-10:])
+        ax.set_title(
+            f"{label}: train {tr:.0f}%, test {te:.0f}%\n(gap {tr - te:.1f} points, "
+            "last 10 epochs)",
+            fontsize=10,
+        )
         ax.set_xlabel("epoch")
         ax.set_ylim(0, 1.02)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     np.atleast_1d(axes)[0].set_ylabel("accuracy")
-    fig.suptitle("Overfitting 300 training digits, and two cures", fontsize=12)
+    fig.suptitle(
+        f"Overfitting {result['train_size']} training digits: a "
+        f"{len(result['hidden']) + 1}-layer MLP plain, with weight decay, with dropout (SGD)",
+        fontsize=12,
+    )
     fig.tight_layout()
     _save(fig, path)
 
