@@ -585,8 +585,9 @@ def build_parser():
     p.add_argument(
         "name",
         choices=tuple(EXPERIMENTS),
+        metavar="NAME",
         help="activations, gradients (5-layer networks on random inputs), optimizers, "
-        "batchnorm, overfitting, init (on the digits); see the README",
+        "batchnorm, overfitting or init (on the digits); see the README",
     )
     p.add_argument(
         "--plot",
