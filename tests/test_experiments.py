@@ -249,8 +249,8 @@ def test_table_shows_the_numbers_of_the_result():
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["experiment", "dropout"], "invalid choice: 'dropout'"),
-        (["experiment"], "the following arguments are required: name"),
+        (["experiment", "dropout"], "argument NAME: invalid choice: 'dropout'"),
+        (["experiment"], "the following arguments are required: NAME"),
         (["experiment", "init", "--steps", "0"], "must be >= 1"),
         (["experiment", "init", "--seed", "-1"], "must be >= 0"),
         (
