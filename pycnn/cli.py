@@ -1,4 +1,5 @@
-"""The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`."""
+"""The `pycnn` command: `pycnn info`, `pycnn demo`, `pycnn bench`, `pycnn train`,
+`pycnn experiment`."""
 
 import argparse
 import math
@@ -373,10 +374,71 @@ def train(args):
     return 0
 
 
+# --- pycnn experiment ---------------------------------------------------------------------
+
+# the size option each experiment takes: (command-line option, keyword of the function)
+EXPERIMENT_OPTIONS = {
+    "optimizers": ("steps", "digit_steps"),
+    "batchnorm": ("steps", "steps"),
+    "init": ("steps", "steps"),
+    "overfitting": ("epochs", "epochs"),
+}
+
+
+def experiment(args):
+    """Run one of the articles' experiments (pycnn.experiments): print its numbers as a
+    table and, with --plot, draw its figure."""
+    from pycnn import experiments
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print(
+                "pycnn experiment: --plot needs matplotlib, which is not installed: "
+                "pip install matplotlib (from a source checkout: pip install '.[plot]')",
+                file=sys.stderr,
+            )
+            return 2
+    options = {}
+    if args.name in EXPERIMENT_OPTIONS:
+        option, keyword = EXPERIMENT_OPTIONS[args.name]
+        if getattr(args, option) is not None:
+            options[keyword] = getattr(args, option)
+    start = time.perf_counter()
+    result = experiments.run(args.name, args.seed, **options)
+    seconds = time.perf_counter() - start
+    print(experiments.format_table(result))
+    print(f"({seconds:.1f} s)")
+    if args.plot:
+        experiments.plot(result, args.plot)
+        print(f"saved the figure to {args.plot}")
+    return 0
+
+
+def _check_experiment_options(parser, args):
+    """--steps / --epochs only where the experiment has them: an argparse error."""
+    for option in ("steps", "epochs"):
+        wanted = EXPERIMENT_OPTIONS.get(args.name, (None,))[0]
+        if getattr(args, option) is not None and option != wanted:
+            takers = [name for name, (o, _) in EXPERIMENT_OPTIONS.items() if o == option]
+            parser.error(
+                f"argument --{option}: experiment {args.name} has no --{option} "
+                f"(only {', '.join(takers)})"
+            )
+
+
 def _positive(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -520,6 +582,37 @@ def build_parser():
         help="plot the loss and accuracy curves (needs matplotlib)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    from pycnn.experiments import EXPERIMENTS
+
+    p = sub.add_parser(
+        "experiment",
+        help="rerun one of the articles' experiments: print its numbers, plot its figure",
+    )
+    p.add_argument(
+        "name",
+        choices=tuple(EXPERIMENTS),
+        metavar="NAME",
+        help="activations, gradients (5-layer networks on random inputs), optimizers, "
+        "batchnorm, overfitting or init (on the digits); see the README",
+    )
+    p.add_argument(
+        "--plot",
+        type=_output_file,
+        metavar="FILE.png",
+        help="draw the figure into FILE.png (needs matplotlib)",
+    )
+    p.add_argument("--seed", type=_nonnegative, default=0, help="default: %(default)s")
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        help="training steps of optimizers (on the digits; default 200), batchnorm "
+        "(default 60) and init (default 300)",
+    )
+    p.add_argument(
+        "--epochs", type=_positive, default=None, help="epochs of overfitting (default 150)"
+    )
+    parser.experiment_parser = p  # type: ignore[attr-defined]  # its usage errors
     p = sub.add_parser("bench", help="profile naive vs NumPy vs compiled (vs PyTorch)")
     from pycnn import _bench
 
@@ -528,7 +621,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "experiment":
+        _check_experiment_options(parser.experiment_parser, args)
     try:
         return _run(args)
     except (CLIError, OSError) as exc:
@@ -548,6 +644,8 @@ def _run(args):
         from pycnn import _bench
 
         return _bench.main(args)
+    if args.command == "experiment":
+        return experiment(args)
     return demo(args)
 
 
