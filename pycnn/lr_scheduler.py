@@ -29,6 +29,7 @@ The deprecated ``epoch`` argument of PyTorch's ``step`` is not supported;
 """
 
 import copy
+import inspect
 import math
 import numbers
 import types
@@ -233,7 +234,16 @@ class LRScheduler:
             setattr(self, key, copy.deepcopy(value))
 
     def __repr__(self):
-        return f"{type(self).__name__}(last_epoch={self.last_epoch})"
+        # the constructor's options that differ from their defaults, e.g.
+        # "StepLR(step_size=2, gamma=0.5)"
+        shown = []
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name in ("self", "optimizer", "last_epoch") or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            if p.default is p.empty or value != p.default:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 # --- schedules ------------------------------------------------------------------------

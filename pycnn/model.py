@@ -181,7 +181,8 @@ class Sequential(BaseLayer):
         rng : numpy Generator or seed for the shuffling and the validation split (fix it
             to repeat a run)
         progress : show a progress bar (tqdm, on a terminal) or one line per epoch
-        scheduler : optional LR schedule (`StepLR`, `ExponentialLR`), stepped per epoch
+        scheduler : optional LR schedule of `pycnn.lr_scheduler`, stepped once per
+            epoch (`ReduceLROnPlateau` with ``val_loss``, or ``loss`` without validation)
         validation_split : optional float in (0, 1), instead of `validation_data`: that
             fraction of `x`, `y` (rounded up) is held out, drawn with `rng`, evaluated
             after every epoch and not trained on. Integer labels are split per class, so

@@ -69,9 +69,19 @@ __all__ = [
     "AMSBound",
     "AdaGrad",
     "RMSProp",
-    "StepLR",
-    "ExponentialLR",
     "named_parameters",
+    "lr_scheduler",
+    # the schedules of pycnn.lr_scheduler, imported at the end of this module
+    "LRScheduler",
+    "LambdaLR",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "LinearLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
 ]
 
 
@@ -1334,60 +1344,18 @@ class RMSProp(RMSprop):
         super().__init__(*args, **kwargs)
 
 
-# --- learning-rate schedules (minimal; pycnn.lr_scheduler has PyTorch's full set) -------
-
-
-class _Schedule:
-    def __init__(self, optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                f"`optimizer` must be a pycnn.optim.Optimizer. "
-                f"Received: optimizer of type {type(optimizer).__name__}"
-            )
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._last_lr = [group["lr"] for group in optimizer.param_groups]
-
-    def step(self):
-        """Advance one epoch and set every group's ``lr``."""
-        self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self._lr(base, self.last_epoch)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        """The learning rate of each group, as the last `step` set it."""
-        return list(self._last_lr)
-
-
-class StepLR(_Schedule):
-    """``lr = base_lr * gamma ** (epoch // step_size)``, like torch's ``StepLR``."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        super().__init__(optimizer)
-        self.step_size = V.positive_int(step_size, "step_size")
-        self.gamma = V.real(gamma, "gamma", 0)
-
-    def _lr(self, base, epoch):
-        return base * self.gamma ** (epoch // self.step_size)
-
-    def __repr__(self):
-        gamma = "" if self.gamma == 0.1 else f", gamma={self.gamma!r}"
-        return f"StepLR(step_size={self.step_size}{gamma})"
-
-
-class ExponentialLR(_Schedule):
-    """``lr = base_lr * gamma ** epoch``, like torch's ``ExponentialLR``."""
-
-    def __init__(self, optimizer, gamma):
-        super().__init__(optimizer)
-        self.gamma = V.real(gamma, "gamma", 0)
-
-    def _lr(self, base, epoch):
-        return base * self.gamma**epoch
-
-    def __repr__(self):
-        return f"ExponentialLR(gamma={self.gamma!r})"
+# --- learning-rate schedules: PyTorch's set, in pycnn.lr_scheduler ----------------------
+# reachable as pycnn.optim.lr_scheduler and by name here, as in torch.optim
+from pycnn import lr_scheduler  # noqa: E402
+from pycnn.lr_scheduler import (  # noqa: E402
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    StepLR,
+)

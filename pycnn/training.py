@@ -14,6 +14,7 @@ import numpy as np
 
 from pycnn import _validation as V
 from pycnn.losses import CrossEntropyLoss, check_labels
+from pycnn.lr_scheduler import ReduceLROnPlateau
 
 __all__ = ["fit", "evaluate", "predict"]
 
@@ -124,7 +125,9 @@ def fit(
                     metrics["val_accuracy"] = val_acc
             for key, value in metrics.items():
                 history.setdefault(key, []).append(value)
-            if scheduler is not None:
+            if isinstance(scheduler, ReduceLROnPlateau):  # steps on a metric
+                scheduler.step(metrics.get("val_loss", metrics["loss"]))
+            elif scheduler is not None:
                 scheduler.step()
             bar.end(epoch, metrics, time.perf_counter() - start_time)
             # every callback sees the epoch (a checkpoint is saved even when another

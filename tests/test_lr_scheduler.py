@@ -6,16 +6,16 @@ momentum or first beta) must agree to 1e-12 relative after every step. Then: the
 state_dict round trip (stop, save, rebuild, load, continue == never stopped), resuming
 with ``last_epoch``, and bad arguments.
 
-The optimizer here is a stand-in with the attributes the schedules use (the contract of
-brief-params.md: ``param_groups``, ``defaults``, ``state_dict``/``load_state_dict``).
-When pycnn.optim has param groups, replace the body of `make_optimizer` by the real
-optimizers (the comment in it shows how); nothing else in this file changes.
+The optimizers are pycnn.optim's SGD and Adam (`make_optimizer`); `StandInOptimizer`, an
+object with just the attributes the schedules use, builds optimizers without momentum
+or betas for the error tests.
 """
 
 import math
 
 import pytest
 
+import pycnn
 from pycnn import lr_scheduler as S
 
 LRS = (0.1, 0.03)  # the two groups' rates
@@ -45,16 +45,11 @@ class StandInOptimizer:
 def make_optimizer(kind, lrs=LRS):
     """A pycnn optimizer with one parameter group per rate in `lrs`: SGD with momentum
     0.9 ("sgd") or Adam ("adam")."""
-    groups = [{"params": [object()], "lr": lr} for lr in lrs]
+    layers = [pycnn.Linear(2, 2) for _ in lrs]
+    groups = [{"params": list(lay.parameters()), "lr": lr} for lay, lr in zip(layers, lrs)]
     if kind == "sgd":
-        return StandInOptimizer(groups, lr=lrs[0], momentum=0.9)
-    return StandInOptimizer(groups, lr=lrs[0], betas=(0.9, 0.999))
-    # With pycnn.optim's param groups:
-    #     layers = [pycnn.Linear(2, 2) for _ in lrs]
-    #     groups = [{"params": list(l.parameters()), "lr": lr} for l, lr in zip(layers, lrs)]
-    #     if kind == "sgd":
-    #         return pycnn.optim.SGD(groups, lr=lrs[0], momentum=0.9)
-    #     return pycnn.optim.Adam(groups, lr=lrs[0], betas=(0.9, 0.999))
+        return pycnn.optim.SGD(groups, lr=lrs[0], momentum=0.9)
+    return pycnn.optim.Adam(groups, lr=lrs[0], betas=(0.9, 0.999))
 
 
 def torch_optimizer(torch, kind, lrs=LRS):

@@ -736,7 +736,7 @@ _P = Holder(np.zeros(2))
         (
             lambda: optim.ExponentialLR("sgd", 0.9),
             TypeError,
-            r"`optimizer` must be a pycnn.optim.Optimizer",
+            r"`optimizer` must have `param_groups`",
         ),
     ],
 )

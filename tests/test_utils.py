@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from pycnn.layers.base import BaseLayer
+from pycnn.parameter import Parameter
 from pycnn.utils import clip_grad_norm_, clip_grad_value_
 
 RTOL = {np.float32: 2e-6, np.float64: 1e-12}
@@ -27,17 +29,16 @@ class Handle:
 def make_handles(grads):
     """One parameter handle per entry of `grads` (an ndarray or None), whose ``.grad``
     is that very array."""
-    return [Handle(g) for g in grads]
-    # With pycnn.parameter.Parameter: one layer holding every array, e.g.
-    #     layer = pycnn.layers.BaseLayer(); handles = []
-    #     for i, g in enumerate(grads):
-    #         shape = (1,) if g is None else g.shape
-    #         dtype = np.float32 if g is None else g.dtype
-    #         layer.params[f"p{i}"] = np.zeros(shape, dtype)
-    #         if g is not None:
-    #             layer.grads[f"p{i}"] = g
-    #         handles.append(Parameter(layer, f"p{i}"))
-    #     return handles
+    layer = BaseLayer()
+    handles = []
+    for i, g in enumerate(grads):
+        shape = (1,) if g is None else g.shape
+        dtype = np.float32 if g is None else g.dtype
+        layer.params[f"p{i}"] = np.zeros(shape, dtype)
+        if g is not None:
+            layer.grads[f"p{i}"] = g
+        handles.append(Parameter(layer, f"p{i}"))
+    return handles
 
 
 SHAPES = [(3, 4), (7,), (2, 3, 4, 5), (1,), None, (5, 1, 2)]  # None: no gradient
