@@ -176,6 +176,8 @@ class ModelCheckpoint(_Monitor):
     last_saved : the name of the file last written, or None
     """
 
+    main_only = True  # with fit(distributed=True), rank 0 alone writes the file
+
     def __init__(self, path, monitor="val_loss", mode="auto", save_best_only=True):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(

@@ -28,6 +28,7 @@ import traceback
 import numpy as np
 
 from pycnn.layers.base import BaseLayer
+from pycnn.layers.normalization import BatchNorm2d
 
 __all__ = [
     "init",
@@ -36,6 +37,8 @@ __all__ = [
     "is_main",
     "barrier",
     "DistributedDataParallel",
+    "SyncBatchNorm",
+    "convert_sync_batchnorm",
 ]
 
 _COMM = None  # the communicator `init` chose
@@ -225,7 +228,7 @@ class DistributedDataParallel(BaseLayer):
         self.training = module.training
         self._flat = _FlatBuffers()
         self._check_same_model()
-        self._broadcast(a for _, a, _ in _state_arrays(module))
+        self.broadcast_state()
 
     # --- construction ------------------------------------------------------------------
 
@@ -241,6 +244,10 @@ class DistributedDataParallel(BaseLayer):
                 f"{bad[0]} differs from rank 0 at {where} (ranks that differ: {bad}; "
                 f"this is rank {me})"
             )
+
+    def broadcast_state(self):
+        """Copy rank 0's parameters and buffers to every rank."""
+        self._broadcast(a for _, a, _ in _state_arrays(self.module))
 
     def _broadcast(self, arrays):
         for flat, group in self._flat.by_dtype(list(arrays)):
@@ -293,3 +300,91 @@ class DistributedDataParallel(BaseLayer):
 
     def extra_repr(self):
         return f"world_size={self.comm.Get_size()}"
+
+
+# --- batch normalisation over the global batch ------------------------------------------
+
+
+class SyncBatchNorm(BatchNorm2d):
+    """`BatchNorm2d` whose training statistics are those of the global batch, like
+    ``torch.nn.SyncBatchNorm``.
+
+    In training mode the per-channel mean and variance are combined from every rank's
+    share (one ``Allgather`` of each rank's count, mean and sum of squared deviations,
+    combined exactly), and backward reduces its two per-channel sums across ranks (one
+    ``Allreduce``). With `DistributedDataParallel`, N ranks then take the step that one
+    process with `BatchNorm2d` takes on the whole global batch, and their running
+    statistics stay equal. Eval mode is plain batch norm with the running statistics.
+
+    Parameters
+    ----------
+    num_features, eps, momentum, affine, dtype
+        As for `BatchNorm2d`.
+    comm : mpi4py communicator, optional
+        Defaults to the one `init` chose.
+    """
+
+    def __init__(
+        self, num_features, eps=1e-5, momentum=0.1, affine=True, *, dtype=np.float32, comm=None
+    ):
+        super().__init__(num_features, eps, momentum, affine, dtype=dtype)
+        self.comm = _comm(comm)
+
+    def _batch_stats(self, x, axes):
+        c = self.num_features
+        n = x.size // c
+        mean = x.mean(axis=axes, dtype=np.float64)
+        centred64 = x - mean.reshape(self._axes_and_shape(x)[1])
+        local = np.concatenate([[float(n)], mean, np.sum(centred64 * centred64, axis=axes)])
+        every = np.empty((self.comm.Get_size(), local.size))
+        self.comm.Allgather(local, every)
+        counts, means, m2s = every[:, :1], every[:, 1 : 1 + c], every[:, 1 + c :]
+        total = counts.sum()
+        # Chan et al.'s pairwise update: the sum of squared deviations from the global
+        # mean is each rank's own plus its count times its mean's squared distance
+        g_mean = (counts * means).sum(axis=0) / total
+        g_var = (m2s + counts * (means - g_mean) ** 2).sum(axis=0) / total
+        g_mean = g_mean.astype(x.dtype)
+        centred = x - g_mean.reshape(self._axes_and_shape(x)[1])
+        return g_mean, g_var.astype(x.dtype), int(total), centred
+
+    def _grad_means(self, dxhat, xhat, axes):
+        MPI = _mpi()
+        c = self.num_features
+        sums = np.concatenate(
+            [
+                [float(dxhat.size // c)],
+                np.sum(dxhat, axis=axes, dtype=np.float64),
+                np.sum(dxhat * xhat, axis=axes, dtype=np.float64),
+            ]
+        )
+        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        means = (sums[1:] / sums[0]).astype(dxhat.dtype)
+        return means[:c], means[c:]
+
+
+def convert_sync_batchnorm(model, comm=None):
+    """Replace every `BatchNorm2d` in `model` (nested ones included) by a
+    `SyncBatchNorm` holding the same parameters and running statistics.
+
+    Returns the model (or the new layer, when `model` itself is a `BatchNorm2d`).
+    Convert before creating the optimizer, which must be bound to the new layers'
+    parameters.
+    """
+
+    def sync(bn):
+        new = SyncBatchNorm(
+            bn.num_features, bn.eps, bn.momentum, bn.affine, dtype=bn.dtype, comm=comm
+        )
+        new.params, new.buffers, new.training = bn.params, bn.buffers, bn.training
+        return new
+
+    if type(model) is BatchNorm2d:
+        return sync(model)
+    for _, layer in list(model.named_layers()):
+        for name, value in list(vars(layer).items()):
+            if type(value) is BatchNorm2d:
+                setattr(layer, name, sync(value))
+            elif isinstance(value, list):
+                value[:] = [sync(v) if type(v) is BatchNorm2d else v for v in value]
+    return model

@@ -163,6 +163,7 @@ class Sequential(BaseLayer):
         scheduler=None,
         validation_split=None,
         callbacks=None,
+        distributed=False,
     ):
         """Train with mini-batches; return the history of per-epoch metrics.
 
@@ -195,6 +196,12 @@ class Sequential(BaseLayer):
             after this epoch) and ``on_train_end(model)`` (after the last epoch, stopped
             or not; not called when fit raises). `pycnn.callbacks` has `EarlyStopping`
             and `ModelCheckpoint`.
+        distributed : bool, train data-parallel over the ranks of an MPI job
+            (`pycnn.distributed`; run the script with ``mpiexec -n N``): every rank
+            computes a disjoint, seed-determined share of each global batch (whose size
+            stays `batch_size`), the gradients are averaged, and each step equals the
+            one a single process takes on the global batch. Metrics and validation are
+            reduced across ranks; only rank 0 shows progress and saves checkpoints.
 
         Returns
         -------
@@ -229,6 +236,7 @@ class Sequential(BaseLayer):
             scheduler=scheduler,
             validation_split=validation_split,
             callbacks=callbacks,
+            distributed=distributed,
         )
 
     def evaluate(self, x, y, batch_size=256, loss=None):

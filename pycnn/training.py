@@ -35,6 +35,7 @@ def fit(
     scheduler=None,
     validation_split=None,
     callbacks=None,
+    distributed=False,
 ):
     """Train `model` with mini-batches; return the history. See `Sequential.fit`."""
     epochs = V.positive_int(epochs, "epochs")
@@ -52,6 +53,10 @@ def fit(
     x = _inputs(model, x)
     y = _targets(model, x, y)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    job = _Ranks(model, rng) if distributed else _Alone(model)
+    if not job.main:
+        progress = False
+        callbacks = tuple(c for c in callbacks if not getattr(c, "main_only", False))
     if validation_split is not None:
         x, y, x_val, y_val = _split(x, y, validation_split, rng)
         validation_data = (x_val, y_val)
@@ -83,14 +88,16 @@ def fit(
             bar.start(epoch)
             for batch, start in enumerate(range(0, n, batch_size)):
                 idx = order[start : start + batch_size]
-                xb, yb = x[idx], y[idx]
+                mine = job.share(idx)  # every index with one process; a rank's share
+                xb, yb = x[mine], y[mine]
                 snapshot.take()
                 model.zero_grad()  # gradients accumulate over backward calls
-                out = model.forward(xb)
-                value = float(loss(out, yb))
+                out = job.net.forward(xb) if len(mine) else None
+                value = float(loss(out, yb)) if len(mine) else 0.0
+                value = job.batch_loss(value, len(mine), len(idx), per_sample)
                 bad = ""
                 if np.isfinite(value):  # then the update must keep it all finite
-                    model.backward(loss.backward())
+                    job.backward(loss, len(mine), len(idx), per_sample)
                     if getattr(optimizer, "_takes_loss", False):
                         optimizer.step(loss=value)  # Eve: feedback from the loss
                     else:
@@ -112,14 +119,14 @@ def fit(
                         "it."
                     )
                 total += value * len(idx) if per_sample else value
-                right = _correct(out, yb)
+                right = _correct(out, yb) if len(mine) else 0
                 correct = None if right is None or correct is None else correct + right
                 bar.update(total / (start + len(idx)))
             metrics = {"loss": total / n}
             if correct is not None:
-                metrics["accuracy"] = correct / n
+                metrics["accuracy"] = job.sum(correct) / n
             if validation_data is not None:
-                val_loss, val_acc = model.evaluate(x_val, y_val, loss=loss)
+                val_loss, val_acc = job.evaluate(x_val, y_val, loss)
                 metrics["val_loss"] = val_loss
                 if val_acc is not None:
                     metrics["val_accuracy"] = val_acc
@@ -138,10 +145,102 @@ def fit(
     finally:
         bar.close()
         model.train(mode)
+    job.finish()
     model.history = history
     for callback in callbacks:
         _hook(callback, "on_train_end", model)
     return history
+
+
+# --- one process, or one rank of many ------------------------------------------------------
+
+
+class _Alone:
+    """fit on one process: the whole batch, the model itself."""
+
+    main = True
+
+    def __init__(self, model):
+        self.net = model
+
+    def share(self, idx):
+        return idx
+
+    def batch_loss(self, value, n_mine, n_batch, per_sample):
+        return value
+
+    def backward(self, loss, n_mine, n_batch, per_sample):
+        self.net.backward(loss.backward())
+
+    def sum(self, value):
+        return value
+
+    def evaluate(self, x, y, loss):
+        return self.net.evaluate(x, y, loss=loss)
+
+    def finish(self):
+        pass
+
+
+class _Ranks:
+    """fit on one rank of an MPI job (``distributed=True``).
+
+    Every rank takes the same seed-determined order of the samples (rank 0's `rng`
+    state is broadcast first) and, of each global batch, the disjoint share
+    ``batch[rank::world_size]``. Each rank's loss gradient is weighted by its share of
+    the batch, and `DistributedDataParallel` averages the gradients, so the step is the
+    one a single process takes on the global batch, whatever the number of ranks. The
+    batch loss, the accuracy and the validation metrics are reduced across ranks, so
+    every rank sees the same history and stops at the same epoch; only rank 0 shows
+    progress and runs callbacks marked ``main_only`` (checkpoints).
+    """
+
+    def __init__(self, model, rng):
+        from pycnn import distributed
+
+        self._mpi = distributed._mpi()
+        self.net = distributed.DistributedDataParallel(model)  # checks, broadcasts
+        self.comm = self.net.comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.main = self.rank == 0
+        rng.bit_generator.state = self.comm.bcast(rng.bit_generator.state, root=0)
+
+    def share(self, idx):
+        return idx[self.rank :: self.size]
+
+    def sum(self, value):
+        """The sum of a number over every rank."""
+        buf = np.array([float(value)])
+        self.comm.Allreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
+        return float(buf[0])
+
+    def batch_loss(self, value, n_mine, n_batch, per_sample):
+        """The global batch's loss from each rank's (a mean, or a sum)."""
+        return self.sum(value * n_mine / n_batch if per_sample else value)
+
+    def backward(self, loss, n_mine, n_batch, per_sample):
+        if n_mine == 0:  # a batch smaller than the job: send zeros, take the average
+            self.net.allreduce_gradients()
+            return
+        weight = n_mine * self.size / n_batch if per_sample else self.size
+        self.net.backward(loss.backward() * weight)
+
+    def evaluate(self, x, y, loss):
+        """Validation on each rank's share, reduced; rank 0's batch-norm statistics."""
+        self.net.broadcast_state()
+        n = len(x)
+        mine = np.arange(self.rank, n, self.size)
+        if len(mine):
+            val_loss, val_acc = self.net.module.evaluate(x[mine], y[mine], loss=loss)
+        else:
+            val_loss, val_acc = 0.0, 0.0
+        val_loss = self.sum(val_loss * len(mine)) / n
+        if val_acc is None:
+            return val_loss, None
+        return val_loss, self.sum(val_acc * len(mine)) / n
+
+    def finish(self):
+        self.net.broadcast_state()  # every rank ends with rank 0's model
 
 
 def evaluate(model, x, y, batch_size=256, loss=None):

@@ -213,3 +213,132 @@ def test_missing_mpi4py_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match="pip install mpi4py mpich"):
         dist._mpi()
+
+
+def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
+    # a conv + batch norm model: with SyncBatchNorm, two ranks on halves of each global
+    # batch equal one process with BatchNorm2d on the whole batch, running stats included
+    source = """
+    import numpy as np
+    import pycnn
+    from pycnn import distributed as dist
+
+    def make_model():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Conv2d(2, 3, 3, padding=1, rng=rng, dtype=np.float64),
+            pycnn.BatchNorm2d(3, dtype=np.float64),
+            pycnn.ReLU(),
+            pycnn.Flatten(),
+            pycnn.Linear(3 * 5 * 5, 4, rng=rng, dtype=np.float64),
+        )
+
+    def sgd_step(model):
+        for _, layer in model.named_layers():
+            for name, p in layer.params.items():
+                p -= 0.1 * layer.grads[name]
+            layer.grads.clear()
+
+    dist.init()
+    r, size = dist.rank(), dist.world_size()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 6, 2, 5, 5)) * 3 + 1
+    y = rng.integers(0, 4, (4, 6))
+    model = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make_model()))
+    assert type(model.module[1]).__name__ == "SyncBatchNorm"
+    loss = pycnn.CrossEntropyLoss()
+    part = [slice(0, 2), slice(2, 6)][r]  # unequal shares: 2 and 4 of 6
+    for xb, yb in zip(x, y):
+        out = model(xb[part])
+        loss(out, yb[part])
+        # each rank's mean loss, weighted to its share of the global batch mean
+        share = (part.stop - part.start) / 6
+        model.backward(loss.backward() * share * size)
+        sgd_step(model)
+    np.savez(f"rank{r}.npz", **model.module.state_dict())
+    if r == 0:
+        alone = make_model()
+        for xb, yb in zip(x, y):
+            loss(alone(xb), yb)
+            alone.backward(loss.backward())
+            sgd_step(alone)
+        np.savez("alone.npz", **alone.state_dict())
+    """
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    rank0, rank1, alone = (
+        np.load(tmp_path / f) for f in ("rank0.npz", "rank1.npz", "alone.npz")
+    )
+    assert "1.running_var" in alone.files
+    for key in alone.files:
+        assert np.array_equal(rank0[key], rank1[key]), key
+        np.testing.assert_allclose(rank0[key], alone[key], rtol=1e-12, atol=1e-13, err_msg=key)
+
+
+def test_fit_distributed_equals_one_process(tmp_path):
+    # fit(distributed=True) on two ranks: the same parameters and history as fit on one
+    # process with the same seed (float64), batches of 7 split 4 + 3, a last batch of 3
+    source = """
+    import json
+    import numpy as np
+    import pycnn
+    from pycnn import datasets, distributed as dist, optim
+    from pycnn.callbacks import ModelCheckpoint
+
+    def make_model():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Conv2d(1, 4, 3, padding=1, rng=rng, dtype=np.float64),
+            pycnn.ReLU(),
+            pycnn.MaxPool2d(2),
+            pycnn.Flatten(),
+            pycnn.Linear(4 * 4 * 4, 10, rng=rng, dtype=np.float64),
+        )
+
+    def train(model, **kwargs):
+        forward = model.forward  # count the samples this process computes
+        model.forward = lambda xb: (seen.append(len(xb)), forward(xb))[1]
+        return model.fit(
+            x, y, epochs=3, batch_size=7, optimizer=optim.SGD(lr=0.05, momentum=0.9),
+            loss=pycnn.CrossEntropyLoss(), validation_split=0.2, rng=5, **kwargs,
+        )
+
+    x, y = datasets.load_digits()
+    x, y = x[:115].astype(np.float64), y[:115]
+    dist.init()
+    r = dist.rank()
+    model, seen = make_model(), []
+    history = train(model, distributed=True, callbacks=[ModelCheckpoint("best.npz")])
+    np.savez(f"rank{r}.npz", **model.state_dict())
+    with open(f"history{r}.json", "w") as f:
+        json.dump({"history": history, "seen": sum(seen)}, f)
+    if r == 0:
+        alone, seen = make_model(), []
+        with open("history_alone.json", "w") as f:
+            json.dump({"history": train(alone, progress=False), "seen": sum(seen)}, f)
+        np.savez("alone.npz", **alone.state_dict())
+    """
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("epoch 3/3") == 1  # rank 0 alone shows progress
+    assert (tmp_path / "best.npz").exists()
+    rank0, rank1, alone = (
+        np.load(tmp_path / f) for f in ("rank0.npz", "rank1.npz", "alone.npz")
+    )
+    for key in alone.files:
+        assert np.array_equal(rank0[key], rank1[key]), key
+        np.testing.assert_allclose(rank0[key], alone[key], rtol=1e-12, atol=1e-14, err_msg=key)
+    import json
+
+    (h0, seen0), (h1, seen1), (h_alone, seen_alone) = (
+        tuple(json.loads((tmp_path / f).read_text()).values())
+        for f in ("history0.json", "history1.json", "history_alone.json")
+    )
+    # each rank computed about half of the samples one process computes (training and
+    # validation shares)
+    assert seen0 + seen1 == seen_alone
+    assert 0.4 * seen_alone < seen1 <= seen0 < 0.6 * seen_alone
+    assert h0 == h1
+    assert sorted(h0) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    for key in h_alone:
+        np.testing.assert_allclose(h0[key], h_alone[key], rtol=1e-12, err_msg=key)

@@ -64,16 +64,13 @@ class _BatchNorm(BaseLayer):
             channels=c if 4 in self._ndims else None,
         )
         axes, bshape = self._axes_and_shape(x)
-        n = x.size // self.num_features  # values per channel
         if self.training:
-            if n <= 1:
+            if x.size // self.num_features <= 1:
                 raise ValueError(
                     f"{name}: expected more than 1 value per channel when "
                     f"training. Received: x.shape={x.shape}"
                 )
-            mean = x.mean(axis=axes)
-            centred = x - mean.reshape(bshape)
-            var = np.mean(centred * centred, axis=axes)  # biased
+            mean, var, n, centred = self._batch_stats(x, axes)
             count = self.num_batches_tracked
             count += 1  # in place: the 0-d array in `buffers`
             m = 1 / int(count) if self.momentum is None else self.momentum
@@ -110,9 +107,24 @@ class _BatchNorm(BaseLayer):
             return dxhat * inv_std.reshape(bshape)
         # d/dx of (x - mean) / std with mean and (biased) var taken over the batch:
         # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-        mean_d = np.mean(dxhat, axis=axes).reshape(bshape)
-        mean_dx = np.mean(dxhat * xhat, axis=axes).reshape(bshape)
-        return (dxhat - mean_d - xhat * mean_dx) * inv_std.reshape(bshape)
+        mean_d, mean_dx = self._grad_means(dxhat, xhat, axes)
+        return (
+            dxhat - mean_d.reshape(bshape) - xhat * mean_dx.reshape(bshape)
+        ) * inv_std.reshape(bshape)
+
+    # --- the batch reductions (SyncBatchNorm takes them over every rank) ----------------
+
+    def _batch_stats(self, x, axes):
+        """Per-channel mean and biased variance of a training batch, the number of
+        values per channel they were taken over, and ``x - mean``."""
+        mean = x.mean(axis=axes)
+        centred = x - mean.reshape(self._axes_and_shape(x)[1])
+        var = np.mean(centred * centred, axis=axes)
+        return mean, var, x.size // self.num_features, centred
+
+    def _grad_means(self, dxhat, xhat, axes):
+        """Per-channel means of ``dxhat`` and ``dxhat * xhat`` over the batch."""
+        return np.mean(dxhat, axis=axes), np.mean(dxhat * xhat, axis=axes)
 
     def extra_repr(self):
         s = f"{self.num_features}"
