@@ -2,6 +2,7 @@
 `pycnn experiment`."""
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -290,7 +291,19 @@ def _plot(history, path):
 
 def train(args):
     """Train the small CNN (or ResNet) on the digits (or MNIST files) and print the test
-    accuracy."""
+    accuracy. With --distributed, on every rank of an MPI job; rank 0 prints and saves."""
+    if not args.distributed:
+        return _train(args, main=True)
+    from pycnn import distributed
+
+    distributed.init()
+    if distributed.is_main():
+        return _train(args, main=True)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        return _train(args, main=False)
+
+
+def _train(args, main):
     from pycnn import losses, optim
 
     if args.plot:
@@ -328,11 +341,17 @@ def train(args):
     lr = args.lr
     if lr is None:
         lr = MODEL_LR[args.model].get(args.optimizer, DEFAULT_LR[args.optimizer])
+    ranks = ""
+    if args.distributed:  # batch statistics over the global batch, as one process has
+        from pycnn import distributed
+
+        model = distributed.convert_sync_batchnorm(model)
+        ranks = f", {distributed.world_size()} ranks"
     optimizer = _make_optimizer(args.optimizer, model.parameters(), lr)
     scheduler = optim.ExponentialLR(optimizer, args.lr_decay) if args.lr_decay != 1 else None
     print(
         f"pycnn train: {name}, {sizes} images, {dtype.name}, "
-        f"backend={args.backend}, seed={args.seed}"
+        f"backend={args.backend}, seed={args.seed}{ranks}"
     )
     print(
         f"{optimizer}"
@@ -352,6 +371,7 @@ def train(args):
         rng=np.random.default_rng([args.seed, 1]),
         progress=not args.quiet,
         scheduler=scheduler,
+        distributed=args.distributed,
     )
     seconds = time.perf_counter() - start
     val_acc, val_loss = history["val_accuracy"][-1], history["val_loss"][-1]
@@ -365,10 +385,10 @@ def train(args):
         f"test accuracy: {100 * test_acc:.2f}% ({right}/{len(x_test)}), "
         f"test loss {test_loss:.4f}, training time {seconds:.1f} s"
     )
-    if args.save:
+    if args.save and main:
         written = model.save(args.save)  # with .npz appended if it was missing
         print(f"saved the model to {written}")
-    if args.plot:
+    if args.plot and main:
         _plot(history, args.plot)
         print(f"saved the curves to {args.plot}")
     return 0
@@ -582,6 +602,12 @@ def build_parser():
         help="plot the loss and accuracy curves (needs matplotlib)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the ranks of an MPI job: mpiexec -n N pycnn train "
+        "--distributed (needs mpi4py: pip install mpi4py mpich)",
+    )
     from pycnn.experiments import EXPERIMENTS
 
     p = sub.add_parser(

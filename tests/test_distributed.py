@@ -342,3 +342,24 @@ def test_fit_distributed_equals_one_process(tmp_path):
     assert sorted(h0) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     for key in h_alone:
         np.testing.assert_allclose(h0[key], h_alone[key], rtol=1e-12, err_msg=key)
+
+
+def test_cli_train_distributed(tmp_path):
+    # `mpiexec -n 2 pycnn train --distributed`: rank 0 alone prints; without dropout
+    # (SyncBatchNorm keeps the batch statistics global) the run matches one process's
+    source = """
+    import sys
+    from pycnn import cli
+    sys.exit(cli.main(["train", "--epochs", "2", "--quiet", "--dropout", "0"] + sys.argv[1:]))
+    """
+    distributed, _ = run_ranks(tmp_path, source.replace("sys.argv[1:]", '["--distributed"]'))
+    assert distributed.returncode == 0, distributed.stderr
+    (tmp_path / "alone.py").write_text(textwrap.dedent(source))
+    alone = run_python([str(tmp_path / "alone.py")], cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    assert distributed.stdout.count("test accuracy") == 1
+    assert "2 ranks" in distributed.stdout
+    pick = [line for line in distributed.stdout.splitlines() if "accuracy:" in line]
+    assert len(pick) == 2
+    for line in pick:  # validation and test lines, without the training time
+        assert line.split(", training time")[0] in alone.stdout
