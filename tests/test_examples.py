@@ -18,7 +18,14 @@ def run_example(name, *args, cwd):
 
 
 def test_every_example_is_tested():
-    tested = {"train_digits.py", "train_mnist.py", "profile_layer.py"}
+    tested = {
+        "train_digits.py",
+        "train_mnist.py",
+        "profile_layer.py",
+        "training_loop.py",
+        "export_onnx.py",
+        "train_distributed.py",
+    }
     present = {f for f in os.listdir(EXAMPLES) if f.endswith(".py")}
     assert present == tested
 
@@ -75,7 +82,55 @@ def test_profile_layer(tmp_path):
     assert rows["naive"][-1] == "run"  # "not run": the naive backward is not timed
 
 
-@pytest.mark.parametrize("name", ["train_digits.py", "train_mnist.py", "profile_layer.py"])
+def test_training_loop_with_accumulation(tmp_path):
+    out = run_example("training_loop.py", "--epochs", 3, "--accumulate", 2, cwd=tmp_path)
+    assert out.count("epoch ") == 3
+    assert "lr 0.00e+00" in out.splitlines()[-2]  # cosine annealing reaches 0 at T_max
+    accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
+    assert accuracy > 70
+
+
+def test_export_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    out = run_example(
+        "export_onnx.py", "--out", tmp_path / "d.onnx", "--epochs", 1, cwd=tmp_path
+    )
+    difference = float(re.search(r"largest difference ([\d.e+-]+)", out).group(1))
+    assert difference < 1e-4
+    assert "same outputs: True" in out
+
+
+def test_train_distributed(tmp_path):
+    pytest.importorskip("mpi4py")
+    from test_distributed import MPIEXEC, run_ranks
+
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install mpich)")
+    source = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train_distributed.py', '--epochs', '3']\n"
+        f"runpy.run_path({os.path.join(EXAMPLES, 'train_distributed.py')!r}, "
+        "run_name='__main__')\n"
+    )
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("test accuracy") == 1  # rank 0 prints
+    accuracy = float(re.search(r"2 ranks, test accuracy ([\d.]+)%", result.stdout).group(1))
+    assert accuracy > 70
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "train_digits.py",
+        "train_mnist.py",
+        "profile_layer.py",
+        "training_loop.py",
+        "export_onnx.py",
+        "train_distributed.py",
+    ],
+)
 def test_help(tmp_path, name):
     out = run_example(name, "--help", cwd=tmp_path)
     assert out.startswith("usage:")

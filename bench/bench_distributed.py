@@ -1,0 +1,75 @@
+"""Time data-parallel training steps: pycnn.distributed over N MPI ranks.
+
+    mpiexec -n 1 python bench/bench_distributed.py [--threads T] [--steps 20]
+    mpiexec -n 2 python bench/bench_distributed.py --threads 1
+
+Each rank trains the bench networks (pycnn/_bench_model.py: digits, mnist7, resnet20)
+on its share of a global batch of 64 (SGD with momentum, `DistributedDataParallel`),
+and rank 0 prints per network the median step time, the part of it spent averaging
+gradients (the Allreduce), and the bytes each rank sends per step in a ring Allreduce,
+2 (N - 1) / N times the gradients' size. Compare runs with different -n side by side,
+on a quiet machine: on one machine the ranks share its cores and memory bandwidth.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import pycnn
+from pycnn import _bench_model as B
+from pycnn import distributed as dist
+
+GLOBAL_BATCH = 64
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="pycnn threads a rank")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--networks", default="digits,mnist7,resnet20")
+    args = parser.parse_args()
+    dist.init()
+    rank, size = dist.rank(), dist.world_size()
+    if args.threads:
+        pycnn.set_num_threads(args.threads)
+    if rank == 0:
+        print(
+            f"{size} rank(s), {pycnn.get_num_threads()} pycnn thread(s) each, global batch "
+            f"{GLOBAL_BATCH}, float32, median of {args.steps} steps"
+        )
+        print(f"{'network':<10}{'step ms':>10}{'allreduce ms':>14}{'sent KiB/step':>15}")
+    for name in args.networks.split(","):
+        shape, spec, _ = B.NETWORKS[name]
+        model = dist.DistributedDataParallel(B.build_pycnn(spec, np.float32, rng=0))
+        opt = pycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss = pycnn.CrossEntropyLoss()
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((GLOBAL_BATCH, *shape)).astype(np.float32)
+        y = rng.integers(0, 10, GLOBAL_BATCH)
+        mine = slice(rank, None, size)
+        steps, reduces = [], []
+        for i in range(args.steps + 3):
+            dist.barrier()
+            start = time.perf_counter()
+            opt.zero_grad()
+            loss(model(x[mine]), y[mine])
+            model.module.backward(loss.backward())
+            before = time.perf_counter()
+            model.allreduce_gradients()
+            after = time.perf_counter()
+            opt.step()
+            if i >= 3:  # warm-up: plans and workspaces
+                steps.append(time.perf_counter() - start)
+                reduces.append(after - before)
+        grad_bytes = sum(p.size * p.dtype.itemsize for p in model.parameters())
+        sent = 2 * (size - 1) / size * grad_bytes
+        if rank == 0:
+            print(
+                f"{name:<10}{np.median(steps) * 1e3:>10.1f}{np.median(reduces) * 1e3:>14.2f}"
+                f"{sent / 1024:>15.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
