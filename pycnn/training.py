@@ -50,8 +50,9 @@ def fit(
             validation_split, "validation_split", 0, 1, min_open=True, max_open=True
         )
     callbacks = _callbacks(callbacks)
+    _check_reduction(loss)
     x = _inputs(model, x)
-    y = _targets(model, x, y)
+    y = _targets(model, x, y, loss=loss)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     job = _Ranks(model, rng) if distributed else _Alone(model)
     if not job.main:
@@ -66,7 +67,7 @@ def fit(
         except (TypeError, ValueError):
             raise ValueError("`validation_data` must be a pair (x_val, y_val).") from None
         x_val = _inputs(model, x_val, "x_val")
-        y_val = _targets(model, x_val, y_val, "y_val", "x_val")
+        y_val = _targets(model, x_val, y_val, "y_val", "x_val", loss=loss)
     _bind(model, optimizer)
     per_sample = getattr(loss, "reduction", "mean") == "mean"
     model.loss = loss
@@ -247,8 +248,9 @@ def evaluate(model, x, y, batch_size=256, loss=None):
     """(mean loss per sample, accuracy) in eval mode. See `Sequential.evaluate`."""
     batch_size = V.positive_int(batch_size, "batch_size")
     loss = loss if loss is not None else model.loss or CrossEntropyLoss()
+    _check_reduction(loss)
     x = _inputs(model, x)
-    y = _targets(model, x, y)
+    y = _targets(model, x, y, loss=loss)
     per_sample = getattr(loss, "reduction", "mean") == "mean"
     total, correct = 0.0, 0
     mode = model.training
@@ -356,7 +358,17 @@ def _inputs(model, x, name="x"):
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
-def _targets(model, x, y, name="y", x_name="x"):
+def _check_reduction(loss):
+    """fit and evaluate sum batch losses: the loss must reduce to a number."""
+    reduction = getattr(loss, "reduction", "mean")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(
+            "`loss` must reduce each batch to a number (reduction 'mean' or 'sum') for "
+            f"fit and evaluate. Received: reduction={reduction!r}"
+        )
+
+
+def _targets(model, x, y, name="y", x_name="x", loss=None):
     """Validated targets: same length as `x`; integer labels in [0, classes)."""
     y = np.asarray(y)
     if y.ndim < 1 or len(y) != len(x):
@@ -375,7 +387,7 @@ def _targets(model, x, y, name="y", x_name="x"):
                 f"integer labels `{name}` need a model output of shape "
                 f"(N, classes). Received: output shape {out_shape}"
             )
-        check_labels(y, out_shape[1], name)
+        check_labels(y, out_shape[1], name, getattr(loss, "ignore_index", None))
     elif y.dtype.kind == "f":
         # checked here, so that the message names `y` and not the loss's `target`
         out_shape = tuple(model.output_shape(x.shape[1:]))

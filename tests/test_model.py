@@ -795,3 +795,33 @@ def test_validation_split_rejects_bad_values():
         ValueError, match=r"`validation_split` must leave at least one training sample"
     ):
         model.fit(x[:1], y[:1], validation_split=0.5, **kw)
+
+
+def test_fit_takes_labels_equal_to_the_loss_ignore_index():
+    x, y = datasets.load_digits()
+    x, y = x[:64], y[:64].copy()
+    y[::4] = -1  # ignored by the loss, so fit must not refuse them
+    model = Sequential(Flatten(), Linear(64, 10, rng=0))
+    loss = CrossEntropyLoss(ignore_index=-1)
+    history = model.fit(
+        x, y, epochs=2, batch_size=16, optimizer=optim.SGD(model.parameters(), lr=0.1),
+        loss=loss, rng=0, progress=False,
+    )  # fmt: skip
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(ValueError, match=r"`y` labels must be in \[0, 10\)"):
+        model.fit(
+            x, y, epochs=1, batch_size=16, optimizer=optim.SGD(model.parameters(), lr=0.1),
+            loss=CrossEntropyLoss(), rng=0, progress=False,
+        )  # fmt: skip
+
+
+def test_fit_refuses_a_loss_that_does_not_reduce():
+    x, y = datasets.load_digits()
+    model = Sequential(Flatten(), Linear(64, 10, rng=0))
+    with pytest.raises(ValueError, match=r"reduction 'mean' or 'sum'.*reduction='none'"):
+        model.fit(
+            x[:8], y[:8], epochs=1, batch_size=4, optimizer=optim.SGD(lr=0.1),
+            loss=CrossEntropyLoss(reduction="none"), progress=False,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"reduction='none'"):
+        model.evaluate(x[:8], y[:8], loss=CrossEntropyLoss(reduction="none"))

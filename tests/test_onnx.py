@@ -762,3 +762,37 @@ def test_load_a_chain_pytorch_exported(tmp_path):
     with torch.no_grad():
         want = tm(x).numpy()
     np.testing.assert_allclose(model.forward(x.numpy()), want, rtol=1e-5, atol=1e-5)
+
+
+def test_model_imported_from_pytorch(tmp_path):
+    # a PyTorch model brought in with from_torch, exported: onnxruntime gives pycnn's
+    # (and PyTorch's) eval outputs, at batch 1 and 7 from one file
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    tmodel = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.SiLU()),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(8, 5),
+    )
+    with torch.no_grad():  # batch-norm statistics that are not the defaults
+        tmodel[1].running_mean.uniform_(-1, 1)
+        tmodel[1].running_var.uniform_(0.5, 2)
+    tmodel.eval()
+    model = P.from_torch(tmodel)
+    path = tmp_path / "imported.onnx"
+    pycnn.onnx.export(model, path, input_shape=(3, 10, 10))
+    session = _session(path)
+    for batch in (1, 7):
+        x = _inputs((3, 10, 10), np.float32, batch)
+        (out,) = session.run(None, {"input": x})
+        np.testing.assert_allclose(out, model.forward(x), **TOL[np.float32])
+        with torch.no_grad():
+            expected = tmodel(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(out, expected, **TOL[np.float32])
