@@ -31,7 +31,7 @@ decimal that rounds to them (1e-05, not 9.999999747378752e-06).
 
 float64: onnxruntime's CPU provider has no float64 kernel for many ops (see
 `NO_FLOAT64_KERNEL`). A float64 file spells the activations among them with ops it has
-(ELU as Exp, Sub, Mul, Greater, Where; Softplus as max(z, 0) + log(1 + exp(-|z|)); see
+(ELU as Exp, Sub, Mul, Greater, Where; Softplus as ``max(z, 0) + log(1 + exp(-|z|))``; see
 `pycnn._onnx_export`; adaptive pooling as MatMuls or MaxPool), but convolutions,
 AvgPool2d, LPPool2d and GELU's erf have no such spelling: `export` of a float64 model
 with one raises a ValueError naming the layers, so a float64 file always runs there.
@@ -95,6 +95,8 @@ def export(model, path, input_shape, opset=None, *, dtype=None):
         for a model without any): the dtype of the file's input, output and weights
         (float32 writes a float64 model's weights rounded to float32)
 
+    Notes
+    -----
     The file's input is ``"input"`` of shape ``(N, *input_shape)`` with N dynamic, its
     output ``"output"``, of the model's dtype (float32 or float64).
 
