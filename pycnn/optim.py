@@ -85,6 +85,12 @@ __all__ = [
 ]
 
 
+def _options(local):
+    """A constructor's options, from its ``locals()``: every argument but `params`, in
+    the signature's order (which is PyTorch's)."""
+    return {k: v for k, v in local.items() if k not in ("self", "params", "__class__")}
+
+
 def named_parameters(layers):
     """``(key, Parameter)`` pairs of a list of layers, keys ``"<index>.<name>"``; the
     parameters of layers nested in containers too (``"3.body.0.weight"``)."""
@@ -500,16 +506,7 @@ class SGD(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-3, "SGD")
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _check_options(self, options):
         options = super()._check_options(options)
@@ -565,16 +562,7 @@ class Adagrad(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-2, type(self).__name__)
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         total = state.get("sum")
@@ -619,17 +607,7 @@ class RMSprop(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-2, type(self).__name__)
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         alpha = group["alpha"]
@@ -684,10 +662,7 @@ class Adadelta(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1.0, "Adadelta")
-        defaults = dict(
-            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize, l1=l1
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         rho, eps = group["rho"], group["eps"]
@@ -739,17 +714,7 @@ class Adam(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-3, type(self).__name__)
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         _decay(param, group)
@@ -830,10 +795,7 @@ class Adamax(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 2e-3, "Adamax")
-        defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, l1=l1
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         if "exp_avg" not in state:
@@ -883,17 +845,7 @@ class NAdam(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 2e-3, "NAdam")
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         _decay(param, group)
@@ -949,16 +901,7 @@ class RAdam(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-3, "RAdam")
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         _decay(param, group)
@@ -1023,10 +966,7 @@ class RMSpropGraves(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-4, "RMSpropGraves")
-        defaults = dict(
-            lr=lr, alpha=alpha, momentum=momentum, eps=eps, weight_decay=weight_decay, l1=l1
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _update(self, param, grad, state, group):
         alpha = group["alpha"]
@@ -1127,10 +1067,7 @@ class Eve(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-3, "Eve")
-        defaults = dict(
-            lr=lr, betas=betas, eps=eps, thresholds=thresholds, weight_decay=weight_decay, l1=l1
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
         self._loss = None
 
     def step(self, closure=None, *, loss=None):
@@ -1257,17 +1194,7 @@ class AdaBound(Optimizer):
         l1=0.0,
     ):
         params, lr = _init_args(params, lr, 1e-3, type(self).__name__)
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            final_lr=final_lr,
-            gamma=gamma,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsbound=amsbound,
-            l1=l1,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _options(locals()))
 
     def _init_group(self, group):
         group.setdefault("base_lr", group["lr"])
