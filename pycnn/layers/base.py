@@ -1,5 +1,6 @@
 """The one interface every layer implements."""
 
+import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -397,10 +398,13 @@ def _backend(name):
 
 
 def _short_repr(layer):
-    """A layer's repr on one line: a container shows its name and arguments only."""
+    """A layer's repr on one line, for error messages: a container shows its name and
+    arguments only, and the backend is left out (every backend raises the same text)."""
     if next(iter(layer.named_children()), None) is None:
-        return repr(layer)
-    return f"{type(layer).__name__}({layer.extra_repr()})"
+        text = repr(layer)
+    else:
+        text = f"{type(layer).__name__}({layer.extra_repr()})"
+    return re.sub(r",? ?backend='\w+'", "", text).replace("(, ", "(")
 
 
 def _check_layer_input(layer, x, ok, expected, dtype=None, channels=None):
