@@ -70,17 +70,21 @@ def sgd_step(model, lr):
 """
 
 
-def test_two_ranks_take_the_full_batch_step(tmp_path):
-    # each rank trains on half of every global batch; the averaged gradient must give
-    # exactly the parameters of one process training on the whole batch
+TOL = {"float64": dict(rtol=1e-12, atol=1e-14), "float32": dict(rtol=1e-5, atol=1e-7)}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_ranks_take_the_full_batch_step(tmp_path, dtype):
+    # each rank trains on half of every global batch; after 5 steps the averaged
+    # gradients must give the parameters of one process training on the whole batch
     source = """
     from pycnn import distributed as dist
     comm = dist.init()
     r, size = dist.rank(), dist.world_size()
     rng = np.random.default_rng(123)
-    x = rng.standard_normal((5, 8, 1, 8, 8))        # 5 global batches of 8
+    x = rng.standard_normal((5, 8, 1, 8, 8)).astype(DTYPE)  # 5 global batches of 8
     y = rng.integers(0, 3, (5, 8))
-    model = dist.DistributedDataParallel(make_model(seed=r))  # rank 0's weights win
+    model = dist.DistributedDataParallel(make_model(r, DTYPE))  # rank 0's weights win
     loss = pycnn.CrossEntropyLoss()
     share = 8 // size
     for xb, yb in zip(x, y):
@@ -91,13 +95,13 @@ def test_two_ranks_take_the_full_batch_step(tmp_path):
     state = {k: v.copy() for k, v in model.module.state_dict().items()}
     np.savez(f"rank{r}.npz", **state)
     if r == 0:
-        alone = make_model(seed=0)
+        alone = make_model(0, DTYPE)
         for xb, yb in zip(x, y):
             loss(alone(xb), yb)
             alone.backward(loss.backward())
             sgd_step(alone, 0.1)
         np.savez("alone.npz", **alone.state_dict())
-    """
+    """.replace("DTYPE", f"np.{dtype}")
     result, _ = run_ranks(tmp_path, source, model=True)
     assert result.returncode == 0, result.stderr
     rank0, rank1, alone = (
@@ -109,9 +113,10 @@ def test_two_ranks_take_the_full_batch_step(tmp_path):
         == ["0.bias", "0.weight", "4.bias", "4.weight"]
     )
     for key in alone.files:
+        assert rank0[key].dtype == dtype
         assert np.array_equal(rank0[key], rank1[key]), key  # the copies never drift
-        np.testing.assert_allclose(rank0[key], alone[key], rtol=1e-12, atol=1e-14)
-        assert not np.array_equal(alone[key], make_state_at_seed0()[key])  # it trained
+        np.testing.assert_allclose(rank0[key], alone[key], **TOL[dtype])
+        assert not np.allclose(alone[key], make_state_at_seed0()[key])  # it trained
 
 
 def make_state_at_seed0():
@@ -215,7 +220,8 @@ def test_missing_mpi4py_names_the_install(tmp_path, monkeypatch):
         dist._mpi()
 
 
-def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sync_batchnorm_takes_the_full_batch_step(tmp_path, dtype):
     # a conv + batch norm model: with SyncBatchNorm, two ranks on halves of each global
     # batch equal one process with BatchNorm2d on the whole batch, running stats included
     source = """
@@ -226,11 +232,11 @@ def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
     def make_model():
         rng = np.random.default_rng(0)
         return pycnn.Sequential(
-            pycnn.Conv2d(2, 3, 3, padding=1, rng=rng, dtype=np.float64),
-            pycnn.BatchNorm2d(3, dtype=np.float64),
+            pycnn.Conv2d(2, 3, 3, padding=1, rng=rng, dtype=DTYPE),
+            pycnn.BatchNorm2d(3, dtype=DTYPE),
             pycnn.ReLU(),
             pycnn.Flatten(),
-            pycnn.Linear(3 * 5 * 5, 4, rng=rng, dtype=np.float64),
+            pycnn.Linear(3 * 5 * 5, 4, rng=rng, dtype=DTYPE),
         )
 
     def sgd_step(model):
@@ -242,8 +248,8 @@ def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
     dist.init()
     r, size = dist.rank(), dist.world_size()
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((4, 6, 2, 5, 5)) * 3 + 1
-    y = rng.integers(0, 4, (4, 6))
+    x = (rng.standard_normal((5, 6, 2, 5, 5)) * 3 + 1).astype(DTYPE)
+    y = rng.integers(0, 4, (5, 6))
     model = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make_model()))
     assert type(model.module[1]).__name__ == "SyncBatchNorm"
     loss = pycnn.CrossEntropyLoss()
@@ -264,7 +270,7 @@ def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
             sgd_step(alone)
         np.savez("alone.npz", **alone.state_dict())
     """
-    result, _ = run_ranks(tmp_path, source)
+    result, _ = run_ranks(tmp_path, source.replace("DTYPE", f"np.{dtype}"))
     assert result.returncode == 0, result.stderr
     rank0, rank1, alone = (
         np.load(tmp_path / f) for f in ("rank0.npz", "rank1.npz", "alone.npz")
@@ -272,7 +278,7 @@ def test_sync_batchnorm_takes_the_full_batch_step(tmp_path):
     assert "1.running_var" in alone.files
     for key in alone.files:
         assert np.array_equal(rank0[key], rank1[key]), key
-        np.testing.assert_allclose(rank0[key], alone[key], rtol=1e-12, atol=1e-13, err_msg=key)
+        np.testing.assert_allclose(rank0[key], alone[key], **TOL[dtype], err_msg=key)
 
 
 def test_fit_distributed_equals_one_process(tmp_path):
@@ -363,3 +369,79 @@ def test_cli_train_distributed(tmp_path):
     assert len(pick) == 2
     for line in pick:  # validation and test lines, without the training time
         assert line.split(", training time")[0] in alone.stdout
+
+
+def test_plain_batchnorm_behaves_as_pytorch_ddp(tmp_path):
+    # plain BatchNorm2d under DistributedDataParallel: each rank normalises with its own
+    # share's statistics and, before each training forward, takes rank 0's running
+    # statistics (PyTorch's broadcast_buffers=True). The two ranks' run must equal that
+    # rule simulated in one process, and differ from one process on the whole batch.
+    source = """
+    import numpy as np
+    import pycnn
+    from pycnn import distributed as dist
+
+    def make_model():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Conv2d(2, 3, 3, padding=1, rng=rng, dtype=np.float64),
+            pycnn.BatchNorm2d(3, dtype=np.float64),
+            pycnn.ReLU(),
+            pycnn.Flatten(),
+            pycnn.Linear(3 * 5 * 5, 4, rng=rng, dtype=np.float64),
+        )
+
+    def sgd_step(model, grads):
+        for key, p in model.named_parameters():
+            p.data[...] -= 0.1 * grads[key]
+        model.zero_grad()
+
+    def grads_of(model):
+        return {key: p.grad.copy() for key, p in model.named_parameters()}
+
+    dist.init()
+    r = dist.rank()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 6, 2, 5, 5)) * 3 + 1
+    y = rng.integers(0, 4, (5, 6))
+    halves = [slice(0, 3), slice(3, 6)]
+    loss = pycnn.CrossEntropyLoss()
+    model = dist.DistributedDataParallel(make_model())
+    for xb, yb in zip(x, y):
+        loss(model(xb[halves[r]]), yb[halves[r]])
+        model.backward(loss.backward())
+        sgd_step(model.module, grads_of(model.module))
+    np.savez(f"rank{r}.npz", **model.module.state_dict())
+    if r == 0:
+        sim = [make_model(), make_model()]  # the two ranks, in one process
+        alone = make_model()
+        for xb, yb in zip(x, y):
+            for name, value in sim[0][1].buffers.items():  # rank 0's buffers to rank 1
+                sim[1][1].buffers[name][...] = value
+            grads = []
+            for copy, half in zip(sim, halves):
+                loss(copy(xb[half]), yb[half])
+                copy.backward(loss.backward())
+                grads.append(grads_of(copy))
+            mean = {key: (grads[0][key] + grads[1][key]) / 2 for key in grads[0]}
+            for copy in sim:
+                sgd_step(copy, mean)
+            loss(alone(xb), yb)
+            alone.backward(loss.backward())
+            sgd_step(alone, grads_of(alone))
+        for i, copy in enumerate(sim):
+            np.savez(f"sim{i}.npz", **copy.state_dict())
+        np.savez("alone.npz", **alone.state_dict())
+    """
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    sims = [np.load(tmp_path / f"sim{r}.npz") for r in range(2)]
+    alone = np.load(tmp_path / "alone.npz")
+    for r in range(2):
+        for key in sims[r].files:
+            np.testing.assert_allclose(ranks[r][key], sims[r][key], rtol=1e-12, atol=1e-14)
+    assert not np.allclose(ranks[0]["0.weight"], alone["0.weight"], rtol=1e-6)
+    # the ranks' parameters agree; their running statistics differ by the last batch
+    assert np.array_equal(ranks[0]["0.weight"], ranks[1]["0.weight"])
+    assert not np.array_equal(ranks[0]["1.running_mean"], ranks[1]["1.running_mean"])
