@@ -484,6 +484,16 @@ def _output_file(text):
     return text
 
 
+def _model_file(text):
+    """A model file to write: `_output_file`, with a suffix `Sequential.save` knows."""
+    suffix = os.path.splitext(text)[1]
+    if suffix not in ("", ".npz", ".safetensors"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: the suffix must be .npz or .safetensors (none means .npz)"
+        )
+    return _output_file(text)
+
+
 def _folder(text):
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is not a folder")
@@ -593,7 +603,10 @@ def build_parser():
         help="use only the first N training and N test images",
     )
     p.add_argument(
-        "--save", type=_output_file, metavar="MODEL.npz", help="save the trained model"
+        "--save",
+        type=_model_file,
+        metavar="MODEL.npz",
+        help="save the trained model (.npz, or .safetensors)",
     )
     p.add_argument(
         "--plot",

@@ -276,3 +276,12 @@ def test_train_needs_a_training_image_besides_the_validation_split(capsys):
     code = cli.main(["train", "--limit", "1", "--epochs", "1"])
     assert code == 2
     assert "1 training image(s) leave none to train on" in capsys.readouterr().err
+
+
+def test_train_save_with_an_unknown_suffix_is_refused_before_training(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--save", "model.pkl", "--epochs", "1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "the suffix must be .npz or .safetensors" in err
+    assert "Traceback" not in err
