@@ -49,6 +49,8 @@ import warnings
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn import lr_scheduler
+from pycnn.lr_scheduler import *  # noqa: F403  (the schedules, as torch.optim has them)
 from pycnn.parameter import Parameter
 
 __all__ = [
@@ -71,17 +73,7 @@ __all__ = [
     "RMSProp",
     "named_parameters",
     "lr_scheduler",
-    # the schedules of pycnn.lr_scheduler, imported at the end of this module
-    "LRScheduler",
-    "LambdaLR",
-    "StepLR",
-    "MultiStepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "LinearLR",
-    "OneCycleLR",
-    "ReduceLROnPlateau",
+    *lr_scheduler.__all__,  # the schedules, by name, as in torch.optim
 ]
 
 
@@ -1269,20 +1261,3 @@ class RMSProp(RMSprop):
             stacklevel=2,
         )
         super().__init__(*args, **kwargs)
-
-
-# --- learning-rate schedules: PyTorch's set, in pycnn.lr_scheduler ----------------------
-# reachable as pycnn.optim.lr_scheduler and by name here, as in torch.optim
-from pycnn import lr_scheduler  # noqa: E402
-from pycnn.lr_scheduler import (  # noqa: E402
-    CosineAnnealingLR,
-    CosineAnnealingWarmRestarts,
-    ExponentialLR,
-    LambdaLR,
-    LinearLR,
-    LRScheduler,
-    MultiStepLR,
-    OneCycleLR,
-    ReduceLROnPlateau,
-    StepLR,
-)

@@ -1,6 +1,5 @@
 """The one interface every layer implements."""
 
-import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -228,10 +227,20 @@ class BaseLayer:
         """Arguments shown by `repr`; only those that differ from their default."""
         return ""
 
+    def _arguments(self):
+        """`extra_repr`, plus ``backend='numpy'`` for a layer built on that backend: the
+        arguments `repr` shows. Error messages show `extra_repr` alone, since every
+        backend raises the same text."""
+        text = self.extra_repr()
+        backend = getattr(self, "backend", "compiled")
+        if backend == "compiled":
+            return text
+        return f"{text}, backend={backend!r}" if text else f"backend={backend!r}"
+
     def __repr__(self):
         children = list(self.named_children())
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
+            return f"{type(self).__name__}({self._arguments()})"
         # PyTorch's layout: one "(name): repr" line per child, nested reprs indented
         lines = [self.extra_repr()] if self.extra_repr() else []
         lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
@@ -398,13 +407,10 @@ def _backend(name):
 
 
 def _short_repr(layer):
-    """A layer's repr on one line, for error messages: a container shows its name and
-    arguments only, and the backend is left out (every backend raises the same text)."""
-    if next(iter(layer.named_children()), None) is None:
-        text = repr(layer)
-    else:
-        text = f"{type(layer).__name__}({layer.extra_repr()})"
-    return re.sub(r",? ?backend='\w+'", "", text).replace("(, ", "(")
+    """A layer's name and arguments on one line, for error messages: without a
+    container's children, and without the backend (every backend raises the same
+    text)."""
+    return f"{type(layer).__name__}({layer.extra_repr()})"
 
 
 def _check_layer_input(layer, x, ok, expected, dtype=None, channels=None):

@@ -163,8 +163,6 @@ def _conv_repr(layer, defaults):
         s += ", bias=False"
     if layer.dtype != np.float32:
         s += f", dtype={layer.dtype.name}"
-    if layer.backend != "compiled":
-        s += f", backend={layer.backend!r}"
     return s
 
 

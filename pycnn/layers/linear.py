@@ -79,8 +79,6 @@ class Linear(_WeightedLayer):
             s += ", bias=False"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype.name}"
-        if self.backend != "compiled":
-            s += f", backend={self.backend!r}"
         return s
 
 

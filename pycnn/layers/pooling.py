@@ -29,8 +29,6 @@ class _Pool2d(BaseLayer):
             value = getattr(self, name)
             if value != default:
                 s += f", {name}={value!r}"
-        if self.backend != "compiled":
-            s += f", backend={self.backend!r}"
         return s
 
 

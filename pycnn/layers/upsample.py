@@ -61,6 +61,4 @@ class Upsample(BaseLayer):
             else f"scale_factor={self.scale_factor}"
         )
         s += f", mode={self.mode!r}"
-        if self.backend != "compiled":
-            s += f", backend={self.backend!r}"
         return s
