@@ -50,7 +50,15 @@ import numpy as np
 
 from pycnn._config import get_num_threads
 
-__all__ = ["over_ranges", "over_images", "team", "matmul", "matmul_t", "blas_status"]
+__all__ = [
+    "over_ranges",
+    "over_images",
+    "one_blas_thread",
+    "team",
+    "matmul",
+    "matmul_t",
+    "blas_status",
+]
 
 # Below this many multiply-adds per thread (~50 µs of GEMM), handing a range to another
 # thread costs more than it saves.
@@ -97,7 +105,7 @@ _lock = threading.Lock()
 _libraries = None  # the BLAS libraries loaded, or () when they cannot be driven
 _global_depth = 0  # pycnn calls holding process-wide counts at one now, any thread
 _saved = ()  # the process-wide counts to put back when the last one ends
-_local = threading.local()  # per-thread counts: depth and saved values in this thread
+_local = threading.local()  # per thread: levels held (`held`) and saved per-thread counts
 
 
 def _blas_libraries():
@@ -128,10 +136,18 @@ def _check_obeys(libraries):
 
 
 class _OneBlasThread:
-    """BLAS on one thread while any pycnn call runs, whichever threads they run in."""
+    """BLAS on one thread while any pycnn call runs, whichever threads they run in.
+
+    Re-entrant and cheap when nested: a thread that holds BLAS at one already (a layer
+    inside `Sequential.forward`, an op inside a layer) only counts the level, so a
+    network pass sets and restores the counts once, not once per op."""
 
     def __enter__(self):
         global _global_depth, _saved
+        held = getattr(_local, "held", 0)
+        if held:
+            _local.held = held + 1
+            return self
         libraries = _blas_libraries()
         shared = [lib for lib in libraries if not lib.per_thread]
         if shared:
@@ -143,23 +159,21 @@ class _OneBlasThread:
                 _global_depth += 1
         own = [lib for lib in libraries if lib.per_thread]
         if own:
-            depth = getattr(_local, "depth", 0)
-            if depth == 0:
-                _local.saved = tuple(lib.get() for lib in own)
-                for lib in own:
-                    lib.set(1)
-            _local.depth = depth + 1
+            _local.saved = tuple(lib.get() for lib in own)
+            for lib in own:
+                lib.set(1)
+        _local.held = 1
         return self
 
     def __exit__(self, *exc_info):
         global _global_depth
+        _local.held -= 1
+        if _local.held:
+            return
         libraries = _blas_libraries()
         own = [lib for lib in libraries if lib.per_thread]
-        if own:
-            _local.depth -= 1
-            if _local.depth == 0:
-                for lib, n in zip(own, _local.saved):
-                    lib.set(n)
+        for lib, n in zip(own, getattr(_local, "saved", ())):
+            lib.set(n)
         shared = [lib for lib in libraries if not lib.per_thread]
         if shared:
             with _lock:
@@ -167,6 +181,9 @@ class _OneBlasThread:
                 if _global_depth == 0:
                     for lib, n in zip(shared, _saved):
                         lib.set(n)
+
+
+one_blas_thread = _OneBlasThread
 
 
 def blas_status():

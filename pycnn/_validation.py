@@ -508,6 +508,23 @@ def check_grad_out(grad_out, x, expected_shape):
 # --- pooling -------------------------------------------------------------------------
 
 
+# Validated pooling geometries by their arguments: a pooling layer passes the same ones
+# on every call, and validating them took 13 µs of a 60 µs small-batch forward. Only
+# arguments of built-in types are cached, keyed with their types (so that 2.0, True
+# or np.int64(2), equal to 2 as dict keys, are still validated and refused as before).
+_GEOMETRIES: dict = {}
+_GEOMETRIES_MAX = 256
+
+
+def _typed_key(value):
+    """`value` with its type, for built-in ints, bools, None and tuples of ints; or None."""
+    if value is None or type(value) in (int, bool):
+        return type(value), value
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return tuple, value
+    return None
+
+
 def pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
     """Validate pooling hyper-parameters (no input needed); return a PoolArgs.
 
@@ -515,6 +532,19 @@ def pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
     most half the kernel (kernel_size // 2, whatever the dilation), so that every
     window overlaps the input.
     """
+    key = tuple(_typed_key(v) for v in (kernel_size, stride, padding, dilation, ceil_mode))
+    cached = None if None in key else _GEOMETRIES.get(key)
+    if cached is not None:
+        return cached
+    args = _pool_geometry(kernel_size, stride, padding, dilation, ceil_mode)
+    if None not in key:
+        if len(_GEOMETRIES) >= _GEOMETRIES_MAX:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = args
+    return args
+
+
+def _pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
     k = pair(kernel_size, "kernel_size")
     s = k if stride is None else pair(stride, "stride")
     p = pair(padding, "padding", min_value=0)

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
+from pycnn import _parallel, training
 from pycnn import _validation as V
 from pycnn import io as model_files
-from pycnn import training
 from pycnn.layers.base import BaseLayer, _call_child
 
 __all__ = ["Sequential"]
@@ -72,14 +72,19 @@ class Sequential(BaseLayer):
     # an error in a layer is raised again as "layer <index> (<repr>): <message>", the
     # same type, chained to the original (see `_call_child`)
 
+    # BLAS is held at one thread for the whole pass (`pycnn._parallel`): the ops inside
+    # then skip setting and restoring its thread count, once each
+
     def forward(self, x):
-        for i, layer in enumerate(self.layers):
-            x = _call_child(str(i), layer, "forward", x)
+        with _parallel.one_blas_thread():
+            for i, layer in enumerate(self.layers):
+                x = _call_child(str(i), layer, "forward", x)
         return x
 
     def backward(self, grad):
-        for i in range(len(self.layers) - 1, -1, -1):
-            grad = _call_child(str(i), self.layers[i], "backward", grad)
+        with _parallel.one_blas_thread():
+            for i in range(len(self.layers) - 1, -1, -1):
+                grad = _call_child(str(i), self.layers[i], "backward", grad)
         return grad
 
     def named_children(self):
