@@ -6,12 +6,16 @@ weights and `copy_weights` loads them into the torch model by state-dict key, so
 compute the same function (tests/test_bench_model.py holds them to it).
 
 Modes: ``train`` (forward, cross-entropy, backward, SGD step with momentum, batch 64),
-``infer1`` and ``infer64`` (eval-mode forward at batch 1 and 64; torch under
-``inference_mode``). One worker process per (library, network, dtype, mode) builds the
-model, warms up, then times steps; rounds alternate which library goes first. Peak
-memory is the growth of the worker's peak RSS (``ru_maxrss``) from just before the first
-(warm-up) step to after the last: what the steps needed beyond the imports, the model
-and the input. onnxruntime is not measured yet.
+``infer1`` and ``infer64`` (eval-mode forward at batch 1 and 64). Inference runs each
+library the way it serves a trained model, every one with batch norm folded into the
+convolutions: pycnn's ``model.fuse()``, torch's eval model folded by
+``torch.fx.experimental.optimization.fuse`` under ``inference_mode``, and, when it is
+installed, onnxruntime on the model exported by `pycnn.onnx.export` (its default graph
+optimisations fold and fuse; ``intra_op_num_threads`` set to the thread count). One
+worker process per (library, network, dtype, mode) builds the model, warms up, then
+times steps; rounds alternate which library goes first. Peak memory is the growth of
+the worker's peak RSS (``ru_maxrss``) from just before the first (warm-up) step to
+after the last: what the steps needed beyond the imports, the model and the input.
 """
 
 import json
@@ -117,7 +121,7 @@ NETWORKS = {
     "resnet20": ((3, 32, 32), _resnet20(), "CIFAR ResNet-20: 3 stages x 3 basic blocks"),
 }
 MODES = {"train": 64, "infer1": 1, "infer64": 64}  # mode: batch size
-LIBRARIES = ("pycnn", "torch")
+LIBRARIES = ("pycnn", "torch", "onnxruntime")
 N_CLASSES = 10
 LR, MOMENTUM = 0.01, 0.9
 
@@ -241,8 +245,8 @@ def _pycnn_step(name, mode, dtype):
     model = build_pycnn(NETWORKS[name][1], dtype, rng=0)
     x, y = _inputs(name, MODES[mode], dtype)
     if mode != "train":
-        model.eval()
-        return lambda: model.forward(x)
+        fused = model.eval().fuse()
+        return lambda: fused.forward(x)
     loss = pycnn.CrossEntropyLoss()
     opt = pycnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
@@ -264,11 +268,13 @@ def _torch_step(name, mode, dtype):
     x, y = _inputs(name, MODES[mode], dtype)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     if mode != "train":
-        tmodel.eval()
+        from torch.fx.experimental.optimization import fuse
+
+        folded = fuse(tmodel.eval())
 
         def infer():
             with torch.inference_mode():
-                return tmodel(xt)
+                return folded(xt)
 
         return infer
     loss = torch.nn.CrossEntropyLoss()
@@ -280,6 +286,24 @@ def _torch_step(name, mode, dtype):
         opt.step()
 
     return step
+
+
+def _onnxruntime_step(name, mode, dtype, threads, folder):
+    """onnxruntime on the pycnn model exported to ONNX (inference modes only)."""
+    import onnxruntime as ort
+
+    from pycnn import onnx as pycnn_onnx
+
+    shape, spec, _ = NETWORKS[name]
+    path = os.path.join(folder, f"{name}.onnx")
+    pycnn_onnx.export(build_pycnn(spec, dtype, rng=0), path, shape)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    x, _ = _inputs(name, MODES[mode], dtype)
+    feed = {session.get_inputs()[0].name: x}
+    return lambda: session.run(None, feed)
 
 
 def worker(library, name, dtype, mode, threads, min_time, warmup=2, max_steps=200):
@@ -295,6 +319,15 @@ def worker(library, name, dtype, mode, threads, min_time, warmup=2, max_steps=20
         result["threads"] = torch.get_num_threads()
         result["version"] = torch.__version__
         step = _torch_step(name, mode, dtype)
+    elif library == "onnxruntime":
+        import tempfile
+
+        import onnxruntime
+
+        result["threads"] = threads
+        result["version"] = onnxruntime.__version__
+        with tempfile.TemporaryDirectory() as folder:
+            step = _onnxruntime_step(name, mode, dtype, threads, folder)
     else:
         import pycnn
 
@@ -382,48 +415,63 @@ def _ms(v):
     return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
 
 
+def _cell(s):
+    if s is None or "error" in s:
+        return "-"
+    return f"{_ms(s['median_ms'])} ({_ms(s['q1_ms'])}-{_ms(s['q3_ms'])})"
+
+
+def _ratio(entry, other):
+    """pycnn's median over `other`'s, or None when either is missing."""
+    p, o = entry.get("pycnn"), entry.get(other)
+    if p and o and "error" not in p and "error" not in o:
+        return p["median_ms"] / o["median_ms"]
+    return None
+
+
 def format_table(summary, dtype, threads, rounds):
     from pycnn._bench import _geomean
 
     lines = [
         "",
         f"whole networks, {dtype}: ms per step, median (IQR) over {rounds} round(s) of "
-        f"timed steps; pycnn threads {threads}, torch.set_num_threads({threads})",
-        f"{'network':<9}{'mode':<8}{'pycnn':>25}{'torch':>25}{'pycnn/torch':>13}"
-        f"{'peak RSS MiB pycnn/torch':>26}",
+        f"timed steps; pycnn threads {threads}, torch.set_num_threads({threads}), "
+        f"onnxruntime intra_op_num_threads={threads}",
+        f"{'network':<9}{'mode':<8}{'pycnn':>22}{'torch':>22}{'onnxruntime':>22}"
+        f"{'/torch':>8}{'/ort':>7}{'peak RSS MiB pycnn/torch':>26}",
     ]
-    ratios = []
+    by_mode = {}
     for (name, mode), entry in summary.items():
-        row = f"{name:<9}{mode:<8}"
-        for lib in LIBRARIES:
-            s = entry.get(lib)
-            if s is None or "error" in s:
-                row += f"{'-':>25}"
-            else:
-                cell = f"{_ms(s['median_ms'])} ({_ms(s['q1_ms'])}-{_ms(s['q3_ms'])})"
-                row += f"{cell:>25}"
+        row = f"{name:<9}{mode:<8}" + "".join(
+            f"{_cell(entry.get(lib)):>22}" for lib in LIBRARIES
+        )
+        for other, width in (("torch", 8), ("onnxruntime", 7)):
+            r = _ratio(entry, other)
+            row += f"{'-':>{width}}" if r is None else f"{r:>{width - 1}.2f}x"
+            if r is not None:
+                by_mode.setdefault(mode, {}).setdefault(other, []).append(r)
         p, t = entry.get("pycnn"), entry.get("torch")
-        if p and t and "error" not in p and "error" not in t:
-            ratio = p["median_ms"] / t["median_ms"]
-            ratios.append(ratio)
-            row += f"{ratio:>12.2f}x"
-        else:
-            row += f"{'-':>13}"
         mem = [f"{s['peak_rss_mib']:.1f}" if s and "error" not in s else "-" for s in (p, t)]
         row += f"{' / '.join(mem):>26}"
         lines.append(row)
-    geo = f"{_geomean(ratios):>12.2f}x" if ratios else f"{'-':>13}"
-    lines.append(f"{'geomean':<17}{'':>50}{geo}")
+    for mode, ratios in by_mode.items():
+        cells = ""
+        for other, width in (("torch", 8), ("onnxruntime", 7)):
+            r = ratios.get(other)
+            cells += f"{'-':>{width}}" if not r else f"{_geomean(r):>{width - 1}.2f}x"
+        lines.append(f"{'geomean':<9}{mode:<8}{'':>66}{cells}")
     lines.append(
         "train = forward + cross-entropy + backward + SGD(momentum) step at batch "
-        f"{MODES['train']}; infer1/infer64 = eval-mode forward at batch 1/64"
+        f"{MODES['train']}; infer1/infer64 = inference at batch 1/64 with batch norm "
+        "folded in every library (pycnn model.fuse(), torch.fx fuse + inference_mode, "
+        "onnxruntime on pycnn.onnx.export's file)"
     )
     lines.append(
-        "peak RSS = growth of the worker's ru_maxrss from before the first warm-up step "
-        "to after the last step (max over rounds): memory the steps needed beyond the "
-        "imports, model and input; it is a high-water mark, so 0 means no growth"
+        "/torch, /ort = pycnn's median over theirs; peak RSS = growth of the worker's "
+        "ru_maxrss from before the first warm-up step to after the last step (max over "
+        "rounds): memory the steps needed beyond the imports, model and input; it is a "
+        "high-water mark, so 0 means no growth"
     )
-    lines.append("onnxruntime: not measured yet")
     return lines
 
 
@@ -438,12 +486,16 @@ def main(args):
         raise SystemExit(f"`--rounds` must be >= 1. Received: --rounds={args.rounds}")
     import importlib.util
 
-    libs = [lib for lib in LIBRARIES if lib != "torch" or importlib.util.find_spec("torch")]
+    needs = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx")}
+    libs = [
+        lib for lib in LIBRARIES if all(importlib.util.find_spec(m) for m in needs.get(lib, ()))
+    ]
     threads = pycnn.get_num_threads()
     for line in _header() + [_blas_line()]:
         print(line, flush=True)
-    if "torch" not in libs:
-        print("torch: not installed, pycnn only", flush=True)
+    for lib in needs:
+        if lib not in libs:
+            print(f"{lib}: not installed, not measured", flush=True)
     raw = {}
     for r in range(args.rounds):
         order = libs if r % 2 == 0 else libs[::-1]
@@ -451,6 +503,8 @@ def main(args):
         for name in names:
             for mode in modes:
                 for lib in order:
+                    if lib == "onnxruntime" and mode == "train":
+                        continue  # an inference engine
                     res = run_worker(lib, name, args.dtype, mode, threads, args.min_time)
                     raw.setdefault((name, mode), {}).setdefault(lib, []).append(res)
         print(f"round {r + 1}/{args.rounds}: {time.perf_counter() - start:.0f} s", flush=True)

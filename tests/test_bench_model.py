@@ -1,6 +1,7 @@
 """`pycnn bench --model`: the network specs build in pycnn, compute the same function as
 their torch twins (same weights), and the command runs end to end."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -151,3 +152,31 @@ def test_bench_model_unknown_name_has_no_traceback(tmp_path):
     assert proc.returncode != 0
     assert "choose from digits, lenet5, mnist7, resnet20" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_table_ratios_and_geomeans_per_mode():
+    def s(ms):
+        return {"median_ms": ms, "q1_ms": ms, "q3_ms": ms, "peak_rss_mib": 1.0}
+
+    summary = {
+        ("digits", "train"): {"pycnn": s(3.0), "torch": s(2.0)},
+        ("digits", "infer1"): {"pycnn": s(1.0), "torch": s(4.0), "onnxruntime": s(0.5)},
+        ("lenet5", "infer1"): {"pycnn": s(1.0), "torch": s(1.0), "onnxruntime": s(2.0)},
+    }
+    lines = bm.format_table(summary, "float32", 2, 1)
+    rows = {tuple(line.split()[:2]): line for line in lines if line.split()[:1]}
+    # the last cells are the two ratios and the memory, "1.0 / 1.0"
+    assert rows[("digits", "train")].split()[-5:-3] == ["1.50x", "-"]  # ort: no training
+    assert rows[("digits", "infer1")].split()[-5:-3] == ["0.25x", "2.00x"]
+    # geomeans per mode: infer1 sqrt(0.25 * 1) = 0.5 against torch, sqrt(2 * 0.5) = 1
+    assert rows[("geomean", "infer1")].split()[-2:] == ["0.50x", "1.00x"]
+    assert rows[("geomean", "train")].split()[-2:] == ["1.50x", "-"]
+
+
+@pytest.mark.skipif(
+    not (importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")),
+    reason="needs onnxruntime and onnx",
+)
+def test_onnxruntime_worker_runs_the_exported_model():
+    out = bm.worker("onnxruntime", "digits", np.dtype(np.float32), "infer1", 1, 0.01)
+    assert out["library"] == "onnxruntime" and len(out["times"]) >= 3
