@@ -245,6 +245,31 @@ def _planes(a):
     return np.ascontiguousarray(a).reshape(n * c, h, w)
 
 
+# Validated max-pooling geometries by input shape and arguments: a layer pools inputs of
+# one shape with the same arguments call after call, and checking them again cost a
+# third of a small batch's forward. Keys hold the arguments' types (`V._typed_key`).
+_MAX_POOL_GEOMETRIES: dict = {}
+
+
+def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """(PoolArgs, output shape) of a max pooling of `x`, validated once per shape."""
+    V.check_array(x, "x", 4, "(N, C, H, W)")
+    key = (x.shape,) + tuple(
+        V._typed_key(v) for v in (kernel_size, stride, padding, dilation, ceil_mode)
+    )
+    cached = _MAX_POOL_GEOMETRIES.get(key)
+    if cached is not None:
+        return cached
+    args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    out_shape = _pool_out_shape(x.shape, args)
+    V.check_pool_windows(x.shape[2:], out_shape[2:], args)
+    if None not in key:
+        if len(_MAX_POOL_GEOMETRIES) >= V._GEOMETRIES_MAX:
+            _MAX_POOL_GEOMETRIES.clear()
+        _MAX_POOL_GEOMETRIES[key] = args, out_shape
+    return args, out_shape
+
+
 def max_pool2d(
     x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ):
@@ -261,10 +286,8 @@ def max_pool2d(
         With `return_indices`, also the int64 indices (N, C, OH, OW) of the maxima as
         flat positions ``h*W + w`` in each input plane.
     """
-    args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    args, out_shape = _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = V.flag(return_indices, "return_indices")
-    out_shape = _pool_out_shape(x.shape, args)
-    V.check_pool_windows(x.shape[2:], out_shape[2:], args)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
     n, c, oh, ow = out_shape
     out = np.empty(out_shape, dtype=x.dtype)

@@ -1,5 +1,7 @@
 """Fully connected layer and the reshape that feeds it."""
 
+import math
+
 import numpy as np
 
 from pycnn import _validation as V
@@ -107,11 +109,7 @@ class Flatten(BaseLayer):
                 f"start before end. Received: start_dim={self.start_dim}, "
                 f"end_dim={self.end_dim}, x.shape={x.shape}"
             )
-        new = (
-            x.shape[:start]
-            + (int(np.prod(x.shape[start : end + 1], dtype=np.int64)),)
-            + x.shape[end + 1 :]
-        )
+        new = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
         self._shape, self._out_shape = x.shape, new
         return x.reshape(new)
 
