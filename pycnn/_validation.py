@@ -516,13 +516,21 @@ _GEOMETRIES: dict = {}
 _GEOMETRIES_MAX = 256
 
 
+UNCACHED = object()  # a `_typed_key` that must not be looked up
+
+
 def _typed_key(value):
-    """`value` with its type, for built-in ints, bools, None and tuples of ints; or None."""
-    if value is None or type(value) in (int, bool):
-        return type(value), value
-    if type(value) is tuple and all(type(v) is int for v in value):
-        return tuple, value
-    return None
+    """A dict key for a hyper-parameter that only arguments of its own type can equal:
+    built-in ints, None and tuples of built-in ints as they are, bools tagged (True == 1
+    as a key); `UNCACHED` for anything else (floats, NumPy scalars, lists)."""
+    t = type(value)
+    if t is int or value is None:
+        return value
+    if t is bool:
+        return bool, value
+    if t is tuple and all(type(v) is int for v in value):
+        return value
+    return UNCACHED
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
@@ -532,12 +540,18 @@ def pool_geometry(kernel_size, stride, padding, dilation, ceil_mode):
     most half the kernel (kernel_size // 2, whatever the dilation), so that every
     window overlaps the input.
     """
-    key = tuple(_typed_key(v) for v in (kernel_size, stride, padding, dilation, ceil_mode))
-    cached = None if None in key else _GEOMETRIES.get(key)
+    key = (
+        _typed_key(kernel_size),
+        _typed_key(stride),
+        _typed_key(padding),
+        _typed_key(dilation),
+        _typed_key(ceil_mode),
+    )
+    cached = None if UNCACHED in key else _GEOMETRIES.get(key)
     if cached is not None:
         return cached
     args = _pool_geometry(kernel_size, stride, padding, dilation, ceil_mode)
-    if None not in key:
+    if UNCACHED not in key:
         if len(_GEOMETRIES) >= _GEOMETRIES_MAX:
             _GEOMETRIES.clear()
         _GEOMETRIES[key] = args

@@ -254,16 +254,21 @@ _MAX_POOL_GEOMETRIES: dict = {}
 def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(PoolArgs, output shape) of a max pooling of `x`, validated once per shape."""
     V.check_array(x, "x", 4, "(N, C, H, W)")
-    key = (x.shape,) + tuple(
-        V._typed_key(v) for v in (kernel_size, stride, padding, dilation, ceil_mode)
+    key = (
+        x.shape,
+        V._typed_key(kernel_size),
+        V._typed_key(stride),
+        V._typed_key(padding),
+        V._typed_key(dilation),
+        V._typed_key(ceil_mode),
     )
-    cached = _MAX_POOL_GEOMETRIES.get(key)
+    cached = None if V.UNCACHED in key else _MAX_POOL_GEOMETRIES.get(key)
     if cached is not None:
         return cached
     args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
     out_shape = _pool_out_shape(x.shape, args)
     V.check_pool_windows(x.shape[2:], out_shape[2:], args)
-    if None not in key:
+    if V.UNCACHED not in key:
         if len(_MAX_POOL_GEOMETRIES) >= V._GEOMETRIES_MAX:
             _MAX_POOL_GEOMETRIES.clear()
         _MAX_POOL_GEOMETRIES[key] = args, out_shape

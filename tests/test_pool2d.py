@@ -689,3 +689,17 @@ def test_pool_layers_are_exported():
         assert name in pycnn.__all__ and name in layers.__all__
         assert getattr(pycnn, name) is getattr(layers, name)
         assert issubclass(getattr(pycnn, name), pycnn.BaseLayer)
+
+
+@pytest.mark.parametrize("bad", [2.0, True, (2, 2.0), (True, 2)])
+def test_cached_geometry_still_refuses_equal_values_of_other_types(bad):
+    # pooling validates a geometry once and caches it by its arguments; 2.0 == 2 and
+    # True == 1 as dict keys, so the cache must tell them apart and refuse them again
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    functional.max_pool2d(x, 2)
+    functional.max_pool2d(x, 1)
+    functional.max_pool2d(x, (2, 2))
+    with pytest.raises(TypeError, match="kernel_size"):
+        functional.max_pool2d(x, bad)
+    with pytest.raises(TypeError, match="kernel_size"):
+        pycnn.MaxPool2d(bad)
