@@ -316,15 +316,18 @@ class Optimizer:
     def _step_one(self, param, grad, state, group, key):
         if grad.shape != param.shape or grad.dtype != param.dtype:
             _check_pair(key, param, grad)
-        grad = np.array(grad, copy=True)  # an array even when 0-d: updated in place below
+        # the caller's gradient is only read: `_update` methods never write to `grad`,
+        # and the options below replace it by a new array (an array even when 0-d:
+        # arithmetic on a 0-d array gives a scalar, and state buffers copy `grad`)
+        grad = np.asarray(grad)
         if group.get("maximize", False):
-            np.negative(grad, out=grad)
+            grad = np.asarray(-grad)
         wd = group.get("weight_decay", 0.0)
         if wd and not group.get("decoupled_weight_decay", False):
-            grad += wd * param
+            grad = np.asarray(grad + wd * param)
         l1 = group.get("l1", 0.0)
         if l1:
-            grad += l1 * np.sign(param)
+            grad = np.asarray(grad + l1 * np.sign(param))
         state["step"] = state.get("step", 0) + 1
         self._update(param, grad, state, group)
 
@@ -517,11 +520,9 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = grad.copy()
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * grad
-            if group["nesterov"]:
-                grad += momentum * buf
-            else:
-                grad = buf
+                dampening = group["dampening"]
+                buf += (1 - dampening) * grad if dampening else grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
         param -= group["lr"] * grad
 
 

@@ -34,6 +34,7 @@ TORCH_CASES = [
     ("SGD", "SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
     ("SGD", "SGD", dict(lr=0.05, momentum=0.5, dampening=0.3, weight_decay=0.01)),
     ("SGD", "SGD", dict(lr=0.05, momentum=0.8, maximize=True)),
+    ("SGD", "SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
     ("Adagrad", "Adagrad", dict(lr=0.1)),
     (
         "Adagrad",
@@ -847,3 +848,20 @@ def test_a_custom_optimizer_on_the_base_class(rng):
         opt.step()
         np.testing.assert_array_equal(p.data, p0 - 0.5 * np.sign(g))
         assert opt.param_groups[0]["lr"] == 0.5 and opt.defaults == {"lr": 0.5}
+
+
+@pytest.mark.parametrize("name, torch_name, options", TORCH_CASES, ids=TORCH_IDS)
+def test_step_reads_the_gradients_without_writing_them(name, torch_name, options, rng):
+    # optimizers work on the caller's gradient arrays without copying them first: every
+    # option (maximize, weight decay, nesterov) must make a new array instead
+    layer = Holder(*(rng.standard_normal(s) for s in SHAPES))
+    params = list(layer.parameters())
+    opt = getattr(optim, name)(layer.parameters(), **options)
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        before = [p.grad.copy() for p in params]
+        opt.step()
+        for p, b in zip(params, before):
+            np.testing.assert_array_equal(p.grad, b)
