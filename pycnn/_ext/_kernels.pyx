@@ -4,7 +4,9 @@
 Each function takes C-contiguous arrays of one dtype (float32 or float64), checks only
 what protects memory (shapes against each other, geometry ranges), releases the GIL and
 runs the one-image C kernel over the batch, in parallel when OpenMP was built in.
-User-facing validation and messages live in pycnn/_validation.py.
+The element-wise passes of ReLU and batch norm (at the end) are plain loops here, with
+no C kernel, and run one range per call. User-facing validation and messages live in
+pycnn/_validation.py.
 """
 from cython cimport floating
 from cython.parallel cimport prange
