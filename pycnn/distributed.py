@@ -330,12 +330,9 @@ class SyncBatchNorm(BatchNorm2d):
         super().__init__(num_features, eps, momentum, affine, dtype=dtype)
         self.comm = _comm(comm)
 
-    def _batch_stats(self, x, axes):
+    def _batch_stats(self, n, mean, m2):
         c = self.num_features
-        n = x.size // c
-        mean = x.mean(axis=axes, dtype=np.float64)
-        centred64 = x - mean.reshape(self._axes_and_shape(x)[1])
-        local = np.concatenate([[float(n)], mean, np.sum(centred64 * centred64, axis=axes)])
+        local = np.concatenate([[float(n)], mean, m2])
         every = np.empty((self.comm.Get_size(), local.size))
         self.comm.Allgather(local, every)
         counts, means, m2s = every[:, :1], every[:, 1 : 1 + c], every[:, 1 + c :]
@@ -344,22 +341,14 @@ class SyncBatchNorm(BatchNorm2d):
         # mean is each rank's own plus its count times its mean's squared distance
         g_mean = (counts * means).sum(axis=0) / total
         g_var = (m2s + counts * (means - g_mean) ** 2).sum(axis=0) / total
-        g_mean = g_mean.astype(x.dtype)
-        centred = x - g_mean.reshape(self._axes_and_shape(x)[1])
-        return g_mean, g_var.astype(x.dtype), int(total), centred
+        return g_mean, g_var, int(total)
 
-    def _grad_means(self, dxhat, xhat, axes):
+    def _grad_means(self, n, sum_g, sum_gx):
         MPI = _mpi()
         c = self.num_features
-        sums = np.concatenate(
-            [
-                [float(dxhat.size // c)],
-                np.sum(dxhat, axis=axes, dtype=np.float64),
-                np.sum(dxhat * xhat, axis=axes, dtype=np.float64),
-            ]
-        )
+        sums = np.concatenate([[float(n)], sum_g, sum_gx])
         self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        means = (sums[1:] / sums[0]).astype(dxhat.dtype)
+        means = sums[1:] / sums[0]
         return means[:c], means[c:]
 
 

@@ -1,7 +1,8 @@
 """Compiled extension modules of pycnn (Cython wrappers around ``csrc/``).
 
 Only `pycnn.functional` (and the layers' default ``backend="compiled"``) needs them;
-`pycnn.reference` and `pycnn.naive` are pure NumPy. `load_kernels()` imports the
+`ReLU` and the batch norm layers use them when they load (`pycnn._eltwise`) and NumPy
+otherwise; `pycnn.reference` and `pycnn.naive` are pure NumPy. `load_kernels()` imports the
 compiled module or raises an ImportError that says what is wrong and how to fix it.
 """
 

@@ -106,3 +106,51 @@ def avg_pool2d_backward(
     divisor_override: int,  # Py_ssize_t, 0 for none
     n_threads: int = 1,
 ) -> None: ...
+def relu_forward(
+    x: _Float,  # const floating[::1]  IN  (P,)
+    out: _Float,  # floating[::1]        OUT (P,)
+) -> None: ...
+def relu_backward(
+    grad: _Float,  # const floating[::1]  IN  (P,)
+    x: _Float,  # const floating[::1]  IN  (P,), the forward input or output
+    dx: _Float,  # floating[::1]        OUT (P,)
+) -> None: ...
+def batch_norm_stats(
+    x: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)
+    mean: NDArray[np.float64],  # double[::1]  OUT (C,), entries [c_lo, c_hi)
+    m2: NDArray[np.float64],  # double[::1]    OUT (C,), entries [c_lo, c_hi)
+    c_lo: int,
+    c_hi: int,
+) -> None: ...
+def batch_norm_forward(
+    x: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)
+    mean: _Float,  # const floating[::1]     IN  (C,)
+    inv_std: _Float,  # const floating[::1]  IN  (C,)
+    weight: _Float | None,  # const floating[::1]  IN  (C,)
+    bias: _Float | None,  # const floating[::1]    IN  (C,)
+    out: _Float,  # floating[:, :, ::1]      OUT (N, C, M)
+    c_lo: int,
+    c_hi: int,
+) -> None: ...
+def batch_norm_grad_sums(
+    grad: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)
+    x: _Float,  # const floating[:, :, ::1]     IN  (N, C, M)
+    mean: _Float,  # const floating[::1]        IN  (C,)
+    inv_std: _Float,  # const floating[::1]     IN  (C,)
+    sum_g: NDArray[np.float64],  # double[::1]  OUT (C,), entries [c_lo, c_hi)
+    sum_gx: NDArray[np.float64],  # double[::1] OUT (C,), entries [c_lo, c_hi)
+    c_lo: int,
+    c_hi: int,
+) -> None: ...
+def batch_norm_backward(
+    grad: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)
+    x: _Float,  # const floating[:, :, ::1]     IN  (N, C, M)
+    mean: _Float,  # const floating[::1]        IN  (C,)
+    inv_std: _Float,  # const floating[::1]     IN  (C,)
+    weight: _Float | None,  # const floating[::1]   IN  (C,)
+    mean_g: _Float | None,  # const floating[::1]   IN  (C,), None in eval
+    mean_gx: _Float | None,  # const floating[::1]  IN  (C,), None in eval
+    dx: _Float,  # floating[:, :, ::1]          OUT (N, C, M)
+    c_lo: int,
+    c_hi: int,
+) -> None: ...

@@ -15,6 +15,7 @@ x (*) -> (*), the same shape and dtype (PReLU with ``num_parameters=C``: x (N, C
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn import activations as F
 from pycnn.layers.base import BaseLayer, _check_grad, _check_input, _Slot
@@ -66,9 +67,17 @@ class _Elementwise(BaseLayer):
 
 
 class ReLU(_Elementwise):
-    """``max(x, 0)``; the gradient at 0 is 0, as in PyTorch."""
+    """``max(x, 0)``; the gradient at 0 is 0, as in PyTorch.
 
-    _fn, _bwd = staticmethod(F.relu), staticmethod(F.relu_backward)
+    The commonest activation runs in compiled loops (`pycnn._eltwise`), one pass each
+    way: the formulas of `pycnn.activations.relu` and `relu_backward`, with the same
+    results, NaN included. Backward reads the saved output, > 0 exactly where x is.
+    """
+
+    _fn = staticmethod(_eltwise.relu)
+
+    def _backward(self, grad, x, out):
+        return _eltwise.relu_backward(grad, out)
 
 
 class LeakyReLU(_Elementwise):

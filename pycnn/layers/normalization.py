@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _check_grad, _check_layer_input, _Slot
 
@@ -47,11 +48,6 @@ class _BatchNorm(BaseLayer):
     running_var = _Slot("buffers")
     num_batches_tracked = _Slot("buffers")
 
-    def _axes_and_shape(self, x):
-        """Reduction axes (all but 1) and the shape that broadcasts a (C,) vector."""
-        axes = (0,) + tuple(range(2, x.ndim))
-        return axes, (1, self.num_features) + (1,) * (x.ndim - 2)
-
     def forward(self, x):
         name = type(self).__name__
         c = self.num_features
@@ -63,14 +59,17 @@ class _BatchNorm(BaseLayer):
             self.running_mean.dtype,
             channels=c if 4 in self._ndims else None,
         )
-        axes, bshape = self._axes_and_shape(x)
+        # (N, C, M), M = H*W or L or 1: a view of a C-contiguous x, which the compiled
+        # loops take (pycnn._eltwise; NumPy does the same work otherwise)
+        x3 = x.reshape(x.shape[0], c, math.prod(x.shape[2:]))
         if self.training:
-            if x.size // self.num_features <= 1:
+            if x.size // c <= 1:
                 raise ValueError(
                     f"{name}: expected more than 1 value per channel when "
                     f"training. Received: x.shape={x.shape}"
                 )
-            mean, var, n, centred = self._batch_stats(x, axes)
+            mean, var, n = self._batch_stats(x.size // c, *_eltwise.batch_norm_stats(x3))
+            mean, var = mean.astype(x.dtype), var.astype(x.dtype)
             count = self.num_batches_tracked
             count += 1  # in place: the 0-d array in `buffers`
             m = 1 / int(count) if self.momentum is None else self.momentum
@@ -79,52 +78,51 @@ class _BatchNorm(BaseLayer):
             rm += m * mean
             rv *= 1 - m
             rv += (m * n / (n - 1)) * var  # unbiased
-        else:
-            mean, var = self.running_mean, self.running_var
-            centred = x - mean.reshape(bshape)
+        else:  # copies: backward must see these even if the buffers change meanwhile
+            mean, var = self.running_mean.copy(), self.running_var
         inv_std = 1 / np.sqrt(var + self.eps)
-        xhat = centred * inv_std.reshape(bshape)
-        out = xhat
-        if self.affine:
-            out = xhat * self.weight.reshape(bshape) + self.bias.reshape(bshape)
-        self._cache = (xhat, inv_std, self.training, x.shape, x.dtype)
-        return out
+        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
+        out = _eltwise.batch_norm_forward(x3, mean, inv_std, weight, bias)
+        # x itself, not xhat: backward recomputes xhat in its own passes, and the forward
+        # writes one array instead of two
+        self._cache = (x3, mean, inv_std, self.training, x.shape, x.dtype)
+        return out.reshape(x.shape)
 
     def backward(self, grad):
         name = type(self).__name__
         if self._cache is None:
             raise RuntimeError(f"{name}.backward called before forward")
-        xhat, inv_std, training, shape, dtype = self._cache
+        x3, mean, inv_std, training, shape, dtype = self._cache
         _check_grad(grad, shape, dtype, name)
-        axes, bshape = self._axes_and_shape(grad)
+        grad3 = grad.reshape(x3.shape)
+        if self.affine or training:
+            sum_g, sum_gx = _eltwise.batch_norm_grad_sums(grad3, x3, mean, inv_std)
         if self.affine:
-            self._accumulate_grad("weight", np.sum(grad * xhat, axis=axes))
-            self._accumulate_grad("bias", np.sum(grad, axis=axes))
-            dxhat = grad * self.weight.reshape(bshape)
-        else:
-            dxhat = grad
-        if not training:  # running statistics are constants
-            return dxhat * inv_std.reshape(bshape)
-        # d/dx of (x - mean) / std with mean and (biased) var taken over the batch:
-        # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-        mean_d, mean_dx = self._grad_means(dxhat, xhat, axes)
-        return (
-            dxhat - mean_d.reshape(bshape) - xhat * mean_dx.reshape(bshape)
-        ) * inv_std.reshape(bshape)
+            self._accumulate_grad("weight", sum_gx.astype(dtype))
+            self._accumulate_grad("bias", sum_g.astype(dtype))
+        mean_g = mean_gx = None  # eval: the running statistics are constants
+        if training:
+            # d/dx of (x - mean) / std with mean and (biased) var taken over the batch:
+            # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), with
+            # dxhat = grad * weight, whose means are weight times those of grad
+            mean_g, mean_gx = self._grad_means(x3.size // self.num_features, sum_g, sum_gx)
+            mean_g, mean_gx = mean_g.astype(dtype), mean_gx.astype(dtype)
+        weight = self.weight if self.affine else None
+        dx = _eltwise.batch_norm_backward(grad3, x3, mean, inv_std, weight, mean_g, mean_gx)
+        return dx.reshape(shape)
 
     # --- the batch reductions (SyncBatchNorm takes them over every rank) ----------------
 
-    def _batch_stats(self, x, axes):
-        """Per-channel mean and biased variance of a training batch, the number of
-        values per channel they were taken over, and ``x - mean``."""
-        mean = x.mean(axis=axes)
-        centred = x - mean.reshape(self._axes_and_shape(x)[1])
-        var = np.mean(centred * centred, axis=axes)
-        return mean, var, x.size // self.num_features, centred
+    def _batch_stats(self, n, mean, m2):
+        """The batch's per-channel mean and biased variance (float64) and the number of
+        values per channel they were taken over, from this process's `n` values per
+        channel, their per-channel `mean` and sums of squared deviations `m2` (float64)."""
+        return mean, m2 / n, n
 
-    def _grad_means(self, dxhat, xhat, axes):
-        """Per-channel means of ``dxhat`` and ``dxhat * xhat`` over the batch."""
-        return np.mean(dxhat, axis=axes), np.mean(dxhat * xhat, axis=axes)
+    def _grad_means(self, n, sum_g, sum_gx):
+        """Per-channel means (float64) of ``grad`` and ``grad * xhat`` over the batch,
+        from this process's `n` values per channel and their per-channel sums."""
+        return sum_g / n, sum_gx / n
 
     def extra_repr(self):
         s = f"{self.num_features}"
