@@ -318,3 +318,17 @@ def test_wrappers_refuse_arrays_that_do_not_fit(case):
 def test_wrappers_refuse_mixed_dtypes():
     with pytest.raises(ValueError, match="dtype mismatch"):
         _kernels.relu_forward(np.ones(3, np.float32), np.empty(3))
+
+
+def test_relu_keeps_its_output_not_its_input():
+    # a network holds one activation less until backward when ReLU lets its input go
+    import weakref
+
+    layer = pycnn.ReLU()
+    x = np.random.default_rng(0).standard_normal((8, 4, 5, 5)).astype(np.float32)
+    want = np.where(x > 0, 1.0, 0.0).astype(np.float32)
+    alive = weakref.ref(x)
+    layer.forward(x)
+    del x
+    assert alive() is None
+    np.testing.assert_array_equal(layer.backward(np.ones_like(want)), want)

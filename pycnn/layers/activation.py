@@ -76,6 +76,14 @@ class ReLU(_Elementwise):
 
     _fn = staticmethod(_eltwise.relu)
 
+    def forward(self, x):
+        out = super().forward(x)
+        # backward reads the output alone, so the input is not kept: in a network the
+        # layer before may then free it (one activation less held until backward, as
+        # PyTorch's ReLU keeps only its result)
+        self._saved = (out, out)
+        return out
+
     def _backward(self, grad, x, out):
         return _eltwise.relu_backward(grad, out)
 
