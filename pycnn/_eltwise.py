@@ -27,6 +27,7 @@ except ImportError:  # pure NumPy, as without the extension before these loops
 
 __all__ = [
     "relu",
+    "relu_",
     "relu_backward",
     "batch_norm_stats",
     "batch_norm_forward",
@@ -61,6 +62,15 @@ def relu(x):
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat_x[lo:hi], flat_out[lo:hi]))
     return out
+
+
+def relu_(x):
+    """`relu` in place, overwriting `x` (a fused convolution's block of output)."""
+    if not _compiled(x):
+        np.maximum(x, 0, out=x)
+        return
+    flat = x.reshape(-1)
+    _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat[lo:hi], flat[lo:hi]))
 
 
 def relu_backward(grad, out):

@@ -23,6 +23,7 @@ import types
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn.layers.activation import Hardtanh, LeakyReLU, ReLU, ReLU6
 from pycnn.layers.base import BaseLayer
@@ -33,10 +34,6 @@ __all__ = ["fuse", "FusedConv2d"]
 
 
 # --- activations that overwrite a block of output in place ---------------------------
-
-
-def _relu(block):
-    np.maximum(block, 0, out=block)
 
 
 def _clamp(lo, hi):
@@ -56,7 +53,7 @@ def _leaky(slope):
 def _in_place(activation):
     """The in-place block function of a ReLU-family layer, or None for other layers."""
     if type(activation) is ReLU:
-        return _relu
+        return _eltwise.relu_
     if type(activation) is ReLU6:
         return _clamp(0.0, 6.0)
     if type(activation) is Hardtanh:

@@ -332,3 +332,17 @@ def test_relu_keeps_its_output_not_its_input():
     del x
     assert alive() is None
     np.testing.assert_array_equal(layer.backward(np.ones_like(want)), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_relu_in_place_equals_maximum(dtype, contiguous):
+    from pycnn import _eltwise
+
+    x = np.random.default_rng(1).standard_normal((3, 4, 6, 7)).astype(dtype)
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    block = x if contiguous else x[:, :, :, ::2]
+    want = np.maximum(block, 0)
+    _eltwise.relu_(block)
+    np.testing.assert_array_equal(block, want)
+    assert block.dtype == dtype
