@@ -101,11 +101,14 @@ class _Loss:
             self._grad = local
             return per.astype(dtype, copy=False)
         value = per.sum(dtype=dtype)
-        if self.reduction != "sum":
+        if self.reduction != "sum" and denom != 0:
+            value = value / denom
+            local = local / denom
+        elif self.reduction != "sum":  # every label ignored: torch's nan loss, 0 gradient
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = value / denom
                 local = local / denom
-            if keep is not None and denom == 0:
+            if keep is not None:
                 local[~np.broadcast_to(np.expand_dims(keep, 1), local.shape)] = 0
         self._grad = local
         return dtype.type(value)
@@ -321,6 +324,14 @@ class CrossEntropyLoss(_Loss):
                 f"probabilities. Received: target.dtype={target.dtype}"
             )
         shifted = logits - logits.max(axis=1, keepdims=True)
+        if (
+            target.dtype.kind in "iu"
+            and logits.ndim == 2
+            and self.weight is None
+            and not eps
+            and self.reduction != "none"
+        ):
+            return self._plain_labels(shifted, target)
         lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
         log_p = shifted - lse
         if target.dtype.kind == "f":
@@ -337,6 +348,27 @@ class CrossEntropyLoss(_Loss):
         local = np.exp(log_p)
         local *= coef.sum(axis=1, keepdims=True)
         local -= coef
+        return self._finish(per, local, denom, class_axis=True, keep=keep)
+
+    def _plain_labels(self, shifted, target):
+        """The common case in a few passes: (N, C) logits less their row maxima,
+        integer labels, no class weights, no smoothing, a reduced loss. The same loss
+        and gradient as the general path (softmax minus the one-hot label, rows of
+        ignored labels 0)."""
+        keep = target != self.ignore_index
+        kept_all = keep.all()
+        labels = target if kept_all else np.where(keep, target, 0)
+        rows = np.arange(shifted.shape[0])
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        per = np.log(total[:, 0]) - shifted[rows, labels]
+        local = exp
+        local /= total
+        local[rows, labels] -= 1
+        if not kept_all:
+            per[~keep] = 0
+            local[~keep] = 0
+        denom = shifted.dtype.type(np.count_nonzero(keep))
         return self._finish(per, local, denom, class_axis=True, keep=keep)
 
 

@@ -711,3 +711,24 @@ def test_weight_is_copied_at_construction():
     w[:] = 0.0
     x = np.zeros((1, 3))
     np.testing.assert_allclose(loss(x, np.array([2])), np.log(3), rtol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("ignored", ["none", "some", "all"])
+def test_cross_entropy_2d_fast_path_equals_the_general_path(reduction, ignored, rng):
+    # (N, C) logits with plain labels take a shorter path; (N, C, 1) takes the general
+    # one, which must give the same loss and gradient
+    x = rng.standard_normal((7, 5)) * 3
+    y = rng.integers(0, 5, 7)
+    if ignored == "some":
+        y[[0, 3]] = -100
+    elif ignored == "all":
+        y[:] = -100
+    fast, general = CrossEntropyLoss(reduction=reduction), CrossEntropyLoss(reduction=reduction)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = fast(x, y)
+        b = general(x[:, :, None], y[:, None])
+    np.testing.assert_allclose(a, b, rtol=1e-13, equal_nan=True)
+    np.testing.assert_allclose(
+        fast.backward(), general.backward()[:, :, 0], rtol=1e-13, atol=1e-16
+    )
