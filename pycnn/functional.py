@@ -251,8 +251,9 @@ def _planes(a):
 _MAX_POOL_GEOMETRIES: dict = {}
 
 
-def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
-    """(PoolArgs, output shape) of a max pooling of `x`, validated once per shape."""
+def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    """(PoolArgs, output shape) of a max pooling of `x`, validated once per shape, in the
+    order every backend checks (the geometry, `return_indices`, then the windows)."""
     V.check_array(x, "x", 4, "(N, C, H, W)")
     key = (
         x.shape,
@@ -266,6 +267,7 @@ def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
     if cached is not None:
         return cached
     args = V.pool2d_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    V.flag(return_indices, "return_indices")
     out_shape = _pool_out_shape(x.shape, args)
     V.check_pool_windows(x.shape[2:], out_shape[2:], args)
     if V.UNCACHED not in key:
@@ -291,7 +293,9 @@ def max_pool2d(
         With `return_indices`, also the int64 indices (N, C, OH, OW) of the maxima as
         flat positions ``h*W + w`` in each input plane.
     """
-    args, out_shape = _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
+    args, out_shape = _max_pool_geometry(
+        x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
+    )
     return_indices = V.flag(return_indices, "return_indices")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
     n, c, oh, ow = out_shape
