@@ -1,14 +1,15 @@
 """Time data-parallel training steps: pycnn.distributed over N MPI ranks.
 
     mpiexec -n 1 python bench/bench_distributed.py [--threads T] [--steps 20]
-    mpiexec -n 2 python bench/bench_distributed.py --threads 1
+    mpiexec -n 2 python bench/bench_distributed.py --threads 1 [--global-batch 64]
 
 Each rank trains the bench networks (pycnn/_bench_model.py: digits, mnist7, resnet20)
-on its share of a global batch of 64 (SGD with momentum, `DistributedDataParallel`),
-and rank 0 prints per network the median step time, the part of it spent averaging
-gradients (the Allreduce), and the bytes each rank sends per step in a ring Allreduce,
-2 (N - 1) / N times the gradients' size. Compare runs with different -n side by side,
-on a quiet machine: on one machine the ranks share its cores and memory bandwidth.
+on its share of a global batch (64 unless --global-batch says otherwise; SGD with
+momentum, `DistributedDataParallel`), and rank 0 prints per network the median step
+time, the part of it spent averaging gradients (the Allreduce), and the bytes each rank
+sends per step in a ring Allreduce, 2 (N - 1) / N times the gradients' size. Compare
+runs with different -n side by side, on a quiet machine: on one machine the ranks share
+its cores and memory bandwidth.
 """
 
 import argparse
@@ -20,7 +21,7 @@ import pycnn
 from pycnn import _bench_model as B
 from pycnn import distributed as dist
 
-GLOBAL_BATCH = 64
+GLOBAL_BATCH = 64  # the default
 
 
 def main():
@@ -28,7 +29,9 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="pycnn threads a rank")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--networks", default="digits,mnist7,resnet20")
+    parser.add_argument("--global-batch", type=int, default=GLOBAL_BATCH)
     args = parser.parse_args()
+    batch = args.global_batch
     dist.init()
     rank, size = dist.rank(), dist.world_size()
     if args.threads:
@@ -36,7 +39,7 @@ def main():
     if rank == 0:
         print(
             f"{size} rank(s), {pycnn.get_num_threads()} pycnn thread(s) each, global batch "
-            f"{GLOBAL_BATCH}, float32, median of {args.steps} steps"
+            f"{batch}, float32, median of {args.steps} steps"
         )
         print(f"{'network':<10}{'step ms':>10}{'allreduce ms':>14}{'sent KiB/step':>15}")
     for name in args.networks.split(","):
@@ -45,8 +48,8 @@ def main():
         opt = pycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         loss = pycnn.CrossEntropyLoss()
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((GLOBAL_BATCH, *shape)).astype(np.float32)
-        y = rng.integers(0, 10, GLOBAL_BATCH)
+        x = rng.standard_normal((batch, *shape)).astype(np.float32)
+        y = rng.integers(0, 10, batch)
         mine = slice(rank, None, size)
         steps, reduces = [], []
         for i in range(args.steps + 3):
