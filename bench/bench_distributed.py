@@ -57,7 +57,7 @@ def main():
             start = time.perf_counter()
             opt.zero_grad()
             loss(model(x[mine]), y[mine])
-            model.module.backward(loss.backward())
+            model.module.backward(loss.backward(), input_grad=False)
             before = time.perf_counter()
             model.allreduce_gradients()
             after = time.perf_counter()

@@ -253,7 +253,7 @@ def _pycnn_step(name, mode, dtype):
     def step():
         opt.zero_grad()
         loss.forward(model.forward(x), y)
-        model.backward(loss.backward())
+        model.backward(loss.backward(), input_grad=False)  # as torch: x needs no grad
         opt.step()
 
     return step

@@ -275,6 +275,10 @@ class DistributedDataParallel(BaseLayer):
         self.allreduce_gradients()
         return grad_x
 
+    def _backward_params(self, grad):
+        self.module._backward_params(grad)
+        self.allreduce_gradients()
+
     def allreduce_gradients(self):
         """Average every parameter's gradient over the ranks, in place.
 

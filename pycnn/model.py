@@ -81,11 +81,26 @@ class Sequential(BaseLayer):
                 x = _call_child(str(i), layer, "forward", x)
         return x
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
+        """Gradients of the last `forward`: each layer's parameter gradients accumulate
+        in its `grads`, and the gradient with respect to the input is returned.
+
+        ``input_grad=False`` returns None instead and lets the first layer skip the work
+        only that gradient needs (a first `Conv2d` skips its input gradient), as
+        PyTorch skips it for an input that does not require a gradient: what a
+        training loop wants (`fit` does it)."""
         with _parallel.one_blas_thread():
-            for i in range(len(self.layers) - 1, -1, -1):
+            for i in range(len(self.layers) - 1, 0, -1):
                 grad = _call_child(str(i), self.layers[i], "backward", grad)
-        return grad
+            if not self.layers:
+                return grad if input_grad else None
+            if input_grad:
+                return _call_child("0", self.layers[0], "backward", grad)
+            _call_child("0", self.layers[0], "_backward_params", grad)
+        return None
+
+    def _backward_params(self, grad):
+        self.backward(grad, input_grad=False)
 
     def named_children(self):
         return ((str(i), layer) for i, layer in enumerate(self.layers))

@@ -171,7 +171,7 @@ class _Alone:
         return value
 
     def backward(self, loss, n_mine, n_batch, per_sample):
-        self.net.backward(loss.backward())
+        self.net._backward_params(loss.backward())  # no input gradient to compute
 
     def sum(self, value):
         return value
@@ -224,7 +224,7 @@ class _Ranks:
             self.net.allreduce_gradients()
             return
         weight = n_mine * self.size / n_batch if per_sample else self.size
-        self.net.backward(loss.backward() * weight)
+        self.net._backward_params(loss.backward() * weight)
 
     def evaluate(self, x, y, loss):
         """Validation on each rank's share, reduced; rank 0's batch-norm statistics."""

@@ -825,3 +825,36 @@ def test_fit_refuses_a_loss_that_does_not_reduce():
         )  # fmt: skip
     with pytest.raises(ValueError, match=r"reduction='none'"):
         model.evaluate(x[:8], y[:8], loss=CrossEntropyLoss(reduction="none"))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(bias, backend):
+    # input_grad=False lets the first convolution skip its input gradient; every
+    # parameter gradient must equal that of a full backward, bit for bit
+    def build():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Conv2d(2, 4, 3, padding=1, bias=bias, rng=rng, backend=backend),
+            pycnn.ReLU(),
+            pycnn.Sequential(pycnn.Conv2d(4, 3, 3, bias=bias, rng=rng, backend=backend)),
+            pycnn.Flatten(),
+            pycnn.Linear(3 * 4 * 4, 5, rng=rng),
+        )
+
+    x = np.random.default_rng(1).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    grad = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
+    full, params_only = build(), build()
+    full.forward(x)
+    grad_x = full.backward(grad)
+    params_only.forward(x)
+    assert params_only.backward(grad, input_grad=False) is None
+    assert grad_x.shape == x.shape
+    for (key, a), (_, b) in zip(full.named_parameters(), params_only.named_parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=key)
+    # a nested Sequential first: the flag reaches its first layer
+    nested = pycnn.Sequential(build())
+    nested.forward(x)
+    assert nested.backward(grad, input_grad=False) is None
+    for (key, a), (_, b) in zip(full.named_parameters(), nested.named_parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=key)

@@ -43,6 +43,12 @@ class BaseLayer:
     def backward(self, grad):
         raise NotImplementedError
 
+    def _backward_params(self, grad):
+        """`backward` when nobody needs the input gradient (the first layer of a network
+        whose ``backward(grad, input_grad=False)`` was called): the parameter gradients
+        alone. Layers that can skip work for it override this."""
+        self.backward(grad)
+
     def __call__(self, x):
         return self.forward(x)  # not `__call__ = forward`: that binds BaseLayer.forward
 

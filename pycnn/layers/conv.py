@@ -116,6 +116,14 @@ class Conv2d(_WeightedLayer):
         return out
 
     def backward(self, grad_out):
+        return self._backward(grad_out, need_x=True)
+
+    def _backward_params(self, grad_out):
+        # the first layer of a network: its input gradient (an im2col-sized GEMM and
+        # col2im) is skipped, as PyTorch skips it for an input that needs no gradient
+        self._backward(grad_out, need_x=False)
+
+    def _backward(self, grad_out, need_x):
         if self._x is None:
             raise RuntimeError("Conv2d.backward called before forward")
         plan = self._plan(self._x)
@@ -129,6 +137,8 @@ class Conv2d(_WeightedLayer):
                 np.ascontiguousarray(grad_out),
                 np.ascontiguousarray(self._x),
                 np.ascontiguousarray(self.weight),
+                need_x=need_x,
+                need_bias="bias" in self.params,
             )
         self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
