@@ -173,3 +173,41 @@ def test_direct_kernel_chunks_and_threads(monkeypatch, rng):
     monkeypatch.setattr(_conv, "WORKSPACE_BYTES", 1)
     monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
     assert_close(functional.conv2d(x, w, b, **kw), reference.conv2d(x, w, b, **kw), np.float64)
+
+
+@pytest.mark.parametrize(
+    "n, c, f, hw, k, groups",
+    [(1, 3, 4, 5, 3, 1), (6, 4, 6, 7, 3, 2), (5, 2, 3, 4, 2, 1), (7, 16, 8, 6, 3, 1)],
+)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_kept_columns_give_the_gradients_of_recomputed_ones(
+    n, c, f, hw, k, groups, chunked, monkeypatch
+):
+    # a training forward keeps small column matrices for backward (_conv.KEEP_COLUMNS_
+    # BYTES); backward must give bit for bit what it gives computing them again, and
+    # leave them intact for a second backward
+    import pycnn
+
+    threads = pycnn.get_num_threads()
+    if chunked:  # several chunks a batch, over two threads
+        monkeypatch.setattr(_conv, "WORKSPACE_BYTES", c * k * k * hw * hw * 4)
+        pycnn.set_num_threads(2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    results = []
+    try:
+        for keep_bytes in (2**30, 0):
+            monkeypatch.setattr(_conv, "KEEP_COLUMNS_BYTES", keep_bytes)
+            rng0 = np.random.default_rng(0)
+            layer = pycnn.Conv2d(c, f, k, padding=1, groups=groups, rng=rng0)
+            out = layer.forward(x)
+            assert (layer._columns is not None) == (keep_bytes > 0)
+            g = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
+            first = layer.backward(g), layer.grads["weight"].copy(), layer.grads["bias"]
+            again = layer.backward(g)
+            np.testing.assert_array_equal(again, first[0])
+            results.append((out, *first))
+    finally:
+        pycnn.set_num_threads(threads)
+    for kept, recomputed in zip(*results):
+        np.testing.assert_array_equal(kept, recomputed)

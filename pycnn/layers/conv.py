@@ -64,6 +64,7 @@ class Conv2d(_WeightedLayer):
         self.backend = backend
         self._ops = _backend(backend)
         self._plans = {}  # compiled plans by input shape and dtype, see _plan
+        self._columns = None  # a training forward's column matrix, for backward
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self._init_params(shape, bias, rng)
 
@@ -107,10 +108,14 @@ class Conv2d(_WeightedLayer):
             from pycnn._conv import Epilogue
 
             bias = self.bias
+            # training: small column matrices are kept for backward (`_conv`)
+            keep = self.training and plan.keeps_columns
+            self._columns = np.empty(plan.columns_shape, plan.dtype) if keep else None
             out = plan.forward(
                 np.ascontiguousarray(x),
                 np.ascontiguousarray(self.weight),
                 Epilogue(None if bias is None else np.ascontiguousarray(bias)),
+                self._columns,
             )
         self._x = x
         return out
@@ -139,6 +144,7 @@ class Conv2d(_WeightedLayer):
                 np.ascontiguousarray(self.weight),
                 need_x=need_x,
                 need_bias="bias" in self.params,
+                columns=self._columns,
             )
         self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
