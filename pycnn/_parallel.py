@@ -31,6 +31,9 @@ threadpoolctl finds the BLAS libraries loaded. Their thread counts are of two ki
   and the calling thread for the length of the call.
 After setting, pycnn reads the count back; a library that does not obey leaves pycnn
 serial (the whole call on the calling thread), as it is without threadpoolctl.
+`Sequential.forward` and `backward` hold BLAS at one thread for the whole pass, so the
+ops inside skip setting and restoring it; a custom layer's own NumPy matmul in such a
+pass runs on one BLAS thread too.
 
 Many calls at once
 ------------------
