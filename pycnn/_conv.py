@@ -3,7 +3,8 @@
 A `ConvPlan` is built from sizes alone (N, C, H, W, F, kernel, stride, padding,
 dilation, groups, dtype). It owns the geometry (output size, GEMM shapes), the choice
 of algorithm (a plain GEMM for pointwise convolutions, the direct kernel for groups of
-1-3 input channels where it measured faster, im2col + GEMM otherwise), the chunking of
+1-3 input channels where it measured faster, Winograd's F(4x4, 3x3) for stride-1 3x3
+convolutions where it measured faster, im2col + GEMM otherwise), the chunking of
 the batch into pieces whose column matrix fits the workspace, and the loop that spreads
 the chunks over pycnn's threads (`pycnn._parallel`). Its `forward` takes an epilogue
 applied to each chunk of output while it is still in cache (the bias today; an
@@ -24,6 +25,7 @@ import numpy as np
 
 from pycnn import _parallel
 from pycnn import _validation as V
+from pycnn._config import get_winograd
 from pycnn._ext import load_kernels
 
 _kernels = load_kernels()
@@ -62,6 +64,48 @@ def _chunks(lo, hi, bytes_per_image):
         yield start, min(start + step, hi)
 
 
+# Winograd: the transformed input and output tiles of one chunk of images (36 values a
+# tile and channel, for input and output channels) fit in this many bytes, about the L2
+# cache of one core; and a batch splits into at least this many chunks when it has as
+# many images, so that pycnn's threads share it.
+WINOGRAD_BYTES = 2**20
+WINOGRAD_CHUNKS = 4
+
+
+def _winograd_pays(n, c, f, oh, ow):
+    """Whether Winograd measured faster than im2col + GEMM for these sizes.
+
+    Measured (bench/bench_winograd.py, 2 threads, medians of 25 interleaved runs on a
+    machine shared with other work), im2col time / Winograd time, forward and input
+    gradient, float32 and float64:
+
+    ========================  ===========  ===========
+    N, C -> F, H x W           float32      float64
+    ========================  ===========  ===========
+    64, 32 -> 64, 32x32        2.2 / 1.8    4.1 / 3.1
+    16, 64 -> 64, 56x56        3.2 / 4.2    3.6 / 2.7
+    64, 16 -> 16, 28x28        1.5 / 1.4    1.8 / 1.5
+    64, 32 -> 32, 14x14        1.3 / 1.2    1.5 / 1.3
+    64, 64 -> 64, 7x7          1.2 / 1.0    1.4 / 1.5
+    32, 16 -> 32, 4x4          0.8 / 0.3    1.4 / 0.8
+    ========================  ===========  ===========
+
+    A 4x4 output is a single tile per image whose transforms cost more than they save;
+    7x7 (four tiles, 30% of them padding) still gains. One image stays on im2col, which
+    spreads its GEMM's columns over the threads where Winograd's chunks of images would
+    leave all but one idle; fewer than 16 channels were not measured.
+    """
+    return n >= 2 and min(c, f) >= 16 and oh * ow >= 49
+
+
+def _winograd_filter(weight, dtype):
+    """The transformed filters (36, F, C) of a 3x3 `weight` (F, C, 3, 3), computed in
+    float64 and rounded once to `dtype`."""
+    u = np.empty((36,) + weight.shape[:2], dtype=np.float64)
+    _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=np.float64), u)
+    return u.astype(dtype, copy=False)
+
+
 Epilogue = namedtuple("Epilogue", "bias activation", defaults=(None, None))
 Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output while it is
 in cache: `bias` (F,) added per output channel, or None; then `activation`, a function
@@ -79,9 +123,21 @@ class ConvPlan:
     `out_hw`, when given, is the (OH, OW) grid to compute instead of the one the sizes
     give: a transposed convolution whose output_padding reaches past the stride (allowed
     up to the dilation) adds input rows that no output of its adjoint covers.
+    `winograd` False forbids the Winograd path (`pycnn.set_winograd`).
     """
 
-    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw=None):
+    def __init__(
+        self,
+        x_shape,
+        w_shape,
+        dtype,
+        stride,
+        padding,
+        dilation,
+        groups,
+        out_hw=None,
+        winograd=True,
+    ):
         self.dtype = np.dtype(dtype)
         self.n, self.c, self.h, self.w = x_shape
         self.f, self.cg, self.kh, self.kw = w_shape
@@ -128,6 +184,15 @@ class ConvPlan:
         )
         # one image spreads its GEMMs over output columns instead of images
         self.one_image = self.n == 1 and self.blocks > 1
+        self.winograd = (
+            winograd
+            and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
+            and self.g == 1
+            and self.kh == self.kw == 3
+            and self.sh == self.sw == self.dh == self.dw == 1
+            and all(0 <= p <= 2 for p in self.padding)
+            and exact
+        )
 
     # --- the pieces ------------------------------------------------------------------
 
@@ -195,8 +260,15 @@ class ConvPlan:
         """The convolution of C-contiguous `x` (N, C, H, W) with C-contiguous `weight`
         (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW)
         """
-        out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
         bias, act = epilogue
+        if self.winograd:
+            out = np.empty(self.out_shape, dtype=self.dtype)
+            u = _winograd_filter(weight, self.dtype)
+            if bias is not None:
+                bias = np.ascontiguousarray(bias, dtype=self.dtype)
+            self._winograd(x, u, (self.ph, self.pw), bias, act, out)
+            return out
+        out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
         if self.direct:
             self._forward_direct(x, weight, bias, act, out)
         else:
@@ -256,6 +328,52 @@ class ConvPlan:
 
         _parallel.over_ranges(self.blocks, self.macs // self.blocks, columns)
 
+    # --- Winograd --------------------------------------------------------------------
+
+    def _winograd(self, x, u, padding, bias, act, out):
+        """`out` (N, K, OH', OW') = the stride-1 3x3 convolution of `x` (N, J, H', W'),
+        zero-padded by `padding` (top, left) and as needed past the end, with the
+        transformed filters `u` (36, K, J); then `bias` and `act` per chunk.
+
+        Chunks of images depend on the sizes only, never on the thread count, and each
+        chunk's 36 GEMMs span its images' tiles: so every output element comes out of
+        the same GEMM call, with the same rounding, however many threads share the work.
+        """
+        n, j = x.shape[:2]
+        k, oh, ow = out.shape[1:]
+        th, tw = -(-oh // 4), -(-ow // 4)
+        tiles = th * tw
+        per_image = 36 * (j + k) * tiles * self.dtype.itemsize
+        # images a chunk: their transformed tiles fit WINOGRAD_BYTES, and a batch gives
+        # at least WINOGRAD_CHUNKS chunks (to spread over threads) when it has as many
+        step = max(1, min(WINOGRAD_BYTES // per_image, -(-n // WINOGRAD_CHUNKS)))
+        n_chunks = -(-n // step)
+
+        def chunks(lo, hi):
+            for ci in range(lo, hi):
+                start, stop = ci * step, min(ci * step + step, n)
+                cols = (stop - start) * tiles
+                buf = workspace((36 * (j + k) * cols,), self.dtype)
+                v = buf[: 36 * j * cols].reshape(36, j, cols)
+                m = buf[36 * j * cols :].reshape(36, k, cols)
+                _kernels.winograd_input(x[start:stop], v, padding[0], padding[1], th, tw)
+                np.matmul(u, v, out=m)
+                chunk = out[start:stop]
+                _kernels.winograd_output(m, chunk, bias, th, tw)
+                if act is not None:
+                    act(chunk)
+
+        _parallel.over_ranges(n_chunks, step * 36 * j * k * tiles, chunks)
+
+    def _winograd_grad_x(self, grad_out, weight):
+        """The input gradient, as the Winograd convolution of `grad_out` with the
+        filters flipped and transposed (C <-> F), padded by 2 - padding."""
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        grad_x = np.empty(self.x_shape, dtype=self.dtype)
+        u = _winograd_filter(flipped, self.dtype)
+        self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), None, None, grad_x)
+        return grad_x
+
     # --- backward --------------------------------------------------------------------
 
     def backward(self, grad_out, x, weight, need_x=True, need_weight=True, need_bias=True):
@@ -270,18 +388,23 @@ class ConvPlan:
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
         grad_bias = grad_out.sum(axis=(0, 2, 3)) if need_bias else None
-        grad_x = (
-            np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype) if need_x else None
-        )
+        winograd_x = need_x and self.winograd
+        grad_x = None
+        if winograd_x:
+            grad_x = self._winograd_grad_x(grad_out, weight)
+        elif need_x:
+            grad_x = np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
+        gemm_x = None if winograd_x else grad_x  # the input gradient im2col's GEMMs make
+        grad_w = None
         if self.one_image:
-            grad_w = self._backward_one_image(x, w_t, dout, grad_x, need_weight)
-        else:
+            grad_w = self._backward_one_image(x, w_t, dout, gemm_x, need_weight)
+        elif need_weight or gemm_x is not None:
             grad_w = sum(
                 _parallel.over_ranges(
                     self.n,
-                    (need_x + need_weight) * self.macs,
+                    ((gemm_x is not None) + need_weight) * self.macs,
                     lambda lo, hi: self._backward_images(
-                        lo, hi, x, w_t, dout, grad_x, need_weight
+                        lo, hi, x, w_t, dout, gemm_x, need_weight
                     ),
                 )
             )
@@ -343,12 +466,15 @@ class ConvPlan:
 
 
 @functools.lru_cache(maxsize=512)
-def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw):
-    return ConvPlan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw)
+def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw, winograd):
+    return ConvPlan(
+        x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw, winograd
+    )
 
 
 def plan(x_shape, w_shape, dtype, args, out_hw=None):
-    """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached."""
+    """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached
+    (keyed on `pycnn.get_winograd()` too: switching it picks other plans)."""
     return _cached_plan(
         tuple(x_shape),
         tuple(w_shape),
@@ -358,6 +484,7 @@ def plan(x_shape, w_shape, dtype, args, out_hw=None):
         args.dilation,
         args.groups,
         out_hw,
+        get_winograd(),
     )
 
 

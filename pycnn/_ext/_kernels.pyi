@@ -106,3 +106,25 @@ def avg_pool2d_backward(
     divisor_override: int,  # Py_ssize_t, 0 for none
     n_threads: int = 1,
 ) -> None: ...
+
+# Winograd F(4x4, 3x3) transforms (_winograd.pxi); p = 6 * row + column of a 6x6 tile
+
+def winograd_filter(
+    weight: _Float,  # const floating[:, :, :, ::1]  IN  (F, C, 3, 3)
+    u: _Float,  # floating[:, :, ::1]           OUT (36, F, C)
+) -> None: ...
+def winograd_input(
+    x: _Float,  # const floating[:, :, :, ::1]  IN  (N, C, H, W)
+    v: _Float,  # floating[:, :, ::1]           OUT (36, C, N*TH*TW)
+    ph: int,
+    pw: int,
+    th: int,
+    tw: int,
+) -> None: ...
+def winograd_output(
+    m: _Float,  # const floating[:, :, ::1]     IN  (36, F, N*TH*TW)
+    out: _Float,  # floating[:, :, :, ::1]        OUT (N, F, OH, OW)
+    bias: _Float | None,  # const floating[::1]     IN  (F,)
+    th: int,
+    tw: int,
+) -> None: ...

@@ -484,3 +484,5 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
             pycnn_avg_pool2d_backward_f64(&grad_out[b, 0, 0], h, w, kh, kw, sh, sw, ph, pw,
                                           oh, ow, count_include_pad, divisor_override,
                                           &grad_x[b, 0, 0])
+
+include "_winograd.pxi"
