@@ -9,6 +9,7 @@ for im2col. The tests hold it to WINOGRAD_F32_BOUND, and float64 to 1e-12.
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -307,6 +308,26 @@ def test_results_do_not_depend_on_the_thread_count(everywhere, spread, threads, 
     np.testing.assert_array_equal(
         functional.conv2d_backward(g, x, weight, padding=p)[0], serial_dx
     )
+
+
+def test_bit_identical_from_many_threads_at_once(everywhere, spread, dtype, rng):
+    """Eight threads calling at once (sharing pycnn's pool) get the serial bits."""
+    x, weight, bias, p = _case("cifar-like", dtype, rng)
+    g = rng.standard_normal((4, 64, 16, 16)).astype(dtype)
+    pycnn.set_num_threads(3)
+
+    def both():
+        return (
+            functional.conv2d(x, weight, bias, padding=p),
+            functional.conv2d_backward(g, x, weight, padding=p)[0],
+        )
+
+    serial = both()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: both(), range(16)))
+    for got in results:
+        for a, b in zip(got, serial):
+            assert a.tobytes() == b.tobytes()
 
 
 # --- the kernels' own guards ---------------------------------------------------------

@@ -19,7 +19,7 @@
 # vectorises them.
 
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 
 def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
@@ -98,35 +98,43 @@ cdef inline void _input_plane(const floating *x, Py_ssize_t h, Py_ssize_t w,
                               floating *buf, floating *v, Py_ssize_t pstride) noexcept nogil:
     """B^T d B of the th x tw tiles of one channel `x` (h, w), zero-padded by `ph` rows
     and `pw` columns (and past the end). The 36 results of tile t go to
-    v[p * pstride + t]. `buf` holds 48 * (th + 1) * tw + 4 * tw + 2.
+    v[p * pstride + t]. `buf` holds 48 * (th + 1) * tw.
 
     Padded row 4 i' + s (s < 4) is stored as six arrays, X[s][c][i' tw + j] = column
     4 j + c, so that tile (i, j) reads entry i tw + j of X[0..3][c] and i tw + j + tw of
     X[0..1][c]: B on the right, then B^T on the left, are each a few loops over every
     tile of the plane at once, which the compiler vectorises."""
-    cdef Py_ssize_t n1 = (th + 1) * tw, wl = 4 * tw + 2, r, row, lo, hi, c, j, l
+    cdef Py_ssize_t n1 = (th + 1) * tw, r, row, c, j, l, lo, hi
+    cdef Py_ssize_t jlo[6]
+    cdef Py_ssize_t jhi[6]
     cdef floating *xs = buf            # X[s][c][(th + 1) tw], 4 x 6 arrays
     cdef floating *hs = buf + 24 * n1  # B on the right: H[s][l][(th + 1) tw]
-    cdef floating *line = buf + 48 * n1
+    cdef const floating *src
     cdef floating *dst
     cdef floating *o
-    lo = pw if pw < wl else wl  # line columns [lo, hi) come from the input
-    hi = w + pw if w + pw < wl else wl
+    for c in range(6):  # tiles [jlo, jhi) read input column 4 j + c - pw inside [0, w)
+        lo = (pw - c + 3) // 4 if pw > c else 0
+        hi = (w - 1 + pw - c) // 4 + 1 if w - 1 + pw >= c else 0
+        jlo[c] = lo if lo < tw else tw
+        jhi[c] = hi if hi < tw else tw
+        if jhi[c] < jlo[c]:
+            jhi[c] = jlo[c]
     for r in range(4 * (th + 1)):
         row = r - ph
         dst = xs + (r % 4) * 6 * n1 + (r // 4) * tw
-        if row < 0 or row >= h or hi <= lo:
+        if row < 0 or row >= h:
             for c in range(6):
                 memset(dst + c * n1, 0, tw * sizeof(floating))
             continue
-        if lo > 0:
-            memset(line, 0, lo * sizeof(floating))
-        memcpy(line + lo, x + row * w, (hi - lo) * sizeof(floating))
-        if hi < wl:
-            memset(line + hi, 0, (wl - hi) * sizeof(floating))
         for c in range(6):
-            for j in range(tw):
-                dst[c * n1 + j] = line[4 * j + c]
+            o = dst + c * n1
+            src = x + row * w + c - pw
+            for j in range(jlo[c]):
+                o[j] = 0
+            for j in range(jlo[c], jhi[c]):
+                o[j] = src[4 * j]
+            for j in range(jhi[c], tw):
+                o[j] = 0
     for r in range(4):
         dst = xs + r * 6 * n1
         o = hs + r * 6 * n1
@@ -155,7 +163,7 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     if n == 0 or c == 0:
         return
     pstride = c * v.shape[2]
-    buf = <floating *>malloc((48 * (th + 1) * tw + 4 * tw + 2) * sizeof(floating))
+    buf = <floating *>malloc(48 * (th + 1) * tw * sizeof(floating))
     if buf == NULL:
         raise MemoryError()
     with nogil:
