@@ -14,12 +14,11 @@
 # p = 6 * k + l indexes the 6x6 transformed tile: k its row, l its column. Tiles are
 # numbered image by image, row-major within an image; a tile reaching past the input
 # reads zeros there, and one reaching past the output writes only its part inside, so
-# any output size works. Each loop works on one whole plane (a channel of an image) at
-# once, its inner loops contiguous over the plane's tiles, so that the compiler
-# vectorises them.
+# any output size works. Each transform works on one channel (or filter) of all the
+# images of a chunk at once, its inner loops contiguous over their tiles, so that the
+# compiler vectorises them.
 
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.stdlib cimport calloc, free, malloc
 
 
 def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
@@ -93,59 +92,50 @@ cdef inline void _bt(const floating *d0, const floating *d1, const floating *d2,
         o5[i] = four * d1[i] - five * d3[i] + d5[i]
 
 
-cdef inline void _input_plane(const floating *x, Py_ssize_t h, Py_ssize_t w,
-                              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th, Py_ssize_t tw,
-                              floating *buf, floating *v, Py_ssize_t pstride) noexcept nogil:
-    """B^T d B of the th x tw tiles of one channel `x` (h, w), zero-padded by `ph` rows
-    and `pw` columns (and past the end). The 36 results of tile t go to
-    v[p * pstride + t]. `buf` holds 48 * (th + 1) * tw.
+cdef inline void _input_channel(const floating *x, Py_ssize_t n, Py_ssize_t xstride,
+                                Py_ssize_t h, Py_ssize_t w, Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t th, Py_ssize_t tw, const Py_ssize_t *corner,
+                                floating *padded, floating *buf, floating *v,
+                                Py_ssize_t pstride) noexcept nogil:
+    """B^T d B of the th x tw tiles of one channel of `n` images (channel `x` (h, w) of
+    image b at x + b * xstride), zero-padded by `ph` rows and `pw` columns (and past the
+    end). The 36 results of tile t (numbered image by image) go to v[p * pstride + t].
 
-    Padded row 4 i' + s (s < 4) is stored as six arrays, X[s][c][i' tw + j] = column
-    4 j + c, so that tile (i, j) reads entry i tw + j of X[0..3][c] and i tw + j + tw of
-    X[0..1][c]: B on the right, then B^T on the left, are each a few loops over every
-    tile of the plane at once, which the compiler vectorises."""
-    cdef Py_ssize_t n1 = (th + 1) * tw, r, row, c, j, l, lo, hi
-    cdef Py_ssize_t jlo[6]
-    cdef Py_ssize_t jhi[6]
-    cdef floating *xs = buf            # X[s][c][(th + 1) tw], 4 x 6 arrays
-    cdef floating *hs = buf + 24 * n1  # B on the right: H[s][l][(th + 1) tw]
+    The channel is copied into `padded`, n planes of (4 th + 2, 4 tw + 2) whose border
+    is zero already; `corner[t]` is where tile t starts in it. The tiles are then
+    gathered whole into `buf` (72 * n * th * tw), D[6 r + c][t] = row r, column c of
+    tile t, so that B on the right, then B^T on the left, are each six loops over all
+    the tiles of all the images at once, which the compiler vectorises."""
+    cdef Py_ssize_t nt = n * th * tw, hp = 4 * th + 2, wp = 4 * tw + 2, b, r, c, t, k
+    cdef Py_ssize_t rows = min(h, hp - ph)  # the input rows and columns tiles read
+    cdef Py_ssize_t cols = min(w, wp - pw)
+    cdef floating *d = buf               # the tiles, D[6 r + c][tile]
+    cdef floating *hs = buf + 36 * nt    # B on the right: H[6 r + l][tile]
     cdef const floating *src
-    cdef floating *dst
     cdef floating *o
-    for c in range(6):  # tiles [jlo, jhi) read input column 4 j + c - pw inside [0, w)
-        lo = (pw - c + 3) // 4 if pw > c else 0
-        hi = (w - 1 + pw - c) // 4 + 1 if w - 1 + pw >= c else 0
-        jlo[c] = lo if lo < tw else tw
-        jhi[c] = hi if hi < tw else tw
-        if jhi[c] < jlo[c]:
-            jhi[c] = jlo[c]
-    for r in range(4 * (th + 1)):
-        row = r - ph
-        dst = xs + (r % 4) * 6 * n1 + (r // 4) * tw
-        if row < 0 or row >= h:
-            for c in range(6):
-                memset(dst + c * n1, 0, tw * sizeof(floating))
-            continue
+    for b in range(n):
+        for r in range(rows):
+            o = padded + (b * hp + r + ph) * wp + pw
+            src = x + b * xstride + r * w
+            for c in range(cols):
+                o[c] = src[c]
+    for r in range(6):
         for c in range(6):
-            o = dst + c * n1
-            src = x + row * w + c - pw
-            for j in range(jlo[c]):
-                o[j] = 0
-            for j in range(jlo[c], jhi[c]):
-                o[j] = src[4 * j]
-            for j in range(jhi[c], tw):
-                o[j] = 0
-    for r in range(4):
-        dst = xs + r * 6 * n1
-        o = hs + r * 6 * n1
-        _bt(dst, dst + n1, dst + 2 * n1, dst + 3 * n1, dst + 4 * n1, dst + 5 * n1,
-            o, o + n1, o + 2 * n1, o + 3 * n1, o + 4 * n1, o + 5 * n1, n1)
-    for l in range(6):
-        dst = hs + l * n1
-        o = v + l * pstride
-        _bt(dst, dst + 6 * n1, dst + 12 * n1, dst + 18 * n1, dst + tw, dst + 6 * n1 + tw,
+            o = d + (6 * r + c) * nt
+            src = padded + r * wp + c
+            for t in range(nt):
+                o[t] = src[corner[t]]
+    for r in range(6):
+        src = d + 6 * r * nt
+        o = hs + 6 * r * nt
+        _bt(src, src + nt, src + 2 * nt, src + 3 * nt, src + 4 * nt, src + 5 * nt,
+            o, o + nt, o + 2 * nt, o + 3 * nt, o + 4 * nt, o + 5 * nt, nt)
+    for k in range(6):  # column l = k of every row
+        src = hs + k * nt
+        o = v + k * pstride
+        _bt(src, src + 6 * nt, src + 12 * nt, src + 18 * nt, src + 24 * nt, src + 30 * nt,
             o, o + 6 * pstride, o + 12 * pstride, o + 18 * pstride, o + 24 * pstride,
-            o + 30 * pstride, th * tw)
+            o + 30 * pstride, nt)
 
 
 def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -154,24 +144,34 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     """V = B^T d B for the TH x TW tiles of every image and channel of `x`, zero-padded
     by `ph` rows on top and `pw` columns on the left (and as needed past the end)."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
-    cdef Py_ssize_t b, ch, tiles = th * tw, pstride
+    cdef Py_ssize_t ch, pstride, nt = v.shape[2], b, i, j, t = 0
+    cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2
     cdef floating *buf
+    cdef Py_ssize_t *corner
     if th < 1 or tw < 1 or ph < 0 or pw < 0:
         raise ValueError("winograd_input: th, tw >= 1 and ph, pw >= 0")
-    if v.shape[0] != 36 or v.shape[1] != c or v.shape[2] != n * tiles:
+    if v.shape[0] != 36 or v.shape[1] != c or v.shape[2] != n * th * tw:
         raise ValueError("winograd_input: v must be (36, C, N * th * tw)")
     if n == 0 or c == 0:
         return
-    pstride = c * v.shape[2]
-    buf = <floating *>malloc(48 * (th + 1) * tw * sizeof(floating))
-    if buf == NULL:
+    pstride = c * nt
+    buf = <floating *>calloc(72 * nt + n * hp * wp, sizeof(floating))
+    corner = <Py_ssize_t *>malloc(nt * sizeof(Py_ssize_t))
+    if buf == NULL or corner == NULL:
+        free(buf)
+        free(corner)
         raise MemoryError()
     with nogil:
         for b in range(n):
-            for ch in range(c):
-                _input_plane(&x[b, ch, 0, 0], h, w, ph, pw, th, tw, buf,
-                             &v[0, ch, b * tiles], pstride)
+            for i in range(th):
+                for j in range(tw):
+                    corner[t] = (b * hp + 4 * i) * wp + 4 * j
+                    t += 1
+        for ch in range(c):
+            _input_channel(&x[0, ch, 0, 0], n, c * h * w, h, w, ph, pw, th, tw, corner,
+                           buf + 72 * nt, buf, &v[0, ch, 0], pstride)
     free(buf)
+    free(corner)
 
 
 cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
@@ -191,45 +191,48 @@ cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
         o3[i] = (m1[i] - m2[i]) + eight * (m3[i] - m4[i]) + m5[i]
 
 
-cdef inline void _output_plane(const floating *m, Py_ssize_t pstride, Py_ssize_t th,
-                               Py_ssize_t tw, floating *out, Py_ssize_t oh, Py_ssize_t ow,
-                               floating bias, floating *buf) noexcept nogil:
-    """A^T M A + bias for the th x tw tiles of one filter, M of tile t at
-    m[p * pstride + t], into `out` (oh, ow); tiles reaching past the output write only
-    their part inside. `buf` holds 40 * th * tw."""
-    cdef Py_ssize_t n = th * tw, k, q, i, j, r, col, nrows, full = ow // 4
+cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_t n,
+                                Py_ssize_t th, Py_ssize_t tw, floating *out,
+                                Py_ssize_t ostride, Py_ssize_t oh, Py_ssize_t ow,
+                                floating bias, floating *buf) noexcept nogil:
+    """A^T M A + bias for the th x tw tiles of one filter of `n` images, M of tile t at
+    m[p * pstride + t], into the (oh, ow) planes at out + b * ostride; tiles reaching
+    past the output write only their part inside. `buf` holds 40 * n * th * tw."""
+    cdef Py_ssize_t tiles = th * tw, nt = n * th * tw, k, q, b, i, j, r, col, nrows
+    cdef Py_ssize_t full = ow // 4
     cdef const floating *src
     cdef const floating *y0
     cdef const floating *y1
     cdef const floating *y2
     cdef const floating *y3
-    cdef floating *cols = buf        # A on the right: [k][q][tile], 6 x 4 x n
-    cdef floating *y = buf + 24 * n  # then A^T on the left: [r][q][tile], 4 x 4 x n
+    cdef floating *cols = buf         # A on the right: [4 k + q][tile]
+    cdef floating *y = buf + 24 * nt  # then A^T on the left: [4 r + q][tile]
     cdef floating *o
     for k in range(6):
         src = m + 6 * k * pstride
-        o = cols + 4 * k * n
+        o = cols + 4 * k * nt
         _at(src, src + pstride, src + 2 * pstride, src + 3 * pstride, src + 4 * pstride,
-            src + 5 * pstride, o, o + n, o + 2 * n, o + 3 * n, n)
+            src + 5 * pstride, o, o + nt, o + 2 * nt, o + 3 * nt, nt)
     for q in range(4):
-        _at(cols + q * n, cols + (4 + q) * n, cols + (8 + q) * n, cols + (12 + q) * n,
-            cols + (16 + q) * n, cols + (20 + q) * n,
-            y + q * n, y + (4 + q) * n, y + (8 + q) * n, y + (12 + q) * n, n)
-    for i in range(th):  # tile (i, j)'s row r, column q is output pixel (4 i + r, 4 j + q)
-        nrows = oh - 4 * i if oh - 4 * i < 4 else 4
-        for r in range(nrows):
-            o = out + (4 * i + r) * ow
-            y0 = y + 4 * r * n + i * tw
-            y1 = y0 + n
-            y2 = y0 + 2 * n
-            y3 = y0 + 3 * n
-            for j in range(full):  # an interleaved store, vectorised
-                o[4 * j] = y0[j] + bias
-                o[4 * j + 1] = y1[j] + bias
-                o[4 * j + 2] = y2[j] + bias
-                o[4 * j + 3] = y3[j] + bias
-            for col in range(4 * full, ow):
-                o[col] = y0[(col % 4) * n + col // 4] + bias
+        _at(cols + q * nt, cols + (4 + q) * nt, cols + (8 + q) * nt, cols + (12 + q) * nt,
+            cols + (16 + q) * nt, cols + (20 + q) * nt,
+            y + q * nt, y + (4 + q) * nt, y + (8 + q) * nt, y + (12 + q) * nt, nt)
+    for b in range(n):  # tile (i, j)'s row r, column q is output pixel (4 i + r, 4 j + q)
+        for i in range(th):
+            nrows = oh - 4 * i if oh - 4 * i < 4 else 4
+            for r in range(nrows):
+                o = out + b * ostride + (4 * i + r) * ow
+                y0 = y + 4 * r * nt + b * tiles + i * tw
+                y1 = y0 + nt
+                y2 = y0 + 2 * nt
+                y3 = y0 + 3 * nt
+                for j in range(full):  # an interleaved store, vectorised
+                    o[4 * j] = y0[j] + bias
+                    o[4 * j + 1] = y1[j] + bias
+                    o[4 * j + 2] = y2[j] + bias
+                    o[4 * j + 3] = y3[j] + bias
+                for col in range(4 * full, ow):
+                    o[col] = y0[(col % 4) * nt + col // 4] + bias
 
 
 def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
@@ -239,7 +242,7 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
     """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter; tiles
     reaching past OH or OW write only their part inside."""
     cdef Py_ssize_t n = out.shape[0], f = out.shape[1], oh = out.shape[2], ow = out.shape[3]
-    cdef Py_ssize_t b, fi, tiles = th * tw, pstride
+    cdef Py_ssize_t fi, tiles = th * tw, pstride
     cdef floating *buf
     cdef floating bf = 0
     cdef bint has_bias = bias is not None
@@ -252,14 +255,13 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
     if n == 0 or f == 0 or oh == 0 or ow == 0:
         return
     pstride = f * m.shape[2]
-    buf = <floating *>malloc(40 * tiles * sizeof(floating))
+    buf = <floating *>malloc(40 * m.shape[2] * sizeof(floating))
     if buf == NULL:
         raise MemoryError()
     with nogil:
-        for b in range(n):
-            for fi in range(f):
-                if has_bias:
-                    bf = bias[fi]
-                _output_plane(&m[0, fi, b * tiles], pstride, th, tw, &out[b, fi, 0, 0],
-                              oh, ow, bf, buf)
+        for fi in range(f):
+            if has_bias:
+                bf = bias[fi]
+            _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
+                           oh, ow, bf, buf)
     free(buf)
