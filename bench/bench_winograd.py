@@ -39,8 +39,8 @@ def _seconds(fn):
 
 
 def measure(shape, dtype, repeat, threads, rng):
-    """Medians {gemm, fwd0, fwd1, dx0, dx1} in seconds (0: im2col, 1: Winograd), and
-    whether the rule picks Winograd for this shape."""
+    """Medians {gemm, fwd0, fwd1, dx0, dx1} in seconds (0: im2col, 1: Winograd where
+    the rule, or `--all`, allows it)."""
     n, c, h, w, f = shape
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     weight = rng.standard_normal((f, c, 3, 3)).astype(dtype)
@@ -75,19 +75,23 @@ def main():
     pycnn.set_num_threads(args.threads)
     rule = _conv._winograd_pays
     if args.all:
-        _conv._winograd_pays = lambda *sizes: True
+        _conv._winograd_pays = lambda *sizes, grad_x=False: True
     rng = np.random.default_rng(0)
     print(f"{args.threads} threads, medians of {args.repeat} interleaved runs")
     print(
         f"{'shape':<8}{'dtype':<8}{'GEMM GF/s':>10}{'im2col ms':>11}{'GF/s':>7}"
-        f"{'wino ms':>9}{'GF/s':>7}{'x':>6}{'dx im2col':>11}{'dx wino':>9}{'x':>6}  rule"
+        f"{'wino ms':>9}{'GF/s':>7}{'x':>6}{'dx im2col':>11}{'dx wino':>9}{'x':>6}"
+        "  rule (fwd/dx)"
     )
     for dtype in (np.float32, np.float64):
         for name, shape in SHAPES.items():
             m = measure(shape, np.dtype(dtype), args.repeat, args.threads, rng)
             n, c, h, w, f = shape
             flops = 2 * n * f * c * 9 * h * w
-            picked = "winograd" if rule(n, c, f, h, w) else "im2col"
+            picked = "/".join(
+                "winograd" if on else "im2col"
+                for on in (rule(n, c, f, h, w), rule(n, f, c, h, w, grad_x=True))
+            )
             print(
                 f"{name:<8}{np.dtype(dtype).name:<8}{2 * 1024**3 / m['gemm'] / 1e9:>10.1f}"
                 f"{m['fwd0'] * 1e3:>11.2f}{flops / m['fwd0'] / 1e9:>7.1f}"

@@ -72,8 +72,11 @@ WINOGRAD_BYTES = 2**20
 WINOGRAD_CHUNKS = 4
 
 
-def _winograd_pays(n, c, f, oh, ow):
-    """Whether Winograd measured faster than im2col + GEMM for these sizes.
+def _winograd_pays(n, c, f, oh, ow, grad_x=False):
+    """Whether Winograd measured faster than im2col + GEMM for a stride-1 3x3
+    convolution of N images from C to F channels and an OH x OW output: a forward, or
+    with `grad_x` an input gradient (from F = the layer's C to C = its F, OH x OW = its
+    input).
 
     Measured (bench/bench_winograd.py --all, 2 threads, medians of 25 interleaved runs
     on a machine shared with other work), im2col time / Winograd time, forward and
@@ -94,7 +97,8 @@ def _winograd_pays(n, c, f, oh, ow):
     than 16 channels were not measured.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
-    return n >= 2 and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles
+    small = grad_x and oh * ow < 49
+    return n >= 2 and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles and not small
 
 
 def _winograd_filter(weight, dtype):
@@ -183,14 +187,19 @@ class ConvPlan:
         )
         # one image spreads its GEMMs over output columns instead of images
         self.one_image = self.n == 1 and self.blocks > 1
-        self.winograd = (
+        # Winograd's F(4x4, 3x3) for the forward and for the input gradient (itself a
+        # stride-1 3x3 convolution, of grad_out), each where it measured faster
+        winograd = (
             winograd
-            and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
             and self.g == 1
             and self.kh == self.kw == 3
             and self.sh == self.sw == self.dh == self.dw == 1
             and all(0 <= p <= 2 for p in self.padding)
             and exact
+        )
+        self.winograd = winograd and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
+        self.winograd_grad_x = winograd and _winograd_pays(
+            self.n, self.f, self.c, self.h, self.w, grad_x=True
         )
 
     # --- the pieces ------------------------------------------------------------------
@@ -387,7 +396,7 @@ class ConvPlan:
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
         grad_bias = grad_out.sum(axis=(0, 2, 3)) if need_bias else None
-        winograd_x = need_x and self.winograd
+        winograd_x = need_x and self.winograd_grad_x
         grad_x = None
         if winograd_x:
             grad_x = self._winograd_grad_x(grad_out, weight)

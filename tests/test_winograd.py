@@ -48,7 +48,7 @@ CASES = {
 @pytest.fixture
 def everywhere(monkeypatch):
     """Winograd on every geometry it handles, whatever the speed rule says."""
-    monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes: True)
+    monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes, grad_x=False: True)
     monkeypatch.setattr(_config, "_winograd", True)
     _conv._cached_plan.cache_clear()
     yield
@@ -91,6 +91,7 @@ def test_forward_within_the_bound(everywhere, name, dtype, rng):
 def test_input_gradient_within_the_bound(everywhere, name, dtype, rng):
     x, weight, _, p = _case(name, dtype, rng)
     out_shape = reference.conv2d(x, weight, padding=p).shape
+    assert _plan(x, weight, p).winograd_grad_x
     g = rng.standard_normal(out_shape).astype(dtype)
     grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, weight, padding=p)
     want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)
@@ -209,26 +210,26 @@ def test_float32_error_larger_than_im2col_but_bounded(everywhere, monkeypatch, r
 
 def test_rule_picks_the_measured_geometries(monkeypatch):
     monkeypatch.setattr(_config, "_winograd", True)
-    cases = {  # (x shape, weight shape, stride, padding, dilation, groups): winograd
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): True,
-        ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): True,
-        ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): True,
-        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): False,  # one image
-        ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): False,  # few channels
-        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): True,  # one tile an image
-        ((32, 16, 7, 7), (32, 16, 3, 3), 1, 1, 1, 1): True,  # 4 tiles, 3.06x fewer
-        ((32, 16, 6, 6), (32, 16, 3, 3), 1, 1, 1, 1): False,  # 4 tiles, 2.25x fewer
-        ((32, 16, 2, 2), (32, 16, 3, 3), 1, 1, 1, 1): False,  # 1 tile, as many
-        ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): False,  # stride
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): False,  # dilation
-        ((64, 32, 32, 32), (64, 16, 3, 3), 1, 1, 1, 2): False,  # groups
-        ((64, 32, 32, 32), (64, 32, 5, 5), 1, 2, 1, 1): False,  # 5x5
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, 1): False,  # padding 3
+    cases = {  # (x shape, weight shape, stride, padding, dilation, groups): (fwd, grad_x)
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): (True, True),
+        ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),
+        ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): (True, True),
+        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),  # 4 tiles, 3.06x fewer
+        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (True, False),  # dx measured slower
+        ((32, 16, 6, 6), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 2.25x fewer
+        ((32, 16, 2, 2), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # as many
+        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # one image
+        ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False),  # few channels
+        ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False),  # stride
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): (False, False),  # dilation
+        ((64, 32, 32, 32), (64, 16, 3, 3), 1, 1, 1, 2): (False, False),  # groups
+        ((64, 32, 32, 32), (64, 32, 5, 5), 1, 2, 1, 1): (False, False),  # 5x5
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, 1): (False, False),  # padding 3
     }
     for (xs, ws, s, p, d, g), expected in cases.items():
         x, w = np.empty(xs, np.float32), np.empty(ws, np.float32)
-        args = V.conv2d_args(x, w, None, s, p, d, g)
-        assert _conv.plan(xs, ws, np.float32, args).winograd is expected, (xs, ws, s, p, d, g)
+        plan = _conv.plan(xs, ws, np.float32, V.conv2d_args(x, w, None, s, p, d, g))
+        assert (plan.winograd, plan.winograd_grad_x) == expected, (xs, ws, s, p, d, g)
 
 
 def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
@@ -245,7 +246,8 @@ def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
     assert _plan(x, weight, 1).winograd
     layer_on = layer.forward(x), layer.backward(g)
     pycnn.set_winograd(False)
-    assert not pycnn.get_winograd() and not _plan(x, weight, 1).winograd
+    assert not pycnn.get_winograd()
+    assert not _plan(x, weight, 1).winograd and not _plan(x, weight, 1).winograd_grad_x
     off = functional.conv2d(x, weight, bias, padding=1)
     layer_off = layer.forward(x), layer.backward(g)
     args = V.conv2d_args(x, weight, bias, 1, 1, 1, 1)
