@@ -3,9 +3,11 @@ side in one run, against the float32/float64 GEMM rate of this machine.
 
     python bench/bench_winograd.py [--repeat 25] [--threads 2] [--all]
 
-Every repetition times, in turn, a (1024 x 1024) @ (1024 x 1024) np.matmul on as many
-BLAS threads as pycnn has, then the forward and the input gradient on each path, so
-that a busy machine slows all of them alike; the table gives medians. Effective GFLOP/s
+Every repetition times, in turn, the forward and the input gradient on each path, then
+a (1024 x 1024) @ (1024 x 1024) np.matmul on as many BLAS threads as pycnn has, so
+that a busy machine slows all of them alike; the table gives medians. (It then waits
+0.1 s: BLAS's threads spin for a while after a call, taking a core from whatever
+runs next.) Effective GFLOP/s
 count the direct convolution's 2 * N * F * C * 9 * OH * OW operations, whatever the
 algorithm does: only one that does fewer can exceed the GEMM rate. `--all` runs
 Winograd on every shape, including those the plan's rule leaves on im2col.
@@ -53,13 +55,16 @@ def measure(shape, dtype, repeat, threads, rng):
     ]
     times = {key: [] for key in ("gemm", "fwd0", "fwd1", "dx0", "dx1")}
     for rep in range(repeat + 1):  # the first round warms up
-        with threadpool_limits(threads, user_api="blas"):
-            row = {"gemm": _seconds(lambda: a @ a)}
-        for i, plan in enumerate(plans):
+        row = {}
+        for i in (0, 1) if rep % 2 else (1, 0):  # each path first every other time
+            plan = plans[i]
             row[f"fwd{i}"] = _seconds(lambda: plan.forward(x, weight, _conv.Epilogue(bias)))
             row[f"dx{i}"] = _seconds(
                 lambda: plan.backward(grad_out, x, weight, need_weight=False, need_bias=False)
             )
+        with threadpool_limits(threads, user_api="blas"):
+            row["gemm"] = _seconds(lambda: a @ a)
+        time.sleep(0.1)  # BLAS's threads spin after a call: let them sleep again
         if rep:
             for key, value in row.items():
                 times[key].append(value)
