@@ -315,6 +315,22 @@ def test_results_do_not_depend_on_the_thread_count(everywhere, spread, threads, 
     )
 
 
+@pytest.mark.parametrize("hw", [4, 7, 16])
+def test_an_image_gets_the_same_bits_in_any_batch(everywhere, hw, dtype, rng):
+    """Each image has GEMMs of its own: its results do not depend on the other images in
+    its chunk (so two ranks of a distributed batch compute what one process does)."""
+    x = rng.standard_normal((12, 16, hw, hw)).astype(dtype)
+    weight = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
+    g = rng.standard_normal((12, 24, hw, hw)).astype(dtype)
+    whole = functional.conv2d(x, weight, padding=1)
+    whole_dx = functional.conv2d_backward(g, x, weight, padding=1)[0]
+    for lo, hi in [(0, 5), (5, 7), (3, 12)]:
+        part = functional.conv2d(x[lo:hi], weight, padding=1)
+        np.testing.assert_array_equal(part, whole[lo:hi])
+        part_dx = functional.conv2d_backward(g[lo:hi], x[lo:hi], weight, padding=1)[0]
+        np.testing.assert_array_equal(part_dx, whole_dx[lo:hi])
+
+
 def test_bit_identical_from_many_threads_at_once(everywhere, spread, dtype, rng):
     """Eight threads calling at once (sharing pycnn's pool) get the serial bits."""
     x, weight, bias, p = _case("cifar-like", dtype, rng)
