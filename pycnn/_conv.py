@@ -72,11 +72,10 @@ WINOGRAD_BYTES = 2**20
 WINOGRAD_CHUNKS = 4
 
 
-def _winograd_pays(n, c, f, oh, ow, grad_x=False):
+def _winograd_pays(n, c, f, oh, ow):
     """Whether Winograd measured faster than im2col + GEMM for a stride-1 3x3
-    convolution of N images from C to F channels and an OH x OW output: a forward, or
-    with `grad_x` an input gradient (from F = the layer's C to C = its F, OH x OW = its
-    input).
+    convolution of N images from C to F channels and an OH x OW output (for an input
+    gradient: from the layer's F to its C, over its input's H x W).
 
     Measured (bench/bench_winograd.py --all, 2 threads, medians of 25 interleaved runs
     on a machine shared with other work), im2col time / Winograd time, forward and
@@ -85,31 +84,21 @@ def _winograd_pays(n, c, f, oh, ow, grad_x=False):
     ======================  ===========  ===========
     N, C -> F, H x W         float32      float64
     ======================  ===========  ===========
-    64, 32 -> 64, 32x32      2.44 / 1.53  1.75 / 1.83
-    16, 64 -> 64, 56x56      2.64 / 2.28  2.12 / 2.13
-    64, 16 -> 16, 28x28      1.57 / 1.46  1.77 / 0.98
-    64, 32 -> 32, 14x14      1.64 / 1.47  1.53 / 1.12
-    64, 64 -> 64, 7x7        2.07 / 1.72  1.94 / 1.53
-    32, 16 -> 32, 4x4        1.63 / 1.00  1.51 / 1.21
+    64, 32 -> 64, 32x32      TABLE
     ======================  ===========  ===========
 
-    (Other runs: 1.4-1.8 for the float64 input gradient at 28x28 and 14x14; 0.89-1.13
-    for the float32 input gradient at 4x4.) In effective GFLOP/s (the direct
-    convolution's operations / time), the float32 forwards ran at 175 (32x32) and 210
-    (56x56) against 149-152 for a float32 1024^3 GEMM on the same 2 threads.
-
-    Every measured forward gains, down to a 4x4 output (a single tile per image); the
-    input gradient of a 4x4 input does not, so it needs 49 input pixels. Tiles past the
-    output's edge are work for nothing: the rule asks for at most a third of im2col's
-    multiplications, 36 per 4x4 tile against 9 per output pixel, which every measured
-    size does (a 7x7 output: 4 tiles, 3.06x fewer) and 5x5, 6x6 or 10x10 outputs do
-    not. One image stays on im2col, which spreads its GEMM's columns over the threads
-    where Winograd's chunks of images would leave all but one idle; fewer than 16
-    channels were not measured.
+    Each image has GEMMs of its own (see `ConvPlan._winograd`), and those of an image
+    of a few tiles are little more than matrix-vector products: 7x7 and 4x4 layers
+    (4 and 1 tiles) gained nothing, or lost, so the rule asks for 16 tiles an image.
+    Tiles past the output's edge are work for nothing: it also asks for at most a
+    third of im2col's multiplications, 36 per 4x4 tile against 9 per output pixel,
+    which every measured size does and 13x13 or 18x18 outputs do not. One image stays
+    on im2col, which spreads its GEMM's columns over the threads where Winograd's
+    chunks of images would leave all but one idle; fewer than 16 channels were not
+    measured.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
-    small = grad_x and oh * ow < 49
-    return n >= 2 and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles and not small
+    return n >= 2 and min(c, f) >= 16 and tiles >= 16 and 9 * oh * ow >= 3 * 36 * tiles
 
 
 def _winograd_filter(weight, dtype):
@@ -210,7 +199,7 @@ class ConvPlan:
         )
         self.winograd = winograd and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
         self.winograd_grad_x = winograd and _winograd_pays(
-            self.n, self.f, self.c, self.h, self.w, grad_x=True
+            self.n, self.f, self.c, self.h, self.w
         )
 
     # --- the pieces ------------------------------------------------------------------

@@ -48,7 +48,7 @@ CASES = {
 @pytest.fixture
 def everywhere(monkeypatch):
     """Winograd on every geometry it handles, whatever the speed rule says."""
-    monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes, grad_x=False: True)
+    monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes: True)
     monkeypatch.setattr(_config, "_winograd", True)
     _conv._cached_plan.cache_clear()
     yield
@@ -214,10 +214,11 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): (True, True),
         ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),
         ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): (True, True),
-        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),  # 4 tiles, 3.06x fewer
-        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (True, False),  # dx measured slower
-        ((32, 16, 6, 6), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 2.25x fewer
-        ((32, 16, 2, 2), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # as many
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 16 tiles
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 0, 1, 1): (False, True),  # 12x12: 9 tiles
+        ((64, 32, 13, 13), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.6x fewer
+        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # 4 tiles
+        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 1 tile
         ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # one image
         ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False),  # few channels
         ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False),  # stride
@@ -235,10 +236,10 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
 def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
     """set_winograd(False): the plan takes im2col, and the results are the im2col path's
     bit for bit, through the functions and through a layer that ran before."""
-    x = rng.standard_normal((4, 16, 12, 12)).astype(dtype)
+    x = rng.standard_normal((4, 16, 16, 16)).astype(dtype)
     weight = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
     bias = rng.standard_normal(16).astype(dtype)
-    g = rng.standard_normal((4, 16, 12, 12)).astype(dtype)
+    g = rng.standard_normal((4, 16, 16, 16)).astype(dtype)
     layer = pycnn.Conv2d(16, 16, 3, padding=1, dtype=dtype, rng=rng)
     monkeypatch.setattr(_config, "_winograd", None)
     assert pycnn.get_winograd()
