@@ -3,14 +3,15 @@ side in one run, against the float32/float64 GEMM rate of this machine.
 
     python bench/bench_winograd.py [--repeat 25] [--threads 2] [--all]
 
-Every repetition times, in turn, the forward and the input gradient on each path, then
-a (1024 x 1024) @ (1024 x 1024) np.matmul on as many BLAS threads as pycnn has, so
-that a busy machine slows all of them alike; the table gives medians. (It then waits
-0.1 s: BLAS's threads spin for a while after a call, taking a core from whatever
-runs next.) Effective GFLOP/s
-count the direct convolution's 2 * N * F * C * 9 * OH * OW operations, whatever the
-algorithm does: only one that does fewer can exceed the GEMM rate. `--all` runs
-Winograd on every shape, including those the plan's rule leaves on im2col.
+Every repetition times the forward and the input gradient on each path, in turn (each
+path first every other time), so that a busy machine slows both alike; the table gives
+medians. The GEMM rate, a (1024 x 1024) @ (1024 x 1024) np.matmul on as many BLAS
+threads as pycnn has, is measured apart, before the convolutions of each dtype (after
+a multi-threaded BLAS call the convolutions that follow measured up to 2x slower).
+Effective GFLOP/s count the direct convolution's 2 * N * F * C * 9 * OH * OW
+operations, whatever the algorithm does: only one that does fewer can exceed the GEMM
+rate. `--all` runs Winograd on every shape, including those the plan's rule leaves on
+im2col.
 """
 
 import argparse
@@ -41,19 +42,18 @@ def _seconds(fn):
 
 
 def measure(shape, dtype, repeat, threads, rng):
-    """Medians {gemm, fwd0, fwd1, dx0, dx1} in seconds (0: im2col, 1: Winograd where
-    the rule, or `--all`, allows it)."""
+    """Medians {fwd0, fwd1, dx0, dx1} in seconds (0: im2col, 1: Winograd where the
+    rule, or `--all`, allows it)."""
     n, c, h, w, f = shape
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     weight = rng.standard_normal((f, c, 3, 3)).astype(dtype)
     bias = rng.standard_normal(f).astype(dtype)
     grad_out = rng.standard_normal((n, f, h, w)).astype(dtype)
-    a = rng.standard_normal((1024, 1024)).astype(dtype)
     args = V.conv2d_args(x, weight, bias, 1, 1, 1, 1)
     plans = [
         _conv.ConvPlan(x.shape, weight.shape, dtype, *args, winograd=on) for on in (False, True)
     ]
-    times = {key: [] for key in ("gemm", "fwd0", "fwd1", "dx0", "dx1")}
+    times = {key: [] for key in ("fwd0", "fwd1", "dx0", "dx1")}
     for rep in range(repeat + 1):  # the first round warms up
         row = {}
         for i in (0, 1) if rep % 2 else (1, 0):  # each path first every other time
@@ -62,13 +62,20 @@ def measure(shape, dtype, repeat, threads, rng):
             row[f"dx{i}"] = _seconds(
                 lambda: plan.backward(grad_out, x, weight, need_weight=False, need_bias=False)
             )
-        with threadpool_limits(threads, user_api="blas"):
-            row["gemm"] = _seconds(lambda: a @ a)
-        time.sleep(0.1)  # BLAS's threads spin after a call: let them sleep again
         if rep:
             for key, value in row.items():
                 times[key].append(value)
     return {key: float(np.median(v)) for key, v in times.items()}
+
+
+def gemm_rate(dtype, repeat, threads, rng):
+    """GFLOP/s of a (1024 x 1024) @ (1024 x 1024) np.matmul on `threads` BLAS threads,
+    median of `repeat` runs."""
+    a = rng.standard_normal((1024, 1024)).astype(dtype)
+    with threadpool_limits(threads, user_api="blas"):
+        a @ a
+        seconds = float(np.median([_seconds(lambda: a @ a) for _ in range(repeat)]))
+    return 2 * 1024**3 / seconds / 1e9
 
 
 def main():
@@ -89,6 +96,8 @@ def main():
         "  rule (fwd/dx)"
     )
     for dtype in (np.float32, np.float64):
+        gemm = gemm_rate(dtype, args.repeat, args.threads, rng)
+        time.sleep(1)  # BLAS's threads go back to sleep
         for name, shape in SHAPES.items():
             m = measure(shape, np.dtype(dtype), args.repeat, args.threads, rng)
             n, c, h, w, f = shape
@@ -98,7 +107,7 @@ def main():
                 for on in (rule(n, c, f, h, w), rule(n, f, c, h, w))
             )
             print(
-                f"{name:<8}{np.dtype(dtype).name:<8}{2 * 1024**3 / m['gemm'] / 1e9:>10.1f}"
+                f"{name:<8}{np.dtype(dtype).name:<8}{gemm:>10.1f}"
                 f"{m['fwd0'] * 1e3:>11.2f}{flops / m['fwd0'] / 1e9:>7.1f}"
                 f"{m['fwd1'] * 1e3:>9.2f}{flops / m['fwd1'] / 1e9:>7.1f}"
                 f"{m['fwd0'] / m['fwd1']:>6.2f}{m['dx0'] * 1e3:>11.2f}{m['dx1'] * 1e3:>9.2f}"

@@ -92,7 +92,7 @@ def _winograd_pays(n, c, f, oh, ow):
     (4 and 1 tiles) gained nothing, or lost, so the rule asks for 16 tiles an image.
     Tiles past the output's edge are work for nothing: it also asks for at most a
     third of im2col's multiplications, 36 per 4x4 tile against 9 per output pixel,
-    which every measured size does and 13x13 or 18x18 outputs do not. One image stays
+    which every measured size does and 13x13 or 17x17 outputs do not. One image stays
     on im2col, which spreads its GEMM's columns over the threads where Winograd's
     chunks of images would leave all but one idle; fewer than 16 channels were not
     measured.

@@ -217,6 +217,8 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         ((64, 32, 14, 14), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 16 tiles
         ((64, 32, 14, 14), (32, 32, 3, 3), 1, 0, 1, 1): (False, True),  # 12x12: 9 tiles
         ((64, 32, 13, 13), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.6x fewer
+        ((64, 32, 17, 17), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.9x fewer
+        ((64, 32, 18, 18), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 3.2x fewer
         ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # 4 tiles
         ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 1 tile
         ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # one image
