@@ -84,7 +84,7 @@ def set_winograd(enabled):
     channels, 2 images and 16 4x4 output tiles an image; see
     `pycnn._conv._winograd_pays`), `conv2d`, its input gradient and the layers built
     on them compute with Winograd's F(4x4, 3x3) algorithm: a quarter of the
-    multiplications of im2col + GEMM, 1.1-2.5x faster on the measured layers. Its float32
+    multiplications of im2col + GEMM, 1.1-2.4x faster on the measured layers. Its float32
     rounding error is larger: on random normal data the largest error is about 3e-6 to
     1.3e-5 of the output's largest magnitude for 1 to 512 input channels, against 1e-7 to
     5e-7 for im2col (the tests hold it below 2e-5); float64 stays near 1e-14. Turn it
