@@ -32,7 +32,7 @@ def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
     cdef floating *t0
     cdef floating *t1
     cdef floating *t2
-    # G, 6x3: one row per interpolation point (0, -1, 1, -2, 2; the last one infinity)
+    # G, 6x3: one row per interpolation point (0, 1, -1, 2, -2; the last one infinity)
     cdef floating gm[6][3]
     gm[0][0], gm[0][1], gm[0][2] = 0.25, 0, 0
     gm[1][0], gm[1][1], gm[1][2] = -1.0 / 6, -1.0 / 6, -1.0 / 6
