@@ -16,7 +16,7 @@ that says what is wrong and how to fix it.
 """
 
 from pycnn._version import __version__
-from pycnn._config import get_num_threads, set_num_threads
+from pycnn._config import get_num_threads, get_winograd, set_num_threads, set_winograd
 from pycnn import activations, init, naive, reference
 from pycnn import layers
 from pycnn.layers import *  # noqa: F403  (every layer class, as listed in layers.__all__)
@@ -43,6 +43,8 @@ __all__ = [
     "layers",
     "get_num_threads",
     "set_num_threads",
+    "get_winograd",
+    "set_winograd",
     "show_config",
     *layers.__all__,
     "losses",

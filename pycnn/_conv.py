@@ -3,7 +3,8 @@
 A `ConvPlan` is built from sizes alone (N, C, H, W, F, kernel, stride, padding,
 dilation, groups, dtype). It owns the geometry (output size, GEMM shapes), the choice
 of algorithm (a plain GEMM for pointwise convolutions, the direct kernel for groups of
-1-3 input channels where it measured faster, im2col + GEMM otherwise), the chunking of
+1-3 input channels where it measured faster, Winograd's F(4x4, 3x3) for stride-1 3x3
+convolutions where it measured faster, im2col + GEMM otherwise), the chunking of
 the batch into pieces whose column matrix fits the workspace, and the loop that spreads
 the chunks over pycnn's threads (`pycnn._parallel`). Its `forward` takes an epilogue
 applied to each chunk of output while it is still in cache (the bias today; an
@@ -24,6 +25,7 @@ import numpy as np
 
 from pycnn import _parallel
 from pycnn import _validation as V
+from pycnn._config import get_winograd
 from pycnn._ext import load_kernels
 
 _kernels = load_kernels()
@@ -69,6 +71,60 @@ def _chunks(lo, hi, bytes_per_image):
         yield start, min(start + step, hi)
 
 
+# Winograd: the transformed input and output tiles of one chunk of images (36 values a
+# tile and channel, for input and output channels) fit in this many bytes, about the L2
+# cache of one core; and a batch splits into at least this many chunks when it has as
+# many images, so that pycnn's threads share it.
+WINOGRAD_BYTES = 2**20
+WINOGRAD_CHUNKS = 4
+
+
+def _winograd_pays(n, c, f, oh, ow):
+    """Whether Winograd measured faster than im2col + GEMM for a stride-1 3x3
+    convolution of N images from C to F channels and an OH x OW output (for an input
+    gradient: from the layer's F to its C, over its input's H x W).
+
+    Measured (bench/bench_winograd.py --all, 2 threads, the medians of 3 runs of medians
+    of 25 interleaved runs, on a machine shared with other work), im2col time /
+    Winograd time, forward and input gradient:
+
+    ======================  ===========  ===========
+    N, C -> F, H x W         float32      float64
+    ======================  ===========  ===========
+    64, 32 -> 64, 32x32      1.96 / 1.57  2.00 / 1.95
+    16, 64 -> 64, 56x56      2.35 / 2.23  2.32 / 2.22
+    64, 16 -> 16, 28x28      1.46 / 1.33  1.44 / 1.22
+    64, 32 -> 32, 14x14      1.36 / 1.13  1.31 / 1.12
+    64, 64 -> 64, 7x7        1.01 / 0.81  1.11 / 0.90
+    32, 16 -> 32, 4x4        0.81 / 0.58  1.12 / 0.80
+    ======================  ===========  ===========
+
+    In effective GFLOP/s (the direct convolution's operations / time), the float32
+    forwards ran at 193 (32x32) and 223 (56x56), against 140 for a float32 1024^3
+    GEMM on the same 2 threads (im2col: 98 and 96).
+
+    Each image has GEMMs of its own (see `ConvPlan._winograd`), and those of an image
+    of a few tiles are little more than matrix-vector products: 7x7 and 4x4 layers
+    (4 and 1 tiles) gained nothing, or lost, so the rule asks for 16 tiles an image.
+    Tiles past the output's edge are work for nothing: it also asks for at most a
+    third of im2col's multiplications, 36 per 4x4 tile against 9 per output pixel,
+    which every measured size does and 13x13 or 17x17 outputs do not. One image stays
+    on im2col, which spreads its GEMM's columns over the threads where Winograd's
+    chunks of images would leave all but one idle; fewer than 16 channels were not
+    measured.
+    """
+    tiles = -(-oh // 4) * -(-ow // 4)
+    return n >= 2 and min(c, f) >= 16 and tiles >= 16 and 9 * oh * ow >= 3 * 36 * tiles
+
+
+def _winograd_filter(weight, dtype):
+    """The transformed filters (36, F, C) of a 3x3 `weight` (F, C, 3, 3), computed in
+    float64 and rounded once to `dtype`."""
+    u = np.empty((36,) + weight.shape[:2], dtype=np.float64)
+    _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=np.float64), u)
+    return u.astype(dtype, copy=False)
+
+
 Epilogue = namedtuple("Epilogue", "bias activation", defaults=(None, None))
 Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output while it is
 in cache: `bias` (F,) added per output channel, or None; then `activation`, a function
@@ -86,9 +142,21 @@ class ConvPlan:
     `out_hw`, when given, is the (OH, OW) grid to compute instead of the one the sizes
     give: a transposed convolution whose output_padding reaches past the stride (allowed
     up to the dilation) adds input rows that no output of its adjoint covers.
+    `winograd` False forbids the Winograd path (`pycnn.set_winograd`).
     """
 
-    def __init__(self, x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw=None):
+    def __init__(
+        self,
+        x_shape,
+        w_shape,
+        dtype,
+        stride,
+        padding,
+        dilation,
+        groups,
+        out_hw=None,
+        winograd=True,
+    ):
         self.dtype = np.dtype(dtype)
         self.n, self.c, self.h, self.w = x_shape
         self.f, self.cg, self.kh, self.kw = w_shape
@@ -135,6 +203,20 @@ class ConvPlan:
         )
         # one image spreads its GEMMs over output columns instead of images
         self.one_image = self.n == 1 and self.blocks > 1
+        # Winograd's F(4x4, 3x3) for the forward and for the input gradient (itself a
+        # stride-1 3x3 convolution, of grad_out), each where it measured faster
+        winograd = (
+            winograd
+            and self.g == 1
+            and self.kh == self.kw == 3
+            and self.sh == self.sw == self.dh == self.dw == 1
+            and all(0 <= p <= 2 for p in self.padding)
+            and exact
+        )
+        self.winograd = winograd and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
+        self.winograd_grad_x = winograd and _winograd_pays(
+            self.n, self.f, self.c, self.h, self.w
+        )
 
     # --- the pieces ------------------------------------------------------------------
 
@@ -146,9 +228,10 @@ class ConvPlan:
     @property
     def keeps_columns(self):
         """Whether a training forward should keep its columns for backward: the im2col
-        path, with columns of at most KEEP_COLUMNS_BYTES."""
+        path (Winograd's forward makes none), with columns of at most
+        KEEP_COLUMNS_BYTES."""
         return (
-            not (self.direct or self.pointwise)
+            not (self.direct or self.pointwise or self.winograd)
             and self.n * self.image_bytes <= KEEP_COLUMNS_BYTES
         )
 
@@ -221,8 +304,15 @@ class ConvPlan:
         `columns`, an array of `columns_shape` on a plan that `keeps_columns`, receives
         the column matrix, for `backward` to take instead of computing it again.
         """
-        out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
         bias, act = epilogue
+        if self.winograd:
+            out = np.empty(self.out_shape, dtype=self.dtype)
+            u = _winograd_filter(weight, self.dtype)
+            if bias is not None:
+                bias = np.ascontiguousarray(bias, dtype=self.dtype)
+            self._winograd(x, u, (self.ph, self.pw), bias, act, out)
+            return out
+        out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
         if self.direct:
             self._forward_direct(x, weight, bias, act, out)
         else:
@@ -282,6 +372,63 @@ class ConvPlan:
 
         _parallel.over_ranges(self.blocks, self.macs // self.blocks, columns)
 
+    # --- Winograd --------------------------------------------------------------------
+
+    def _winograd(self, x, u, padding, bias, act, out):
+        """`out` (N, K, OH', OW') = the stride-1 3x3 convolution of `x` (N, J, H', W'),
+        zero-padded by `padding` (top, left) and as needed past the end, with the
+        transformed filters `u` (36, K, J); then `bias` and `act` per chunk.
+
+        Each image has GEMMs of its own, (K, J) @ (J, tiles) on strided views of the
+        chunk's transformed tiles: BLAS rounds a column differently depending on the
+        shape of the call it is in (measured: OpenBLAS), so GEMMs spanning several
+        images would make an image's result depend on the others in its chunk, hence on
+        the batch size and the thread count (and two ranks of a distributed batch would
+        not compute what one process does). One image a call keeps every image's result
+        the same in any batch, like im2col's GEMMs; it costs 1.2x GEMM time at 64 tiles
+        an image, 3.5x at 4 or fewer.
+        """
+        n, j = x.shape[:2]
+        k, oh, ow = out.shape[1:]
+        th, tw = -(-oh // 4), -(-ow // 4)
+        tiles = th * tw
+        per_image = 36 * (j + k) * tiles * self.dtype.itemsize
+        # images a chunk: their transformed tiles fit WINOGRAD_BYTES, and a batch gives
+        # at least WINOGRAD_CHUNKS chunks (to spread over threads) when it has as many
+        step = max(1, min(WINOGRAD_BYTES // per_image, -(-n // WINOGRAD_CHUNKS)))
+        n_chunks = -(-n // step)
+
+        def chunks(lo, hi):
+            for ci in range(lo, hi):
+                start, stop = ci * step, min(ci * step + step, n)
+                cols = (stop - start) * tiles
+                buf = workspace((36 * (j + k) * cols,), self.dtype)
+                v = buf[: 36 * j * cols].reshape(36, j, cols)
+                m = buf[36 * j * cols :].reshape(36, k, cols)
+                _kernels.winograd_input(x[start:stop], v, padding[0], padding[1], th, tw)
+                # (36, K, J) @ (n, 36, J, tiles): one call per image and position
+                nb = stop - start
+                np.matmul(
+                    u,
+                    v.reshape(36, j, nb, tiles).transpose(2, 0, 1, 3),
+                    out=m.reshape(36, k, nb, tiles).transpose(2, 0, 1, 3),
+                )
+                chunk = out[start:stop]
+                _kernels.winograd_output(m, chunk, bias, th, tw)
+                if act is not None:
+                    act(chunk)
+
+        _parallel.over_ranges(n_chunks, step * 36 * j * k * tiles, chunks)
+
+    def _winograd_grad_x(self, grad_out, weight):
+        """The input gradient, as the Winograd convolution of `grad_out` with the
+        filters flipped and transposed (C <-> F), padded by 2 - padding."""
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        grad_x = np.empty(self.x_shape, dtype=self.dtype)
+        u = _winograd_filter(flipped, self.dtype)
+        self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), None, None, grad_x)
+        return grad_x
+
     # --- backward --------------------------------------------------------------------
 
     def backward(
@@ -299,18 +446,23 @@ class ConvPlan:
         w_t = weight.reshape(self.g, self.fg, self.rows).transpose(0, 2, 1)
         dout = grad_out.reshape(self.n, self.g, self.fg, self.blocks)
         grad_bias = grad_out.sum(axis=(0, 2, 3)) if need_bias else None
-        grad_x = (
-            np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype) if need_x else None
-        )
+        winograd_x = need_x and self.winograd_grad_x
+        grad_x = None
+        if winograd_x:
+            grad_x = self._winograd_grad_x(grad_out, weight)
+        elif need_x:
+            grad_x = np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
+        gemm_x = None if winograd_x else grad_x  # the input gradient im2col's GEMMs make
+        grad_w = None
         if self.one_image:
-            grad_w = self._backward_one_image(x, w_t, dout, grad_x, need_weight, columns)
-        else:
+            grad_w = self._backward_one_image(x, w_t, dout, gemm_x, need_weight, columns)
+        elif need_weight or gemm_x is not None:
             grad_w = sum(
                 _parallel.over_ranges(
                     self.n,
-                    (need_x + need_weight) * self.macs,
+                    ((gemm_x is not None) + need_weight) * self.macs,
                     lambda lo, hi: self._backward_images(
-                        lo, hi, x, w_t, dout, grad_x, need_weight, columns
+                        lo, hi, x, w_t, dout, gemm_x, need_weight, columns
                     ),
                 )
             )
@@ -372,12 +524,15 @@ class ConvPlan:
 
 
 @functools.lru_cache(maxsize=512)
-def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw):
-    return ConvPlan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw)
+def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw, winograd):
+    return ConvPlan(
+        x_shape, w_shape, dtype, stride, padding, dilation, groups, out_hw, winograd
+    )
 
 
 def plan(x_shape, w_shape, dtype, args, out_hw=None):
-    """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached."""
+    """The `ConvPlan` for these sizes and validated `ConvArgs`, built once and cached
+    (keyed on `pycnn.get_winograd()` too: switching it picks other plans)."""
     return _cached_plan(
         tuple(x_shape),
         tuple(w_shape),
@@ -387,6 +542,7 @@ def plan(x_shape, w_shape, dtype, args, out_hw=None):
         args.dilation,
         args.groups,
         out_hw,
+        get_winograd(),
     )
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from pycnn import _eltwise
 from pycnn import _validation as V
+from pycnn._config import get_winograd
 from pycnn.layers.activation import Hardtanh, LeakyReLU, ReLU, ReLU6
 from pycnn.layers.base import BaseLayer
 from pycnn.layers.conv import Conv2d
@@ -110,7 +111,7 @@ class FusedConv2d(BaseLayer):
     def forward(self, x):
         from pycnn import _conv
 
-        key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None))
+        key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), get_winograd())
         plan = self._plans.get(key)
         if plan is None:
             conv = self.conv

@@ -234,9 +234,19 @@ def _split_top_level(text):
     return [p.strip() for p in parts if p.strip()]
 
 
+def _pyx_source():
+    """The .pyx with the files it `include`s (_winograd.pxi) written in their place."""
+    return re.sub(
+        r'^include "([^"]+)"$',
+        lambda m: _read(os.path.join(EXT, m.group(1))),
+        _read(PYX),
+        flags=re.M,
+    )
+
+
 def pyx_defs():
     """{name: ((param, default or None), ...)} of the module-level `def`s in the .pyx."""
-    source = "\n".join(line.split("#", 1)[0] for line in _read(PYX).splitlines())
+    source = "\n".join(line.split("#", 1)[0] for line in _pyx_source().splitlines())
     found = {}
     for name, params in re.findall(
         r"^def (\w+)\((.*?)\)\s*(?:->[^:]*)?:", source, flags=re.S | re.M
@@ -251,7 +261,7 @@ def pyx_defs():
 
 def pyx_constants():
     """Public module-level names bound by `NAME = ...` in the .pyx."""
-    return set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", _read(PYX), flags=re.M))
+    return set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", _pyx_source(), flags=re.M))
 
 
 def _stub():

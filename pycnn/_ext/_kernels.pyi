@@ -153,4 +153,25 @@ def batch_norm_backward(
     dx: _Float,  # floating[:, :, ::1]          OUT (N, C, M)
     c_lo: int,
     c_hi: int,
+
+# Winograd F(4x4, 3x3) transforms (_winograd.pxi); p = 6 * row + column of a 6x6 tile
+
+def winograd_filter(
+    weight: _Float,  # const floating[:, :, :, ::1]  IN  (F, C, 3, 3)
+    u: _Float,  # floating[:, :, ::1]           OUT (36, F, C)
+) -> None: ...
+def winograd_input(
+    x: _Float,  # const floating[:, :, :, ::1]  IN  (N, C, H, W)
+    v: _Float,  # floating[:, :, ::1]           OUT (36, C, N*TH*TW)
+    ph: int,
+    pw: int,
+    th: int,
+    tw: int,
+) -> None: ...
+def winograd_output(
+    m: _Float,  # const floating[:, :, ::1]     IN  (36, F, N*TH*TW)
+    out: _Float,  # floating[:, :, :, ::1]        OUT (N, F, OH, OW)
+    bias: _Float | None,  # const floating[::1]     IN  (F,)
+    th: int,
+    tw: int,
 ) -> None: ...

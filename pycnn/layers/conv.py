@@ -3,6 +3,7 @@
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn._config import get_winograd
 from pycnn.layers.base import _backend, _check_layer_input, _WeightedLayer
 
 
@@ -87,6 +88,7 @@ class Conv2d(_WeightedLayer):
             weight.shape,
             weight.dtype,
             None if bias is None else (bias.shape, bias.dtype),
+            get_winograd(),  # `pycnn.set_winograd` picks other plans
         )
         plan = self._plans.get(key)
         if plan is None:

@@ -1,0 +1,267 @@
+# Included at the end of _kernels.pyx: the transforms of Winograd's F(4x4, 3x3).
+#
+# A stride-1 3x3 convolution computes each 4x4 block of output (a tile) from the 6x6
+# block of input under it as  Y = A^T [(G g G^T) * (B^T d B)] A  (Lavin & Gray, 2016,
+# interpolation points 0, +-1, +-2, infinity), where * is elementwise. Summed over
+# input channels, each of the 36 elementwise positions is one GEMM, (F, C) @ (C, tiles):
+# 36 * F * C multiply-adds per tile instead of 144 * F * C. The GEMMs run in NumPy
+# (BLAS); these loops do the three transforms:
+#
+# - winograd_filter:  U[p, f, c] = (G g[f, c] G^T)[p]          (once per weight)
+# - winograd_input:   V[p, c, t] = (B^T d[c, t] B)[p]          (per chunk of images)
+# - winograd_output:  out[b, f, tile t] = (A^T M[:, f, t] A) + bias[f]
+#
+# p = 6 * k + l indexes the 6x6 transformed tile: k its row, l its column. Tiles are
+# numbered image by image, row-major within an image; a tile reaching past the input
+# reads zeros there, and one reaching past the output writes only its part inside, so
+# any output size works. Each transform works on one channel (or filter) of all the
+# images of a chunk at once, its inner loops contiguous over their tiles, so that the
+# compiler vectorises them.
+
+from libc.stdlib cimport calloc, free, malloc
+
+
+def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
+                    floating[:, :, ::1] u):                # OUT (36, F, C)
+    """U = G g G^T for every (filter, channel) pair of a 3x3 `weight`, in two passes
+    whose inner loops run over the pairs (the second one contiguous, vectorised)."""
+    cdef Py_ssize_t nf = weight.shape[0], nc = weight.shape[1], n = nf * nc, q, k, l, j
+    cdef const floating *g
+    cdef floating *t
+    cdef floating *o
+    cdef floating *t0
+    cdef floating *t1
+    cdef floating *t2
+    # G, 6x3: one row per interpolation point (0, 1, -1, 2, -2; the last one infinity)
+    cdef floating gm[6][3]
+    gm[0][0], gm[0][1], gm[0][2] = 0.25, 0, 0
+    gm[1][0], gm[1][1], gm[1][2] = -1.0 / 6, -1.0 / 6, -1.0 / 6
+    gm[2][0], gm[2][1], gm[2][2] = -1.0 / 6, 1.0 / 6, -1.0 / 6
+    gm[3][0], gm[3][1], gm[3][2] = 1.0 / 24, 1.0 / 12, 1.0 / 6
+    gm[4][0], gm[4][1], gm[4][2] = 1.0 / 24, -1.0 / 12, 1.0 / 6
+    gm[5][0], gm[5][1], gm[5][2] = 0, 0, 1
+    if weight.shape[2] != 3 or weight.shape[3] != 3:
+        raise ValueError("winograd_filter: weight must be (F, C, 3, 3)")
+    if u.shape[0] != 36 or u.shape[1] != nf or u.shape[2] != nc:
+        raise ValueError("winograd_filter: u must be (36, F, C)")
+    if n == 0:
+        return
+    t = <floating *>malloc(18 * n * sizeof(floating))  # G g: [k][column j][pair]
+    if t == NULL:
+        raise MemoryError()
+    with nogil:
+        g = &weight[0, 0, 0, 0]
+        for k in range(6):
+            for j in range(3):
+                o = t + (3 * k + j) * n
+                for q in range(n):
+                    o[q] = gm[k][0] * g[9 * q + j] + gm[k][1] * g[9 * q + 3 + j] + (
+                        gm[k][2] * g[9 * q + 6 + j]
+                    )
+        for k in range(6):  # (G g) G^T
+            t0 = t + 3 * k * n
+            t1 = t0 + n
+            t2 = t0 + 2 * n
+            for l in range(6):
+                o = &u[6 * k + l, 0, 0]
+                for q in range(n):
+                    o[q] = gm[l][0] * t0[q] + gm[l][1] * t1[q] + gm[l][2] * t2[q]
+    free(t)
+
+
+cdef inline void _bt(const floating *d0, const floating *d1, const floating *d2,
+                     const floating *d3, const floating *d4, const floating *d5,
+                     floating *o0, floating *o1, floating *o2, floating *o3,
+                     floating *o4, floating *o5, Py_ssize_t n) noexcept nogil:
+    """o[k][i] = (B^T d[:, i])[k] for i < n: six simple loops over contiguous arrays,
+    which the compiler vectorises. (The constants are typed: Cython writes a literal 4
+    as the double 4.0, which would turn float32 arithmetic into float64.)"""
+    cdef Py_ssize_t i
+    cdef floating two = 2, four = 4, five = 5
+    for i in range(n):
+        o0[i] = four * d0[i] - five * d2[i] + d4[i]
+    for i in range(n):
+        o1[i] = (d4[i] - four * d2[i]) + (d3[i] - four * d1[i])
+    for i in range(n):
+        o2[i] = (d4[i] - four * d2[i]) - (d3[i] - four * d1[i])
+    for i in range(n):
+        o3[i] = (d4[i] - d2[i]) + two * (d3[i] - d1[i])
+    for i in range(n):
+        o4[i] = (d4[i] - d2[i]) - two * (d3[i] - d1[i])
+    for i in range(n):
+        o5[i] = four * d1[i] - five * d3[i] + d5[i]
+
+
+cdef inline void _input_channel(const floating *x, Py_ssize_t n, Py_ssize_t xstride,
+                                Py_ssize_t h, Py_ssize_t w, Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t th, Py_ssize_t tw, const Py_ssize_t *corner,
+                                floating *padded, floating *buf, floating *v,
+                                Py_ssize_t pstride) noexcept nogil:
+    """B^T d B of the th x tw tiles of one channel of `n` images (channel `x` (h, w) of
+    image b at x + b * xstride), zero-padded by `ph` rows and `pw` columns (and past the
+    end). The 36 results of tile t (numbered image by image) go to v[p * pstride + t].
+
+    The channel is copied into `padded`, n planes of (4 th + 2, 4 tw + 2) whose border
+    is zero already; `corner[t]` is where tile t starts in it. The tiles are then
+    gathered whole into `buf` (72 * n * th * tw), D[6 r + c][t] = row r, column c of
+    tile t, so that B on the right, then B^T on the left, are each six loops over all
+    the tiles of all the images at once, which the compiler vectorises."""
+    cdef Py_ssize_t nt = n * th * tw, hp = 4 * th + 2, wp = 4 * tw + 2, b, r, c, t, k
+    cdef Py_ssize_t rows = min(h, hp - ph)  # the input rows and columns tiles read
+    cdef Py_ssize_t cols = min(w, wp - pw)
+    cdef floating *d = buf               # the tiles, D[6 r + c][tile]
+    cdef floating *hs = buf + 36 * nt    # B on the right: H[6 r + l][tile]
+    cdef const floating *src
+    cdef floating *o
+    for b in range(n):
+        for r in range(rows):
+            o = padded + (b * hp + r + ph) * wp + pw
+            src = x + b * xstride + r * w
+            for c in range(cols):
+                o[c] = src[c]
+    for r in range(6):
+        for c in range(6):
+            o = d + (6 * r + c) * nt
+            src = padded + r * wp + c
+            for t in range(nt):
+                o[t] = src[corner[t]]
+    for r in range(6):
+        src = d + 6 * r * nt
+        o = hs + 6 * r * nt
+        _bt(src, src + nt, src + 2 * nt, src + 3 * nt, src + 4 * nt, src + 5 * nt,
+            o, o + nt, o + 2 * nt, o + 3 * nt, o + 4 * nt, o + 5 * nt, nt)
+    for k in range(6):  # column l = k of every row
+        src = hs + k * nt
+        o = v + k * pstride
+        _bt(src, src + 6 * nt, src + 12 * nt, src + 18 * nt, src + 24 * nt, src + 30 * nt,
+            o, o + 6 * pstride, o + 12 * pstride, o + 18 * pstride, o + 24 * pstride,
+            o + 30 * pstride, nt)
+
+
+def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                   floating[:, :, ::1] v,            # OUT (36, C, N * TH * TW)
+                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th, Py_ssize_t tw):
+    """V = B^T d B for the TH x TW tiles of every image and channel of `x`, zero-padded
+    by `ph` rows on top and `pw` columns on the left (and as needed past the end)."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t ch, pstride, nt = v.shape[2], b, i, j, t = 0
+    cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2
+    cdef floating *buf
+    cdef Py_ssize_t *corner
+    if th < 1 or tw < 1 or ph < 0 or pw < 0:
+        raise ValueError("winograd_input: th, tw >= 1 and ph, pw >= 0")
+    if v.shape[0] != 36 or v.shape[1] != c or v.shape[2] != n * th * tw:
+        raise ValueError("winograd_input: v must be (36, C, N * th * tw)")
+    if n == 0 or c == 0:
+        return
+    pstride = c * nt
+    buf = <floating *>calloc(72 * nt + n * hp * wp, sizeof(floating))
+    corner = <Py_ssize_t *>malloc(nt * sizeof(Py_ssize_t))
+    if buf == NULL or corner == NULL:
+        free(buf)
+        free(corner)
+        raise MemoryError()
+    with nogil:
+        for b in range(n):
+            for i in range(th):
+                for j in range(tw):
+                    corner[t] = (b * hp + 4 * i) * wp + 4 * j
+                    t += 1
+        for ch in range(c):
+            _input_channel(&x[0, ch, 0, 0], n, c * h * w, h, w, ph, pw, th, tw, corner,
+                           buf + 72 * nt, buf, &v[0, ch, 0], pstride)
+    free(buf)
+    free(corner)
+
+
+cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
+                     const floating *m3, const floating *m4, const floating *m5,
+                     floating *o0, floating *o1, floating *o2, floating *o3,
+                     Py_ssize_t n) noexcept nogil:
+    """o[r][i] = (A^T m[:, i])[r] for i < n, in vectorisable loops like `_bt`."""
+    cdef Py_ssize_t i
+    cdef floating two = 2, four = 4, eight = 8
+    for i in range(n):
+        o0[i] = m0[i] + (m1[i] + m2[i]) + (m3[i] + m4[i])
+    for i in range(n):
+        o1[i] = (m1[i] - m2[i]) + two * (m3[i] - m4[i])
+    for i in range(n):
+        o2[i] = (m1[i] + m2[i]) + four * (m3[i] + m4[i])
+    for i in range(n):
+        o3[i] = (m1[i] - m2[i]) + eight * (m3[i] - m4[i]) + m5[i]
+
+
+cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_t n,
+                                Py_ssize_t th, Py_ssize_t tw, floating *out,
+                                Py_ssize_t ostride, Py_ssize_t oh, Py_ssize_t ow,
+                                floating bias, floating *buf) noexcept nogil:
+    """A^T M A + bias for the th x tw tiles of one filter of `n` images, M of tile t at
+    m[p * pstride + t], into the (oh, ow) planes at out + b * ostride; tiles reaching
+    past the output write only their part inside. `buf` holds 40 * n * th * tw."""
+    cdef Py_ssize_t tiles = th * tw, nt = n * th * tw, k, q, b, i, j, r, col, nrows
+    cdef Py_ssize_t full = ow // 4
+    cdef const floating *src
+    cdef const floating *y0
+    cdef const floating *y1
+    cdef const floating *y2
+    cdef const floating *y3
+    cdef floating *cols = buf         # A on the right: [4 k + q][tile]
+    cdef floating *y = buf + 24 * nt  # then A^T on the left: [4 r + q][tile]
+    cdef floating *o
+    for k in range(6):
+        src = m + 6 * k * pstride
+        o = cols + 4 * k * nt
+        _at(src, src + pstride, src + 2 * pstride, src + 3 * pstride, src + 4 * pstride,
+            src + 5 * pstride, o, o + nt, o + 2 * nt, o + 3 * nt, nt)
+    for q in range(4):
+        _at(cols + q * nt, cols + (4 + q) * nt, cols + (8 + q) * nt, cols + (12 + q) * nt,
+            cols + (16 + q) * nt, cols + (20 + q) * nt,
+            y + q * nt, y + (4 + q) * nt, y + (8 + q) * nt, y + (12 + q) * nt, nt)
+    for b in range(n):  # tile (i, j)'s row r, column q is output pixel (4 i + r, 4 j + q)
+        for i in range(th):
+            nrows = oh - 4 * i if oh - 4 * i < 4 else 4
+            for r in range(nrows):
+                o = out + b * ostride + (4 * i + r) * ow
+                y0 = y + 4 * r * nt + b * tiles + i * tw
+                y1 = y0 + nt
+                y2 = y0 + 2 * nt
+                y3 = y0 + 3 * nt
+                for j in range(full):  # an interleaved store, vectorised
+                    o[4 * j] = y0[j] + bias
+                    o[4 * j + 1] = y1[j] + bias
+                    o[4 * j + 2] = y2[j] + bias
+                    o[4 * j + 3] = y3[j] + bias
+                for col in range(4 * full, ow):
+                    o[col] = y0[(col % 4) * nt + col // 4] + bias
+
+
+def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
+                    floating[:, :, :, ::1] out,       # OUT (N, F, OH, OW)
+                    const floating[::1] bias,         # IN  (F,) or None
+                    Py_ssize_t th, Py_ssize_t tw):
+    """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter; tiles
+    reaching past OH or OW write only their part inside."""
+    cdef Py_ssize_t n = out.shape[0], f = out.shape[1], oh = out.shape[2], ow = out.shape[3]
+    cdef Py_ssize_t fi, tiles = th * tw, pstride
+    cdef floating *buf
+    cdef floating bf = 0
+    cdef bint has_bias = bias is not None
+    if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
+        raise ValueError("winograd_output: the tiles must cover the output")
+    if m.shape[0] != 36 or m.shape[1] != f or m.shape[2] != n * tiles:
+        raise ValueError("winograd_output: m must be (36, F, N * th * tw)")
+    if bias is not None and bias.shape[0] != f:
+        raise ValueError("winograd_output: bias must be (F,)")
+    if n == 0 or f == 0 or oh == 0 or ow == 0:
+        return
+    pstride = f * m.shape[2]
+    buf = <floating *>malloc(40 * m.shape[2] * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for fi in range(f):
+            if has_bias:
+                bf = bias[fi]
+            _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
+                           oh, ow, bf, buf)
+    free(buf)

@@ -1,0 +1,391 @@
+"""The Winograd F(4x4, 3x3) path of stride-1 3x3 convolutions (pycnn._conv).
+
+Its float32 error is larger than im2col + GEMM's (the transforms multiply by up to 8
+and divide by 24 and 6 before rounding): measured on random normal data it is 3e-6 to
+1.3e-5 of the output's largest magnitude for 1 to 512 input channels, against 1e-7 to
+5e-7 for im2col. The tests hold it to WINOGRAD_F32_BOUND, and float64 to 1e-12.
+"""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import pycnn
+from pycnn import _config, _conv, _parallel, functional, reference
+from pycnn import _validation as V
+from pycnn._ext import load_kernels
+
+_kernels = load_kernels()
+
+# max |error| / max |float64 output| on random normal inputs and weights (issue 17)
+WINOGRAD_F32_BOUND = 2e-5
+WINOGRAD_F64_BOUND = 1e-12
+BOUND = {np.float32: WINOGRAD_F32_BOUND, np.float64: WINOGRAD_F64_BOUND}
+
+# name: (N, C, H, W, F, padding); odd and even sizes, sizes below one 4x4 tile,
+# outputs not a multiple of the tile, 1 to 64 channels
+CASES = {
+    "tiny-1x1": (1, 1, 1, 1, 1, 1),
+    "below-a-tile": (2, 3, 3, 5, 2, 1),
+    "pad0-3x3": (3, 2, 3, 3, 4, 0),
+    "pad0-odd": (2, 5, 9, 7, 6, 0),
+    "even": (2, 8, 8, 8, 8, 1),
+    "odd": (3, 7, 13, 11, 5, 1),
+    "wide": (2, 4, 5, 23, 3, 1),
+    "tall": (2, 4, 21, 6, 3, 0),
+    "pad2": (2, 3, 6, 7, 4, 2),
+    "cifar-like": (4, 32, 16, 16, 64, 1),
+    "deep": (2, 64, 10, 9, 16, 1),
+    "one-image": (1, 16, 12, 12, 16, 1),
+}
+
+
+@pytest.fixture
+def everywhere(monkeypatch):
+    """Winograd on every geometry it handles, whatever the speed rule says."""
+    monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes: True)
+    monkeypatch.setattr(_config, "_winograd", True)
+    _conv._cached_plan.cache_clear()
+    yield
+    _conv._cached_plan.cache_clear()
+
+
+def _case(name, dtype, rng):
+    n, c, h, w, f, p = CASES[name]
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    return x, weight, bias, p
+
+
+def _f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+def _relative_error(got, want):
+    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-300)
+
+
+def _plan(x, weight, p):
+    args = V.conv2d_args(x, weight, None, 1, p, 1, 1)
+    return _conv.plan(x.shape, weight.shape, x.dtype, args)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_forward_within_the_bound(everywhere, name, dtype, rng):
+    x, weight, bias, p = _case(name, dtype, rng)
+    assert _plan(x, weight, p).winograd
+    got = functional.conv2d(x, weight, bias, padding=p)
+    assert got.dtype == dtype
+    assert_close(got, reference.conv2d(x, weight, bias, padding=p), dtype)
+    want = reference.conv2d(*_f64(x, weight, bias), padding=p)
+    assert _relative_error(got, want) <= BOUND[dtype]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_input_gradient_within_the_bound(everywhere, name, dtype, rng):
+    x, weight, _, p = _case(name, dtype, rng)
+    out_shape = reference.conv2d(x, weight, padding=p).shape
+    assert _plan(x, weight, p).winograd_grad_x
+    g = rng.standard_normal(out_shape).astype(dtype)
+    grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, weight, padding=p)
+    want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)
+    assert grad_x.dtype == dtype
+    assert _relative_error(grad_x, want[0]) <= BOUND[dtype]
+    for got, ref in zip((grad_w, grad_b), want[1:]):  # im2col's, as before
+        assert_close(got, ref, dtype)
+
+
+def test_weight_gradient_stays_on_im2col(everywhere, monkeypatch, rng):
+    """Only grad_x changes path: grad_weight and grad_bias equal the im2col path's."""
+    x, weight, _, p = _case("odd", np.float32, rng)
+    g = rng.standard_normal(reference.conv2d(x, weight, padding=p).shape).astype(np.float32)
+    wino = functional.conv2d_backward(g, x, weight, padding=p)
+    monkeypatch.setattr(_config, "_winograd", False)
+    im2col = functional.conv2d_backward(g, x, weight, padding=p)
+    assert not np.array_equal(wino[0], im2col[0])  # it did take another path
+    np.testing.assert_array_equal(wino[1], im2col[1])
+    np.testing.assert_array_equal(wino[2], im2col[2])
+
+
+@pytest.mark.parametrize("padding", [((0, 1), (1, 0)), ((2, 0), (1, 2))])
+def test_asymmetric_padding(everywhere, padding, dtype, rng):
+    x = rng.standard_normal((2, 5, 9, 10)).astype(dtype)
+    weight = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
+    args = V.conv2d_args(x, weight, None, 1, 0, 1, 1)._replace(padding=padding)
+    plan = _conv.plan(x.shape, weight.shape, dtype, args)
+    assert plan.winograd
+    (pt, pb), (pl, pr) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    want = reference.conv2d(*_f64(xp, weight))
+    out = plan.forward(x, weight)
+    assert _relative_error(out, want) <= BOUND[dtype]
+    g = rng.standard_normal(out.shape).astype(dtype)
+    grad_xp = reference.conv2d_backward(*_f64(g, xp, weight))[0]
+    want_x = grad_xp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]]
+    grad_x = plan.backward(g, x, weight, need_weight=False, need_bias=False)[0]
+    assert _relative_error(grad_x, want_x) <= BOUND[dtype]
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky"])
+def test_epilogue_bias_and_activation(everywhere, act, dtype, rng):
+    x, weight, bias, p = _case("cifar-like", dtype, rng)
+    layer = pycnn.ReLU() if act == "relu" else pycnn.LeakyReLU(0.1)
+    want = layer.forward(reference.conv2d(*_f64(x, weight, bias), padding=p))
+
+    def in_place(chunk):
+        chunk[...] = layer.forward(chunk)
+
+    got = _plan(x, weight, p).forward(x, weight, _conv.Epilogue(bias, in_place))
+    assert _relative_error(got, want) <= BOUND[dtype]
+
+
+def test_fused_layer_takes_the_winograd_path(everywhere, rng):
+    conv = pycnn.Conv2d(16, 16, 3, padding=1, rng=rng)
+    conv.params["bias"][:] = rng.standard_normal(16)
+    model = pycnn.Sequential(conv, pycnn.ReLU()).eval()
+    x = rng.standard_normal((3, 16, 10, 10)).astype(np.float32)
+    want = np.maximum(reference.conv2d(*_f64(x, conv.weight, conv.bias), padding=1), 0)
+    assert _relative_error(pycnn.fuse(model).forward(x), want) <= WINOGRAD_F32_BOUND
+
+
+def test_non_contiguous_inputs(everywhere, dtype, rng):
+    x, weight, bias, p = _case("odd", dtype, rng)
+    x_t = np.asfortranarray(x)  # same values, another layout
+    w_view = np.ascontiguousarray(weight[:, :, ::-1, ::-1])[:, :, ::-1, ::-1]
+    x_strided = np.repeat(x, 2, axis=3)[..., ::2]
+    for xs, ws in [(x_t, weight), (x_strided, w_view)]:
+        assert not xs.flags.c_contiguous
+        got = functional.conv2d(xs, ws, bias, padding=p)
+        np.testing.assert_array_equal(got, functional.conv2d(x, weight, bias, padding=p))
+        g = np.ones(got.shape, dtype)[..., ::-1]
+        gx = functional.conv2d_backward(g, xs, ws, padding=p)[0]
+        np.testing.assert_array_equal(
+            gx, functional.conv2d_backward(np.ones(got.shape, dtype), x, weight, padding=p)[0]
+        )
+
+
+def test_layer_forward_and_backward(everywhere, dtype, rng):
+    """A Conv2d layer on the Winograd path against its NumPy-backend twin."""
+    kw = dict(padding=1, dtype=dtype)
+    compiled = pycnn.Conv2d(8, 12, 3, rng=np.random.default_rng(1), **kw)
+    numpy_twin = pycnn.Conv2d(8, 12, 3, rng=np.random.default_rng(1), backend="numpy", **kw)
+    x = rng.standard_normal((3, 8, 11, 10)).astype(dtype)
+    out = compiled.forward(x)
+    assert compiled._plan(x).winograd
+    assert_close(out, numpy_twin.forward(x), dtype)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    assert_close(compiled.backward(g), numpy_twin.backward(g), dtype)
+    for name in ("weight", "bias"):
+        assert_close(compiled.grads[name], numpy_twin.grads[name], dtype)
+
+
+def test_conv_transpose_uses_it_for_its_forward(everywhere, dtype, rng):
+    """A stride-1 3x3 transposed convolution is its adjoint's input gradient."""
+    x = rng.standard_normal((2, 6, 7, 9)).astype(dtype)
+    weight = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
+    got = functional.conv_transpose2d(x, weight, padding=1)
+    want = reference.conv_transpose2d(*_f64(x, weight), padding=1)
+    assert _relative_error(got, want) <= BOUND[dtype]
+
+
+def test_float32_error_larger_than_im2col_but_bounded(everywhere, monkeypatch, rng):
+    """The documented trade: on a 64-channel layer, Winograd's float32 error exceeds
+    im2col's, and stays within the bound."""
+    x, weight, bias, p = _case("cifar-like", np.float32, rng)
+    want = reference.conv2d(*_f64(x, weight, bias), padding=p)
+    wino = _relative_error(functional.conv2d(x, weight, bias, padding=p), want)
+    monkeypatch.setattr(_config, "_winograd", False)
+    im2col = _relative_error(functional.conv2d(x, weight, bias, padding=p), want)
+    assert im2col < wino <= WINOGRAD_F32_BOUND
+
+
+# --- the rule, and the switch --------------------------------------------------------
+
+
+def test_rule_picks_the_measured_geometries(monkeypatch):
+    monkeypatch.setattr(_config, "_winograd", True)
+    cases = {  # (x shape, weight shape, stride, padding, dilation, groups): (fwd, grad_x)
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): (True, True),
+        ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),
+        ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): (True, True),
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 16 tiles
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 0, 1, 1): (False, True),  # 12x12: 9 tiles
+        ((64, 32, 13, 13), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.6x fewer
+        ((64, 32, 17, 17), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.9x fewer
+        ((64, 32, 18, 18), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 3.2x fewer
+        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # 4 tiles
+        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 1 tile
+        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # one image
+        ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False),  # few channels
+        ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False),  # stride
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): (False, False),  # dilation
+        ((64, 32, 32, 32), (64, 16, 3, 3), 1, 1, 1, 2): (False, False),  # groups
+        ((64, 32, 32, 32), (64, 32, 5, 5), 1, 2, 1, 1): (False, False),  # 5x5
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, 1): (False, False),  # padding 3
+    }
+    for (xs, ws, s, p, d, g), expected in cases.items():
+        x, w = np.empty(xs, np.float32), np.empty(ws, np.float32)
+        plan = _conv.plan(xs, ws, np.float32, V.conv2d_args(x, w, None, s, p, d, g))
+        assert (plan.winograd, plan.winograd_grad_x) == expected, (xs, ws, s, p, d, g)
+
+
+def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
+    """set_winograd(False): the plan takes im2col, and the results are the im2col path's
+    bit for bit, through the functions and through a layer that ran before."""
+    x = rng.standard_normal((4, 16, 16, 16)).astype(dtype)
+    weight = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(16).astype(dtype)
+    g = rng.standard_normal((4, 16, 16, 16)).astype(dtype)
+    layer = pycnn.Conv2d(16, 16, 3, padding=1, dtype=dtype, rng=rng)
+    monkeypatch.setattr(_config, "_winograd", None)
+    assert pycnn.get_winograd()
+    on = functional.conv2d(x, weight, bias, padding=1)
+    assert _plan(x, weight, 1).winograd
+    layer_on = layer.forward(x), layer.backward(g)
+    pycnn.set_winograd(False)
+    assert not pycnn.get_winograd()
+    assert not _plan(x, weight, 1).winograd and not _plan(x, weight, 1).winograd_grad_x
+    off = functional.conv2d(x, weight, bias, padding=1)
+    layer_off = layer.forward(x), layer.backward(g)
+    args = V.conv2d_args(x, weight, bias, 1, 1, 1, 1)
+    im2col = _conv.ConvPlan(x.shape, weight.shape, dtype, *args, winograd=False)
+    np.testing.assert_array_equal(off, im2col.forward(x, weight, _conv.Epilogue(bias)))
+    np.testing.assert_array_equal(
+        functional.conv2d_backward(g, x, weight, padding=1)[0], im2col.backward(g, x, weight)[0]
+    )
+    assert not np.array_equal(on, off)
+    assert not np.array_equal(layer_on[0], layer_off[0])
+    np.testing.assert_array_equal(layer_off[1], im2col.backward(g, x, layer.weight)[0])
+    pycnn.set_winograd(True)
+    np.testing.assert_array_equal(functional.conv2d(x, weight, bias, padding=1), on)
+
+
+def test_set_winograd_refuses_non_bool(monkeypatch):
+    monkeypatch.setattr(_config, "_winograd", None)
+    with pytest.raises(TypeError, match="True or False"):
+        pycnn.set_winograd(1)
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("1", True)])
+def test_environment_variable(value, expected):
+    code = "import pycnn; print(pycnn.get_winograd())"
+    env = dict(os.environ, PYCNN_WINOGRAD=value)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(expected)
+
+
+def test_environment_variable_refuses_garbage(monkeypatch):
+    monkeypatch.setenv("PYCNN_WINOGRAD", "maybe")
+    monkeypatch.setattr(_config, "_winograd", None)
+    with pytest.raises(ValueError, match="PYCNN_WINOGRAD"):
+        pycnn.get_winograd()
+
+
+# --- threads -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spread(monkeypatch):
+    """Every range however small on its own thread, 3 of them (more than the cores)."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(_config, "_num_threads", None)
+    yield
+    monkeypatch.setattr(_config, "_num_threads", None)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_results_do_not_depend_on_the_thread_count(everywhere, spread, threads, dtype, rng):
+    x, weight, bias, p = _case("cifar-like", dtype, rng)
+    x = np.concatenate([x, x[::-1], x[:1] * 2])  # 9 images, chunks of 3
+    g = rng.standard_normal((9, 64, 16, 16)).astype(dtype)
+    pycnn.set_num_threads(1)
+    serial = functional.conv2d(x, weight, bias, padding=p)
+    serial_dx = functional.conv2d_backward(g, x, weight, padding=p)[0]
+    pycnn.set_num_threads(threads)
+    assert _parallel.n_parts(3, 1) > 1
+    np.testing.assert_array_equal(functional.conv2d(x, weight, bias, padding=p), serial)
+    np.testing.assert_array_equal(
+        functional.conv2d_backward(g, x, weight, padding=p)[0], serial_dx
+    )
+
+
+@pytest.mark.parametrize("hw", [4, 7, 16])
+def test_an_image_gets_the_same_bits_in_any_batch(everywhere, hw, dtype, rng):
+    """Each image has GEMMs of its own: its results do not depend on the other images in
+    its chunk (so two ranks of a distributed batch compute what one process does)."""
+    x = rng.standard_normal((12, 16, hw, hw)).astype(dtype)
+    weight = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
+    g = rng.standard_normal((12, 24, hw, hw)).astype(dtype)
+    whole = functional.conv2d(x, weight, padding=1)
+    whole_dx = functional.conv2d_backward(g, x, weight, padding=1)[0]
+    for lo, hi in [(0, 5), (5, 7), (3, 12)]:
+        part = functional.conv2d(x[lo:hi], weight, padding=1)
+        np.testing.assert_array_equal(part, whole[lo:hi])
+        part_dx = functional.conv2d_backward(g[lo:hi], x[lo:hi], weight, padding=1)[0]
+        np.testing.assert_array_equal(part_dx, whole_dx[lo:hi])
+
+
+def test_bit_identical_from_many_threads_at_once(everywhere, spread, dtype, rng):
+    """Eight threads calling at once (sharing pycnn's pool) get the serial bits."""
+    x, weight, bias, p = _case("cifar-like", dtype, rng)
+    g = rng.standard_normal((4, 64, 16, 16)).astype(dtype)
+    pycnn.set_num_threads(3)
+
+    def both():
+        return (
+            functional.conv2d(x, weight, bias, padding=p),
+            functional.conv2d_backward(g, x, weight, padding=p)[0],
+        )
+
+    serial = both()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: both(), range(16)))
+    for got in results:
+        for a, b in zip(got, serial):
+            assert a.tobytes() == b.tobytes()
+
+
+# --- the kernels' own guards ---------------------------------------------------------
+
+
+def test_kernels_refuse_mismatched_shapes():
+    x = np.zeros((2, 3, 8, 8))
+    with pytest.raises(ValueError, match="v must be"):
+        _kernels.winograd_input(x, np.zeros((36, 3, 7)), 1, 1, 2, 2)
+    with pytest.raises(ValueError, match="ph, pw"):
+        _kernels.winograd_input(x, np.zeros((36, 3, 8)), -1, 1, 2, 2)
+    with pytest.raises(ValueError, match="cover the output"):
+        _kernels.winograd_output(np.zeros((36, 4, 8)), np.zeros((2, 4, 9, 8)), None, 2, 2)
+    with pytest.raises(ValueError, match="m must be"):
+        _kernels.winograd_output(np.zeros((36, 4, 9)), np.zeros((2, 4, 8, 8)), None, 2, 2)
+    with pytest.raises(ValueError, match="bias must be"):
+        _kernels.winograd_output(
+            np.zeros((36, 4, 8)), np.zeros((2, 4, 8, 8)), np.zeros(3), 2, 2
+        )
+    with pytest.raises(ValueError, match="u must be"):
+        _kernels.winograd_filter(np.zeros((4, 3, 3, 3)), np.zeros((36, 3, 4)))
+
+
+# --- PyTorch as another oracle -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["odd", "cifar-like", "pad0-odd"])
+def test_matches_torch(everywhere, name, rng):
+    torch = pytest.importorskip("torch")
+    x, weight, bias, p = _case(name, np.float64, rng)
+    want = torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias), padding=p
+    ).numpy()
+    assert _relative_error(functional.conv2d(x, weight, bias, padding=p), want) <= 1e-12
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, weight, bias))
+    got32 = functional.conv2d(x32, w32, b32, padding=p)
+    assert _relative_error(got32, want) <= WINOGRAD_F32_BOUND
