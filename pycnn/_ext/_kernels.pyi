@@ -153,6 +153,7 @@ def batch_norm_backward(
     dx: _Float,  # floating[:, :, ::1]          OUT (N, C, M)
     c_lo: int,
     c_hi: int,
+) -> None: ...
 
 # Winograd F(4x4, 3x3) transforms (_winograd.pxi); p = 6 * row + column of a 6x6 tile
 
