@@ -6,10 +6,12 @@
 Each rank trains the bench networks (pycnn/_bench_model.py: digits, mnist7, resnet20)
 on its share of a global batch (64 unless --global-batch says otherwise; SGD with
 momentum, `DistributedDataParallel`), and rank 0 prints per network the median step
-time, the part of it spent averaging gradients (the Allreduce), and the bytes each rank
-sends per step in a ring Allreduce, 2 (N - 1) / N times the gradients' size. Compare
-runs with different -n side by side, on a quiet machine: on one machine the ranks share
-its cores and memory bandwidth.
+time, the part of it spent averaging gradients (the Allreduce, waiting for the other
+ranks included), the bytes each rank sends per step in a ring Allreduce, 2 (N - 1) / N
+times the gradients' size, and the throughput: images of the global batches trained per
+second of wall time over the timed steps, which run back to back as in training (no
+barrier between them). Compare runs with different -n side by side, on a quiet machine:
+on one machine the ranks share its cores and memory bandwidth.
 """
 
 import argparse
@@ -41,7 +43,10 @@ def main():
             f"{size} rank(s), {pycnn.get_num_threads()} pycnn thread(s) each, global batch "
             f"{batch}, float32, median of {args.steps} steps"
         )
-        print(f"{'network':<10}{'step ms':>10}{'allreduce ms':>14}{'sent KiB/step':>15}")
+        print(
+            f"{'network':<10}{'step ms':>10}{'allreduce ms':>14}{'sent KiB/step':>15}"
+            f"{'images/s':>15}"
+        )
     for name in args.networks.split(","):
         shape, spec, _ = B.NETWORKS[name]
         model = dist.DistributedDataParallel(B.build_pycnn(spec, np.float32, rng=0))
@@ -53,7 +58,9 @@ def main():
         mine = slice(rank, None, size)
         steps, reduces = [], []
         for i in range(args.steps + 3):
-            dist.barrier()
+            if i == 3:  # after the warm-up (plans, workspaces), the timed run starts
+                dist.barrier()
+                run_start = time.perf_counter()
             start = time.perf_counter()
             opt.zero_grad()
             loss(model(x[mine]), y[mine])
@@ -62,15 +69,17 @@ def main():
             model.allreduce_gradients()
             after = time.perf_counter()
             opt.step()
-            if i >= 3:  # warm-up: plans and workspaces
+            if i >= 3:
                 steps.append(time.perf_counter() - start)
                 reduces.append(after - before)
+        dist.barrier()
+        wall = time.perf_counter() - run_start
         grad_bytes = sum(p.size * p.dtype.itemsize for p in model.parameters())
         sent = 2 * (size - 1) / size * grad_bytes
         if rank == 0:
             print(
-                f"{name:<10}{np.median(steps) * 1e3:>10.1f}{np.median(reduces) * 1e3:>14.2f}"
-                f"{sent / 1024:>15.1f}"
+                f"{name:<10}{np.median(steps) * 1e3:>10.2f}{np.median(reduces) * 1e3:>14.2f}"
+                f"{sent / 1024:>15.1f}{args.steps * batch / wall:>15.0f}"
             )
 
 
