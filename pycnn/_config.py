@@ -61,12 +61,21 @@ def set_num_threads(n):
 
 
 def _default_winograd():
+    """On, unless PYCNN_WINOGRAD says 0; a value it cannot read keeps the default with a
+    RuntimeWarning (as PYCNN_SIMD does), rather than failing the first convolution."""
     env = os.environ.get("PYCNN_WINOGRAD", "").strip().lower()
     if env in ("", "1", "on", "yes", "true"):
         return True
     if env in ("0", "off", "no", "false"):
         return False
-    raise ValueError(f"PYCNN_WINOGRAD must be 0 or 1. Received: PYCNN_WINOGRAD={env!r}")
+    import warnings
+
+    warnings.warn(
+        f"PYCNN_WINOGRAD must be 0 or 1; ignoring PYCNN_WINOGRAD={env!r}: Winograd stays on",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def get_winograd():
@@ -94,5 +103,5 @@ def set_winograd(enabled):
     """
     global _winograd
     if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be True or False. Received: {enabled!r}")
+        raise TypeError(f"`enabled` must be True or False. Received: enabled={enabled!r}")
     _winograd = enabled

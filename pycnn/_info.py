@@ -16,6 +16,7 @@ __all__ = ["config", "show_config"]
 # Environment variables that change how many threads run or which BLAS kernel runs.
 _ENV_VARS = (
     "PYCNN_NUM_THREADS",
+    "PYCNN_WINOGRAD",
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -83,7 +84,7 @@ def _describe_pool(pool):
 def config():
     """The facts `show_config()` prints, as an ordered dict of label -> text."""
     # the submodules it needs, not the package: pycnn/__init__.py imports this module
-    from pycnn._config import get_num_threads
+    from pycnn._config import get_num_threads, get_winograd
     from pycnn._ext import missing_extension_message
     from pycnn._version import __version__
 
@@ -132,6 +133,12 @@ def config():
                 f"set_simd_target('avx512'); sources sha256 {digest}... not in "
                 f"csrc/VERIFIED_AVX512)"
             )
+        info["Winograd"] = (
+            "on (stride-1 3x3 convolutions where it measured faster; "
+            "pycnn.set_winograd(False) or PYCNN_WINOGRAD=0 turns it off)"
+            if get_winograd()
+            else "off (pycnn.set_winograd(True) turns it on)"
+        )
         asked, problem = kernels.simd_request()
         if asked is not None:
             # what was asked and what runs, even when the value could not be used

@@ -155,3 +155,14 @@ def test_openmp_runtime_without_threadpoolctl(monkeypatch):
         assert runtimes, "the extension uses OpenMP but no OpenMP runtime is mapped"
     if runtimes:
         assert _field(_show(), "OpenMP runtime") == runtimes[0]
+
+
+def test_show_config_follows_set_winograd():
+    before = pycnn.get_winograd()
+    try:
+        pycnn.set_winograd(False)
+        assert _info.config()["Winograd"].startswith("off")
+        pycnn.set_winograd(True)
+        assert _info.config()["Winograd"].startswith("on")
+    finally:
+        pycnn.set_winograd(before)
