@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCE_ONLY = ("*.c", "*.h", "*.pyx", "*.pxd")  # never in the wheel
+SOURCE_ONLY = ("*.c", "*.h", "*.pyx", "*.pxi", "*.pxd")  # never in the wheel
 SDIST_TOP = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE")
 SDIST_DIRS = ("csrc", "pycnn", "tests")  # every tracked file in these
 errors = []
@@ -65,6 +65,7 @@ def check_sdist(path, tracked):
         "csrc/*.h",
         "csrc/Makefile",
         "pycnn/_ext/*.pyx",
+        "pycnn/_ext/*.pxi",
         "pycnn/_ext/*.pxd",
         "pycnn/_ext/*.pyi",
         "tests/*.py",
@@ -135,7 +136,7 @@ def check_wheel(path, tracked):
                 if lib.startswith("libgomp") and lib not in bundled:
                     fail(f"{name} links {lib} but the wheel does not bundle it")
     print(
-        f"  {len(names)} entries; no .c/.h/.pyx/.pxd; .pyi present; "
+        f"  {len(names)} entries; no .c/.h/.pyx/.pxi/.pxd; .pyi present; "
         f"bundled: {', '.join(sorted(bundled)) or 'nothing'}"
     )
 
