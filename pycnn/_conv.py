@@ -10,7 +10,8 @@ the chunks over pycnn's threads (`pycnn._parallel`). Its `forward` takes an epil
 applied to each chunk of output while it is still in cache (the bias today; an
 activation or a batch-norm scale and shift fit the same hook).
 
-Plans hold no arrays and never change once built, so one plan serves every thread;
+Plans never change once built (the one array a plan may hold, the position table of
+its small-plane im2col, is read-only), so one plan serves every thread;
 `plan()` caches them by their sizes, so a layer that sees the same input shape again
 pays for validation and planning once. The callers (`functional.conv2d` and
 `conv2d_backward`, the layers) validate arguments first: a plan trusts its sizes.
@@ -69,6 +70,35 @@ def _chunks(lo, hi, bytes_per_image):
     step = max(1, WORKSPACE_BYTES // max(bytes_per_image, 1))
     for start in range(lo, hi, step):
         yield start, min(start + step, hi)
+
+
+# im2col through a table of positions (`_kernels.gather_columns`) where the C kernel's
+# per-row cost dominates: output rows of at most this many pixels (measured on 3x3
+# layers, 64 images: 6x faster at 4x4, 3x at 7x7, 1.5x at 14x14, 1.2x at 16x16 and
+# 0.8x at 28x28), with a table of at most GATHER_TABLE_MAX entries.
+GATHER_MAX_OW = 16
+GATHER_TABLE_MAX = 2**18
+
+
+def _column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """The flat input position each element of one image's column matrix reads, in
+    im2col's order (channel, kernel row, kernel column, output row, output column);
+    C*H*W, one past the image, where it reads the zero padding. int32, read-only."""
+    ci = np.arange(c).reshape(-1, 1, 1, 1, 1)
+    iy = (
+        np.arange(oh).reshape(1, 1, 1, -1, 1) * sh
+        - ph
+        + np.arange(kh).reshape(1, -1, 1, 1, 1) * dh
+    )
+    ix = (
+        np.arange(ow).reshape(1, 1, 1, 1, -1) * sw
+        - pw
+        + np.arange(kw).reshape(1, 1, -1, 1, 1) * dw
+    )
+    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    table = np.where(inside, ci * (h * w) + iy * w + ix, c * h * w).astype(np.int32).ravel()
+    table.flags.writeable = False
+    return table
 
 
 # Winograd: the transformed input and output tiles of one chunk of images (36 values a
@@ -217,6 +247,29 @@ class ConvPlan:
         self.winograd_grad_x = winograd and _winograd_pays(
             self.n, self.f, self.c, self.h, self.w
         )
+        # small output rows: im2col through a table of positions
+        self.gather_table = None
+        if (
+            not self.pointwise
+            and self.ow <= GATHER_MAX_OW
+            and self.c * self.kh * self.kw * self.blocks <= GATHER_TABLE_MAX
+            and self.c * self.h * self.w < 2**31 - 1
+        ):
+            self.gather_table = _column_table(
+                self.c,
+                self.h,
+                self.w,
+                self.kh,
+                self.kw,
+                self.sh,
+                self.sw,
+                self.ph,
+                self.pw,
+                self.dh,
+                self.dw,
+                self.oh,
+                self.ow,
+            )
 
     # --- the pieces ------------------------------------------------------------------
 
@@ -247,6 +300,13 @@ class ConvPlan:
             return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
         shape = (nb, self.c * self.kh * self.kw, self.blocks)
         cols = workspace(shape, x_chunk.dtype) if out is None else out.reshape(shape)
+        if self.gather_table is not None:
+            _kernels.gather_columns(
+                x_chunk.reshape(nb, self.c * self.h * self.w),
+                self.gather_table,
+                cols.reshape(nb, self.gather_table.size),
+            )
+            return cols.reshape(nb, self.g, self.rows, self.blocks)
         _kernels.im2col(
             x_chunk,
             cols,

@@ -250,10 +250,38 @@ def _planes(a):
 # third of a small batch's forward. Keys hold the arguments' types (`V._typed_key`).
 _MAX_POOL_GEOMETRIES: dict = {}
 
+# Max pooling through a table of tap positions (`_kernels.max_pool_gather`), for
+# unpadded windows that all lie inside the plane, where the C kernel's rows do not fill
+# its 8-wide vectors (OW not a multiple of 8). Measured against it on 2x2/2 pooling of
+# 64 images: 7.7x faster at 4x4 and 7x7 inputs, 3x at 14x14, 1.4x at 8x8 and 28x28;
+# 0.8x at 16x16 and 0.5x at 32x32, which keep the C kernel.
+POOL_TABLE_MAX = 2**16
+
+
+def _pool_table(h, w, args, oh, ow):
+    """(K, OH*OW) int32 flat positions of the taps of every window of one plane, taps
+    in row-major window order; None where the C kernel runs (see above)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
+    if (
+        ph
+        or pw
+        or ow % 8 == 0
+        or (oh - 1) * sh + (kh - 1) * dh >= h  # a window reaches past the plane
+        or (ow - 1) * sw + (kw - 1) * dw >= w
+        or kh * kw * oh * ow > POOL_TABLE_MAX
+    ):
+        return None
+    row = np.arange(oh).reshape(1, 1, -1, 1) * sh + np.arange(kh).reshape(-1, 1, 1, 1) * dh
+    col = np.arange(ow).reshape(1, 1, 1, -1) * sw + np.arange(kw).reshape(1, -1, 1, 1) * dw
+    table = (row * w + col).astype(np.int32).reshape(kh * kw, oh * ow)
+    table.flags.writeable = False
+    return table
+
 
 def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    """(PoolArgs, output shape) of a max pooling of `x`, validated once per shape, in the
-    order every backend checks (the geometry, `return_indices`, then the windows)."""
+    """(PoolArgs, output shape, tap table or None) of a max pooling of `x`, validated
+    once per shape, in the order every backend checks (the geometry,
+    `return_indices`, then the windows)."""
     V.check_array(x, "x", 4, "(N, C, H, W)")
     key = (
         x.shape,
@@ -270,11 +298,12 @@ def _max_pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, ret
     V.flag(return_indices, "return_indices")
     out_shape = _pool_out_shape(x.shape, args)
     V.check_pool_windows(x.shape[2:], out_shape[2:], args)
+    table = _pool_table(*x.shape[2:], args, *out_shape[2:])
     if V.UNCACHED not in key:
         if len(_MAX_POOL_GEOMETRIES) >= V._GEOMETRIES_MAX:
             _MAX_POOL_GEOMETRIES.clear()
-        _MAX_POOL_GEOMETRIES[key] = args, out_shape
-    return args, out_shape
+        _MAX_POOL_GEOMETRIES[key] = args, out_shape, table
+    return args, out_shape, table
 
 
 def max_pool2d(
@@ -293,7 +322,7 @@ def max_pool2d(
         With `return_indices`, also the int64 indices (N, C, OH, OW) of the maxima as
         flat positions ``h*W + w`` in each input plane.
     """
-    args, out_shape = _max_pool_geometry(
+    args, out_shape, table = _max_pool_geometry(
         x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
     )
     return_indices = V.flag(return_indices, "return_indices")
@@ -301,6 +330,9 @@ def max_pool2d(
     n, c, oh, ow = out_shape
     out = np.empty(out_shape, dtype=x.dtype)
     indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
+    if table is not None and x.size:
+        _max_pool_gather(x, table, out, indices)
+        return (out, indices) if return_indices else out
     with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
         _kernels.max_pool2d_forward(
             _planes(x),
@@ -317,6 +349,27 @@ def max_pool2d(
             threads,
         )
     return (out, indices) if return_indices else out
+
+
+def _max_pool_gather(x, table, out, indices):
+    """Max pooling through the tap `table` (`_pool_table`), planes split over as many
+    threads as the C kernel would take."""
+    n, c, h, w = x.shape
+    planes, n_out = n * c, table.shape[1]
+    x2 = _planes(x).reshape(planes, h * w)
+    out2 = out.reshape(planes, n_out)
+    ind2 = None if indices is None else indices.reshape(planes, n_out)
+
+    def work(lo, hi):
+        _kernels.max_pool_gather(
+            x2[lo:hi], table, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
+        )
+
+    parts = _pool_threads(x.size + out.size, planes)
+    if parts == 1:
+        work(0, planes)
+    else:
+        _parallel._run(work, [planes * p // parts for p in range(parts + 1)])
 
 
 def max_pool2d_backward(grad_out, indices, input_shape):

@@ -176,3 +176,22 @@ def winograd_output(
     th: int,
     tw: int,
 ) -> None: ...
+
+# small planes through a table of flat positions (_gather.pxi)
+
+def gather_columns(
+    x: _Float,  # const floating[:, ::1]   IN  (N, S)
+    table: NDArray[np.int32],  # const int32_t[::1]  IN  (T,), in [0, S]
+    cols: _Float,  # floating[:, ::1]      OUT (N, T)
+) -> None: ...
+def scatter_columns(
+    cols: _Float,  # const floating[:, ::1]  IN  (N, T)
+    table: NDArray[np.int32],  # const int32_t[::1]  IN  (T,), in [0, S]
+    grad_x: _Float,  # floating[:, ::1]      OUT (N, S)
+) -> None: ...
+def max_pool_gather(
+    x: _Float,  # const floating[:, ::1]   IN  (P, S)
+    table: NDArray[np.int32],  # const int32_t[:, ::1]  IN  (K, O), in [0, S)
+    out: _Float,  # floating[:, ::1]       OUT (P, O)
+    indices: NDArray[np.int64] | None,  # int64_t[:, ::1]  OUT (P, O)
+) -> None: ...

@@ -780,3 +780,4 @@ def batch_norm_backward(const floating[:, :, ::1] grad,   # IN  (N, C, M)
                     for i in range(m):
                         pd[i] = pg[i] * s
 include "_winograd.pxi"
+include "_gather.pxi"

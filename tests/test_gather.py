@@ -1,0 +1,219 @@
+"""Small planes through tables of positions (pycnn/_ext/_gather.pxi): im2col and col2im
+give exactly what the C kernels give, a convolution plan gives the same bits with the
+table as without it, max pooling matches the reference (values and indices, NaN and
+ties) on every instruction set and thread count, and the kernels refuse tables and
+arrays that do not fit."""
+
+import numpy as np
+import pytest
+from conftest import CONV_CASES, make_conv
+
+import pycnn
+from pycnn import _conv, functional, reference
+from pycnn import _validation as V
+from pycnn._ext import _kernels
+
+# (C, H, W, KH, KW, stride, padding, dilation)
+GEOMETRIES = [
+    (3, 4, 4, 3, 3, (1, 1), (1, 1), (1, 1)),
+    (2, 7, 5, 3, 2, (2, 1), (1, 0), (1, 1)),
+    (4, 6, 9, 2, 3, (1, 3), (2, 1), (2, 1)),
+    (1, 8, 8, 5, 5, (1, 1), (2, 2), (1, 1)),
+    (2, 3, 3, 3, 3, (2, 2), (0, 0), (1, 1)),
+]
+
+
+def _geometry(c, h, w, kh, kw, stride, padding, dilation):
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return (kh, kw, *stride, *padding, *dilation, oh, ow)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_gather_and_scatter_give_exactly_what_im2col_and_col2im_give(geometry, dtype, rng):
+    c, h, w = geometry[:3]
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(*geometry)
+    n, rows, blocks = 3, c * kh * kw, oh * ow
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    table = _conv._column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    want = np.empty((n, rows, blocks), dtype)
+    _kernels.im2col(x, want, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
+    got = np.full((n, rows * blocks), np.nan, dtype)
+    _kernels.gather_columns(x.reshape(n, -1), table, got)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+    cols = rng.standard_normal((n, rows, blocks)).astype(dtype)
+    want_x = np.empty_like(x)
+    _kernels.col2im(cols, want_x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
+    got_x = np.full((n, c * h * w), np.nan, dtype)
+    _kernels.scatter_columns(cols.reshape(n, -1), table, got_x)
+    np.testing.assert_array_equal(got_x.reshape(x.shape), want_x)  # same sums, same order
+
+
+@pytest.fixture
+def no_gather(monkeypatch):
+    """Plans built while this is active use the C im2col everywhere."""
+
+    def off():
+        monkeypatch.setattr(_conv, "GATHER_MAX_OW", 0)
+
+    return off
+
+
+@pytest.mark.parametrize("name", sorted(CONV_CASES))
+def test_a_plan_gives_the_same_bits_with_and_without_its_table(name, no_gather, dtype, rng):
+    x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
+    args = V.conv2d_args(x, w, b, **kw)
+    stride, padding, dilation, groups = args[:4]
+    common = (x.shape, w.shape, dtype, stride, padding, dilation, groups, None, False)
+    with_table = _conv.ConvPlan(*common)
+    no_gather()
+    without = _conv.ConvPlan(*common)
+    assert without.gather_table is None
+    g = rng.standard_normal(with_table.out_shape).astype(dtype)
+    np.testing.assert_array_equal(with_table.forward(x, w), without.forward(x, w))
+    for got, want in zip(with_table.backward(g, x, w), without.backward(g, x, w)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_small_convolutions_take_the_table_and_large_ones_do_not():
+    small = _conv.ConvPlan(
+        (8, 16, 4, 4),
+        (32, 16, 3, 3),
+        np.float32,
+        (1, 1),
+        ((1, 1), (1, 1)),
+        (1, 1),
+        1,
+        winograd=False,
+    )
+    large = _conv.ConvPlan(
+        (8, 16, 28, 28),
+        (32, 16, 3, 3),
+        np.float32,
+        (1, 1),
+        ((1, 1), (1, 1)),
+        (1, 1),
+        1,
+        winograd=False,
+    )
+    assert small.gather_table is not None and not small.gather_table.flags.writeable
+    assert large.gather_table is None
+
+
+# --- max pooling -------------------------------------------------------------------------
+
+
+@pytest.fixture(params=_kernels.SIMD_TARGETS)
+def simd(request):
+    if request.param not in _kernels.simd_supported():
+        pytest.skip(f"{request.param} is not supported on this CPU")
+    before = _kernels.simd_target()
+    assert _kernels.set_simd_target(request.param) == request.param
+    yield request.param
+    _kernels.set_simd_target(before)
+
+
+# (H, W, kernel, stride, dilation, ceil_mode)
+POOLS = [
+    (4, 4, 2, 2, 1, False),
+    (7, 7, 2, 2, 1, False),
+    (7, 7, 3, 2, 1, True),  # ceil mode whose windows all stay inside
+    (9, 11, 3, 1, 2, False),
+    (5, 6, (2, 3), (1, 2), 1, False),
+    (14, 14, 2, 2, 1, False),
+]
+
+
+def _with_nan_and_ties(x):
+    x = x.copy()
+    x[0, 0, 0, :2] = np.nan  # two NaN in one window: the last one's index wins
+    x[0, 1, :2, :2] = 1.0  # a tie: the first maximum's index wins
+    x[-1, -1, 1, 1] = np.nan
+    x[-1, -1, 0, 0] = np.inf
+    return x
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=str)
+def test_max_pool_through_the_table_matches_the_reference(pool, simd, dtype, rng):
+    h, w, k, s, d, ceil = pool
+    x = _with_nan_and_ties(rng.standard_normal((3, 4, h, w)).astype(dtype))
+    before = x.copy()
+    args, _, table = functional._max_pool_geometry(x, k, s, 0, d, ceil, True)
+    assert table is not None  # the case table exercises the table path
+    out, ind = functional.max_pool2d(x, k, s, 0, d, ceil, return_indices=True)
+    want, want_ind = reference.max_pool2d(x, k, s, 0, d, ceil, return_indices=True)
+    np.testing.assert_array_equal(out, want)  # NaN in the same places
+    np.testing.assert_array_equal(ind, want_ind)
+    np.testing.assert_array_equal(functional.max_pool2d(x, k, s, 0, d, ceil), want)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize(
+    "shape, args",
+    [
+        ((2, 3, 16, 16), (2, 2, 0, 1, False)),  # rows that fill the C kernel's vectors
+        ((2, 3, 7, 7), (2, 2, 1, 1, False)),  # padding
+        ((2, 3, 7, 7), (2, 2, 0, 1, True)),  # a ceil-mode window reaching past
+    ],
+)
+def test_the_c_kernel_keeps_what_the_table_does_not_cover(shape, args):
+    x = np.zeros(shape, np.float32)
+    assert functional._max_pool_geometry(x, *args, False)[2] is None
+
+
+def test_max_pool_through_the_table_does_not_depend_on_the_thread_count(monkeypatch, rng):
+    monkeypatch.setattr(functional, "POOL_GRAIN", 1)
+    before = pycnn.get_num_threads()
+    x = rng.standard_normal((5, 3, 7, 7)).astype(np.float32)
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            pycnn.set_num_threads(threads)
+            results.append(functional.max_pool2d(x, 2, return_indices=True))
+    finally:
+        pycnn.set_num_threads(before)
+    for out, ind in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(ind, results[0][1])
+
+
+def test_empty_batches_pool_to_empty_outputs():
+    x = np.zeros((0, 3, 7, 7), np.float32)
+    out, ind = functional.max_pool2d(x, 2, return_indices=True)
+    assert out.shape == ind.shape == (0, 3, 3, 3)
+
+
+# --- the kernels' own guards -------------------------------------------------------------
+
+
+def test_the_kernels_refuse_tables_that_point_outside_the_image():
+    x = np.zeros((2, 9), np.float32)
+    cols = np.zeros((2, 3), np.float32)
+    for bad in ([0, 10, 1], [0, -1, 1]):
+        with pytest.raises(ValueError, match="table entry"):
+            _kernels.gather_columns(x, np.array(bad, np.int32), cols)
+        with pytest.raises(ValueError, match="table entry"):
+            _kernels.scatter_columns(cols, np.array(bad, np.int32), x)
+    out = np.zeros((2, 1), np.float32)
+    with pytest.raises(ValueError, match="table entry"):  # S is padding, not a tap
+        _kernels.max_pool_gather(x, np.array([[0], [9]], np.int32), out, None)
+
+
+def test_the_kernels_refuse_arrays_that_do_not_fit():
+    x = np.zeros((2, 9), np.float32)
+    table = np.zeros(3, np.int32)
+    with pytest.raises(ValueError, match="cols"):
+        _kernels.gather_columns(x, table, np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="cols"):
+        _kernels.scatter_columns(np.zeros((3, 3), np.float32), table, x)
+    taps = np.zeros((4, 2), np.int32)
+    with pytest.raises(ValueError, match="out"):
+        _kernels.max_pool_gather(x, taps, np.zeros((2, 3), np.float32), None)
+    with pytest.raises(ValueError, match="indices"):
+        _kernels.max_pool_gather(
+            x, taps, np.zeros((2, 2), np.float32), np.zeros((1, 2), np.int64)
+        )
+    with pytest.raises(ValueError):  # mixed dtypes
+        _kernels.gather_columns(x, table, np.zeros((2, 3), np.float64))
