@@ -77,7 +77,17 @@ def _chunks(lo, hi, bytes_per_image):
 # layers, 64 images: 6x faster at 4x4, 3x at 7x7, 1.5x at 14x14, 1.2x at 16x16 and
 # 0.8x at 28x28), with a table of at most GATHER_TABLE_MAX entries.
 GATHER_MAX_OW = 16
-GATHER_TABLE_MAX = 2**18
+GATHER_TABLE_MAX = 2**20
+# The weight gradient of a chunk of images as one GEMM, (F, n*L) @ (n*L, rows), on
+# columns `_kernels.gather_columns_t` lays side by side, instead of n GEMMs L deep
+# summed: up to images of this many output pixels, from this many GEMM rows (input
+# channels times taps) up. Measured on 3x3 layers of 64 images, one thread, columns
+# computed again: 1.16-1.22x faster at 7x7 and 8x8 with 64 channels, even at 14x14 and
+# 16x16, 0.83-0.86x at 28x28 and 32x32 (16 filters: BLAS's GEMM is poor that thin);
+# from kept columns (which it must transpose) 1.1x at 8x8 with 64 channels, even with
+# 32, 0.78x with 16.
+BATCHED_WEIGHT_GRAD_MAX_L = 64
+BATCHED_WEIGHT_GRAD_MIN_ROWS = 512
 
 
 def _column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
@@ -247,12 +257,19 @@ class ConvPlan:
         self.winograd_grad_x = winograd and _winograd_pays(
             self.n, self.f, self.c, self.h, self.w
         )
-        # small output rows: im2col through a table of positions
+        # small output rows: im2col through a table of positions; and the weight
+        # gradient as one GEMM a chunk of images, on columns the table lays side by side
         self.gather_table = None
-        if (
+        self.gather_im2col = not self.pointwise and self.ow <= GATHER_MAX_OW
+        self.batched_weight_grad = (
             not self.pointwise
-            and self.ow <= GATHER_MAX_OW
-            and self.c * self.kh * self.kw * self.blocks <= GATHER_TABLE_MAX
+            and self.g == 1
+            and self.blocks <= BATCHED_WEIGHT_GRAD_MAX_L
+            and self.rows >= BATCHED_WEIGHT_GRAD_MIN_ROWS
+        )
+        if (
+            (self.gather_im2col or self.batched_weight_grad)
+            and self.rows * self.g * self.blocks <= GATHER_TABLE_MAX
             and self.c * self.h * self.w < 2**31 - 1
         ):
             self.gather_table = _column_table(
@@ -270,6 +287,8 @@ class ConvPlan:
                 self.oh,
                 self.ow,
             )
+        else:
+            self.gather_im2col = self.batched_weight_grad = False
 
     # --- the pieces ------------------------------------------------------------------
 
@@ -300,7 +319,7 @@ class ConvPlan:
             return x_chunk.reshape(nb, self.g, self.rows, self.blocks)
         shape = (nb, self.c * self.kh * self.kw, self.blocks)
         cols = workspace(shape, x_chunk.dtype) if out is None else out.reshape(shape)
-        if self.gather_table is not None:
+        if self.gather_im2col:
             _kernels.gather_columns(
                 x_chunk.reshape(nb, self.c * self.h * self.w),
                 self.gather_table,
@@ -534,6 +553,9 @@ class ConvPlan:
         """grad_x of images [lo, hi) (unless it is None), and their part of
         grad_weight (0 without `need_weight`), from the `kept` columns if given."""
         grad_w = np.zeros((self.g, self.fg, self.rows), dtype=self.dtype) if need_weight else 0
+        if need_weight and self.batched_weight_grad:
+            self._weight_grad_batched(lo, hi, x, dout, grad_w[0], kept)
+            need_weight = False
         for start, stop in _chunks(lo, hi, self.image_bytes):
             nb, d = stop - start, dout[start:stop]
             if need_weight:
@@ -551,6 +573,26 @@ class ConvPlan:
                 dcols = np.matmul(w_t, d, out=cols)  # (n, G, rows, L), reusing the columns
                 self.col2im(dcols, grad_x[start:stop])
         return grad_w
+
+    def _weight_grad_batched(self, lo, hi, x, dout, grad_w, kept=None):
+        """Add the weight gradient of images [lo, hi) to `grad_w` (F, rows), one GEMM a
+        chunk: (F, n*L) @ (n*L, rows), on the chunk's columns side by side (from the
+        `kept` columns when given: the same values, so the same bits)."""
+        rows, width, f = self.rows, self.blocks, self.fg
+        size = self.c * self.h * self.w
+        per_image = self.image_bytes + f * width * self.dtype.itemsize
+        part = np.empty_like(grad_w)
+        for start, stop in _chunks(lo, hi, per_image):
+            nb = stop - start
+            buf = workspace(((rows + f) * nb * width,), self.dtype)
+            cols_t = buf[: rows * nb * width].reshape(rows, nb * width)
+            d_t = buf[rows * nb * width :].reshape(f, nb, width)
+            _kernels.gather_columns_t(
+                x[start:stop].reshape(nb, size), self.gather_table, cols_t
+            )
+            np.copyto(d_t, dout[start:stop, 0].transpose(1, 0, 2))
+            np.matmul(d_t.reshape(f, nb * width), cols_t.T, out=part)
+            grad_w += part
 
     def _backward_one_image(self, x, w_t, dout, grad_x, need_weight, kept=None):
         """Both gradients of one image, its GEMMs spread over pycnn's threads: over the

@@ -6,7 +6,7 @@ arrays that do not fit."""
 
 import numpy as np
 import pytest
-from conftest import CONV_CASES, make_conv
+from conftest import CONV_CASES, assert_close, make_conv
 
 import pycnn
 from pycnn import _conv, functional, reference
@@ -56,12 +56,19 @@ def no_gather(monkeypatch):
 
     def off():
         monkeypatch.setattr(_conv, "GATHER_MAX_OW", 0)
+        monkeypatch.setattr(_conv, "BATCHED_WEIGHT_GRAD_MAX_L", 0)
 
     return off
 
 
 @pytest.mark.parametrize("name", sorted(CONV_CASES))
-def test_a_plan_gives_the_same_bits_with_and_without_its_table(name, no_gather, dtype, rng):
+def test_a_plan_gives_the_same_results_with_and_without_its_table(
+    name, no_gather, dtype, rng, monkeypatch
+):
+    """The same bits for the output and the input gradient; the weight gradient as one
+    GEMM a chunk (forced on here, however few the rows) adds in another order, so it
+    agrees within rounding, and with the reference."""
+    monkeypatch.setattr(_conv, "BATCHED_WEIGHT_GRAD_MIN_ROWS", 0)
     x, w, b, kw = make_conv(CONV_CASES[name], dtype, rng)
     args = V.conv2d_args(x, w, b, **kw)
     stride, padding, dilation, groups = args[:4]
@@ -72,14 +79,50 @@ def test_a_plan_gives_the_same_bits_with_and_without_its_table(name, no_gather, 
     assert without.gather_table is None
     g = rng.standard_normal(with_table.out_shape).astype(dtype)
     np.testing.assert_array_equal(with_table.forward(x, w), without.forward(x, w))
-    for got, want in zip(with_table.backward(g, x, w), without.backward(g, x, w)):
-        np.testing.assert_array_equal(got, want)
+    got, want = with_table.backward(g, x, w), without.backward(g, x, w)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert_close(got[1], want[1], dtype)
+    np.testing.assert_array_equal(got[2], want[2])
+    if with_table.batched_weight_grad:
+        assert_close(got[1], reference.conv2d_backward(g, x, w, **kw)[1], dtype)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_columns_side_by_side_are_im2col_s_columns_transposed(geometry, dtype, rng):
+    c, h, w = geometry[:3]
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(*geometry)
+    n, rows, blocks = 3, c * kh * kw, oh * ow
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    table = _conv._column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    want = np.empty((n, rows, blocks), dtype)
+    _kernels.im2col(x, want, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
+    got = np.full((rows, n * blocks), np.nan, dtype)
+    _kernels.gather_columns_t(x.reshape(n, -1), table, got)
+    np.testing.assert_array_equal(got.reshape(rows, n, blocks), want.transpose(1, 0, 2))
+
+
+def test_kept_columns_give_the_same_batched_weight_gradient(monkeypatch, rng):
+    # from the forward's kept columns (transposed) or gathered again: the same bits
+    monkeypatch.setattr(_conv, "BATCHED_WEIGHT_GRAD_MIN_ROWS", 0)
+    x = rng.standard_normal((5, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    plan = _conv.ConvPlan(x.shape, w.shape, np.float32, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert plan.batched_weight_grad and plan.keeps_columns
+    kept = np.empty(plan.columns_shape, np.float32)
+    out = plan.forward(x, w, columns=kept)
+    before = kept.copy()
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    from_kept = plan.backward(g, x, w, columns=kept)
+    again = plan.backward(g, x, w)
+    for a, b in zip(from_kept, again):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(kept, before)
 
 
 def test_small_convolutions_take_the_table_and_large_ones_do_not():
     small = _conv.ConvPlan(
-        (8, 16, 4, 4),
-        (32, 16, 3, 3),
+        (8, 64, 4, 4),
+        (32, 64, 3, 3),
         np.float32,
         (1, 1),
         ((1, 1), (1, 1)),
@@ -98,7 +141,9 @@ def test_small_convolutions_take_the_table_and_large_ones_do_not():
         winograd=False,
     )
     assert small.gather_table is not None and not small.gather_table.flags.writeable
+    assert small.gather_im2col and small.batched_weight_grad
     assert large.gather_table is None
+    assert not (large.gather_im2col or large.batched_weight_grad)
 
 
 # --- max pooling -------------------------------------------------------------------------
@@ -214,6 +259,14 @@ def test_the_kernels_refuse_arrays_that_do_not_fit():
     with pytest.raises(ValueError, match="indices"):
         _kernels.max_pool_gather(
             x, taps, np.zeros((2, 2), np.float32), np.zeros((1, 2), np.int64)
+        )
+    with pytest.raises(ValueError, match="cols_t"):
+        _kernels.gather_columns_t(x, table, np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="multiple"):
+        _kernels.gather_columns_t(x, table, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="table entry"):
+        _kernels.gather_columns_t(
+            x, np.array([0, 9, 10], np.int32), np.zeros((1, 6), np.float32)
         )
     with pytest.raises(ValueError):  # mixed dtypes
         _kernels.gather_columns(x, table, np.zeros((2, 3), np.float64))

@@ -231,3 +231,41 @@ def max_pool_gather(const floating[:, ::1] x,      # IN  (P, S): the planes, fla
                     pi[q] = bi[q]
             p0 += r
     _free_all(loc, bi, base, tmp)
+
+
+def gather_columns_t(const floating[:, ::1] x,    # IN  (N, S): the images, flattened
+                     const int32_t[::1] table,    # IN  (R*L,): positions in [0, S]
+                     floating[:, ::1] cols_t):    # OUT (R, N*L)
+    """The column matrices of N images side by side: cols_t[r, b*L + l] =
+    x[b, table[r*L + l]] (0 where it is S), the layout that makes the weight gradient
+    of the whole batch one GEMM, (F, N*L) @ (N*L, R), instead of N thin ones."""
+    cdef Py_ssize_t b, r, l, n = x.shape[0], s = x.shape[1], nt = table.shape[0]
+    cdef Py_ssize_t rows = cols_t.shape[0], width, nl
+    cdef floating *buf
+    cdef floating *dst
+    cdef const int32_t *tab
+    if rows == 0 or nt % rows:
+        raise ValueError(f"gather_columns_t: `table` has {nt} entries, not a multiple of "
+                         f"{rows} rows")
+    width = nt // rows
+    if cols_t.shape[1] != n * width:
+        raise ValueError(f"gather_columns_t: `cols_t` has shape {tuple(cols_t.shape)[:2]}, "
+                         f"expected {(rows, n * width)}")
+    _check_table("gather_columns_t", table, s)
+    if n == 0 or width == 0:
+        return
+    buf = <floating *>malloc((s + 1) * sizeof(floating))
+    if buf == NULL:
+        raise MemoryError()
+    nl = n * width
+    with nogil:
+        buf[s] = 0
+        for b in range(n):
+            if s:
+                memcpy(buf, &x[b, 0], s * sizeof(floating))
+            for r in range(rows):
+                tab = &table[r * width]
+                dst = &cols_t[r, 0] + b * width
+                for l in range(width):
+                    dst[l] = buf[tab[l]]
+    free(buf)

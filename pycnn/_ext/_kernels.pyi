@@ -195,3 +195,8 @@ def max_pool_gather(
     out: _Float,  # floating[:, ::1]       OUT (P, O)
     indices: NDArray[np.int64] | None,  # int64_t[:, ::1]  OUT (P, O)
 ) -> None: ...
+def gather_columns_t(
+    x: _Float,  # const floating[:, ::1]   IN  (N, S)
+    table: NDArray[np.int32],  # const int32_t[::1]  IN  (R*L,), in [0, S]
+    cols_t: _Float,  # floating[:, ::1]    OUT (R, N*L)
+) -> None: ...
