@@ -257,6 +257,9 @@ class ConvPlan:
         self.winograd_grad_x = winograd and _winograd_pays(
             self.n, self.f, self.c, self.h, self.w
         )
+        # what im2col, col2im and the position table take after the sizes
+        self.im2col_geometry = (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+        self.im2col_geometry += (self.dh, self.dw, self.oh, self.ow)
         # small output rows: im2col through a table of positions; and the weight
         # gradient as one GEMM a chunk of images, on columns the table lays side by side
         self.gather_table = None
@@ -272,21 +275,7 @@ class ConvPlan:
             and self.rows * self.g * self.blocks <= GATHER_TABLE_MAX
             and self.c * self.h * self.w < 2**31 - 1
         ):
-            self.gather_table = _column_table(
-                self.c,
-                self.h,
-                self.w,
-                self.kh,
-                self.kw,
-                self.sh,
-                self.sw,
-                self.ph,
-                self.pw,
-                self.dh,
-                self.dw,
-                self.oh,
-                self.ow,
-            )
+            self.gather_table = _column_table(self.c, self.h, self.w, *self.im2col_geometry)
         else:
             self.gather_im2col = self.batched_weight_grad = False
 
@@ -326,21 +315,7 @@ class ConvPlan:
                 cols.reshape(nb, self.gather_table.size),
             )
             return cols.reshape(nb, self.g, self.rows, self.blocks)
-        _kernels.im2col(
-            x_chunk,
-            cols,
-            self.kh,
-            self.kw,
-            self.sh,
-            self.sw,
-            self.ph,
-            self.pw,
-            self.dh,
-            self.dw,
-            self.oh,
-            self.ow,
-            1,
-        )
+        _kernels.im2col(x_chunk, cols, *self.im2col_geometry, 1)
         return cols.reshape(nb, self.g, self.rows, self.blocks)
 
     def col2im(self, dcols, grad_x_chunk):
@@ -349,16 +324,7 @@ class ConvPlan:
         _kernels.col2im(
             dcols.reshape(nb, self.c * self.kh * self.kw, self.blocks),
             grad_x_chunk,
-            self.kh,
-            self.kw,
-            self.sh,
-            self.sw,
-            self.ph,
-            self.pw,
-            self.dh,
-            self.dw,
-            self.oh,
-            self.ow,
+            *self.im2col_geometry,
             1,
         )
 

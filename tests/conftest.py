@@ -87,6 +87,21 @@ def numerical_gradient(f, arr, eps=1e-6):
 _SIMD_TESTS = {}
 
 
+@pytest.fixture(params=["baseline", "avx2", "avx512"])  # _kernels.SIMD_TARGETS
+def simd(request):
+    """Each instruction-set variant of the kernels forced on in turn (skipped where this
+    CPU cannot run it), the previous one restored after."""
+    from pycnn._ext import _kernels
+
+    assert request.param in _kernels.SIMD_TARGETS
+    if request.param not in _kernels.simd_supported():
+        pytest.skip(f"{request.param} is not supported on this CPU")
+    before = _kernels.simd_target()
+    assert _kernels.set_simd_target(request.param) == request.param
+    yield request.param
+    _kernels.set_simd_target(before)
+
+
 def _loaded_kernels():
     import sys
 

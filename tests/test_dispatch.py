@@ -9,16 +9,6 @@ from pycnn import functional, reference
 from pycnn._ext import _kernels
 
 
-@pytest.fixture(params=_kernels.SIMD_TARGETS)
-def simd(request):
-    if request.param not in _kernels.simd_supported():
-        pytest.skip(f"{request.param} is not supported on this CPU")
-    before = _kernels.simd_target()
-    assert _kernels.set_simd_target(request.param) == request.param
-    yield request.param
-    _kernels.set_simd_target(before)
-
-
 @pytest.mark.parametrize(
     "name", ["mixed", "same-even-dilated", "stride-not-dividing", "c1", "groups3"]
 )

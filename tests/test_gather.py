@@ -23,29 +23,32 @@ GEOMETRIES = [
 ]
 
 
-def _geometry(c, h, w, kh, kw, stride, padding, dilation):
+def _columns_case(geometry, dtype, rng):
+    """x (3, C, H, W), its position table, im2col's columns of it, and the geometry
+    arguments im2col takes after the arrays."""
+    c, h, w, kh, kw, stride, padding, dilation = geometry
     oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return (kh, kw, *stride, *padding, *dilation, oh, ow)
+    geom = (kh, kw, *stride, *padding, *dilation, oh, ow)
+    x = rng.standard_normal((3, c, h, w)).astype(dtype)
+    table = _conv._column_table(c, h, w, *geom)
+    want = np.empty((3, c * kh * kw, oh * ow), dtype)
+    _kernels.im2col(x, want, *geom, 1)
+    return x, table, want, geom
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
 def test_gather_and_scatter_give_exactly_what_im2col_and_col2im_give(geometry, dtype, rng):
-    c, h, w = geometry[:3]
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(*geometry)
-    n, rows, blocks = 3, c * kh * kw, oh * ow
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    table = _conv._column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    want = np.empty((n, rows, blocks), dtype)
-    _kernels.im2col(x, want, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
+    x, table, want, geom = _columns_case(geometry, dtype, rng)
+    n, rows, blocks = want.shape
     got = np.full((n, rows * blocks), np.nan, dtype)
     _kernels.gather_columns(x.reshape(n, -1), table, got)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
     cols = rng.standard_normal((n, rows, blocks)).astype(dtype)
     want_x = np.empty_like(x)
-    _kernels.col2im(cols, want_x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
-    got_x = np.full((n, c * h * w), np.nan, dtype)
+    _kernels.col2im(cols, want_x, *geom, 1)
+    got_x = np.full((n, x[0].size), np.nan, dtype)
     _kernels.scatter_columns(cols.reshape(n, -1), table, got_x)
     np.testing.assert_array_equal(got_x.reshape(x.shape), want_x)  # same sums, same order
 
@@ -89,13 +92,8 @@ def test_a_plan_gives_the_same_results_with_and_without_its_table(
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
 def test_columns_side_by_side_are_im2col_s_columns_transposed(geometry, dtype, rng):
-    c, h, w = geometry[:3]
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(*geometry)
-    n, rows, blocks = 3, c * kh * kw, oh * ow
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    table = _conv._column_table(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    want = np.empty((n, rows, blocks), dtype)
-    _kernels.im2col(x, want, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 1)
+    x, table, want, geom = _columns_case(geometry, dtype, rng)
+    n, rows, blocks = want.shape
     got = np.full((rows, n * blocks), np.nan, dtype)
     _kernels.gather_columns_t(x.reshape(n, -1), table, got)
     np.testing.assert_array_equal(got.reshape(rows, n, blocks), want.transpose(1, 0, 2))
@@ -147,16 +145,6 @@ def test_small_convolutions_take_the_table_and_large_ones_do_not():
 
 
 # --- max pooling -------------------------------------------------------------------------
-
-
-@pytest.fixture(params=_kernels.SIMD_TARGETS)
-def simd(request):
-    if request.param not in _kernels.simd_supported():
-        pytest.skip(f"{request.param} is not supported on this CPU")
-    before = _kernels.simd_target()
-    assert _kernels.set_simd_target(request.param) == request.param
-    yield request.param
-    _kernels.set_simd_target(before)
 
 
 # (H, W, kernel, stride, dilation, ceil_mode)
