@@ -3,11 +3,12 @@ side in one run, against the float32/float64 GEMM rate of this machine.
 
     python bench/bench_winograd.py [--repeat 25] [--threads 2] [--all]
 
-Every repetition times the forward and the input gradient on each path, in turn (each
-path first every other time), so that a busy machine slows both alike; the table gives
-medians. The GEMM rate, a (1024 x 1024) @ (1024 x 1024) np.matmul on as many BLAS
-threads as pycnn has, is measured apart, before the convolutions of each dtype (after
-a multi-threaded BLAS call the convolutions that follow measured up to 2x slower).
+Every repetition times the forward, the input gradient and the weight gradient on each
+path, in turn (each path first every other time), so that a busy machine slows both
+alike; the table gives medians. The GEMM rate, a (1024 x 1024) @ (1024 x 1024)
+np.matmul on as many BLAS threads as pycnn has, is measured apart, before the
+convolutions of each dtype (after a multi-threaded BLAS call the convolutions that
+follow measured up to 2x slower).
 Effective GFLOP/s count the direct convolution's 2 * N * F * C * 9 * OH * OW
 operations, whatever the algorithm does: only one that does fewer can exceed the GEMM
 rate. `--all` runs Winograd on every shape, including those the plan's rule leaves on
@@ -42,8 +43,8 @@ def _seconds(fn):
 
 
 def measure(shape, dtype, repeat, threads, rng):
-    """Medians {fwd0, fwd1, dx0, dx1} in seconds (0: im2col, 1: Winograd where the
-    rule, or `--all`, allows it)."""
+    """Medians {fwd0, fwd1, dx0, dx1, dw0, dw1} in seconds (0: im2col, 1: Winograd where
+    the rule, or `--all`, allows it)."""
     n, c, h, w, f = shape
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     weight = rng.standard_normal((f, c, 3, 3)).astype(dtype)
@@ -53,7 +54,7 @@ def measure(shape, dtype, repeat, threads, rng):
     plans = [
         _conv.ConvPlan(x.shape, weight.shape, dtype, *args, winograd=on) for on in (False, True)
     ]
-    times = {key: [] for key in ("fwd0", "fwd1", "dx0", "dx1")}
+    times = {key: [] for key in ("fwd0", "fwd1", "dx0", "dx1", "dw0", "dw1")}
     for rep in range(repeat + 1):  # the first round warms up
         row = {}
         for i in (0, 1) if rep % 2 else (1, 0):  # each path first every other time
@@ -61,6 +62,9 @@ def measure(shape, dtype, repeat, threads, rng):
             row[f"fwd{i}"] = _seconds(lambda: plan.forward(x, weight, _conv.Epilogue(bias)))
             row[f"dx{i}"] = _seconds(
                 lambda: plan.backward(grad_out, x, weight, need_weight=False, need_bias=False)
+            )
+            row[f"dw{i}"] = _seconds(
+                lambda: plan.backward(grad_out, x, weight, need_x=False, need_bias=False)
             )
         if rep:
             for key, value in row.items():
@@ -85,15 +89,15 @@ def main():
     parser.add_argument("--all", action="store_true", help="Winograd on every shape")
     args = parser.parse_args()
     pycnn.set_num_threads(args.threads)
-    rule = _conv._winograd_pays
+    rule, rule_w = _conv._winograd_pays, _conv._winograd_grad_w_pays
     if args.all:
-        _conv._winograd_pays = lambda *sizes: True
+        _conv._winograd_pays = _conv._winograd_grad_w_pays = lambda *sizes: True
     rng = np.random.default_rng(0)
     print(f"{args.threads} threads, medians of {args.repeat} interleaved runs")
     print(
         f"{'shape':<8}{'dtype':<8}{'GEMM GF/s':>10}{'im2col ms':>11}{'GF/s':>7}"
         f"{'wino ms':>9}{'GF/s':>7}{'x':>6}{'dx im2col':>11}{'dx wino':>9}{'x':>6}"
-        "  rule (fwd/dx)"
+        f"{'dw im2col':>11}{'dw wino':>9}{'x':>6}  rule (fwd/dx/dw)"
     )
     for dtype in (np.float32, np.float64):
         gemm = gemm_rate(dtype, args.repeat, args.threads, rng)
@@ -104,14 +108,15 @@ def main():
             flops = 2 * n * f * c * 9 * h * w
             picked = "/".join(
                 "winograd" if on else "im2col"
-                for on in (rule(n, c, f, h, w), rule(n, f, c, h, w))
+                for on in (rule(n, c, f, h, w), rule(n, f, c, h, w), rule_w(n, c, f, h, w))
             )
             print(
                 f"{name:<8}{np.dtype(dtype).name:<8}{gemm:>10.1f}"
                 f"{m['fwd0'] * 1e3:>11.2f}{flops / m['fwd0'] / 1e9:>7.1f}"
                 f"{m['fwd1'] * 1e3:>9.2f}{flops / m['fwd1'] / 1e9:>7.1f}"
                 f"{m['fwd0'] / m['fwd1']:>6.2f}{m['dx0'] * 1e3:>11.2f}{m['dx1'] * 1e3:>9.2f}"
-                f"{m['dx0'] / m['dx1']:>6.2f}  {picked}",
+                f"{m['dx0'] / m['dx1']:>6.2f}{m['dw0'] * 1e3:>11.2f}{m['dw1'] * 1e3:>9.2f}"
+                f"{m['dw0'] / m['dw1']:>6.2f}  {picked}",
                 flush=True,
             )
 

@@ -157,6 +157,42 @@ def _winograd_pays(n, c, f, oh, ow):
     return n >= 2 and min(c, f) >= 16 and tiles >= 16 and 9 * oh * ow >= 3 * 36 * tiles
 
 
+def _winograd_grad_w_pays(n, c, f, oh, ow):
+    """Whether Winograd's weight gradient measured faster than im2col + GEMM's, for a
+    stride-1 3x3 convolution of N images from C to F channels and an OH x OW output.
+
+    Measured (2 threads, medians of 9 runs on a quiet machine; bench/bench_winograd.py
+    times it too), im2col time / Winograd time, the weight gradient alone:
+
+    ======================  ===========  ===========
+    N, C -> F, H x W         float32      float64
+    ======================  ===========  ===========
+    64, 16 -> 16, 28x28      1.53         1.43
+    64, 32 -> 32, 14x14      1.42         1.48
+    64, 16 -> 32, 14x14      1.08         1.33
+    64, 64 -> 64, 7x7        1.37         1.33
+    64, 32 -> 32, 16x16      1.99         1.89
+    64, 64 -> 64, 8x8        1.68         1.73
+    16, 64 -> 64, 56x56      2.02         2.00
+    64, 16 -> 32, 8x8        0.96         1.52
+    64, 6 -> 16, 14x14       0.35         0.48
+    64, 1 -> 16, 28x28       0.30         -
+    ======================  ===========  ===========
+
+    Its GEMMs are (F, tiles) @ (tiles, C) at 36 positions, so it wants channels: at
+    least 32, or 16 with 16 tiles an image. Like the forward's rule, it asks for at
+    most a third of im2col's multiplications (tiles past the output's edge are work
+    for nothing), and one image stays on im2col.
+    """
+    tiles = -(-oh // 4) * -(-ow // 4)
+    channels = min(c, f)
+    return (
+        n >= 2
+        and (channels >= 32 or (channels >= 16 and tiles >= 16))
+        and 9 * oh * ow >= 3 * 36 * tiles
+    )
+
+
 def _winograd_filter(weight, dtype):
     """The transformed filters (36, F, C) of a 3x3 `weight` (F, C, 3, 3), computed in
     float64 and rounded once to `dtype`."""
@@ -257,6 +293,9 @@ class ConvPlan:
         self.winograd_grad_x = winograd and _winograd_pays(
             self.n, self.f, self.c, self.h, self.w
         )
+        self.winograd_grad_w = winograd and _winograd_grad_w_pays(
+            self.n, self.c, self.f, self.oh, self.ow
+        )
         # what im2col, col2im and the position table take after the sizes
         self.im2col_geometry = (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
         self.im2col_geometry += (self.dh, self.dw, self.oh, self.ow)
@@ -292,7 +331,7 @@ class ConvPlan:
         path (Winograd's forward makes none), with columns of at most
         KEEP_COLUMNS_BYTES."""
         return (
-            not (self.direct or self.pointwise or self.winograd)
+            not (self.direct or self.pointwise or self.winograd or self.winograd_grad_w)
             and self.n * self.image_bytes <= KEEP_COLUMNS_BYTES
         )
 
@@ -474,6 +513,38 @@ class ConvPlan:
         self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), None, None, grad_x)
         return grad_x
 
+    def _winograd_grad_weight(self, x, grad_out):
+        """The weight gradient (F, C, 3, 3) as G^T [sum over tiles of (A dY A^T) *
+        (B^T d B)] G: per chunk of images, the transformed input and output-gradient
+        tiles, and at each of the 36 positions one GEMM over the chunk's tiles,
+        (F, tiles) @ (tiles, C), summed over chunks (see _winograd.pxi)."""
+        n, c, f, dtype = self.n, self.c, self.f, self.dtype
+        th, tw = -(-self.oh // 4), -(-self.ow // 4)
+        tiles = th * tw
+        per_image = 36 * (c + f) * tiles * dtype.itemsize
+        step = max(1, min(WINOGRAD_BYTES // per_image, -(-n // WINOGRAD_CHUNKS)))
+        n_chunks = -(-n // step)
+
+        def chunks(lo, hi):
+            m = np.zeros((36, f, c), dtype=dtype)
+            part = np.empty_like(m)
+            for ci in range(lo, hi):
+                start, stop = ci * step, min(ci * step + step, n)
+                cols = (stop - start) * tiles
+                buf = workspace((36 * (c + f) * cols,), dtype)
+                v = buf[: 36 * c * cols].reshape(36, c, cols)
+                w = buf[36 * c * cols :].reshape(36, f, cols)
+                _kernels.winograd_input(x[start:stop], v, self.ph, self.pw, th, tw)
+                _kernels.winograd_grad_output(grad_out[start:stop], w, th, tw)
+                np.matmul(w, v.transpose(0, 2, 1), out=part)
+                m += part
+            return m
+
+        m = sum(_parallel.over_ranges(n_chunks, step * 36 * c * f * tiles, chunks))
+        grad_w = np.empty((f, c, 3, 3), dtype=dtype)
+        _kernels.winograd_filter_grad(m, grad_w)
+        return grad_w
+
     # --- backward --------------------------------------------------------------------
 
     def backward(
@@ -498,22 +569,28 @@ class ConvPlan:
         elif need_x:
             grad_x = np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
         gemm_x = None if winograd_x else grad_x  # the input gradient im2col's GEMMs make
+        winograd_w = need_weight and self.winograd_grad_w
+        gemm_w = need_weight and not winograd_w  # the weight gradient im2col's GEMMs make
         grad_w = None
+        if winograd_w:
+            grad_w = self._winograd_grad_weight(x, grad_out)
         if self.one_image:
-            grad_w = self._backward_one_image(x, w_t, dout, gemm_x, need_weight, columns)
-        elif need_weight or gemm_x is not None:
-            grad_w = sum(
+            part = self._backward_one_image(x, w_t, dout, gemm_x, gemm_w, columns)
+            grad_w = part if gemm_w else grad_w
+        elif gemm_w or gemm_x is not None:
+            part = sum(
                 _parallel.over_ranges(
                     self.n,
-                    ((gemm_x is not None) + need_weight) * self.macs,
+                    ((gemm_x is not None) + gemm_w) * self.macs,
                     lambda lo, hi: self._backward_images(
-                        lo, hi, x, w_t, dout, gemm_x, need_weight, columns
+                        lo, hi, x, w_t, dout, gemm_x, gemm_w, columns
                     ),
                 )
             )
+            grad_w = part if gemm_w else grad_w
         if need_weight:
             grad_w = grad_w.reshape(weight.shape)
-        return grad_x, grad_w if need_weight else None, grad_bias
+        return grad_x, grad_w, grad_bias
 
     def _backward_images(self, lo, hi, x, w_t, dout, grad_x, need_weight, kept=None):
         """grad_x of images [lo, hi) (unless it is None), and their part of

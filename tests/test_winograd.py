@@ -3,7 +3,9 @@
 Its float32 error is larger than im2col + GEMM's (the transforms multiply by up to 8
 and divide by 24 and 6 before rounding): measured on random normal data it is 3e-6 to
 1.3e-5 of the output's largest magnitude for 1 to 512 input channels, against 1e-7 to
-5e-7 for im2col. The tests hold it to WINOGRAD_F32_BOUND, and float64 to 1e-12.
+5e-7 for im2col. The tests hold it to WINOGRAD_F32_BOUND, and float64 to 1e-12; the
+weight gradient, G^T [sum of (A dY A^T) * (B^T d B)] G, too (measured 1e-6 to 6e-6 in
+float32).
 """
 
 import os
@@ -49,6 +51,7 @@ CASES = {
 def everywhere(monkeypatch):
     """Winograd on every geometry it handles, whatever the speed rule says."""
     monkeypatch.setattr(_conv, "_winograd_pays", lambda *sizes: True)
+    monkeypatch.setattr(_conv, "_winograd_grad_w_pays", lambda *sizes: True)
     monkeypatch.setattr(_config, "_winograd", True)
     _conv._cached_plan.cache_clear()
     yield
@@ -97,20 +100,33 @@ def test_input_gradient_within_the_bound(everywhere, name, dtype, rng):
     want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)
     assert grad_x.dtype == dtype
     assert _relative_error(grad_x, want[0]) <= BOUND[dtype]
-    for got, ref in zip((grad_w, grad_b), want[1:]):  # im2col's, as before
-        assert_close(got, ref, dtype)
+    assert_close(grad_b, want[2], dtype)
 
 
-def test_weight_gradient_stays_on_im2col(everywhere, monkeypatch, rng):
-    """Only grad_x changes path: grad_weight and grad_bias equal the im2col path's."""
-    x, weight, _, p = _case("odd", np.float32, rng)
-    g = rng.standard_normal(reference.conv2d(x, weight, padding=p).shape).astype(np.float32)
-    wino = functional.conv2d_backward(g, x, weight, padding=p)
-    monkeypatch.setattr(_config, "_winograd", False)
-    im2col = functional.conv2d_backward(g, x, weight, padding=p)
-    assert not np.array_equal(wino[0], im2col[0])  # it did take another path
-    np.testing.assert_array_equal(wino[1], im2col[1])
-    np.testing.assert_array_equal(wino[2], im2col[2])
+@pytest.mark.parametrize("name", CASES)
+def test_weight_gradient_within_the_bound(everywhere, name, dtype, rng):
+    """G^T [sum over tiles of (A dY A^T) * (B^T d B)] G, one image or several."""
+    x, weight, _, p = _case(name, dtype, rng)
+    out_shape = reference.conv2d(x, weight, padding=p).shape
+    assert _plan(x, weight, p).winograd_grad_w
+    g = rng.standard_normal(out_shape).astype(dtype)
+    before = x.copy(), g.copy()
+    grad_w = functional.conv2d_backward(g, x, weight, padding=p)[1]
+    want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)[1]
+    assert grad_w.dtype == dtype and grad_w.shape == weight.shape
+    assert _relative_error(grad_w, want) <= BOUND[dtype]
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(g, before[1])
+
+
+def test_weight_gradient_over_several_chunks(everywhere, monkeypatch, dtype, rng):
+    """Chunks of one image, summed over two threads: the same gradient within rounding."""
+    monkeypatch.setattr(_conv, "WINOGRAD_BYTES", 1)
+    x, weight, _, p = _case("odd", dtype, rng)
+    g = rng.standard_normal(reference.conv2d(x, weight, padding=p).shape).astype(dtype)
+    grad_w = functional.conv2d_backward(g, x, weight, padding=p)[1]
+    want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)[1]
+    assert _relative_error(grad_w, want) <= BOUND[dtype]
 
 
 @pytest.mark.parametrize("padding", [((0, 1), (1, 0)), ((2, 0), (1, 2))])
@@ -210,29 +226,32 @@ def test_float32_error_larger_than_im2col_but_bounded(everywhere, monkeypatch, r
 
 def test_rule_picks_the_measured_geometries(monkeypatch):
     monkeypatch.setattr(_config, "_winograd", True)
-    cases = {  # (x shape, weight shape, stride, padding, dilation, groups): (fwd, grad_x)
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): (True, True),
-        ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, True),
-        ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): (True, True),
-        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 16 tiles
-        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 0, 1, 1): (False, True),  # 12x12: 9 tiles
-        ((64, 32, 13, 13), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.6x fewer
-        ((64, 32, 17, 17), (32, 32, 3, 3), 1, 1, 1, 1): (False, False),  # 2.9x fewer
-        ((64, 32, 18, 18), (32, 32, 3, 3), 1, 1, 1, 1): (True, True),  # 3.2x fewer
-        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # 4 tiles
-        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False),  # 1 tile
-        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False),  # one image
-        ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False),  # few channels
-        ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False),  # stride
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): (False, False),  # dilation
-        ((64, 32, 32, 32), (64, 16, 3, 3), 1, 1, 1, 2): (False, False),  # groups
-        ((64, 32, 32, 32), (64, 32, 5, 5), 1, 2, 1, 1): (False, False),  # 5x5
-        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, 1): (False, False),  # padding 3
+    cases = {  # (x shape, weight shape, stride, padding, dilation, groups):
+        # (forward, grad_x, grad_weight)
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 1, 1, 1): (True, True, True),
+        ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, True, True),
+        ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, 1): (True, True, True),
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 1, 1, 1): (True, True, True),  # 16 tiles
+        ((64, 32, 14, 14), (32, 32, 3, 3), 1, 0, 1, 1): (False, True, True),  # 9 tiles
+        ((64, 32, 13, 13), (32, 32, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.6x
+        ((64, 32, 17, 17), (32, 32, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.9x
+        ((64, 32, 18, 18), (32, 32, 3, 3), 1, 1, 1, 1): (True, True, True),  # 3.2x fewer
+        ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, True),  # 4 tiles
+        ((64, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 16, 4 tiles
+        ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 1 tile
+        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, False),  # one image
+        ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False, False),  # 3 channels
+        ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False, False),  # stride
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): (False, False, False),  # dilation
+        ((64, 32, 32, 32), (64, 16, 3, 3), 1, 1, 1, 2): (False, False, False),  # groups
+        ((64, 32, 32, 32), (64, 32, 5, 5), 1, 2, 1, 1): (False, False, False),  # 5x5
+        ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, 1): (False, False, False),  # padding 3
     }
     for (xs, ws, s, p, d, g), expected in cases.items():
         x, w = np.empty(xs, np.float32), np.empty(ws, np.float32)
         plan = _conv.plan(xs, ws, np.float32, V.conv2d_args(x, w, None, s, p, d, g))
-        assert (plan.winograd, plan.winograd_grad_x) == expected, (xs, ws, s, p, d, g)
+        got = (plan.winograd, plan.winograd_grad_x, plan.winograd_grad_w)
+        assert got == expected, (xs, ws, s, p, d, g)
 
 
 def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
@@ -373,6 +392,14 @@ def test_kernels_refuse_mismatched_shapes():
         )
     with pytest.raises(ValueError, match="u must be"):
         _kernels.winograd_filter(np.zeros((4, 3, 3, 3)), np.zeros((36, 3, 4)))
+    with pytest.raises(ValueError, match="cover the output"):
+        _kernels.winograd_grad_output(np.zeros((2, 4, 9, 8)), np.zeros((36, 4, 8)), 2, 2)
+    with pytest.raises(ValueError, match="w must be"):
+        _kernels.winograd_grad_output(np.zeros((2, 4, 8, 8)), np.zeros((36, 4, 9)), 2, 2)
+    with pytest.raises(ValueError, match="m must be"):
+        _kernels.winograd_filter_grad(np.zeros((36, 4, 2)), np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="grad_w must be"):
+        _kernels.winograd_filter_grad(np.zeros((36, 4, 3)), np.zeros((4, 3, 5, 5)))
 
 
 # --- PyTorch as another oracle -------------------------------------------------------

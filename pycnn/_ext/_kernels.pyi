@@ -200,3 +200,13 @@ def gather_columns_t(
     table: NDArray[np.int32],  # const int32_t[::1]  IN  (R*L,), in [0, S]
     cols_t: _Float,  # floating[:, ::1]    OUT (R, N*L)
 ) -> None: ...
+def winograd_grad_output(
+    grad: _Float,  # const floating[:, :, :, ::1]  IN  (N, F, OH, OW)
+    w: _Float,  # floating[:, :, ::1]           OUT (36, F, N*TH*TW)
+    th: int,
+    tw: int,
+) -> None: ...
+def winograd_filter_grad(
+    m: _Float,  # const floating[:, :, ::1]     IN  (36, F, C)
+    grad_w: _Float,  # floating[:, :, :, ::1]   OUT (F, C, 3, 3)
+) -> None: ...

@@ -265,3 +265,152 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
             _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
                            oh, ow, bf, buf)
     free(buf)
+
+
+# --- the weight gradient -----------------------------------------------------------------
+# The forward is bilinear in the filter g and the input tile d, Y = A^T [(G g G^T) *
+# (B^T d B)] A, so the gradient of a loss with respect to g, from dY, is
+#     dg = G^T [(A dY A^T) * (B^T d B)] G,
+# summed over every tile of every image; the sum moves inside the outer G^T ... G, and
+# at each of the 36 positions it is one GEMM over all tiles, (F, tiles) @ (tiles, C),
+# deep and efficient where im2col's weight gradient is one thin GEMM per image:
+#
+# - winograd_input:        V[p, c, t]  = (B^T d[c, t] B)[p]     (as for the forward)
+# - winograd_grad_output:  W[p, f, t]  = (A dY[f, t] A^T)[p]
+# - (NumPy)                M[p, f, c]  = sum over t of W[p, f, t] V[p, c, t]
+# - winograd_filter_grad:  dg[f, c]    = G^T M[:, f, c] G
+
+
+cdef inline void _a(const floating *i0, const floating *i1, const floating *i2,
+                    const floating *i3, floating *o0, floating *o1, floating *o2,
+                    floating *o3, floating *o4, floating *o5, Py_ssize_t n) noexcept nogil:
+    """o[k][i] = (A y[:, i])[k] for i < n, A = (A^T)^T, 6x4: the values of the cubic
+    through y at the points 0, 1, -1, 2, -2, and its leading coefficient."""
+    cdef Py_ssize_t i
+    cdef floating two = 2, four = 4, eight = 8
+    for i in range(n):
+        o0[i] = i0[i]
+    for i in range(n):
+        o1[i] = (i0[i] + i2[i]) + (i1[i] + i3[i])
+    for i in range(n):
+        o2[i] = (i0[i] + i2[i]) - (i1[i] + i3[i])
+    for i in range(n):
+        o3[i] = (i0[i] + four * i2[i]) + (two * i1[i] + eight * i3[i])
+    for i in range(n):
+        o4[i] = (i0[i] + four * i2[i]) - (two * i1[i] + eight * i3[i])
+    for i in range(n):
+        o5[i] = i3[i]
+
+
+def winograd_grad_output(const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW)
+                         floating[:, :, ::1] w,               # OUT (36, F, N * TH * TW)
+                         Py_ssize_t th, Py_ssize_t tw):
+    """W = A dY A^T for the TH x TW tiles of every image and filter of the output
+    gradient, zero past OH and OW."""
+    cdef Py_ssize_t n = grad.shape[0], f = grad.shape[1], oh = grad.shape[2]
+    cdef Py_ssize_t ow = grad.shape[3], nt = w.shape[2], hp = 4 * th, wp = 4 * tw
+    cdef Py_ssize_t fi, b, r, c, t = 0, i, j, k, pstride
+    cdef floating *buf
+    cdef floating *padded
+    cdef floating *d
+    cdef floating *hs
+    cdef floating *o
+    cdef const floating *src
+    cdef Py_ssize_t *corner
+    if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
+        raise ValueError("winograd_grad_output: the tiles must cover the output")
+    if w.shape[0] != 36 or w.shape[1] != f or nt != n * th * tw:
+        raise ValueError("winograd_grad_output: w must be (36, F, N * th * tw)")
+    if n == 0 or f == 0:
+        return
+    pstride = f * nt
+    # n zero-padded planes (hp, wp), then the tiles D[4 r + c][t], then D A^T [6 r + l][t]
+    buf = <floating *>calloc(n * hp * wp + 40 * nt, sizeof(floating))
+    corner = <Py_ssize_t *>malloc(nt * sizeof(Py_ssize_t))
+    if buf == NULL or corner == NULL:
+        free(buf)
+        free(corner)
+        raise MemoryError()
+    padded = buf
+    d = buf + n * hp * wp
+    hs = d + 16 * nt
+    with nogil:
+        for b in range(n):
+            for i in range(th):
+                for j in range(tw):
+                    corner[t] = (b * hp + 4 * i) * wp + 4 * j
+                    t += 1
+        for fi in range(f):
+            for b in range(n):  # the border past (oh, ow) stays zero
+                for r in range(oh):
+                    o = padded + (b * hp + r) * wp
+                    src = &grad[b, fi, r, 0]
+                    for c in range(ow):
+                        o[c] = src[c]
+            for r in range(4):
+                for c in range(4):
+                    o = d + (4 * r + c) * nt
+                    src = padded + r * wp + c
+                    for t in range(nt):
+                        o[t] = src[corner[t]]
+            for r in range(4):  # A^T on the right: row r's 4 values -> 6
+                src = d + 4 * r * nt
+                o = hs + 6 * r * nt
+                _a(src, src + nt, src + 2 * nt, src + 3 * nt,
+                   o, o + nt, o + 2 * nt, o + 3 * nt, o + 4 * nt, o + 5 * nt, nt)
+            for k in range(6):  # then A on the left: column k of the 4 rows -> 6 rows
+                src = hs + k * nt
+                o = &w[0, fi, 0] + k * pstride
+                _a(src, src + 6 * nt, src + 12 * nt, src + 18 * nt,
+                   o, o + 6 * pstride, o + 12 * pstride, o + 18 * pstride,
+                   o + 24 * pstride, o + 30 * pstride, nt)
+    free(buf)
+    free(corner)
+
+
+cdef inline void _gt(const floating *m0, const floating *m1, const floating *m2,
+                     const floating *m3, const floating *m4, const floating *m5,
+                     Py_ssize_t step, floating *o0, floating *o1, floating *o2,
+                     Py_ssize_t ostep, Py_ssize_t n) noexcept nogil:
+    """o[j][i * ostep] = (G^T m[:, i * step])[j] for i < n, G as in winograd_filter."""
+    cdef Py_ssize_t i
+    cdef floating a, b, s1, d1, s3, d3
+    cdef floating quarter = 0.25, sixth = 1.0 / 6, twelfth = 1.0 / 12, t24 = 1.0 / 24
+    for i in range(n):
+        s1 = m1[i * step] + m2[i * step]
+        d1 = m1[i * step] - m2[i * step]
+        s3 = m3[i * step] + m4[i * step]
+        d3 = m3[i * step] - m4[i * step]
+        o0[i * ostep] = (quarter * m0[i * step] - sixth * s1) + t24 * s3
+        o1[i * ostep] = twelfth * d3 - sixth * d1
+        o2[i * ostep] = (sixth * s3 - sixth * s1) + m5[i * step]
+
+
+def winograd_filter_grad(const floating[:, :, ::1] m,      # IN  (36, F, C)
+                         floating[:, :, :, ::1] grad_w):   # OUT (F, C, 3, 3)
+    """grad_w[f, c] = G^T M[:, f, c] G: the 6x6 sums of products back to 3x3 filters."""
+    cdef Py_ssize_t nf = grad_w.shape[0], nc = grad_w.shape[1], n = nf * nc, l, j
+    cdef floating *t
+    cdef const floating *src
+    cdef floating *o
+    if grad_w.shape[2] != 3 or grad_w.shape[3] != 3:
+        raise ValueError("winograd_filter_grad: grad_w must be (F, C, 3, 3)")
+    if m.shape[0] != 36 or m.shape[1] != nf or m.shape[2] != nc:
+        raise ValueError("winograd_filter_grad: m must be (36, F, C)")
+    if n == 0:
+        return
+    t = <floating *>malloc(18 * n * sizeof(floating))  # G^T M: [3 j + ... ] see below
+    if t == NULL:
+        raise MemoryError()
+    with nogil:
+        src = &m[0, 0, 0]
+        for l in range(6):  # G^T on the left: rows k of column l -> rows j, T[j][l][q]
+            _gt(src + l * n, src + (6 + l) * n, src + (12 + l) * n, src + (18 + l) * n,
+                src + (24 + l) * n, src + (30 + l) * n, 1,
+                t + l * n, t + (6 + l) * n, t + (12 + l) * n, 1, n)
+        o = &grad_w[0, 0, 0, 0]
+        for j in range(3):  # then G on the right: row j's 6 values -> 3, into grad_w
+            src = t + 6 * j * n
+            _gt(src, src + n, src + 2 * n, src + 3 * n, src + 4 * n, src + 5 * n, 1,
+                o + 3 * j, o + 3 * j + 1, o + 3 * j + 2, 9, n)
+    free(t)
