@@ -91,36 +91,26 @@ def test_forward_within_the_bound(everywhere, name, dtype, rng):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_input_gradient_within_the_bound(everywhere, name, dtype, rng):
+def test_gradients_within_the_bound(everywhere, name, dtype, rng):
+    """The input gradient (the algorithm on grad_out) and the weight gradient
+    (G^T [sum over tiles of (A dY A^T) * (B^T d B)] G), one image or several."""
     x, weight, _, p = _case(name, dtype, rng)
-    out_shape = reference.conv2d(x, weight, padding=p).shape
-    assert _plan(x, weight, p).winograd_grad_x
-    g = rng.standard_normal(out_shape).astype(dtype)
+    plan = _plan(x, weight, p)
+    assert plan.winograd_grad_x and plan.winograd_grad_w
+    g = rng.standard_normal(plan.out_shape).astype(dtype)
+    before = x.copy(), g.copy()
     grad_x, grad_w, grad_b = functional.conv2d_backward(g, x, weight, padding=p)
     want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)
-    assert grad_x.dtype == dtype
-    assert _relative_error(grad_x, want[0]) <= BOUND[dtype]
+    for got, ref in zip((grad_x, grad_w), want):
+        assert got.dtype == dtype and got.shape == ref.shape
+        assert _relative_error(got, ref) <= BOUND[dtype]
     assert_close(grad_b, want[2], dtype)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_weight_gradient_within_the_bound(everywhere, name, dtype, rng):
-    """G^T [sum over tiles of (A dY A^T) * (B^T d B)] G, one image or several."""
-    x, weight, _, p = _case(name, dtype, rng)
-    out_shape = reference.conv2d(x, weight, padding=p).shape
-    assert _plan(x, weight, p).winograd_grad_w
-    g = rng.standard_normal(out_shape).astype(dtype)
-    before = x.copy(), g.copy()
-    grad_w = functional.conv2d_backward(g, x, weight, padding=p)[1]
-    want = reference.conv2d_backward(*_f64(g, x, weight), padding=p)[1]
-    assert grad_w.dtype == dtype and grad_w.shape == weight.shape
-    assert _relative_error(grad_w, want) <= BOUND[dtype]
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(g, before[1])
 
 
 def test_weight_gradient_over_several_chunks(everywhere, monkeypatch, dtype, rng):
-    """Chunks of one image, summed over two threads: the same gradient within rounding."""
+    """Chunks of one image each, their sums added: the same gradient within rounding."""
     monkeypatch.setattr(_conv, "WINOGRAD_BYTES", 1)
     x, weight, _, p = _case("odd", dtype, rng)
     g = rng.standard_normal(reference.conv2d(x, weight, padding=p).shape).astype(dtype)
@@ -135,17 +125,18 @@ def test_asymmetric_padding(everywhere, padding, dtype, rng):
     weight = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
     args = V.conv2d_args(x, weight, None, 1, 0, 1, 1)._replace(padding=padding)
     plan = _conv.plan(x.shape, weight.shape, dtype, args)
-    assert plan.winograd
+    assert plan.winograd and plan.winograd_grad_w
     (pt, pb), (pl, pr) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     want = reference.conv2d(*_f64(xp, weight))
     out = plan.forward(x, weight)
     assert _relative_error(out, want) <= BOUND[dtype]
     g = rng.standard_normal(out.shape).astype(dtype)
-    grad_xp = reference.conv2d_backward(*_f64(g, xp, weight))[0]
+    grad_xp, want_w = reference.conv2d_backward(*_f64(g, xp, weight))[:2]
     want_x = grad_xp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]]
-    grad_x = plan.backward(g, x, weight, need_weight=False, need_bias=False)[0]
+    grad_x, grad_w = plan.backward(g, x, weight, need_bias=False)[:2]
     assert _relative_error(grad_x, want_x) <= BOUND[dtype]
+    assert _relative_error(grad_w, want_w) <= BOUND[dtype]
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky"])
