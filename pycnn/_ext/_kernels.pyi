@@ -184,11 +184,6 @@ def gather_columns(
     table: NDArray[np.int32],  # const int32_t[::1]  IN  (T,), in [0, S]
     cols: _Float,  # floating[:, ::1]      OUT (N, T)
 ) -> None: ...
-def scatter_columns(
-    cols: _Float,  # const floating[:, ::1]  IN  (N, T)
-    table: NDArray[np.int32],  # const int32_t[::1]  IN  (T,), in [0, S]
-    grad_x: _Float,  # floating[:, ::1]      OUT (N, S)
-) -> None: ...
 def max_pool_gather(
     x: _Float,  # const floating[:, ::1]   IN  (P, S)
     table: NDArray[np.int32],  # const int32_t[:, ::1]  IN  (K, O), in [0, S)
