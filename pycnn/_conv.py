@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from pycnn import _parallel
+from pycnn import _eltwise, _parallel
 from pycnn import _validation as V
 from pycnn._config import get_winograd
 from pycnn._ext import load_kernels
@@ -43,6 +43,9 @@ WORKSPACE_BYTES = 4 * 2**20
 # WORKSPACE_CACHE_BYTES between calls; a chunk that needs more (one image whose column
 # matrix alone is larger) gets a buffer of its own, freed when the call ends.
 WORKSPACE_CACHE_BYTES = 4 * WORKSPACE_BYTES
+# A thread also keeps the views of its buffer that it handed out, by shape and dtype (at
+# most this many), so that a layer seen again gets its view in one dict lookup.
+WORKSPACE_VIEWS = 256
 _local = threading.local()
 
 
@@ -55,6 +58,12 @@ KEEP_COLUMNS_BYTES = 4 * 2**20
 
 def workspace(shape, dtype):
     """An uninitialised array of `shape`, in this thread's workspace when it fits."""
+    views = getattr(_local, "views", None)
+    key = (shape, dtype)
+    if views is not None:
+        view = views.get(key)  # the same view of the same buffer as the last time
+        if view is not None:
+            return view
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if nbytes > WORKSPACE_CACHE_BYTES:
         V.check_memory("A convolution's workspace", nbytes, f"shape={tuple(shape)}")
@@ -62,7 +71,11 @@ def workspace(shape, dtype):
     buf = getattr(_local, "buffer", None)
     if buf is None or buf.nbytes < nbytes:
         buf = _local.buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
+        views = _local.views = {}  # views of the old buffer would keep it alive
+    view = buf[:nbytes].view(dtype).reshape(shape)
+    if len(views) < WORKSPACE_VIEWS:
+        views[key] = view
+    return view
 
 
 def _chunks(lo, hi, bytes_per_image):
@@ -401,11 +414,10 @@ class ConvPlan:
             self._forward_direct(x, weight, bias, act, out)
         else:
             w = weight.reshape(self.g, self.fg, self.rows)
-            b = None if bias is None else bias.reshape(self.g, self.fg, 1)
             if self.one_image:
-                self._forward_one_image(x, w, b, act, out, columns)
+                self._forward_one_image(x, w, bias, act, out, columns)
             else:
-                self._forward_images(x, w, b, act, out, columns)
+                self._forward_images(x, w, bias, act, out, columns)
         return out.reshape(self.out_shape)
 
     def _forward_direct(self, x, weight, bias, act, out):
@@ -431,24 +443,32 @@ class ConvPlan:
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_images(self, x, w, b, act, out, keep):
+    def _forward_images(self, x, w, bias, act, out, keep):
         def images(lo, hi):
             for start, stop in _chunks(lo, hi, self.image_bytes):
                 cols = self.columns(x[start:stop], None if keep is None else keep[start:stop])
-                # (G, F/G, rows) @ (n, G, rows, L)
+                # (G, F/G, rows) @ (n, G, rows, L); then the epilogue, while the chunk
+                # is in cache
                 chunk = np.matmul(w, cols, out=out[start:stop])
-                if b is not None:
-                    chunk += b  # while the chunk is in cache
-                if act is not None:
-                    act(chunk)
+                _eltwise.bias_activation_(chunk.reshape(stop - start, self.f, -1), bias, act)
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_one_image(self, x, w, b, act, out, keep):
+    def _forward_one_image(self, x, w, bias, act, out, keep):
         cols = self.columns(x, keep)
+        if self.g == 1:  # 2-D operands: the same GEMMs, less of NumPy's batching work
+            w, cols, out2 = w[0], cols[0, 0], out[0, 0]
+        else:
+            out2 = out
+        parts = _parallel.n_parts(self.blocks, self.macs // self.blocks)
+        if parts == 1:  # the whole image at once, its epilogue in one pass
+            np.matmul(w, cols, out=out2)
+            _eltwise.bias_activation_(out.reshape(1, self.f, -1), bias, act)
+            return
+        b = None if bias is None else bias.reshape(out2.shape[-3:-1] + (1,))
 
         def columns(lo, hi):
-            part = np.matmul(w, cols[..., lo:hi], out=out[..., lo:hi])
+            part = np.matmul(w, cols[..., lo:hi], out=out2[..., lo:hi])
             if b is not None:
                 part += b
             if act is not None:

@@ -28,8 +28,10 @@ except ImportError:  # pure NumPy, as without the extension before these loops
 __all__ = [
     "relu",
     "relu_",
+    "bias_activation_",
     "relu_backward",
     "batch_norm_stats",
+    "batch_norm_statistics",
     "batch_norm_forward",
     "batch_norm_grad_sums",
     "batch_norm_backward",
@@ -38,7 +40,12 @@ __all__ = [
 
 def _compiled(*arrays):
     """Whether the compiled loops can take these arrays (all C-contiguous)."""
-    return _kernels is not None and all(a.flags.c_contiguous for a in arrays)
+    if _kernels is None:
+        return False
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            return False
+    return True
 
 
 # An element of these passes counts as this many multiply-adds in pycnn's rule for
@@ -82,6 +89,25 @@ def relu_(x):
     _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat[lo:hi], flat[lo:hi]))
 
 
+def bias_activation_(block, bias, activation):
+    """A convolution's epilogue on `block` (n, F, L) in place: `bias` (F,) added per
+    channel unless None, then `activation` (a function overwriting its argument, or
+    None). A bias, a `relu_` or both take one compiled pass; the same bits as
+    ``block += bias[:, None]`` followed by ``activation(block)``."""
+    relu = activation is relu_
+    if (
+        (relu or activation is None)
+        and _compiled(block)
+        and (bias is None or (bias.flags.c_contiguous and bias.dtype == block.dtype))
+    ):
+        _kernels.bias_relu(block, bias, relu)
+        return
+    if bias is not None:
+        block += bias[:, None]
+    if activation is not None:
+        activation(block)
+
+
 def relu_backward(grad, out):
     """`grad` where the forward output `out` is > 0 (where the input was), else 0."""
     if not _compiled(grad, out):
@@ -110,6 +136,27 @@ def batch_norm_stats(x):
     mean, m2 = np.empty(c), np.empty(c)
     _split(c, x.size // c, lambda lo, hi: _kernels.batch_norm_stats(x, mean, m2, lo, hi))
     return mean, m2
+
+
+def batch_norm_statistics(mean, var, running_mean, running_var, momentum, var_momentum, eps):
+    """A training forward's per-channel vectors from the batch's `mean` and biased `var`
+    (float64, (C,)): ``(mean, 1 / sqrt(var + eps))`` in the dtype of the running
+    statistics, which move in place towards the batch's: ``running_mean = (1 - m) *
+    running_mean + m * mean`` (m the `momentum`) and ``running_var = (1 - m) *
+    running_var + var_momentum * var``. The same bits from both paths."""
+    dtype = running_mean.dtype
+    if not (_compiled(running_mean, running_var) and running_var.dtype == dtype):
+        mean, var = mean.astype(dtype), var.astype(dtype)
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += var_momentum * var
+        return mean, 1 / np.sqrt(var + eps)
+    mean_out, inv_std = np.empty(mean.shape, dtype), np.empty(mean.shape, dtype)
+    _kernels.batch_norm_statistics(
+        mean, var, running_mean, running_var, momentum, var_momentum, eps, mean_out, inv_std
+    )
+    return mean_out, inv_std
 
 
 def batch_norm_forward(x, mean, inv_std, weight, bias):

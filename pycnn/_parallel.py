@@ -151,20 +151,20 @@ class _OneBlasThread:
         if held:
             _local.held = held + 1
             return self
-        libraries = _blas_libraries()
-        shared = [lib for lib in libraries if not lib.per_thread]
+        shared, own = _kinds()
         if shared:
             with _lock:
                 if _global_depth == 0:
                     _saved = tuple(lib.get() for lib in shared)
-                    for lib in shared:
-                        lib.set(1)
+                    for lib, n in zip(shared, _saved):
+                        if n != 1:
+                            lib.set(1)
                 _global_depth += 1
-        own = [lib for lib in libraries if lib.per_thread]
         if own:
             _local.saved = tuple(lib.get() for lib in own)
-            for lib in own:
-                lib.set(1)
+            for lib, n in zip(own, _local.saved):
+                if n != 1:
+                    lib.set(1)
         _local.held = 1
         return self
 
@@ -173,17 +173,32 @@ class _OneBlasThread:
         _local.held -= 1
         if _local.held:
             return
-        libraries = _blas_libraries()
-        own = [lib for lib in libraries if lib.per_thread]
+        shared, own = _kinds()
         for lib, n in zip(own, getattr(_local, "saved", ())):
-            lib.set(n)
-        shared = [lib for lib in libraries if not lib.per_thread]
+            if n != 1:
+                lib.set(n)
         if shared:
             with _lock:
                 _global_depth -= 1
                 if _global_depth == 0:
                     for lib, n in zip(shared, _saved):
-                        lib.set(n)
+                        if n != 1:
+                            lib.set(n)
+
+
+_by_kind = None  # (process-wide, per-thread) libraries, from _blas_libraries()
+
+
+def _kinds():
+    """The BLAS libraries pycnn drives, as (process-wide, per-thread) tuples."""
+    global _by_kind
+    if _by_kind is None:
+        libraries = _blas_libraries()
+        _by_kind = (
+            tuple(lib for lib in libraries if not lib.per_thread),
+            tuple(lib for lib in libraries if lib.per_thread),
+        )
+    return _by_kind
 
 
 one_blas_thread = _OneBlasThread
@@ -276,11 +291,10 @@ def _run(work, bounds):
 
 def n_parts(n_items, macs_per_item):
     """How many ranges `over_ranges` splits `n_items` items into."""
-    if not _blas_libraries():
+    parts = n_items * macs_per_item // MIN_MACS_PER_THREAD
+    if parts < 2 or not _blas_libraries():  # the common small call, decided first
         return 1
-    return max(
-        1, min(get_num_threads(), n_items, n_items * macs_per_item // MIN_MACS_PER_THREAD)
-    )
+    return min(get_num_threads(), n_items, parts)
 
 
 def over_ranges(n_items, macs_per_item, work):
@@ -296,6 +310,8 @@ def over_ranges(n_items, macs_per_item, work):
     if not _blas_libraries():
         return [work(0, n_items)]
     parts = n_parts(n_items, macs_per_item)
+    if parts == 1 and getattr(_local, "held", 0):  # inside a pass that holds BLAS
+        return [work(0, n_items)]
     with _OneBlasThread():
         if parts == 1:
             return [work(0, n_items)]

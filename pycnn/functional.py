@@ -171,6 +171,11 @@ def linear(x, weight, bias=None):
     (out_features,) -> (*, out_features).
     """
     V.linear_args(x, weight, bias)
+    return _linear(x, weight, bias)
+
+
+def _linear(x, weight, bias):
+    """`linear` of checked arguments."""
     out = _parallel.matmul(x.reshape(-1, weight.shape[1]), weight.T)
     if bias is not None:
         out += bias
@@ -185,6 +190,11 @@ def linear_backward(grad_out, x, weight):
     """
     V.linear_args(x, weight, None)
     V.check_linear_grad_out(grad_out, x, weight)
+    return _linear_backward(grad_out, x, weight)
+
+
+def _linear_backward(grad_out, x, weight):
+    """`linear_backward` of checked arguments."""
     g2 = grad_out.reshape(-1, weight.shape[0])
     grad_weight = _parallel.matmul_t(g2, x.reshape(-1, weight.shape[1]))
     grad_x = _parallel.matmul(g2, weight).reshape(x.shape)
@@ -322,10 +332,15 @@ def max_pool2d(
         With `return_indices`, also the int64 indices (N, C, OH, OW) of the maxima as
         flat positions ``h*W + w`` in each input plane.
     """
-    args, out_shape, table = _max_pool_geometry(
+    geometry = _max_pool_geometry(
         x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
     )
-    return_indices = V.flag(return_indices, "return_indices")
+    return _max_pool2d(x, geometry, V.flag(return_indices, "return_indices"))
+
+
+def _max_pool2d(x, geometry, return_indices):
+    """`max_pool2d` of a checked `x` with its `_max_pool_geometry`."""
+    args, out_shape, table = geometry
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
     n, c, oh, ow = out_shape
     out = np.empty(out_shape, dtype=x.dtype)
@@ -378,7 +393,14 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     Shape: grad_out and indices (N, C, OH, OW) -> grad_x `input_shape` (N, C, H, W);
     where windows overlap, gradients of one pixel add up.
     """
-    n, c, h, w = V.max_pool2d_backward_args(grad_out, indices, input_shape)
+    return _max_pool2d_backward(
+        grad_out, indices, V.max_pool2d_backward_args(grad_out, indices, input_shape)
+    )
+
+
+def _max_pool2d_backward(grad_out, indices, input_shape):
+    """`max_pool2d_backward` of checked arguments."""
+    n, c, h, w = input_shape
     # A fresh output, as every op here returns. Measured on (64, 64, 32, 32): from 32 MiB
     # up (float64 here) glibc maps it anew and unmaps it on free, every call (its
     # dynamic mmap threshold stops at 32 MiB), and the page faults cost about 3 ms of

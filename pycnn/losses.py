@@ -23,6 +23,12 @@ dtype, ready for ``model.backward``.
 import numpy as np
 
 from pycnn import _validation as V
+from pycnn._ext import load_kernels
+
+try:
+    _kernels = load_kernels()
+except ImportError:  # pure NumPy: CrossEntropyLoss takes its NumPy path
+    _kernels = None
 
 __all__ = [
     "CrossEntropyLoss",
@@ -313,6 +319,17 @@ class CrossEntropyLoss(_Loss):
         target = np.asarray(target)
         c = logits.shape[1]
         eps = self.label_smoothing
+        if (
+            (target.dtype.kind == "i" or (target.dtype.kind == "u" and target.itemsize < 8))
+            and logits.ndim == 2
+            and self.weight is None
+            and not eps
+            and self.reduction != "none"
+            and _kernels is not None
+            and -(2**63) <= self.ignore_index < 2**63
+        ):  # int64 holds every label and the ignored one
+            _check_label_shape(target, logits)
+            return self._compiled_labels(logits, target)
         if target.dtype.kind in "iu":
             _check_label_shape(target, logits)
             check_labels(target, c, ignore_index=self.ignore_index)
@@ -349,6 +366,20 @@ class CrossEntropyLoss(_Loss):
         local *= coef.sum(axis=1, keepdims=True)
         local -= coef
         return self._finish(per, local, denom, class_axis=True, keep=keep)
+
+    def _compiled_labels(self, logits, target):
+        """`_plain_labels` in one compiled pass over the rows (the sums of exponentials
+        in double); the labels are checked on the way."""
+        logits = np.ascontiguousarray(logits)
+        labels = np.ascontiguousarray(target, dtype=np.int64)
+        per = np.empty(logits.shape[0], logits.dtype)
+        local = np.empty_like(logits)
+        counted = _kernels.cross_entropy_labels(logits, labels, self.ignore_index, per, local)
+        if counted < 0:  # a label out of range: the same error as the other paths
+            check_labels(target, logits.shape[1], ignore_index=self.ignore_index)
+            raise AssertionError(f"cross_entropy_labels refused label {-1 - counted}")
+        keep = None if counted else target != self.ignore_index
+        return self._finish(per, local, logits.dtype.type(counted), class_axis=True, keep=keep)
 
     def _plain_labels(self, shifted, target):
         """The common case in a few passes: (N, C) logits less their row maxima,

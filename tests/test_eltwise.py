@@ -182,6 +182,28 @@ def test_batch_norm_compiled_and_numpy_paths_agree(affine, training, dtype, rng,
         assert_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("momentum", [0.1, 0.9, 1 / 3, 1.0, 0.0])
+def test_batch_norm_statistics_give_numpys_bits(momentum, dtype, rng, monkeypatch):
+    """The one-call update of the running statistics rounds each step as the NumPy
+    in-place operations do: the same bits, not merely close ones."""
+    c, n = 37, 10
+    mean = rng.standard_normal(c) * 10.0 ** rng.integers(-3, 4, c)
+    var = rng.random(c) * 10.0 ** rng.integers(-6, 4, c)
+    var[:2] = 0, 1e-30
+    running = rng.standard_normal(c).astype(dtype), rng.random(c).astype(dtype)
+    results = []
+    for kernels in (_eltwise._kernels, None):
+        monkeypatch.setattr(_eltwise, "_kernels", kernels)
+        running_mean, running_var = (a.copy() for a in running)
+        got = _eltwise.batch_norm_statistics(
+            mean, var, running_mean, running_var, momentum, momentum * n / (n - 1), 1e-5
+        )
+        results.append((*got, running_mean, running_var))
+    for got, want in zip(*results):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)], ids=["n0", "h0"])
 def test_batch_norm_eval_on_empty_inputs(shape, dtype):
     layer = BatchNorm2d(3, dtype=dtype).eval()
@@ -305,6 +327,18 @@ GUARD_CASES = {
     "backward-one-mean": lambda: K.batch_norm_backward(X, X, V, V, V, V, None, OUT, 0, 3),
     "backward-short-inv-std": lambda: K.batch_norm_backward(
         X, X, V, np.ones(2), None, None, None, OUT, 0, 3
+    ),
+    "statistics-short-var": lambda: K.batch_norm_statistics(
+        V, np.ones(2), V.copy(), V.copy(), 0.1, 0.1, 1e-5, np.empty(3), np.empty(3)
+    ),
+    "statistics-one-running": lambda: K.batch_norm_statistics(
+        V, V, V.copy(), None, 0.1, 0.1, 1e-5, np.empty(3), np.empty(3)
+    ),
+    "statistics-short-running": lambda: K.batch_norm_statistics(
+        V, V, np.ones(2), np.ones(3), 0.1, 0.1, 1e-5, np.empty(3), np.empty(3)
+    ),
+    "statistics-short-out": lambda: K.batch_norm_statistics(
+        V, V, None, None, 0.1, 0.1, 1e-5, np.empty(3), np.empty(4)
     ),
 }
 

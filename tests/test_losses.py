@@ -713,13 +713,20 @@ def test_weight_is_copied_at_construction():
     np.testing.assert_allclose(loss(x, np.array([2])), np.log(3), rtol=1e-14)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("ignored", ["none", "some", "all"])
-def test_cross_entropy_2d_fast_path_equals_the_general_path(reduction, ignored, rng):
-    # (N, C) logits with plain labels take a shorter path; (N, C, 1) takes the general
-    # one, which must give the same loss and gradient
-    x = rng.standard_normal((7, 5)) * 3
-    y = rng.integers(0, 5, 7)
+def test_cross_entropy_2d_fast_path_equals_the_general_path(
+    reduction, ignored, compiled, dtype, rng, monkeypatch
+):
+    # (N, C) logits with plain labels take a shorter path (compiled, or NumPy without
+    # the extension); (N, C, 1) takes the general one, which must give the same loss and
+    # gradient
+    if not compiled:
+        monkeypatch.setattr(losses, "_kernels", None)
+    x = (rng.standard_normal((7, 5)) * 3).astype(dtype)
+    x[1, 2] = 40  # one class far ahead
+    y = rng.integers(0, 5, 7).astype(np.int32)
     if ignored == "some":
         y[[0, 3]] = -100
     elif ignored == "all":
@@ -728,7 +735,20 @@ def test_cross_entropy_2d_fast_path_equals_the_general_path(reduction, ignored, 
     with np.errstate(divide="ignore", invalid="ignore"):
         a = fast(x, y)
         b = general(x[:, :, None], y[:, None])
-    np.testing.assert_allclose(a, b, rtol=1e-13, equal_nan=True)
-    np.testing.assert_allclose(
-        fast.backward(), general.backward()[:, :, 0], rtol=1e-13, atol=1e-16
-    )
+    tol = dict(rtol=1e-13, atol=1e-16) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-7)
+    assert a.dtype == fast.backward().dtype == dtype
+    np.testing.assert_allclose(a, b, equal_nan=True, **tol)
+    np.testing.assert_allclose(fast.backward(), general.backward()[:, :, 0], **tol)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize(
+    "labels",
+    [[0, 5, 1], [0, -1, 1], np.array([0, 2**64 - 100, 1], dtype=np.uint64)],
+    ids=["past-c", "negative", "uint64-wrapping-to-ignore-index"],
+)
+def test_cross_entropy_fast_paths_refuse_bad_labels_alike(labels, compiled, monkeypatch):
+    if not compiled:
+        monkeypatch.setattr(losses, "_kernels", None)
+    with pytest.raises(ValueError, match=r"`target` labels must be in \[0, 5\)"):
+        CrossEntropyLoss()(np.zeros((3, 5)), np.asarray(labels))

@@ -110,6 +110,11 @@ def relu_forward(
     x: _Float,  # const floating[::1]  IN  (P,)
     out: _Float,  # floating[::1]        OUT (P,)
 ) -> None: ...
+def bias_relu(
+    out: _Float,  # floating[:, :, ::1]  IN/OUT (P, F, L)
+    bias: _Float | None,  # const floating[::1]  IN  (F,)
+    relu: bool,  # bint
+) -> None: ...
 def relu_backward(
     grad: _Float,  # const floating[::1]  IN  (P,)
     x: _Float,  # const floating[::1]  IN  (P,), the forward input or output
@@ -121,6 +126,24 @@ def batch_norm_stats(
     m2: NDArray[np.float64],  # double[::1]    OUT (C,), entries [c_lo, c_hi)
     c_lo: int,
     c_hi: int,
+) -> None: ...
+def cross_entropy_labels(
+    logits: _Float,  # const floating[:, ::1]  IN  (N, C)
+    labels: NDArray[np.int64],  # const int64_t[::1]  IN  (N,)
+    ignore_index: int,
+    loss: _Float,  # floating[::1]      OUT (N,)
+    grad: _Float,  # floating[:, ::1]   OUT (N, C)
+) -> int: ...
+def batch_norm_statistics(
+    mean: NDArray[np.float64],  # const double[::1]  IN  (C,)
+    var: NDArray[np.float64],  # const double[::1]   IN  (C,)
+    running_mean: _Float | None,  # floating[::1]    IN/OUT (C,)
+    running_var: _Float | None,  # floating[::1]     IN/OUT (C,)
+    momentum: float,
+    var_momentum: float,
+    eps: float,
+    mean_out: _Float,  # floating[::1]  OUT (C,)
+    inv_std: _Float,  # floating[::1]   OUT (C,)
 ) -> None: ...
 def batch_norm_forward(
     x: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)

@@ -10,7 +10,8 @@ pycnn/_validation.py.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+cimport cython
+from libc.math cimport INFINITY, exp, expf, log, logf, sqrt, sqrtf
 from libc.stdint cimport int64_t
 
 import os
@@ -535,6 +536,38 @@ def relu_forward(const floating[::1] x,     # IN  (P,)
             po[i] = 0 if v <= 0 else v
 
 
+def bias_relu(floating[:, :, ::1] out,       # IN/OUT (P, F, L)
+              const floating[::1] bias,      # IN  (F,), or None
+              bint relu):
+    """out += bias per channel (axis 1), then (with `relu`) out = max(out, 0) as
+    relu_forward computes it: a convolution's epilogue in one pass over its output."""
+    cdef Py_ssize_t b, ch, i, n = out.shape[0], f = out.shape[1], m = out.shape[2]
+    cdef bint add = bias is not None
+    cdef floating beta = 0, v
+    cdef floating *po
+    if add:
+        _check_vector("bias_relu", "bias", bias.shape[0], f)
+    if n * f * m == 0 or not (add or relu):
+        return
+    with nogil:
+        for b in range(n):
+            for ch in range(f):
+                po = &out[b, ch, 0]
+                if add:
+                    beta = bias[ch]
+                if add and relu:
+                    for i in range(m):
+                        v = po[i] + beta
+                        po[i] = 0 if v <= 0 else v
+                elif add:
+                    for i in range(m):
+                        po[i] = po[i] + beta
+                else:
+                    for i in range(m):
+                        v = po[i]
+                        po[i] = 0 if v <= 0 else v
+
+
 def relu_backward(const floating[::1] grad,   # IN  (P,)
                   const floating[::1] x,      # IN  (P,) the forward input or output
                   floating[::1] dx):          # OUT (P,)
@@ -779,5 +812,121 @@ def batch_norm_backward(const floating[:, :, ::1] grad,   # IN  (N, C, M)
                 else:
                     for i in range(m):
                         pd[i] = pg[i] * s
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+def cross_entropy_labels(const floating[:, ::1] logits,   # IN  (N, C)
+                         const int64_t[::1] labels,        # IN  (N,)
+                         int64_t ignore_index,
+                         floating[::1] loss,               # OUT (N,)
+                         floating[:, ::1] grad):           # OUT (N, C)
+    """Cross-entropy of each row of `logits` against its label, and the gradient of
+    their sum: ``loss = log(sum(exp(z))) - z[label]`` and ``grad = softmax(z) -
+    onehot(label)``, z the row less its maximum, the sum of exponentials taken in
+    double; rows labelled `ignore_index` get 0 in both. Returns the number of rows
+    counted, or -1 - i when label i (not ignored) is outside [0, C), having written
+    nothing meaningful."""
+    cdef Py_ssize_t i, j, n = logits.shape[0], c = logits.shape[1]
+    cdef Py_ssize_t counted = 0, bad = -1
+    cdef int64_t label
+    cdef floating top, total_f
+    cdef double total
+    cdef const floating *z
+    cdef floating *g
+    if labels.shape[0] != n or loss.shape[0] != n:
+        raise ValueError(f"cross_entropy_labels: `labels` has {labels.shape[0]} and "
+                         f"`loss` {loss.shape[0]} entries, expected {n}")
+    _check_like("cross_entropy_labels", "grad", grad.shape[0], grad.shape[1], 1, n, c, 1)
+    if c == 0:
+        raise ValueError("cross_entropy_labels: no classes")
+    with nogil:
+        for i in range(n):
+            label = labels[i]
+            g = &grad[i, 0]
+            if label == ignore_index:
+                loss[i] = 0
+                for j in range(c):
+                    g[j] = 0
+                continue
+            if label < 0 or label >= c:
+                bad = i
+                break
+            z = &logits[i, 0]
+            top = z[0]
+            for j in range(1, c):
+                if z[j] > top or z[j] != z[j]:  # a NaN wins, as in max()
+                    top = z[j]
+            total = 0
+            for j in range(c):
+                g[j] = _exp(z[j] - top)
+                total += g[j]
+            total_f = <floating>total
+            for j in range(c):
+                g[j] = g[j] / total_f
+            g[label] -= 1
+            loss[i] = _log(total_f) - (z[label] - top)
+            counted += 1
+    return -1 - bad if bad >= 0 else counted
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+@cython.cdivision(True)
+def batch_norm_statistics(const double[::1] mean,     # IN  (C,) the batch's mean
+                          const double[::1] var,      # IN  (C,) its biased variance
+                          floating[::1] running_mean,  # IN/OUT (C,), or None
+                          floating[::1] running_var,   # IN/OUT (C,), or None
+                          double momentum, double var_momentum, double eps,
+                          floating[::1] mean_out,      # OUT (C,)
+                          floating[::1] inv_std):      # OUT (C,)
+    """A training forward's per-channel vectors in one call: `mean_out` and `var` rounded
+    to the dtype, ``inv_std = 1 / sqrt(var + eps)``, and (unless None) the running
+    statistics moved by `momentum` m, ``running_mean = running_mean * (1 - m) + m *
+    mean`` and ``running_var = running_var * (1 - m) + var_momentum * var``. Each
+    operation is rounded to the dtype as NumPy's in-place operations on those arrays
+    round it (the scalars first rounded to the dtype), so the bits are NumPy's."""
+    cdef Py_ssize_t ch, c = mean.shape[0]
+    cdef bint running = running_mean is not None
+    cdef floating mu, v, keep = <floating>(1 - momentum)
+    cdef floating m = <floating>momentum, mv = <floating>var_momentum
+    cdef floating e = <floating>eps, one = 1
+    _check_vector("batch_norm_statistics", "var", var.shape[0], c)
+    _check_vector("batch_norm_statistics", "mean_out", mean_out.shape[0], c)
+    _check_vector("batch_norm_statistics", "inv_std", inv_std.shape[0], c)
+    if running or running_var is not None:
+        if not running or running_var is None:
+            raise ValueError("batch_norm_statistics: give both running statistics or "
+                             "neither")
+        _check_vector("batch_norm_statistics", "running_mean", running_mean.shape[0], c)
+        _check_vector("batch_norm_statistics", "running_var", running_var.shape[0], c)
+    with nogil:
+        for ch in range(c):
+            mu, v = <floating>mean[ch], <floating>var[ch]
+            mean_out[ch] = mu
+            inv_std[ch] = one / _sqrt(v + e)
+            if running:
+                running_mean[ch] = running_mean[ch] * keep
+                running_mean[ch] = running_mean[ch] + m * mu
+                running_var[ch] = running_var[ch] * keep
+                running_var[ch] = running_var[ch] + mv * v
+
+
 include "_winograd.pxi"
 include "_gather.pxi"

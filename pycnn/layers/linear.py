@@ -60,7 +60,11 @@ class Linear(_WeightedLayer):
             f"input with in_features={f} on its last axis (*, {f})",
             self.weight.dtype,
         )
-        out = self._ops.linear(x, self.weight, self.bias)
+        weight, bias = self.weight, self.bias
+        if self.backend == "compiled" and (bias is None or bias.dtype == weight.dtype):
+            out = self._ops._linear(x, weight, bias)  # checked above, as far as it needs
+        else:
+            out = self._ops.linear(x, weight, bias)
         self._x = x
         return out
 
@@ -69,7 +73,11 @@ class Linear(_WeightedLayer):
             raise RuntimeError("Linear.backward called before forward")
         x = self._x
         _check_grad(grad, x.shape[:-1] + (self.out_features,), x.dtype, "Linear")
-        grad_x, grad_w, grad_b = self._ops.linear_backward(grad, x, self.weight)
+        weight = self.weight
+        if self.backend == "compiled" and weight.dtype == x.dtype:
+            grad_x, grad_w, grad_b = self._ops._linear_backward(grad, x, weight)
+        else:
+            grad_x, grad_w, grad_b = self._ops.linear_backward(grad, x, weight)
         self._accumulate_grad("weight", grad_w)
         if "bias" in self.params:
             self._accumulate_grad("bias", grad_b)

@@ -69,18 +69,17 @@ class _BatchNorm(BaseLayer):
                     f"training. Received: x.shape={x.shape}"
                 )
             mean, var, n = self._batch_stats(x.size // c, *_eltwise.batch_norm_stats(x3))
-            mean, var = mean.astype(x.dtype), var.astype(x.dtype)
             count = self.num_batches_tracked
-            count += 1  # in place: the 0-d array in `buffers`
+            np.add(count, 1, out=count)  # in place: the 0-d array in `buffers`
             m = 1 / int(count) if self.momentum is None else self.momentum
-            rm, rv = self.running_mean, self.running_var
-            rm *= 1 - m
-            rm += m * mean
-            rv *= 1 - m
-            rv += (m * n / (n - 1)) * var  # unbiased
+            # mean and 1/sqrt(var + eps) in x's dtype; the running statistics move
+            # towards the batch's, the variance unbiased (times n / (n - 1))
+            mean, inv_std = _eltwise.batch_norm_statistics(
+                mean, var, self.running_mean, self.running_var, m, m * n / (n - 1), self.eps
+            )
         else:  # copies: backward must see these even if the buffers change meanwhile
-            mean, var = self.running_mean.copy(), self.running_var
-        inv_std = 1 / np.sqrt(var + self.eps)
+            mean = self.running_mean.copy()
+            inv_std = 1 / np.sqrt(self.running_var + self.eps)
         weight, bias = (self.weight, self.bias) if self.affine else (None, None)
         out = _eltwise.batch_norm_forward(x3, mean, inv_std, weight, bias)
         # x itself, not xhat: backward recomputes xhat in its own passes, and the forward

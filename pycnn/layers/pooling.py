@@ -1,5 +1,7 @@
 """Pooling layers: max, average, power-average (Lp) and adaptive pooling. No parameters."""
 
+import numpy as np
+
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _backend
 
@@ -72,22 +74,35 @@ class MaxPool2d(_Pool2d):
         self.stride = None if stride is None else args.stride
         self.padding, self.dilation = args.padding, args.dilation
         self.ceil_mode = args.ceil_mode
+        self._geometries = {}  # by input and arguments, see forward
 
     def forward(self, x):
-        out, indices = self._ops.max_pool2d(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            return_indices=True,
-        )
+        args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if self.backend != "compiled":
+            out, indices = self._ops.max_pool2d(x, *args, return_indices=True)
+        else:
+            # the geometry, checked once per input type, shape and dtype (any other
+            # input goes through every check)
+            key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), args)
+            geometry = self._geometries.get(key)
+            if geometry is None:
+                geometry = self._ops._max_pool_geometry(x, *args, True)
+                if len(self._geometries) >= 8:  # a few shapes (the last, smaller batch)
+                    self._geometries.clear()
+                self._geometries[key] = geometry
+            out, indices = self._ops._max_pool2d(x, geometry, True)
         self._saved = (x.shape, indices)  # the input itself is not needed
         return out
 
     def backward(self, grad_out):
         input_shape, indices = self._forward_state()
+        if (
+            self.backend == "compiled"
+            and type(grad_out) is np.ndarray
+            and grad_out.shape == indices.shape
+            and grad_out.dtype in V.FLOAT_DTYPES
+        ):  # checked as far as our own forward's indices need
+            return self._ops._max_pool2d_backward(grad_out, indices, input_shape)
         return self._ops.max_pool2d_backward(grad_out, indices, input_shape)
 
 
