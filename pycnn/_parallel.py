@@ -186,19 +186,20 @@ class _OneBlasThread:
                             lib.set(n)
 
 
-_by_kind = None  # (process-wide, per-thread) libraries, from _blas_libraries()
+_by_kind = None  # (libraries, process-wide ones, per-thread ones), see _kinds
 
 
 def _kinds():
     """The BLAS libraries pycnn drives, as (process-wide, per-thread) tuples."""
     global _by_kind
-    if _by_kind is None:
-        libraries = _blas_libraries()
+    libraries = _blas_libraries()
+    if _by_kind is None or _by_kind[0] is not libraries:
         _by_kind = (
+            libraries,
             tuple(lib for lib in libraries if not lib.per_thread),
             tuple(lib for lib in libraries if lib.per_thread),
         )
-    return _by_kind
+    return _by_kind[1:]
 
 
 one_blas_thread = _OneBlasThread

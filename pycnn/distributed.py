@@ -250,11 +250,24 @@ class DistributedDataParallel(BaseLayer):
         self._broadcast(a for _, a, _ in _state_arrays(self.module))
 
     def _broadcast(self, arrays):
-        for flat, group in self._flat.by_dtype(list(arrays)):
-            if self.comm.Get_rank() == 0:
-                _pack(flat, group)
-            self.comm.Bcast(flat, root=0)
-            _unpack(flat, group)
+        """Copy rank 0's values of `arrays` into every rank's, in one message: their
+        bytes side by side, each array at a multiple of 8 bytes (the buffers of a model
+        are float and int64 arrays; one message instead of one per dtype)."""
+        arrays = list(arrays)
+        offsets = [0]
+        for a in arrays:
+            offsets.append(offsets[-1] + -(-a.nbytes // 8) * 8)
+        flat = self._flat.get(np.dtype(np.uint8), offsets[-1])
+        main = self.comm.Get_rank() == 0
+        if main:
+            for a, start in zip(arrays, offsets):
+                flat[start : start + a.nbytes] = (
+                    np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+                )
+        self.comm.Bcast(flat, root=0)
+        if not main:
+            for a, start in zip(arrays, offsets):
+                np.copyto(a, flat[start : start + a.nbytes].view(a.dtype).reshape(a.shape))
 
     # --- the layer interface -------------------------------------------------------------
 
