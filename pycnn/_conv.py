@@ -137,37 +137,40 @@ def _winograd_pays(n, c, f, oh, ow):
     convolution of N images from C to F channels and an OH x OW output (for an input
     gradient: from the layer's F to its C, over its input's H x W).
 
-    Measured (bench/bench_winograd.py --all, 2 threads, the medians of 3 runs of medians
-    of 25 interleaved runs, on a machine shared with other work), im2col time /
-    Winograd time, forward and input gradient:
+    Measured (bench/bench_winograd.py --all, 2 threads, medians of 15 interleaved runs
+    on a quiet machine), im2col time / Winograd time, forward and input gradient:
 
     ======================  ===========  ===========
     N, C -> F, H x W         float32      float64
     ======================  ===========  ===========
-    64, 32 -> 64, 32x32      1.96 / 1.57  2.00 / 1.95
-    16, 64 -> 64, 56x56      2.35 / 2.23  2.32 / 2.22
-    64, 16 -> 16, 28x28      1.46 / 1.33  1.44 / 1.22
-    64, 32 -> 32, 14x14      1.36 / 1.13  1.31 / 1.12
-    64, 64 -> 64, 7x7        1.01 / 0.81  1.11 / 0.90
-    32, 16 -> 32, 4x4        0.81 / 0.58  1.12 / 0.80
+    64, 32 -> 64, 32x32      1.78 / 1.31  2.17 / 2.08
+    16, 64 -> 64, 56x56      2.19 / 2.10  2.22 / 2.16
+    64, 16 -> 16, 28x28      1.66 / 1.45  1.74 / 1.45
+    64, 32 -> 32, 14x14      1.40 / 1.27  1.49 / 1.36
+    64, 64 -> 64, 8x8        1.77 / 1.75  2.05 / 1.84
+    64, 64 -> 64, 7x7        1.35 / 1.50  1.73 / 1.60
+    32, 16 -> 32, 4x4        0.83 / 0.98  1.27 / 1.31
     ======================  ===========  ===========
 
     In effective GFLOP/s (the direct convolution's operations / time), the float32
-    forwards ran at 193 (32x32) and 223 (56x56), against 140 for a float32 1024^3
-    GEMM on the same 2 threads (im2col: 98 and 96).
+    forwards ran at 209 (32x32) and 253 (56x56), against 157 for a float32 1024^3
+    GEMM on the same 2 threads (im2col: 117 and 116).
 
-    Each image has GEMMs of its own (see `ConvPlan._winograd`), and those of an image
-    of a few tiles are little more than matrix-vector products: 7x7 and 4x4 layers
-    (4 and 1 tiles) gained nothing, or lost, so the rule asks for 16 tiles an image.
-    Tiles past the output's edge are work for nothing: it also asks for at most a
-    third of im2col's multiplications, 36 per 4x4 tile against 9 per output pixel,
-    which every measured size does and 13x13 or 17x17 outputs do not. One image stays
+    The products of a chunk of images are one fixed-order call at each position
+    (`_kernels.matmul_fixed`, see `ConvPlan._winograd`), so an image of a few tiles
+    costs no call of its own; but a chunk's transforms and calls have a fixed cost,
+    which a small batch does not repay: planes of 4 to 15 tiles (7x7 and 8x8 outputs)
+    gained 1.05-1.7x from 32 images (64 -> 64 at 7x7 with 16 images: 1.04 / 0.95; with
+    4: 0.56), and one tile (4x4) gained nothing in float32. Planes of 16 tiles or more
+    pay from 2 images. Tiles past the output's edge are work for nothing: the rule also
+    asks for at most a third of im2col's multiplications, 36 per 4x4 tile against 9 per
+    output pixel, which 13x13, 17x17, 5x5 and 6x6 outputs do not meet. One image stays
     on im2col, which spreads its GEMM's columns over the threads where Winograd's
-    chunks of images would leave all but one idle; fewer than 16 channels were not
-    measured.
+    chunks would leave all but one idle; fewer than 16 channels were not measured.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
-    return n >= 2 and min(c, f) >= 16 and tiles >= 16 and 9 * oh * ow >= 3 * 36 * tiles
+    enough = n >= 2 if tiles >= 16 else (n >= 32 and tiles >= 4)
+    return enough and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles
 
 
 def _winograd_grad_w_pays(n, c, f, oh, ow):
@@ -483,14 +486,15 @@ class ConvPlan:
         zero-padded by `padding` (top, left) and as needed past the end, with the
         transformed filters `u` (36, K, J); then `bias` and `act` per chunk.
 
-        Each image has GEMMs of its own, (K, J) @ (J, tiles) on strided views of the
-        chunk's transformed tiles: BLAS rounds a column differently depending on the
-        shape of the call it is in (measured: OpenBLAS), so GEMMs spanning several
-        images would make an image's result depend on the others in its chunk, hence on
-        the batch size and the thread count (and two ranks of a distributed batch would
-        not compute what one process does). One image a call keeps every image's result
-        the same in any batch, like im2col's GEMMs; it costs 1.2x GEMM time at 64 tiles
-        an image, 3.5x at 4 or fewer.
+        At each of the 36 positions, one product (K, J) @ (J, the chunk's tiles) in
+        `_kernels.matmul_fixed`, which sums every element in one fixed order: BLAS
+        rounds a column differently depending on the shape of the call it is in
+        (measured: OpenBLAS), so a BLAS call spanning several images would make an
+        image's result depend on the others in its chunk, hence on the batch size and
+        the thread count (and two ranks of a distributed batch would not compute what
+        one process does). BLAS with one call per image kept the bits but cost 1.2x
+        GEMM time at 64 tiles an image and 3.5x at 4; the fixed-order product runs at
+        BLAS's rate for the whole chunk (AVX2: 53-68 GFLOP/s on one core, float32).
         """
         n, j = x.shape[:2]
         k, oh, ow = out.shape[1:]
@@ -510,13 +514,8 @@ class ConvPlan:
                 v = buf[: 36 * j * cols].reshape(36, j, cols)
                 m = buf[36 * j * cols :].reshape(36, k, cols)
                 _kernels.winograd_input(x[start:stop], v, padding[0], padding[1], th, tw)
-                # (36, K, J) @ (n, 36, J, tiles): one call per image and position
-                nb = stop - start
-                np.matmul(
-                    u,
-                    v.reshape(36, j, nb, tiles).transpose(2, 0, 1, 3),
-                    out=m.reshape(36, k, nb, tiles).transpose(2, 0, 1, 3),
-                )
+                # (36, K, J) @ (36, J, tiles of the chunk), every sum in a fixed order
+                _kernels.matmul_fixed(u, v, m)
                 chunk = out[start:stop]
                 _kernels.winograd_output(m, chunk, bias, th, tw)
                 if act is not None:

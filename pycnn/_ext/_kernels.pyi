@@ -228,3 +228,11 @@ def winograd_filter_grad(
     m: _Float,  # const floating[:, :, ::1]     IN  (36, F, C)
     grad_w: _Float,  # floating[:, :, :, ::1]   OUT (F, C, 3, 3)
 ) -> None: ...
+
+# the fixed-order product of Winograd's convolution (_matmul.pxi)
+
+def matmul_fixed(
+    a: _Float,  # const floating[:, :, ::1]  IN  (B, M, K)
+    b: _Float,  # const floating[:, :, ::1]  IN  (B, K, N)
+    c: _Float,  # floating[:, :, ::1]        OUT (B, M, N)
+) -> None: ...

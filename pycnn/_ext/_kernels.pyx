@@ -930,3 +930,4 @@ def batch_norm_statistics(const double[::1] mean,     # IN  (C,) the batch's mea
 
 include "_winograd.pxi"
 include "_gather.pxi"
+include "_matmul.pxi"
