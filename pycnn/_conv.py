@@ -26,7 +26,7 @@ import numpy as np
 
 from pycnn import _eltwise, _parallel
 from pycnn import _validation as V
-from pycnn._config import get_winograd
+from pycnn._config import get_num_threads, get_winograd
 from pycnn._ext import load_kernels
 
 _kernels = load_kernels()
@@ -143,34 +143,38 @@ def _winograd_pays(n, c, f, oh, ow):
     ======================  ===========  ===========
     N, C -> F, H x W         float32      float64
     ======================  ===========  ===========
-    64, 32 -> 64, 32x32      1.78 / 1.31  2.17 / 2.08
-    16, 64 -> 64, 56x56      2.19 / 2.10  2.22 / 2.16
-    64, 16 -> 16, 28x28      1.66 / 1.45  1.74 / 1.45
-    64, 32 -> 32, 14x14      1.40 / 1.27  1.49 / 1.36
-    64, 64 -> 64, 8x8        1.77 / 1.75  2.05 / 1.84
-    64, 64 -> 64, 7x7        1.35 / 1.50  1.73 / 1.60
-    32, 16 -> 32, 4x4        0.83 / 0.98  1.27 / 1.31
+    64, 32 -> 64, 32x32      2.08 / 1.55  2.21 / 2.09
+    16, 64 -> 64, 56x56      2.14 / 1.96  2.37 / 2.25
+    64, 16 -> 16, 28x28      1.66 / 1.51  1.73 / 1.45
+    64, 32 -> 32, 14x14      1.58 / 1.37  1.55 / 1.36
+    64, 64 -> 64, 8x8        1.70 / 1.73  2.02 / 1.74
+    64, 64 -> 64, 7x7        1.47 / 1.45  1.68 / 1.48
+    32, 16 -> 32, 4x4        0.85 / 1.01  1.37 / 1.37
     ======================  ===========  ===========
 
     In effective GFLOP/s (the direct convolution's operations / time), the float32
-    forwards ran at 209 (32x32) and 253 (56x56), against 157 for a float32 1024^3
-    GEMM on the same 2 threads (im2col: 117 and 116).
+    forwards ran at 225 (32x32) and 265 (56x56), against 159 for a float32 1024^3
+    GEMM on the same 2 threads (im2col: 108 and 124).
 
     The products of a chunk of images are one fixed-order call at each position
     (`_kernels.matmul_fixed`, see `ConvPlan._winograd`), so an image of a few tiles
-    costs no call of its own; but a chunk's transforms and calls have a fixed cost,
-    which a small batch does not repay: planes of 4 to 15 tiles (7x7 and 8x8 outputs)
-    gained 1.05-1.7x from 32 images (64 -> 64 at 7x7 with 16 images: 1.04 / 0.95; with
-    4: 0.56), and one tile (4x4) gained nothing in float32. Planes of 16 tiles or more
-    pay from 2 images. Tiles past the output's edge are work for nothing: the rule also
-    asks for at most a third of im2col's multiplications, 36 per 4x4 tile against 9 per
-    output pixel, which 13x13, 17x17, 5x5 and 6x6 outputs do not meet. One image stays
-    on im2col, which spreads its GEMM's columns over the threads where Winograd's
-    chunks would leave all but one idle; fewer than 16 channels were not measured.
+    costs no call of its own; but a chunk's transforms and calls have a fixed cost that
+    few images do not repay. Planes of 4 to 15 tiles (7x7 and 8x8 outputs) gained
+    1.2-1.3x from 16 images with 32 channels or more (float32; with 8 images 0.9x, and
+    16 -> 32 channels at 7x7 0.95x with 32 images); one tile (4x4) is left to im2col.
+    Planes of 16 tiles or more pay from 2 images and 16 channels. Tiles past the output's
+    edge are work for nothing: the rule also asks for at most a third of im2col's
+    multiplications, 36 per 4x4 tile against 9 per output pixel, which 13x13, 17x17, 5x5
+    and 6x6 outputs do not meet. One image stays on im2col, which spreads its GEMM's
+    columns over the threads where Winograd's chunks would leave all but one idle.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
-    enough = n >= 2 if tiles >= 16 else (n >= 32 and tiles >= 4)
-    return enough and min(c, f) >= 16 and 9 * oh * ow >= 3 * 36 * tiles
+    channels = min(c, f)
+    if tiles >= 16:
+        enough = n >= 2 and channels >= 16
+    else:
+        enough = tiles >= 4 and n >= 16 and channels >= 32
+    return enough and 9 * oh * ow >= 3 * 36 * tiles
 
 
 def _winograd_grad_w_pays(n, c, f, oh, ow):
@@ -211,10 +215,19 @@ def _winograd_grad_w_pays(n, c, f, oh, ow):
 
 def _winograd_filter(weight, dtype):
     """The transformed filters (36, F, C) of a 3x3 `weight` (F, C, 3, 3), computed in
-    float64 and rounded once to `dtype`."""
-    u = np.empty((36,) + weight.shape[:2], dtype=np.float64)
-    _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=np.float64), u)
-    return u.astype(dtype, copy=False)
+    float64 and rounded once to `dtype`, in a buffer this thread keeps for the shape
+    (valid until its next call for that shape: the call that uses it returns first).
+    A fresh array of this size cost page faults every call: 0.4 ms for 64 x 64 filters,
+    whose transform takes 0.15."""
+    shape = (36,) + weight.shape[:2]
+    buffers = vars(_local).setdefault("filters", {})
+    u = buffers.get((shape, dtype))
+    if u is None:
+        if len(buffers) >= WORKSPACE_VIEWS:
+            buffers.clear()
+        u = buffers[(shape, dtype)] = np.empty(shape, dtype=dtype)
+    _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=dtype), u)  # in double
+    return u
 
 
 Epilogue = namedtuple("Epilogue", "bias activation", defaults=(None, None))
@@ -502,9 +515,15 @@ class ConvPlan:
         tiles = th * tw
         per_image = 36 * (j + k) * tiles * self.dtype.itemsize
         # images a chunk: their transformed tiles fit WINOGRAD_BYTES, and a batch gives
-        # at least WINOGRAD_CHUNKS chunks (to spread over threads) when it has as many
+        # at least WINOGRAD_CHUNKS chunks (to spread over threads) when it has as many,
+        # and a multiple of the threads when it has more (64 images in 5 chunks of 14
+        # kept one thread on 3 of them; in 6 of 11, 3 each). Every tile's result is the
+        # same in any chunk (see above), so the chunking changes no bits.
         step = max(1, min(WINOGRAD_BYTES // per_image, -(-n // WINOGRAD_CHUNKS)))
-        n_chunks = -(-n // step)
+        n_chunks, threads = -(-n // step), get_num_threads()
+        if n_chunks > threads and n_chunks % threads:
+            step = -(-n // (-(-n_chunks // threads) * threads))
+            n_chunks = -(-n // step)
 
         def chunks(lo, hi):
             for ci in range(lo, hi):

@@ -228,9 +228,9 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         ((64, 32, 17, 17), (32, 32, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.9x
         ((64, 32, 18, 18), (32, 32, 3, 3), 1, 1, 1, 1): (True, True, True),  # 3.2x fewer
         ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, 1): (True, True, True),  # 4 tiles
-        ((32, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1, 1): (True, True, True),  # 4, 32 images
-        ((31, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, True),  # 31 images
-        ((64, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1): (True, True, False),  # 16, 4 tiles
+        ((16, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1, 1): (True, True, True),  # 4, 16 images
+        ((15, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, True),  # 15 images
+        ((64, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 16, 4 tiles
         ((64, 32, 6, 6), (32, 32, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.7x fewer
         ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 1 tile
         ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, False),  # one image

@@ -23,17 +23,19 @@ from libc.stdlib cimport calloc, free, malloc
 
 def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
                     floating[:, :, ::1] u):                # OUT (36, F, C)
-    """U = G g G^T for every (filter, channel) pair of a 3x3 `weight`, in two passes
-    whose inner loops run over the pairs (the second one contiguous, vectorised)."""
+    """U = G g G^T for every (filter, channel) pair of a 3x3 `weight`, computed in
+    double and rounded once to the dtype, in two passes whose inner loops run over the
+    pairs (the second one contiguous, vectorised)."""
     cdef Py_ssize_t nf = weight.shape[0], nc = weight.shape[1], n = nf * nc, q, k, l, j
     cdef const floating *g
-    cdef floating *t
+    cdef double *t
     cdef floating *o
-    cdef floating *t0
-    cdef floating *t1
-    cdef floating *t2
+    cdef double *d
+    cdef double *t0
+    cdef double *t1
+    cdef double *t2
     # G, 6x3: one row per interpolation point (0, 1, -1, 2, -2; the last one infinity)
-    cdef floating gm[6][3]
+    cdef double gm[6][3]
     gm[0][0], gm[0][1], gm[0][2] = 0.25, 0, 0
     gm[1][0], gm[1][1], gm[1][2] = -1.0 / 6, -1.0 / 6, -1.0 / 6
     gm[2][0], gm[2][1], gm[2][2] = -1.0 / 6, 1.0 / 6, -1.0 / 6
@@ -46,18 +48,18 @@ def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
         raise ValueError("winograd_filter: u must be (36, F, C)")
     if n == 0:
         return
-    t = <floating *>malloc(18 * n * sizeof(floating))  # G g: [k][column j][pair]
+    t = <double *>malloc(18 * n * sizeof(double))  # G g: [k][column j][pair]
     if t == NULL:
         raise MemoryError()
     with nogil:
         g = &weight[0, 0, 0, 0]
         for k in range(6):
             for j in range(3):
-                o = t + (3 * k + j) * n
+                d = t + (3 * k + j) * n
                 for q in range(n):
-                    o[q] = gm[k][0] * g[9 * q + j] + gm[k][1] * g[9 * q + 3 + j] + (
-                        gm[k][2] * g[9 * q + 6 + j]
-                    )
+                    d[q] = gm[k][0] * <double>g[9 * q + j] + (
+                        gm[k][1] * <double>g[9 * q + 3 + j]
+                    ) + gm[k][2] * <double>g[9 * q + 6 + j]
         for k in range(6):  # (G g) G^T
             t0 = t + 3 * k * n
             t1 = t0 + n
@@ -65,7 +67,7 @@ def winograd_filter(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
             for l in range(6):
                 o = &u[6 * k + l, 0, 0]
                 for q in range(n):
-                    o[q] = gm[l][0] * t0[q] + gm[l][1] * t1[q] + gm[l][2] * t2[q]
+                    o[q] = <floating>(gm[l][0] * t0[q] + gm[l][1] * t1[q] + gm[l][2] * t2[q])
     free(t)
 
 
