@@ -510,6 +510,18 @@ cdef int _check_vector(str name, str what, Py_ssize_t got, Py_ssize_t c) except 
     return 0
 
 
+cdef int _check_pair(str name, str a, bint has_a, Py_ssize_t len_a, str b, bint has_b,
+                     Py_ssize_t len_b, Py_ssize_t c) except -1:
+    """Optional vectors `a` and `b` (given or not, their lengths): both, with `c`
+    entries each, or neither."""
+    if has_a != has_b:
+        raise ValueError(f"{name}: give both `{a}` and `{b}` or neither")
+    if has_a:
+        _check_vector(name, a, len_a, c)
+        _check_vector(name, b, len_b, c)
+    return 0
+
+
 cdef int _check_like(str name, str what, Py_ssize_t n, Py_ssize_t c, Py_ssize_t m,
                      Py_ssize_t n_x, Py_ssize_t c_x, Py_ssize_t m_x) except -1:
     if (n, c, m) != (n_x, c_x, m_x):
@@ -704,11 +716,8 @@ def batch_norm_forward(const floating[:, :, ::1] x,    # IN  (N, C, M)
                 n, c, m)
     _check_vector("batch_norm_forward", "mean", mean.shape[0], c)
     _check_vector("batch_norm_forward", "inv_std", inv_std.shape[0], c)
-    if affine or bias is not None:
-        if not affine or bias is None:
-            raise ValueError("batch_norm_forward: give both `weight` and `bias` or neither")
-        _check_vector("batch_norm_forward", "weight", weight.shape[0], c)
-        _check_vector("batch_norm_forward", "bias", bias.shape[0], c)
+    _check_pair("batch_norm_forward", "weight", affine, weight.shape[0] if affine else 0,
+                "bias", bias is not None, bias.shape[0] if bias is not None else 0, c)
     if n * m == 0:
         return
     with nogil:
@@ -787,12 +796,9 @@ def batch_norm_backward(const floating[:, :, ::1] grad,   # IN  (N, C, M)
     _check_vector("batch_norm_backward", "inv_std", inv_std.shape[0], c)
     if affine:
         _check_vector("batch_norm_backward", "weight", weight.shape[0], c)
-    if training or mean_gx is not None:
-        if not training or mean_gx is None:
-            raise ValueError("batch_norm_backward: give both `mean_g` and `mean_gx` or "
-                             "neither")
-        _check_vector("batch_norm_backward", "mean_g", mean_g.shape[0], c)
-        _check_vector("batch_norm_backward", "mean_gx", mean_gx.shape[0], c)
+    _check_pair("batch_norm_backward", "mean_g", training, mean_g.shape[0] if training else 0,
+                "mean_gx", mean_gx is not None,
+                mean_gx.shape[0] if mean_gx is not None else 0, c)
     if n * m == 0:
         return
     with nogil:
@@ -910,12 +916,10 @@ def batch_norm_statistics(const double[::1] mean,     # IN  (C,) the batch's mea
     _check_vector("batch_norm_statistics", "var", var.shape[0], c)
     _check_vector("batch_norm_statistics", "mean_out", mean_out.shape[0], c)
     _check_vector("batch_norm_statistics", "inv_std", inv_std.shape[0], c)
-    if running or running_var is not None:
-        if not running or running_var is None:
-            raise ValueError("batch_norm_statistics: give both running statistics or "
-                             "neither")
-        _check_vector("batch_norm_statistics", "running_mean", running_mean.shape[0], c)
-        _check_vector("batch_norm_statistics", "running_var", running_var.shape[0], c)
+    _check_pair("batch_norm_statistics", "running_mean", running,
+                running_mean.shape[0] if running else 0, "running_var",
+                running_var is not None,
+                running_var.shape[0] if running_var is not None else 0, c)
     with nogil:
         for ch in range(c):
             mu, v = <floating>mean[ch], <floating>var[ch]
