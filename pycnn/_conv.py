@@ -159,9 +159,11 @@ def _winograd_pays(n, c, f, oh, ow):
     The products of a chunk of images are one fixed-order call at each position
     (`_kernels.matmul_fixed`, see `ConvPlan._winograd`), so an image of a few tiles
     costs no call of its own; but a chunk's transforms and calls have a fixed cost that
-    few images do not repay. Planes of 4 to 15 tiles (7x7 and 8x8 outputs) gained
-    1.2-1.3x from 16 images with 32 channels or more (float32; with 8 images 0.9x, and
-    16 -> 32 channels at 7x7 0.95x with 32 images); one tile (4x4) is left to im2col.
+    few images do not repay. Planes of 4 to 15 tiles gained 1.2-1.3x from 16 images with
+    32 channels or more at 7x7 and 8x8 outputs (float32; with 8 images 0.9x, and 16 -> 32
+    channels at 7x7 0.95x with 32 images), and 1.5-2.1x at 11x11 and 12x12 (9 tiles;
+    measured while another process ran, im2col and Winograd interleaved); one tile (4x4)
+    is left to im2col.
     Planes of 16 tiles or more pay from 2 images and 16 channels. Tiles past the output's
     edge are work for nothing: the rule also asks for at most a third of im2col's
     multiplications, 36 per 4x4 tile against 9 per output pixel, which 13x13, 17x17, 5x5
@@ -216,16 +218,18 @@ def _winograd_grad_w_pays(n, c, f, oh, ow):
 def _winograd_filter(weight, dtype):
     """The transformed filters (36, F, C) of a 3x3 `weight` (F, C, 3, 3), computed in
     float64 and rounded once to `dtype`, in a buffer this thread keeps for the shape
-    (valid until its next call for that shape: the call that uses it returns first).
-    A fresh array of this size cost page faults every call: 0.4 ms for 64 x 64 filters,
-    whose transform takes 0.15."""
+    (valid until its next call for that shape: the call that uses it returns first),
+    up to WORKSPACE_CACHE_BYTES of them. A fresh array of this size cost page faults
+    every call: 0.4 ms for 64 x 64 filters, whose transform takes 0.15."""
     shape = (36,) + weight.shape[:2]
     buffers = vars(_local).setdefault("filters", {})
     u = buffers.get((shape, dtype))
     if u is None:
-        if len(buffers) >= WORKSPACE_VIEWS:
-            buffers.clear()
-        u = buffers[(shape, dtype)] = np.empty(shape, dtype=dtype)
+        u = np.empty(shape, dtype=dtype)
+        if u.nbytes + sum(b.nbytes for b in buffers.values()) > WORKSPACE_CACHE_BYTES:
+            buffers.clear()  # at most as much as the workspace a thread keeps
+        if u.nbytes <= WORKSPACE_CACHE_BYTES:
+            buffers[(shape, dtype)] = u
     _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=dtype), u)  # in double
     return u
 
@@ -478,7 +482,8 @@ class ConvPlan:
             out2 = out
         parts = _parallel.n_parts(self.blocks, self.macs // self.blocks)
         if parts == 1:  # the whole image at once, its epilogue in one pass
-            np.matmul(w, cols, out=out2)
+            with _parallel.one_blas_thread():  # as over_ranges holds it
+                np.matmul(w, cols, out=out2)
             _eltwise.bias_activation_(out.reshape(1, self.f, -1), bias, act)
             return
         b = None if bias is None else bias.reshape(out2.shape[-3:-1] + (1,))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import assert_close
 
-from pycnn import functional, naive, reference
+from pycnn import Linear, functional, naive, reference
 
 IMPLS = {"compiled": functional, "reference": reference, "naive": naive}
 
@@ -63,3 +63,12 @@ def test_linear_matches_torch(case, dtype, rng):
         assert_close(gw, wt.grad.numpy(), dtype, name)
         if bt is not None:
             assert_close(gb, bt.grad.numpy(), dtype, name)
+
+
+def test_layer_refuses_a_bias_of_the_wrong_shape_set_without_checks():
+    """`params["bias"] = ...` skips the assignment checks; the forward still refuses a
+    bias that would broadcast (the layer's trusted path leaves it to the full check)."""
+    layer = Linear(4, 3)
+    layer.params["bias"] = np.zeros(1, np.float32)
+    with pytest.raises(ValueError, match="bias"):
+        layer.forward(np.ones((2, 4), np.float32))

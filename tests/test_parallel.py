@@ -307,6 +307,28 @@ def test_blas_stays_on_one_thread_for_every_call(monkeypatch):
     assert blas_threads() == before
 
 
+@pytest.mark.parametrize("hw", [8, 40], ids=["one-range", "spread"])
+def test_every_gemm_of_one_image_runs_on_one_blas_thread(monkeypatch, hw, rng):
+    """Regression: a one-image convolution whose GEMM stays in one range took a
+    shortcut around over_ranges and ran it on all of BLAS's threads when called on its
+    own (outside `Sequential`, which holds BLAS for the whole pass)."""
+    monkeypatch.setattr(_config, "_num_threads", 2)
+    before = blas_threads()
+    seen = []
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    x = rng.standard_normal((1, 16, hw, hw)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    functional.conv2d(x, w, padding=1)
+    assert seen and all(n == [1] * len(before) for n in seen)
+    assert blas_threads() == before
+
+
 def test_workspace_kept_between_calls_is_bounded(monkeypatch):
     """Regression: one conv2d with a huge column matrix left it cached on every thread
     that ran (1.3 GiB for (1, 4, 1024, 1024) with a 9x9 kernel)."""

@@ -80,7 +80,7 @@ cdef extern from *:
     }
     PYCNN_DEFINE_MATMUL(float, f32, 16, base, )
     PYCNN_DEFINE_MATMUL(double, f64, 8, base, )
-    #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <immintrin.h>
     /* AVX2: blocks of 4 rows by 2 vectors of c in registers (16 floats or 8 doubles),
        then 4 rows by 1 vector, then by the lanes left (masked loads and stores), and
@@ -207,11 +207,12 @@ def matmul_fixed(const floating[:, :, ::1] a,   # IN  (B, M, K)
                          f"{(nb, m, n)}")
     if nb * m * n == 0:
         return
+    if k == 0:  # empty sums
+        c[...] = 0
+        return
     with nogil:
         for s in range(nb):
             if floating is float:
-                pycnn_matmul_f32(m, n, k, &a[s, 0, 0] if k else NULL,
-                                 &b[s, 0, 0] if k else NULL, &c[s, 0, 0], avx2)
+                pycnn_matmul_f32(m, n, k, &a[s, 0, 0], &b[s, 0, 0], &c[s, 0, 0], avx2)
             else:
-                pycnn_matmul_f64(m, n, k, &a[s, 0, 0] if k else NULL,
-                                 &b[s, 0, 0] if k else NULL, &c[s, 0, 0], avx2)
+                pycnn_matmul_f64(m, n, k, &a[s, 0, 0], &b[s, 0, 0], &c[s, 0, 0], avx2)

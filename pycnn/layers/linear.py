@@ -61,7 +61,9 @@ class Linear(_WeightedLayer):
             self.weight.dtype,
         )
         weight, bias = self.weight, self.bias
-        if self.backend == "compiled" and (bias is None or bias.dtype == weight.dtype):
+        if self.backend == "compiled" and (
+            bias is None or (bias.dtype == weight.dtype and bias.shape == weight.shape[:1])
+        ):
             out = self._ops._linear(x, weight, bias)  # checked above, as far as it needs
         else:
             out = self._ops.linear(x, weight, bias)
