@@ -367,6 +367,111 @@ def test_bit_identical_from_many_threads_at_once(everywhere, spread, dtype, rng)
             assert a.tobytes() == b.tobytes()
 
 
+# --- the transforms, in each instruction-set variant ---------------------------------
+
+# B^T and A^T of F(4x4, 3x3) at the points 0, +-1, +-2, infinity (Lavin & Gray), what the
+# kernels' loops apply: V = B^T d B for a 6x6 input tile d, Y = A^T M A for a product M
+B_T = np.array(
+    [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+    ],
+    dtype=np.float64,
+)
+A_T = np.array(
+    [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    dtype=np.float64,
+)
+
+# (N, C or F, H, W, ph, pw): one tile, tiles past the input, 8 tiles and not, tails of
+# 1 to 7 tiles, a block of 64 and more, 16 channels of 11 x 64 tiles (positions 4 KiB
+# apart)
+TRANSFORM_CASES = [
+    (1, 1, 1, 1, 1, 1),
+    (2, 3, 3, 5, 1, 1),
+    (3, 2, 6, 6, 0, 0),
+    (2, 5, 9, 7, 0, 0),
+    (3, 7, 13, 11, 1, 1),
+    (2, 4, 5, 23, 1, 1),
+    (2, 3, 21, 6, 0, 2),
+    (3, 3, 7, 7, 2, 1),
+    (5, 6, 18, 18, 1, 1),
+    (11, 16, 32, 32, 1, 1),
+]
+
+
+def _tiles(h, w, ph, pw):
+    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+    return oh, ow, -(-oh // 4), -(-ow // 4)
+
+
+@pytest.mark.parametrize("case", TRANSFORM_CASES, ids=str)
+def test_input_transform(simd, case, dtype, rng):
+    """V = B^T d B for every tile, against the matrices in float64; the same bits in
+    every variant."""
+    n, c, h, w, ph, pw = case
+    oh, ow, th, tw = _tiles(h, w, ph, pw)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    before = x.copy()
+    v = np.full((36, c, n * th * tw), np.nan, dtype)
+    _kernels.winograd_input(x, v, ph, pw, th, tw)
+    padded = np.zeros((n, c, 4 * th + 2, 4 * tw + 2))
+    rows, cols = min(h, 4 * th + 2 - ph), min(w, 4 * tw + 2 - pw)
+    padded[:, :, ph : ph + rows, pw : pw + cols] = x[:, :, :rows, :cols]
+    d = np.stack(
+        [
+            padded[:, :, 4 * i : 4 * i + 6, 4 * j : 4 * j + 6]
+            for i in range(th)
+            for j in range(tw)
+        ],
+        axis=2,
+    )  # (N, C, tiles, 6, 6)
+    want = (B_T @ d @ B_T.T).reshape(n, c, th * tw, 36).transpose(3, 1, 0, 2)
+    assert_close(v, want.reshape(36, c, -1), dtype)
+    np.testing.assert_array_equal(x, before)
+    _assert_same_bits_as_baseline(
+        v, lambda out: _kernels.winograd_input(x, out, ph, pw, th, tw)
+    )
+
+
+@pytest.mark.parametrize("case", TRANSFORM_CASES, ids=str)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_output_transform(simd, case, with_bias, dtype, rng):
+    """out = A^T M A + bias for every tile, cropped to the output, against the matrices
+    in float64; the same bits in every variant."""
+    n, f, h, w, ph, pw = case
+    oh, ow, th, tw = _tiles(h, w, ph, pw)
+    m = rng.standard_normal((36, f, n * th * tw)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype) if with_bias else None
+    out = np.full((n, f, oh, ow), np.nan, dtype)
+    _kernels.winograd_output(m, out, bias, th, tw)
+    tiles = m.astype(np.float64).reshape(6, 6, f, n, th, tw).transpose(3, 2, 4, 5, 0, 1)
+    y = A_T @ tiles @ A_T.T  # (N, F, th, tw, 4, 4)
+    want = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, f, 4 * th, 4 * tw)[:, :, :oh, :ow]
+    if with_bias:
+        want = want + bias[:, None, None]
+    assert_close(out, want, dtype)
+    _assert_same_bits_as_baseline(
+        out, lambda res: _kernels.winograd_output(m, res, bias, th, tw)
+    )
+
+
+def _assert_same_bits_as_baseline(got, compute):
+    """`compute(out)` under the baseline variant writes `got`'s very bits."""
+    before = _kernels.simd_target()
+    _kernels.set_simd_target("baseline")
+    try:
+        base = np.full_like(got, np.nan)
+        compute(base)
+    finally:
+        _kernels.set_simd_target(before)
+    assert base.tobytes() == got.tobytes()
+
+
 # --- the kernels' own guards ---------------------------------------------------------
 
 

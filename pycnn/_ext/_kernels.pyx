@@ -932,6 +932,7 @@ def batch_norm_statistics(const double[::1] mean,     # IN  (C,) the batch's mea
                 running_var[ch] = running_var[ch] + mv * v
 
 
+include "_winograd_avx2.pxi"
 include "_winograd.pxi"
 include "_gather.pxi"
 include "_matmul.pxi"

@@ -94,25 +94,16 @@ cdef inline void _bt(const floating *d0, const floating *d1, const floating *d2,
         o5[i] = four * d1[i] - five * d3[i] + d5[i]
 
 
-cdef inline void _input_channel(const floating *x, Py_ssize_t n, Py_ssize_t xstride,
-                                Py_ssize_t h, Py_ssize_t w, Py_ssize_t ph, Py_ssize_t pw,
-                                Py_ssize_t th, Py_ssize_t tw, const Py_ssize_t *corner,
-                                floating *padded, floating *buf, floating *v,
-                                Py_ssize_t pstride) noexcept nogil:
-    """B^T d B of the th x tw tiles of one channel of `n` images (channel `x` (h, w) of
-    image b at x + b * xstride), zero-padded by `ph` rows and `pw` columns (and past the
-    end). The 36 results of tile t (numbered image by image) go to v[p * pstride + t].
-
-    The channel is copied into `padded`, n planes of (4 th + 2, 4 tw + 2) whose border
-    is zero already; `corner[t]` is where tile t starts in it. The tiles are then
-    gathered whole into `buf` (72 * n * th * tw), D[6 r + c][t] = row r, column c of
-    tile t, so that B on the right, then B^T on the left, are each six loops over all
-    the tiles of all the images at once, which the compiler vectorises."""
-    cdef Py_ssize_t nt = n * th * tw, hp = 4 * th + 2, wp = 4 * tw + 2, b, r, c, t, k
+cdef inline void _pad_channel(const floating *x, Py_ssize_t n, Py_ssize_t xstride,
+                              Py_ssize_t h, Py_ssize_t w, Py_ssize_t ph, Py_ssize_t pw,
+                              Py_ssize_t th, Py_ssize_t tw,
+                              floating *padded) noexcept nogil:
+    """One channel of `n` images (channel `x` (h, w) of image b at x + b * xstride) into
+    `padded`, n planes of (4 th + 2, 4 tw + 2) whose border is zero already, `ph` rows
+    and `pw` columns in."""
+    cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2, b, r, c
     cdef Py_ssize_t rows = min(h, hp - ph)  # the input rows and columns tiles read
     cdef Py_ssize_t cols = min(w, wp - pw)
-    cdef floating *d = buf               # the tiles, D[6 r + c][tile]
-    cdef floating *hs = buf + 36 * nt    # B on the right: H[6 r + l][tile]
     cdef const floating *src
     cdef floating *o
     for b in range(n):
@@ -121,6 +112,22 @@ cdef inline void _input_channel(const floating *x, Py_ssize_t n, Py_ssize_t xstr
             src = x + b * xstride + r * w
             for c in range(cols):
                 o[c] = src[c]
+
+
+cdef inline void _input_tiles(const floating *padded, Py_ssize_t wp, Py_ssize_t nt,
+                              const Py_ssize_t *corner, floating *buf, floating *v,
+                              Py_ssize_t pstride) noexcept nogil:
+    """B^T d B of the `nt` tiles of one channel whose 6x6 blocks start at padded +
+    corner[t] (rows `wp` apart); the 36 results of tile t go to v[p * pstride + t].
+
+    The tiles are gathered whole into `buf` (72 * nt), D[6 r + c][t] = row r, column c
+    of tile t, so that B on the right, then B^T on the left, are each six loops over all
+    the tiles of all the images at once, which the compiler vectorises."""
+    cdef Py_ssize_t r, c, t, k
+    cdef floating *d = buf               # the tiles, D[6 r + c][tile]
+    cdef floating *hs = buf + 36 * nt    # B on the right: H[6 r + l][tile]
+    cdef const floating *src
+    cdef floating *o
     for r in range(6):
         for c in range(6):
             o = d + (6 * r + c) * nt
@@ -144,12 +151,18 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                    floating[:, :, ::1] v,            # OUT (36, C, N * TH * TW)
                    Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th, Py_ssize_t tw):
     """V = B^T d B for the TH x TW tiles of every image and channel of `x`, zero-padded
-    by `ph` rows on top and `pw` columns on the left (and as needed past the end)."""
+    by `ph` rows on top and `pw` columns on the left (and as needed past the end).
+
+    Each channel is copied into zero-bordered planes, then transformed: in float32 on
+    AVX2 by `pycnn_wino_input_f32_avx2` (_winograd_avx2.pxi), else by `_input_tiles`;
+    the same bits."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t ch, pstride, nt = v.shape[2], b, i, j, t = 0
     cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2
-    cdef floating *buf
+    cdef floating *padded
+    cdef floating *buf = NULL
     cdef Py_ssize_t *corner
+    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     if th < 1 or tw < 1 or ph < 0 or pw < 0:
         raise ValueError("winograd_input: th, tw >= 1 and ph, pw >= 0")
     if v.shape[0] != 36 or v.shape[1] != c or v.shape[2] != n * th * tw:
@@ -157,9 +170,13 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     if n == 0 or c == 0:
         return
     pstride = c * nt
-    buf = <floating *>calloc(72 * nt + n * hp * wp, sizeof(floating))
+    # 8 floats past the planes: the AVX2 transform reads every tile's rows as 8 floats
+    padded = <floating *>calloc(n * hp * wp + 8, sizeof(floating))
+    if not avx2:
+        buf = <floating *>malloc(72 * nt * sizeof(floating))
     corner = <Py_ssize_t *>malloc(nt * sizeof(Py_ssize_t))
-    if buf == NULL or corner == NULL:
+    if padded == NULL or corner == NULL or (buf == NULL and not avx2):
+        free(padded)
         free(buf)
         free(corner)
         raise MemoryError()
@@ -170,8 +187,14 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                     corner[t] = (b * hp + 4 * i) * wp + 4 * j
                     t += 1
         for ch in range(c):
-            _input_channel(&x[0, ch, 0, 0], n, c * h * w, h, w, ph, pw, th, tw, corner,
-                           buf + 72 * nt, buf, &v[0, ch, 0], pstride)
+            _pad_channel(&x[0, ch, 0, 0], n, c * h * w, h, w, ph, pw, th, tw, padded)
+            if floating is float:
+                if avx2:
+                    pycnn_wino_input_f32_avx2(padded, wp, corner, nt, &v[0, ch, 0],
+                                              pstride)
+                    continue
+            _input_tiles(padded, wp, nt, corner, buf, &v[0, ch, 0], pstride)
+    free(padded)
     free(buf)
     free(corner)
 
@@ -242,12 +265,16 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
                     const floating[::1] bias,         # IN  (F,) or None
                     Py_ssize_t th, Py_ssize_t tw):
     """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter; tiles
-    reaching past OH or OW write only their part inside."""
+    reaching past OH or OW write only their part inside. In float32 on AVX2 by
+    `pycnn_wino_output_f32_avx2` (_winograd_avx2.pxi), else by `_output_filter`; the
+    same bits."""
     cdef Py_ssize_t n = out.shape[0], f = out.shape[1], oh = out.shape[2], ow = out.shape[3]
-    cdef Py_ssize_t fi, tiles = th * tw, pstride
-    cdef floating *buf
+    cdef Py_ssize_t fi, tiles = th * tw, pstride, b, i, j, t = 0
+    cdef floating *buf = NULL
+    cdef Py_ssize_t *place = NULL
     cdef floating bf = 0
     cdef bint has_bias = bias is not None
+    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
         raise ValueError("winograd_output: the tiles must cover the output")
     if m.shape[0] != 36 or m.shape[1] != f or m.shape[2] != n * tiles:
@@ -257,16 +284,33 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
     if n == 0 or f == 0 or oh == 0 or ow == 0:
         return
     pstride = f * m.shape[2]
-    buf = <floating *>malloc(40 * m.shape[2] * sizeof(floating))
-    if buf == NULL:
+    if avx2:  # per tile: its offset in an output plane, its rows and columns inside
+        place = <Py_ssize_t *>malloc(3 * m.shape[2] * sizeof(Py_ssize_t))
+    else:
+        buf = <floating *>malloc(40 * m.shape[2] * sizeof(floating))
+    if buf == NULL and place == NULL:
         raise MemoryError()
     with nogil:
+        if avx2:
+            for b in range(n):
+                for i in range(th):
+                    for j in range(tw):
+                        place[3 * t] = b * f * oh * ow + 4 * i * ow + 4 * j
+                        place[3 * t + 1] = min(4, oh - 4 * i)
+                        place[3 * t + 2] = min(4, ow - 4 * j)
+                        t += 1
         for fi in range(f):
             if has_bias:
                 bf = bias[fi]
+            if floating is float:
+                if avx2:
+                    pycnn_wino_output_f32_avx2(&m[0, fi, 0], pstride, m.shape[2], place,
+                                               &out[0, fi, 0, 0], ow, bf)
+                    continue
             _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
                            oh, ow, bf, buf)
     free(buf)
+    free(place)
 
 
 # --- the weight gradient -----------------------------------------------------------------
