@@ -460,6 +460,27 @@ def test_output_transform(simd, case, with_bias, dtype, rng):
     )
 
 
+@pytest.mark.parametrize("case", TRANSFORM_CASES, ids=str)
+def test_output_gradient_transform(simd, case, dtype, rng):
+    """W = A dY A^T for every 4x4 tile of an output gradient (zero past its end),
+    against the matrices in float64; the same bits in every variant."""
+    n, f, h, w, ph, pw = case
+    oh, ow, th, tw = _tiles(h, w, ph, pw)
+    grad = rng.standard_normal((n, f, oh, ow)).astype(dtype)
+    before = grad.copy()
+    out = np.full((36, f, n * th * tw), np.nan, dtype)
+    _kernels.winograd_grad_output(grad, out, th, tw)
+    padded = np.zeros((n, f, 4 * th, 4 * tw))
+    padded[:, :, :oh, :ow] = grad
+    y = padded.reshape(n, f, th, 4, tw, 4).transpose(0, 1, 2, 4, 3, 5)
+    want = (A_T.T @ y @ A_T).reshape(n, f, th * tw, 36).transpose(3, 1, 0, 2)
+    assert_close(out, want.reshape(36, f, -1), dtype)
+    np.testing.assert_array_equal(grad, before)
+    _assert_same_bits_as_baseline(
+        out, lambda res: _kernels.winograd_grad_output(grad, res, th, tw)
+    )
+
+
 def _assert_same_bits_as_baseline(got, compute):
     """`compute(out)` under the baseline variant writes `got`'s very bits."""
     before = _kernels.simd_target()

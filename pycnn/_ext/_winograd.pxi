@@ -352,7 +352,8 @@ def winograd_grad_output(const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW
                          floating[:, :, ::1] w,               # OUT (36, F, N * TH * TW)
                          Py_ssize_t th, Py_ssize_t tw):
     """W = A dY A^T for the TH x TW tiles of every image and filter of the output
-    gradient, zero past OH and OW."""
+    gradient, zero past OH and OW. In float32 on AVX2 by
+    `pycnn_wino_grad_output_f32_avx2` (_winograd_avx2.pxi); the same bits."""
     cdef Py_ssize_t n = grad.shape[0], f = grad.shape[1], oh = grad.shape[2]
     cdef Py_ssize_t ow = grad.shape[3], nt = w.shape[2], hp = 4 * th, wp = 4 * tw
     cdef Py_ssize_t fi, b, r, c, t = 0, i, j, k, pstride
@@ -363,6 +364,7 @@ def winograd_grad_output(const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW
     cdef floating *o
     cdef const floating *src
     cdef Py_ssize_t *corner
+    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
         raise ValueError("winograd_grad_output: the tiles must cover the output")
     if w.shape[0] != 36 or w.shape[1] != f or nt != n * th * tw:
@@ -371,7 +373,8 @@ def winograd_grad_output(const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW
         return
     pstride = f * nt
     # n zero-padded planes (hp, wp), then the tiles D[4 r + c][t], then D A^T [6 r + l][t]
-    buf = <floating *>calloc(n * hp * wp + 40 * nt, sizeof(floating))
+    # (those two for the baseline loops only)
+    buf = <floating *>calloc(n * hp * wp + (0 if avx2 else 40 * nt), sizeof(floating))
     corner = <Py_ssize_t *>malloc(nt * sizeof(Py_ssize_t))
     if buf == NULL or corner == NULL:
         free(buf)
@@ -393,6 +396,11 @@ def winograd_grad_output(const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW
                     src = &grad[b, fi, r, 0]
                     for c in range(ow):
                         o[c] = src[c]
+            if floating is float:
+                if avx2:
+                    pycnn_wino_grad_output_f32_avx2(padded, wp, corner, nt, &w[0, fi, 0],
+                                                    pstride)
+                    continue
             for r in range(4):
                 for c in range(4):
                     o = d + (4 * r + c) * nt

@@ -1,4 +1,4 @@
-# Included at the end of _kernels.pyx: AVX2 twins of Winograd's input and output
+# Included in _kernels.pyx: AVX2 twins of Winograd's input, output and output-gradient
 # transforms (_winograd.pxi), float32, chosen at run time like the kernels' other
 # variants (pycnn_isa_active, PYCNN_SIMD).
 #
@@ -48,6 +48,22 @@ cdef extern from *:
         o[1] = _mm256_add_ps(d12, _mm256_mul_ps(two, d34));
         o[2] = _mm256_add_ps(s12, _mm256_mul_ps(four, s34));
         o[3] = _mm256_add_ps(_mm256_add_ps(d12, _mm256_mul_ps(eight, d34)), m[5]);
+    }
+
+    /* o[k] = (A y)[k], k < 6: _a's expressions, in its order */
+    PYCNN_AVX2 static inline void pycnn_a8(const __m256 *y, __m256 *o)
+    {
+        const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f);
+        const __m256 eight = _mm256_set1_ps(8.0f);
+        const __m256 s02 = _mm256_add_ps(y[0], y[2]), s13 = _mm256_add_ps(y[1], y[3]);
+        const __m256 e02 = _mm256_add_ps(y[0], _mm256_mul_ps(four, y[2]));
+        const __m256 e13 = _mm256_add_ps(_mm256_mul_ps(two, y[1]), _mm256_mul_ps(eight, y[3]));
+        o[0] = y[0];
+        o[1] = _mm256_add_ps(s02, s13);
+        o[2] = _mm256_sub_ps(s02, s13);
+        o[3] = _mm256_add_ps(e02, e13);
+        o[4] = _mm256_sub_ps(e02, e13);
+        o[5] = y[3];
     }
 
     /* the first `lanes` lanes (0 < lanes <= 8) */
@@ -127,6 +143,53 @@ cdef extern from *:
         }
     }
 
+    /* W[p * pstride + t] = (A y_t A^T)[p], p < 36, for the nt 4x4 tiles y_t of an
+       output gradient at padded + corner[t] (rows wp apart). */
+    PYCNN_AVX2 static void pycnn_wino_grad_output_f32_avx2(
+        const float *padded, Py_ssize_t wp, const Py_ssize_t *corner, Py_ssize_t nt,
+        float *w, Py_ssize_t pstride)
+    {
+        Py_ssize_t b0, t0, j, r, k, a, p, lanes, count;
+        const float *p8[8];
+        __m256 d[4], h[4][6], col[4], o[6];
+        __attribute__((aligned(32))) float block[36][PYCNN_WINO_BLOCK];
+        for (b0 = 0; b0 < nt; b0 += PYCNN_WINO_BLOCK) {
+            count = nt - b0 < PYCNN_WINO_BLOCK ? nt - b0 : PYCNN_WINO_BLOCK;
+            for (t0 = 0; t0 < count; t0 += 8) {
+                lanes = count - t0 < 8 ? count - t0 : 8;
+                for (j = 0; j < 8; j++)  /* lanes past the end repeat the last tile */
+                    p8[j] = padded + corner[b0 + t0 + (j < lanes ? j : lanes - 1)];
+                for (r = 0; r < 4; r++) {
+                    /* row r of tiles (0, 4), (1, 5), (2, 6), (3, 7), then a 4x4
+                       transpose within each half: d[c] = column c of tiles 0..7 */
+                    const Py_ssize_t s = r * wp;
+                    const __m256 a0 = pycnn_load2x4(p8[0] + s, p8[4] + s);
+                    const __m256 a1 = pycnn_load2x4(p8[1] + s, p8[5] + s);
+                    const __m256 a2 = pycnn_load2x4(p8[2] + s, p8[6] + s);
+                    const __m256 a3 = pycnn_load2x4(p8[3] + s, p8[7] + s);
+                    const __m256 u0 = _mm256_unpacklo_ps(a0, a1);
+                    const __m256 u1 = _mm256_unpackhi_ps(a0, a1);
+                    const __m256 u2 = _mm256_unpacklo_ps(a2, a3);
+                    const __m256 u3 = _mm256_unpackhi_ps(a2, a3);
+                    d[0] = _mm256_shuffle_ps(u0, u2, 0x44);
+                    d[1] = _mm256_shuffle_ps(u0, u2, 0xEE);
+                    d[2] = _mm256_shuffle_ps(u1, u3, 0x44);
+                    d[3] = _mm256_shuffle_ps(u1, u3, 0xEE);
+                    pycnn_a8(d, h[r]);  /* A^T on the right: row r's 4 values -> 6 */
+                }
+                for (k = 0; k < 6; k++) {  /* then A on the left: column k's rows -> a */
+                    for (r = 0; r < 4; r++)
+                        col[r] = h[r][k];
+                    pycnn_a8(col, o);
+                    for (a = 0; a < 6; a++)
+                        _mm256_store_ps(&block[6 * a + k][t0], o[a]);
+                }
+            }
+            for (p = 0; p < 36; p++)
+                memcpy(w + p * pstride + b0, block[p], (size_t)count * sizeof(float));
+        }
+    }
+
     /* out[place[3 t]] + row r * ow + column q = (A^T M_t A)[r][q] + bias, for the
        nt tiles t of one filter, M_t's 36 values at m[p * pstride + t]; tile t writes
        place[3 t + 1] rows (<= 4) of place[3 t + 2] columns (<= 4). */
@@ -199,6 +262,11 @@ cdef extern from *:
     {
         (void)padded; (void)wp; (void)corner; (void)nt; (void)v; (void)pstride;
     }
+    static void pycnn_wino_grad_output_f32_avx2(const float *padded, Py_ssize_t wp,
+        const Py_ssize_t *corner, Py_ssize_t nt, float *w, Py_ssize_t pstride)
+    {
+        (void)padded; (void)wp; (void)corner; (void)nt; (void)w; (void)pstride;
+    }
     static void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride,
         Py_ssize_t nt, const Py_ssize_t *place, float *out, Py_ssize_t ow, float bias)
     {
@@ -210,6 +278,9 @@ cdef extern from *:
     void pycnn_wino_input_f32_avx2(const float *padded, Py_ssize_t wp,
                                    const Py_ssize_t *corner, Py_ssize_t nt, float *v,
                                    Py_ssize_t pstride) noexcept nogil
+    void pycnn_wino_grad_output_f32_avx2(const float *padded, Py_ssize_t wp,
+                                         const Py_ssize_t *corner, Py_ssize_t nt,
+                                         float *w, Py_ssize_t pstride) noexcept nogil
     void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride, Py_ssize_t nt,
                                     const Py_ssize_t *place, float *out, Py_ssize_t ow,
                                     float bias) noexcept nogil
