@@ -3,6 +3,7 @@ eval modes, parameters, state), its shapes and its summary. Training and inferen
 live in `pycnn.training` and the model files in `pycnn.io`; the methods `fit`,
 `evaluate`, `predict`, `save` and `load` delegate to them."""
 
+import functools
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from pycnn import _parallel, training
 from pycnn import _validation as V
 from pycnn import io as model_files
+from pycnn.layers.activation import ReLU
 from pycnn.layers.base import BaseLayer, _call_child
 
 __all__ = ["Sequential"]
@@ -75,10 +77,25 @@ class Sequential(BaseLayer):
     # BLAS is held at one thread for the whole pass (`pycnn._parallel`): the ops inside
     # then skip setting and restoring its thread count, once each
 
+    # a layer with a `_forward_relu` method (Conv2d, BatchNorm*, Linear) followed by a
+    # ReLU runs as one: the ReLU in the layer's own pass over its output, the ReLU
+    # keeping that output for its backward (`ReLU._absorbed`); the same bits, one pass
+    # and one array less. Not where either layer's `forward` is replaced on the
+    # instance (`summary` records shapes that way), so that it is still called.
+
     def forward(self, x):
+        layers = self.layers
         with _parallel.one_blas_thread():
-            for i, layer in enumerate(self.layers):
-                x = _call_child(str(i), layer, "forward", x)
+            i, n = 0, len(layers)
+            while i < n:
+                layer = layers[i]
+                if i + 1 < n and _fuses_with_relu(layer, layers[i + 1]):
+                    x = _call_child(str(i), layer, "_forward_relu", x)
+                    layers[i + 1]._absorbed(x)
+                    i += 2
+                else:
+                    x = _call_child(str(i), layer, "forward", x)
+                    i += 1
         return x
 
     def backward(self, grad, input_grad=True):
@@ -362,6 +379,27 @@ class Sequential(BaseLayer):
         A path that does not exist raises FileNotFoundError.
         """
         return model_files.load_into(self, path)
+
+
+def _fuses_with_relu(layer, following):
+    """Whether `layer` then `following` run as one call (see `Sequential.forward`)."""
+    return (
+        type(following) is ReLU
+        and _has_forward_relu(type(layer))
+        and "forward" not in vars(layer)
+        and "forward" not in vars(following)
+    )
+
+
+@functools.cache
+def _has_forward_relu(cls):
+    """Whether `cls` has a `_forward_relu` from the class its `forward` comes from (a
+    subclass replacing `forward` alone keeps its own forward)."""
+    owner = [next((k for k in cls.__mro__ if name in vars(k)), None) for name in _PAIR]
+    return owner[0] is not None and owner[0] is owner[1]
+
+
+_PAIR = ("_forward_relu", "forward")
 
 
 # --- summary helpers -------------------------------------------------------------------------

@@ -154,6 +154,7 @@ def batch_norm_forward(
     out: _Float,  # floating[:, :, ::1]      OUT (N, C, M)
     c_lo: int,
     c_hi: int,
+    relu: bool = False,
 ) -> None: ...
 def batch_norm_grad_sums(
     grad: _Float,  # const floating[:, :, ::1]  IN  (N, C, M)

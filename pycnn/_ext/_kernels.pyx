@@ -703,12 +703,13 @@ def batch_norm_forward(const floating[:, :, ::1] x,    # IN  (N, C, M)
                        const floating[::1] weight,     # IN  (C,), or None
                        const floating[::1] bias,       # IN  (C,), or None
                        floating[:, :, ::1] out,        # OUT (N, C, M)
-                       Py_ssize_t c_lo, Py_ssize_t c_hi):
+                       Py_ssize_t c_lo, Py_ssize_t c_hi, bint relu=False):
     """out = (x - mean) * inv_std * weight + bias per channel, in x's dtype, as NumPy
-    computes it (without weight and bias: the normalised x)."""
+    computes it (without weight and bias: the normalised x); with `relu`, then
+    max(out, 0) as relu_forward computes it, in the same pass."""
     cdef Py_ssize_t b, ch, i, n = x.shape[0], c = x.shape[1], m = x.shape[2]
     cdef bint affine = weight is not None
-    cdef floating mu, s, w, beta
+    cdef floating mu, s, w, beta, v
     cdef const floating *px
     cdef floating *po
     _check_channels("batch_norm_forward", c, c_lo, c_hi)
@@ -727,8 +728,17 @@ def batch_norm_forward(const floating[:, :, ::1] x,    # IN  (N, C, M)
                 px, po = &x[b, ch, 0], &out[b, ch, 0]
                 if affine:
                     w, beta = weight[ch], bias[ch]
+                    if relu:
+                        for i in range(m):
+                            v = (px[i] - mu) * s * w + beta
+                            po[i] = 0 if v <= 0 else v
+                    else:
+                        for i in range(m):
+                            po[i] = (px[i] - mu) * s * w + beta
+                elif relu:
                     for i in range(m):
-                        po[i] = (px[i] - mu) * s * w + beta
+                        v = (px[i] - mu) * s
+                        po[i] = 0 if v <= 0 else v
                 else:
                     for i in range(m):
                         po[i] = (px[i] - mu) * s

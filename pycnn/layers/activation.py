@@ -87,6 +87,12 @@ class ReLU(_Elementwise):
     def _backward(self, grad, x, out):
         return _eltwise.relu_backward(grad, out)
 
+    def _absorbed(self, out):
+        """Keep `out`, computed by the layer before with this ReLU in its epilogue
+        (its ``_forward_relu``), as this layer's forward would have: its backward then
+        runs as usual."""
+        self._saved = (out, out)
+
 
 class LeakyReLU(_Elementwise):
     """``x`` for x > 0, ``negative_slope * x`` otherwise, like ``torch.nn.LeakyReLU``."""

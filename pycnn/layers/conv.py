@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn._config import get_winograd
 from pycnn.layers.base import _backend, _check_layer_input, _WeightedLayer
@@ -102,10 +103,21 @@ class Conv2d(_WeightedLayer):
         return plan
 
     def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def _forward_relu(self, x):
+        """``relu(self.forward(x))``, the same bits, with the ReLU in the convolution's
+        epilogue: no pass over the output of its own (`Sequential` calls it for a
+        Conv2d followed by a ReLU)."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x, relu):
         _check_nchw(self, x)
         plan = self._plan(x)
         if plan is None:
             out = self._ops.conv2d(x, self.weight, self.bias, **self._geometry)
+            if relu:
+                out = _eltwise.relu(out)
         else:
             from pycnn._conv import Epilogue
 
@@ -116,7 +128,10 @@ class Conv2d(_WeightedLayer):
             out = plan.forward(
                 np.ascontiguousarray(x),
                 np.ascontiguousarray(self.weight),
-                Epilogue(None if bias is None else np.ascontiguousarray(bias)),
+                Epilogue(
+                    None if bias is None else np.ascontiguousarray(bias),
+                    _eltwise.relu_ if relu else None,
+                ),
                 self._columns,
             )
         self._x = x

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn.layers.base import (
     BaseLayer,
@@ -68,6 +69,13 @@ class Linear(_WeightedLayer):
         else:
             out = self._ops.linear(x, weight, bias)
         self._x = x
+        return out
+
+    def _forward_relu(self, x):
+        """``relu(self.forward(x))``, the same bits, in place on the fresh output (what
+        `Sequential` calls for a Linear followed by a ReLU)."""
+        out = self.forward(x)
+        _eltwise.relu_(out)
         return out
 
     def backward(self, grad):

@@ -49,6 +49,14 @@ class _BatchNorm(BaseLayer):
     num_batches_tracked = _Slot("buffers")
 
     def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def _forward_relu(self, x):
+        """``relu(self.forward(x))``, the same bits, in the normalising pass (what
+        `Sequential` calls for a batch norm followed by a ReLU)."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x, relu):
         name = type(self).__name__
         c = self.num_features
         _check_layer_input(
@@ -81,7 +89,7 @@ class _BatchNorm(BaseLayer):
             mean = self.running_mean.copy()
             inv_std = 1 / np.sqrt(self.running_var + self.eps)
         weight, bias = (self.weight, self.bias) if self.affine else (None, None)
-        out = _eltwise.batch_norm_forward(x3, mean, inv_std, weight, bias)
+        out = _eltwise.batch_norm_forward(x3, mean, inv_std, weight, bias, relu)
         # x itself, not xhat: backward recomputes xhat in its own passes, and the forward
         # writes one array instead of two
         self._cache = (x3, mean, inv_std, self.training, x.shape, x.dtype)
