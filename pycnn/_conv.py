@@ -167,8 +167,7 @@ def _winograd_pays(n, c, f, oh, ow):
     Planes of 16 tiles or more pay from 2 images and 16 channels. Tiles past the output's
     edge are work for nothing: the rule also asks for at most a third of im2col's
     multiplications, 36 per 4x4 tile against 9 per output pixel, which 13x13, 17x17, 5x5
-    and 6x6 outputs do not meet. One image stays on im2col, which spreads its GEMM's
-    columns over the threads where Winograd's chunks would leave all but one idle.
+    and 6x6 outputs do not meet. One image: see `_winograd_pays_one_image`.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
     channels = min(c, f)
@@ -177,6 +176,25 @@ def _winograd_pays(n, c, f, oh, ow):
     else:
         enough = tiles >= 4 and n >= 16 and channels >= 32
     return enough and 9 * oh * ow >= 3 * 36 * tiles
+
+
+def _winograd_pays_one_image(c, f, oh, ow):
+    """Whether the forward of one float32 image from C to F channels to an OH x OW
+    output measured faster on Winograd than on im2col + GEMM (whose one-image path
+    spreads a GEMM's columns over the threads, where Winograd has one chunk).
+
+    Measured since the AVX2 transforms (2 threads, the layer's forward, medians of 9),
+    Winograd time / im2col time: 16 -> 16 at 32x32 0.54, at 28x28 0.63, at 16x16 0.68;
+    32 -> 32 at 16x16 0.71, at 14x14 0.83; 16 -> 32 at 14x14 0.99; 64 -> 64 at 16x16
+    0.61, at 32x32 0.72, at 56x56 0.70; 32 -> 64 at 32x32 0.64. 128 -> 128 at 16x16 lost
+    (1.30): its 2.4 MB of transformed filters stream from memory for 16 tiles. Float64
+    (no AVX2 transforms) and the input gradient (1.0-1.3x over forward and backward)
+    stay on im2col.
+    """
+    tiles = -(-oh // 4) * -(-ow // 4)
+    return (
+        tiles >= 16 and min(c, f) >= 16 and c * f <= 64 * 64 and 9 * oh * ow >= 3 * 36 * tiles
+    )
 
 
 def _winograd_grad_w_pays(n, c, f, oh, ow):
@@ -322,7 +340,14 @@ class ConvPlan:
             and all(0 <= p <= 2 for p in self.padding)
             and exact
         )
-        self.winograd = winograd and _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
+        self.winograd = winograd and (
+            _winograd_pays(self.n, self.c, self.f, self.oh, self.ow)
+            or (
+                self.n == 1
+                and self.dtype == np.float32
+                and _winograd_pays_one_image(self.c, self.f, self.oh, self.ow)
+            )
+        )
         self.winograd_grad_x = winograd and _winograd_pays(
             self.n, self.f, self.c, self.h, self.w
         )

@@ -233,7 +233,11 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         ((64, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 16, 4 tiles
         ((64, 32, 6, 6), (32, 32, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.7x fewer
         ((32, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1, 1): (False, False, False),  # 1 tile
-        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, False),  # one image
+        ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1): (True, False, False),  # one image
+        ((1, 16, 32, 32), (16, 16, 3, 3), 1, 1, 1, 1): (True, False, False),
+        ((1, 128, 16, 16), (128, 128, 3, 3), 1, 1, 1, 1): (False, False, False),  # 2.4 MB
+        ((1, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1, 1): (False, False, False),  # 4 tiles
+        ((1, 8, 32, 32), (8, 8, 3, 3), 1, 1, 1, 1): (False, False, False),  # 8 channels
         ((64, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1, 1): (False, False, False),  # 3 channels
         ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, 1): (False, False, False),  # stride
         ((64, 32, 32, 32), (64, 32, 3, 3), 1, 2, 2, 1): (False, False, False),  # dilation
@@ -246,6 +250,10 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         plan = _conv.plan(xs, ws, np.float32, V.conv2d_args(x, w, None, s, p, d, g))
         got = (plan.winograd, plan.winograd_grad_x, plan.winograd_grad_w)
         assert got == expected, (xs, ws, s, p, d, g)
+    # one float64 image stays on im2col (its transforms have no AVX2 variant)
+    xs, ws = (1, 64, 56, 56), (64, 64, 3, 3)
+    x, w = np.empty(xs), np.empty(ws)
+    assert not _conv.plan(xs, ws, np.float64, V.conv2d_args(x, w, None, 1, 1, 1, 1)).winograd
 
 
 def test_switch_turns_it_off_bit_for_bit(monkeypatch, dtype, rng):
