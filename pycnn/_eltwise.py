@@ -28,6 +28,7 @@ except ImportError:  # pure NumPy, as without the extension before these loops
 __all__ = [
     "relu",
     "relu_",
+    "add_relu",
     "bias_activation_",
     "relu_backward",
     "batch_norm_stats",
@@ -77,6 +78,21 @@ def relu(x):
     out = np.empty_like(x)
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat_x[lo:hi], flat_out[lo:hi]))
+    return out
+
+
+def add_relu(a, b):
+    """``relu(a + b)`` in a new array, the same bits, in one pass where compiled (`a`
+    and `b` of one shape and dtype)."""
+    if not _compiled(a, b) or a.shape != b.shape or a.dtype != b.dtype:
+        return relu(a + b)
+    out = np.empty_like(a, order="C")
+    flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    _split(
+        a.size,
+        1,
+        lambda lo, hi: _kernels.add_relu(flat_a[lo:hi], flat_b[lo:hi], flat_out[lo:hi]),
+    )
     return out
 
 

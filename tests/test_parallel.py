@@ -311,8 +311,10 @@ def test_blas_stays_on_one_thread_for_every_call(monkeypatch):
 def test_every_gemm_of_one_image_runs_on_one_blas_thread(monkeypatch, hw, rng):
     """Regression: a one-image convolution whose GEMM stays in one range took a
     shortcut around over_ranges and ran it on all of BLAS's threads when called on its
-    own (outside `Sequential`, which holds BLAS for the whole pass)."""
+    own (outside `Sequential`, which holds BLAS for the whole pass). On im2col: one
+    float32 image of 16 channels would otherwise take Winograd (no BLAS call)."""
     monkeypatch.setattr(_config, "_num_threads", 2)
+    monkeypatch.setattr(_config, "_winograd", False)
     before = blas_threads()
     seen = []
     matmul = np.matmul

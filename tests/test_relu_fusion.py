@@ -34,6 +34,19 @@ LAYERS = {
     "bn2d-no-affine": (lambda d, b: pycnn.BatchNorm2d(6, affine=False, dtype=d), (4, 6, 5, 5)),
     "bn1d": (lambda d, b: pycnn.BatchNorm1d(7, dtype=d), (9, 7)),
     "linear": (lambda d, b: pycnn.Linear(12, 9, dtype=d, backend=b), (5, 12)),
+    "residual": (
+        lambda d, b: pycnn.Residual(
+            pycnn.Sequential(pycnn.Conv2d(3, 3, 3, padding=1, dtype=d, backend=b), ReLU())
+        ),
+        (2, 3, 6, 6),
+    ),
+    "residual-shortcut": (
+        lambda d, b: pycnn.Residual(
+            pycnn.Conv2d(3, 4, 3, stride=2, padding=1, dtype=d, backend=b),
+            pycnn.Conv2d(3, 4, 1, stride=2, dtype=d, backend=b),
+        ),
+        (2, 3, 7, 7),
+    ),
 }
 
 

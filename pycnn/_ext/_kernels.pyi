@@ -110,6 +110,11 @@ def relu_forward(
     x: _Float,  # const floating[::1]  IN  (P,)
     out: _Float,  # floating[::1]        OUT (P,)
 ) -> None: ...
+def add_relu(
+    a: _Float,  # const floating[::1]  IN  (P,)
+    b: _Float,  # const floating[::1]  IN  (P,)
+    out: _Float,  # floating[::1]        OUT (P,)
+) -> None: ...
 def bias_relu(
     out: _Float,  # floating[:, :, ::1]  IN/OUT (P, F, L)
     bias: _Float | None,  # const floating[::1]  IN  (F,)

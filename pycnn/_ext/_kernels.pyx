@@ -580,6 +580,28 @@ def bias_relu(floating[:, :, ::1] out,       # IN/OUT (P, F, L)
                         po[i] = 0 if v <= 0 else v
 
 
+def add_relu(const floating[::1] a,     # IN  (P,)
+             const floating[::1] b,     # IN  (P,)
+             floating[::1] out):        # OUT (P,), may be a or b
+    """out = max(a + b, 0) as relu_forward computes it on a + b, in one pass: a
+    residual block's sum and the ReLU after it."""
+    cdef Py_ssize_t i, n = a.shape[0]
+    cdef const floating *pa
+    cdef const floating *pb
+    cdef floating *po
+    cdef floating v
+    if b.shape[0] != n or out.shape[0] != n:
+        raise ValueError(f"add_relu: `b` has {b.shape[0]} and `out` {out.shape[0]} "
+                         f"entries, expected {n} like `a`")
+    if n == 0:
+        return
+    pa, pb, po = &a[0], &b[0], &out[0]
+    with nogil:
+        for i in range(n):
+            v = pa[i] + pb[i]
+            po[i] = 0 if v <= 0 else v
+
+
 def relu_backward(const floating[::1] grad,   # IN  (P,)
                   const floating[::1] x,      # IN  (P,) the forward input or output
                   floating[::1] dx):          # OUT (P,)

@@ -18,6 +18,7 @@ from its last forward, so one instance must not appear twice in a network.
 
 import numpy as np
 
+from pycnn import _eltwise
 from pycnn import _validation as V
 from pycnn.layers.base import BaseLayer, _call_child, _check_grad, _check_input
 
@@ -79,6 +80,14 @@ class Residual(BaseLayer):
         return iter((("body", self.body), ("shortcut", self.shortcut)))
 
     def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def _forward_relu(self, x):
+        """``relu(self.forward(x))``, the same bits, the sum and the ReLU in one pass
+        (what `Sequential` calls for a Residual followed by a ReLU, as in ResNets)."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x, relu):
         _check_input(x, "Residual")
         a = _call_child("body", self.body, "forward", x)
         b = _call_child("shortcut", self.shortcut, "forward", x)
@@ -90,7 +99,7 @@ class Residual(BaseLayer):
                 f"for an input of shape {x.shape}"
             )
         self._out = (a.shape, a.dtype)
-        return a + b
+        return _eltwise.add_relu(a, b) if relu else a + b
 
     def backward(self, grad):
         if self._out is None:
