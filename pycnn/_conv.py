@@ -439,17 +439,19 @@ class ConvPlan:
 
     # --- forward ---------------------------------------------------------------------
 
-    def forward(self, x, weight, epilogue=NO_EPILOGUE, columns=None):
+    def forward(self, x, weight, epilogue=NO_EPILOGUE, columns=None, filters=None):
         """The convolution of C-contiguous `x` (N, C, H, W) with C-contiguous `weight`
         (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW)
 
         `columns`, an array of `columns_shape` on a plan that `keeps_columns`, receives
         the column matrix, for `backward` to take instead of computing it again.
+        `filters`, on a Winograd plan, are `winograd_filters(weight)` kept from an
+        earlier call (an inference layer's constant weight), not transformed again.
         """
         bias, act = epilogue
         if self.winograd:
             out = np.empty(self.out_shape, dtype=self.dtype)
-            u = _winograd_filter(weight, self.dtype)
+            u = _winograd_filter(weight, self.dtype) if filters is None else filters
             if bias is not None:
                 bias = np.ascontiguousarray(bias, dtype=self.dtype)
             self._winograd(x, u, (self.ph, self.pw), bias, act, out)
@@ -464,6 +466,13 @@ class ConvPlan:
             else:
                 self._forward_images(x, w, bias, act, out, columns)
         return out.reshape(self.out_shape)
+
+    def winograd_filters(self, weight):
+        """The transformed filters (36, F, C) of `weight` for `forward`'s `filters`, in
+        a new array (the same values `forward` computes for itself)."""
+        u = np.empty((36,) + weight.shape[:2], dtype=self.dtype)
+        _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=self.dtype), u)
+        return u
 
     def _forward_direct(self, x, weight, bias, act, out):
         out4 = out.reshape(self.out_shape)

@@ -98,6 +98,11 @@ class FusedConv2d(BaseLayer):
         self.params["bias"] = np.ascontiguousarray(bias, dtype=self.dtype)
         self._act = None if activation is None else _in_place(activation)
         self._plans = {}
+        # (copy of the weight, its Winograd transform): the weight is constant in
+        # inference, so a Winograd plan takes the transform from here while the weight
+        # equals the copy (0.15 ms a call for 64 x 64 filters, more than a batch-1
+        # forward of the layer)
+        self._filters = None
         self.training = False
 
     @property
@@ -128,8 +133,21 @@ class FusedConv2d(BaseLayer):
             if len(self._plans) >= 8:
                 self._plans.clear()
             self._plans[key] = plan
+        filters = None
+        if plan.winograd:
+            weight, kept = self.weight, self._filters
+            if (
+                kept is None
+                or kept[1].dtype != plan.dtype
+                or not np.array_equal(kept[0], weight)
+            ):
+                kept = self._filters = (weight.copy(), plan.winograd_filters(weight))
+            filters = kept[1]
         return plan.forward(
-            np.ascontiguousarray(x), self.weight, _conv.Epilogue(self.bias, self._act)
+            np.ascontiguousarray(x),
+            self.weight,
+            _conv.Epilogue(self.bias, self._act),
+            filters=filters,
         )
 
     def backward(self, grad):

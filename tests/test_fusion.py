@@ -164,3 +164,27 @@ def test_layers_that_do_not_fuse_stay():
 def test_fuse_refuses_what_is_not_a_layer():
     with pytest.raises(TypeError, match="`model` must be a pycnn layer or model. Received"):
         pycnn.fuse([pycnn.ReLU()])
+
+
+def test_winograd_filters_kept_while_the_weight_is_unchanged(rng):
+    """A fused Winograd convolution transforms its constant weight once; the result is
+    the bits of a plan transforming it every call, and a weight changed in place (a
+    state dict loaded into the fused model) is transformed again."""
+    model = pycnn.Sequential(pycnn.Conv2d(16, 16, 3, padding=1, rng=0), pycnn.ReLU())
+    fused = pycnn.fuse(model.eval())
+    layer = fused.layers[0]
+    x = rng.standard_normal((4, 16, 16, 16)).astype(np.float32)
+    first = fused.forward(x)
+    plan = next(iter(layer._plans.values()))
+    assert plan.winograd and layer._filters is not None
+    kept = layer._filters[1]
+    want = plan.forward(x, layer.weight, _conv.Epilogue(layer.bias, layer._act))
+    assert first.tobytes() == want.tobytes()
+    assert fused.forward(x).tobytes() == first.tobytes()
+    assert layer._filters[1] is kept  # not transformed again
+    layer.weight[0, 0, 1, 1] += 1  # in place, as load_state_dict writes
+    changed = fused.forward(x)
+    assert layer._filters[1] is not kept
+    want = plan.forward(x, layer.weight, _conv.Epilogue(layer.bias, layer._act))
+    assert changed.tobytes() == want.tobytes()
+    assert not np.array_equal(changed, first)

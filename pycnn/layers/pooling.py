@@ -90,12 +90,20 @@ class MaxPool2d(_Pool2d):
                 if len(self._geometries) >= 8:  # a few shapes (the last, smaller batch)
                     self._geometries.clear()
                 self._geometries[key] = geometry
+            if not self.training:
+                # eval: no argmax indices (8 bytes an output, written for a backward
+                # that inference never runs); backward finds them from the input
+                out = self._ops._max_pool2d(x, geometry, False)
+                self._saved = (x.shape, None, x, geometry)
+                return out
             out, indices = self._ops._max_pool2d(x, geometry, True)
-        self._saved = (x.shape, indices)  # the input itself is not needed
+        self._saved = (x.shape, indices, None, None)  # the input itself is not needed
         return out
 
     def backward(self, grad_out):
-        input_shape, indices = self._forward_state()
+        input_shape, indices, x, geometry = self._forward_state()
+        if indices is None:  # after an eval forward
+            indices = self._ops._max_pool2d(x, geometry, True)[1]
         if (
             self.backend == "compiled"
             and type(grad_out) is np.ndarray
