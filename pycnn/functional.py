@@ -345,6 +345,9 @@ def _max_pool2d(x, geometry, return_indices):
     n, c, oh, ow = out_shape
     out = np.empty(out_shape, dtype=x.dtype)
     indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
+    if _pool_2x2_pays(x, args, out_shape):
+        _max_pool_2x2(x, out, indices)
+        return (out, indices) if return_indices else out
     if table is not None and x.size:
         _max_pool_gather(x, table, out, indices)
         return (out, indices) if return_indices else out
@@ -364,6 +367,44 @@ def _max_pool2d(x, geometry, return_indices):
             threads,
         )
     return (out, indices) if return_indices else out
+
+
+def _pool_2x2_pays(x, args, out_shape):
+    """Whether `_max_pool_2x2` takes this pooling: 2x2 windows at stride 2 without
+    padding, dilation or ceil_mode's extra window, float32 on AVX2, rows of 7 outputs
+    or more. Measured (64 images, 2 threads, training / eval, µs) against the table
+    gather and the C kernel: 16 x 28x28 planes 417/386 -> 269/225, 32 x 14x14 249/231
+    -> 228/194, 16 x 32x32 245/209 -> 209/197, 32 x 16x16 199/178 -> 163/158; at 7x7
+    (rows of 3, all in masked lanes) the table gather stays (137 against 205)."""
+    h, w = x.shape[2:]
+    return (
+        tuple(args[:4]) == ((2, 2), (2, 2), (0, 0), (1, 1))
+        and out_shape[2:] == (h // 2, w // 2)
+        and out_shape[3] >= 7
+        and x.dtype == np.float32
+        and _kernels.simd_target() != "baseline"
+    )
+
+
+def _max_pool_2x2(x, out, indices):
+    """2x2 max pooling at stride 2 (`_kernels.max_pool_2x2`), planes split over as many
+    threads as the C kernel would take."""
+    n, c, h, w = x.shape
+    planes, n_out = n * c, out.shape[2] * out.shape[3]
+    x2 = _planes(x).reshape(planes, h * w)
+    out2 = out.reshape(planes, n_out)
+    ind2 = None if indices is None else indices.reshape(planes, n_out)
+
+    def work(lo, hi):
+        _kernels.max_pool_2x2(
+            x2[lo:hi], h, w, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
+        )
+
+    parts = _pool_threads(x.size + out.size, planes)
+    if parts == 1:
+        work(0, planes)
+    else:
+        _parallel._run(work, [planes * p // parts for p in range(parts + 1)])
 
 
 def _max_pool_gather(x, table, out, indices):

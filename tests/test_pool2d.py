@@ -703,3 +703,63 @@ def test_cached_geometry_still_refuses_equal_values_of_other_types(bad):
         functional.max_pool2d(x, bad)
     with pytest.raises(TypeError, match="kernel_size"):
         pycnn.MaxPool2d(bad)
+
+
+# --- 2x2 windows at stride 2 (_kernels.max_pool_2x2) ---------------------------------
+
+
+@pytest.mark.parametrize("hw", [(2, 2), (5, 7), (14, 14), (16, 16), (28, 28), (9, 33), (4, 30)])
+def test_max_pool_2x2_kernel_agrees(simd, hw, dtype, rng):
+    """Values and indices of the 2x2 kernel, in each variant, against the NumPy twin:
+    ties (the first tap wins), NaN (the last NaN tap wins), infinities, odd sizes, rows
+    of 1 to 16 windows (the vector and its masked tail)."""
+    from pycnn._ext import _kernels
+
+    h, w = hw
+    x = rng.standard_normal((3, 4, h, w)).astype(dtype)
+    x[0, 0] = 1.0  # ties everywhere
+    x[0, 1].flat[::3] = np.nan
+    x[0, 1].flat[1::5] = np.nan
+    x[1, 2].flat[::4] = np.inf
+    x[2, 3].flat[::2] = -np.inf
+    before = x.copy()
+    oh, ow = h // 2, w // 2
+    out = np.full((12, oh * ow), -7, dtype)
+    indices = np.full((12, oh * ow), -7, np.int64)
+    _kernels.max_pool_2x2(x.reshape(12, h * w), h, w, out, indices)
+    want, want_i = reference.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(out.reshape(want.shape), want)
+    np.testing.assert_array_equal(indices.reshape(want.shape), want_i)
+    alone = np.full((12, oh * ow), -7, dtype)
+    _kernels.max_pool_2x2(x.reshape(12, h * w), h, w, alone, None)
+    assert alone.tobytes() == out.tobytes()
+    np.testing.assert_array_equal(x, before)
+
+
+def test_max_pool_2x2_kernel_refuses_mismatched_shapes():
+    from pycnn._ext import _kernels
+
+    x = np.zeros((2, 16), np.float32)
+    with pytest.raises(ValueError, match="h \\* w"):
+        _kernels.max_pool_2x2(x, 4, 5, np.zeros((2, 4), np.float32), None)
+    with pytest.raises(ValueError, match="`out` has shape"):
+        _kernels.max_pool_2x2(x, 4, 4, np.zeros((2, 3), np.float32), None)
+    with pytest.raises(ValueError, match="`indices` has shape"):
+        _kernels.max_pool_2x2(x, 4, 4, np.zeros((2, 4), np.float32), np.zeros((2, 5), np.int64))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 28, 28), (2, 5, 14, 15), (2, 3, 7, 7)])
+def test_max_pool_layer_backward_after_an_eval_forward(shape, dtype, rng):
+    """An eval-mode forward keeps no indices; a backward after it finds them from the
+    input and gives the training-mode gradient."""
+    x = rng.standard_normal(shape).astype(dtype)
+    grad = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2))
+    grad = grad.astype(dtype)
+    layer = pycnn.MaxPool2d(2)
+    want_out = layer.forward(x)
+    want = layer.backward(grad)
+    layer.eval()
+    assert layer.forward(x).tobytes() == want_out.tobytes()
+    assert layer.backward(grad).tobytes() == want.tobytes()
+    _, idx = reference.max_pool2d(x, 2, return_indices=True)
+    assert_close(want, reference.max_pool2d_backward(grad, idx, x.shape), dtype)

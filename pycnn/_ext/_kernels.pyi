@@ -213,6 +213,13 @@ def gather_columns(
     table: NDArray[np.int32],  # const int32_t[::1]  IN  (T,), in [0, S]
     cols: _Float,  # floating[:, ::1]      OUT (N, T)
 ) -> None: ...
+def max_pool_2x2(
+    x: _Float,  # const floating[:, ::1]  IN  (P, H * W)
+    h: int,
+    w: int,
+    out: _Float,  # floating[:, ::1]        OUT (P, (H // 2) * (W // 2))
+    indices: NDArray[np.int64] | None,  # int64_t[:, ::1]  OUT like out, or None
+) -> None: ...
 def max_pool_gather(
     x: _Float,  # const floating[:, ::1]   IN  (P, S)
     table: NDArray[np.int32],  # const int32_t[:, ::1]  IN  (K, O), in [0, S)
