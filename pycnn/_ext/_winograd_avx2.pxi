@@ -201,6 +201,8 @@ cdef extern from *:
         const __m256 bv = _mm256_set1_ps(bias);
         __m256 row[6], cols[6][4], col[6], y[4][4], o[4], e[4];
         float part[4];
+        float *dst8[8];
+        int whole;
         __attribute__((aligned(32))) float block[36][PYCNN_WINO_BLOCK];
         for (b0 = 0; b0 < nt; b0 += PYCNN_WINO_BLOCK) {
             count = nt - b0 < PYCNN_WINO_BLOCK ? nt - b0 : PYCNN_WINO_BLOCK;
@@ -223,6 +225,12 @@ cdef extern from *:
                     for (r = 0; r < 4; r++)
                         y[r][q] = _mm256_add_ps(o[r], bv);
                 }
+                whole = lanes == 8;  /* 8 tiles all inside the output: plain stores */
+                for (j = 0; j < 8 && whole; j++) {
+                    const Py_ssize_t *pl = place + 3 * (b0 + t0 + j);
+                    whole = pl[1] == 4 && pl[2] == 4;
+                    dst8[j] = out + pl[0];
+                }
                 for (r = 0; r < 4; r++) {
                     /* 4x4 transposes within each half: tile j's row r, columns 0-3, in
                        the low half of e[j] for j < 4, the high half of e[j - 4] after */
@@ -234,6 +242,13 @@ cdef extern from *:
                     e[1] = _mm256_shuffle_ps(u0, u2, 0xEE);
                     e[2] = _mm256_shuffle_ps(u1, u3, 0x44);
                     e[3] = _mm256_shuffle_ps(u1, u3, 0xEE);
+                    if (whole) {
+                        for (j = 0; j < 4; j++) {
+                            _mm_storeu_ps(dst8[j] + r * ow, _mm256_castps256_ps128(e[j]));
+                            _mm_storeu_ps(dst8[j + 4] + r * ow, _mm256_extractf128_ps(e[j], 1));
+                        }
+                        continue;
+                    }
                     for (j = 0; j < lanes; j++) {
                         const Py_ssize_t *pl = place + 3 * (b0 + t0 + j);
                         const __m128 x = j < 4 ? _mm256_castps256_ps128(e[j])
