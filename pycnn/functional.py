@@ -245,8 +245,15 @@ def _pool_out_shape(shape, args):
 POOL_GRAIN = 1 << 15
 
 
-def _pool_threads(n_elements, n_planes):
-    return max(1, min(get_num_threads(), n_planes, n_elements // POOL_GRAIN))
+# The same for the kernels split over pycnn's Python threads (`_max_pool_gather`,
+# `_max_pool_2x2`), whose hand-off costs more: max pooling 2x2 of 64 images, input +
+# output elements, 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143,
+# 376K 151/147, 500K 313/227, 1M 389/267.
+POOL_GRAIN_PYTHON = 3 << 16
+
+
+def _pool_threads(n_elements, n_planes, grain=POOL_GRAIN):
+    return max(1, min(get_num_threads(), n_planes, n_elements // grain))
 
 
 def _planes(a):
@@ -400,7 +407,7 @@ def _max_pool_2x2(x, out, indices):
             x2[lo:hi], h, w, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
         )
 
-    parts = _pool_threads(x.size + out.size, planes)
+    parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
     if parts == 1:
         work(0, planes)
     else:
@@ -421,7 +428,7 @@ def _max_pool_gather(x, table, out, indices):
             x2[lo:hi], table, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
         )
 
-    parts = _pool_threads(x.size + out.size, planes)
+    parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
     if parts == 1:
         work(0, planes)
     else:
