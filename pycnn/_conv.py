@@ -551,6 +551,7 @@ class ConvPlan:
         n, j = x.shape[:2]
         k, oh, ow = out.shape[1:]
         th, tw = -(-oh // 4), -(-ow // 4)
+        relu = act is _eltwise.relu_  # in the output transform's pass
         tiles = th * tw
         per_image = 36 * (j + k) * tiles * self.dtype.itemsize
         # images a chunk: their transformed tiles fit WINOGRAD_BYTES, and a batch gives
@@ -575,8 +576,8 @@ class ConvPlan:
                 # (36, K, J) @ (36, J, tiles of the chunk), every sum in a fixed order
                 _kernels.matmul_fixed(u, v, m)
                 chunk = out[start:stop]
-                _kernels.winograd_output(m, chunk, bias, th, tw)
-                if act is not None:
+                _kernels.winograd_output(m, chunk, bias, th, tw, relu)
+                if act is not None and not relu:
                     act(chunk)
 
         _parallel.over_ranges(n_chunks, step * 36 * j * k * tiles, chunks)

@@ -448,23 +448,31 @@ def test_input_transform(simd, case, dtype, rng):
 
 @pytest.mark.parametrize("case", TRANSFORM_CASES, ids=str)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_output_transform(simd, case, with_bias, dtype, rng):
-    """out = A^T M A + bias for every tile, cropped to the output, against the matrices
-    in float64; the same bits in every variant."""
+@pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
+def test_output_transform(simd, case, with_bias, relu, dtype, rng):
+    """out = A^T M A + bias for every tile, cropped to the output, then with `relu`
+    max(., 0) keeping NaN (a tile with a NaN product), against the matrices in float64;
+    the same bits in every variant."""
     n, f, h, w, ph, pw = case
     oh, ow, th, tw = _tiles(h, w, ph, pw)
     m = rng.standard_normal((36, f, n * th * tw)).astype(dtype)
+    m[7, 0, 0] = np.nan
     bias = rng.standard_normal(f).astype(dtype) if with_bias else None
-    out = np.full((n, f, oh, ow), np.nan, dtype)
-    _kernels.winograd_output(m, out, bias, th, tw)
+    out = np.full((n, f, oh, ow), -7, dtype)
+    _kernels.winograd_output(m, out, bias, th, tw, relu)
     tiles = m.astype(np.float64).reshape(6, 6, f, n, th, tw).transpose(3, 2, 4, 5, 0, 1)
     y = A_T @ tiles @ A_T.T  # (N, F, th, tw, 4, 4)
     want = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, f, 4 * th, 4 * tw)[:, :, :oh, :ow]
     if with_bias:
         want = want + bias[:, None, None]
-    assert_close(out, want, dtype)
+    if relu:
+        want = np.where(want <= 0, 0, want)  # NaN stays
+        assert np.isnan(out[0, 0, 0, 0])
+        assert (out == 0).any() or np.count_nonzero(~np.isnan(out)) < 8
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    assert_close(np.nan_to_num(out), np.nan_to_num(want), dtype)
     _assert_same_bits_as_baseline(
-        out, lambda res: _kernels.winograd_output(m, res, bias, th, tw)
+        out, lambda res: _kernels.winograd_output(m, res, bias, th, tw, relu)
     )
 
 

@@ -204,6 +204,7 @@ def winograd_output(
     bias: _Float | None,  # const floating[::1]     IN  (F,)
     th: int,
     tw: int,
+    relu: bool = False,
 ) -> None: ...
 
 # small planes through a table of flat positions (_gather.pxi)

@@ -219,10 +219,11 @@ cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
 cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_t n,
                                 Py_ssize_t th, Py_ssize_t tw, floating *out,
                                 Py_ssize_t ostride, Py_ssize_t oh, Py_ssize_t ow,
-                                floating bias, floating *buf) noexcept nogil:
-    """A^T M A + bias for the th x tw tiles of one filter of `n` images, M of tile t at
-    m[p * pstride + t], into the (oh, ow) planes at out + b * ostride; tiles reaching
-    past the output write only their part inside. `buf` holds 40 * n * th * tw."""
+                                floating bias, bint relu, floating *buf) noexcept nogil:
+    """A^T M A + bias (then max(., 0) with `relu`, as relu_forward computes it) for the
+    th x tw tiles of one filter of `n` images, M of tile t at m[p * pstride + t], into
+    the (oh, ow) planes at out + b * ostride; tiles reaching past the output write only
+    their part inside. `buf` holds 40 * n * th * tw."""
     cdef Py_ssize_t tiles = th * tw, nt = n * th * tw, k, q, b, i, j, r, col, nrows
     cdef Py_ssize_t full = ow // 4
     cdef const floating *src
@@ -233,6 +234,7 @@ cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_
     cdef floating *cols = buf         # A on the right: [4 k + q][tile]
     cdef floating *y = buf + 24 * nt  # then A^T on the left: [4 r + q][tile]
     cdef floating *o
+    cdef floating v
     for k in range(6):
         src = m + 6 * k * pstride
         o = cols + 4 * k * nt
@@ -258,13 +260,18 @@ cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_
                     o[4 * j + 3] = y3[j] + bias
                 for col in range(4 * full, ow):
                     o[col] = y0[(col % 4) * nt + col // 4] + bias
+                if relu:
+                    for col in range(ow):
+                        v = o[col]
+                        o[col] = 0 if v <= 0 else v
 
 
 def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
                     floating[:, :, :, ::1] out,       # OUT (N, F, OH, OW)
                     const floating[::1] bias,         # IN  (F,) or None
-                    Py_ssize_t th, Py_ssize_t tw):
-    """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter; tiles
+                    Py_ssize_t th, Py_ssize_t tw, bint relu=False):
+    """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter, then
+    with `relu` max(out, 0) as relu_forward computes it, in the same pass; tiles
     reaching past OH or OW write only their part inside. In float32 on AVX2 by
     `pycnn_wino_output_f32_avx2` (_winograd_avx2.pxi), else by `_output_filter`; the
     same bits."""
@@ -305,10 +312,10 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
             if floating is float:
                 if avx2:
                     pycnn_wino_output_f32_avx2(&m[0, fi, 0], pstride, m.shape[2], place,
-                                               &out[0, fi, 0, 0], ow, bf)
+                                               &out[0, fi, 0, 0], ow, bf, relu)
                     continue
             _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
-                           oh, ow, bf, buf)
+                           oh, ow, bf, relu, buf)
     free(buf)
     free(place)
 

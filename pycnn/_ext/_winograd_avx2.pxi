@@ -190,15 +190,16 @@ cdef extern from *:
         }
     }
 
-    /* out[place[3 t]] + row r * ow + column q = (A^T M_t A)[r][q] + bias, for the
-       nt tiles t of one filter, M_t's 36 values at m[p * pstride + t]; tile t writes
-       place[3 t + 1] rows (<= 4) of place[3 t + 2] columns (<= 4). */
+    /* out[place[3 t]] + row r * ow + column q = (A^T M_t A)[r][q] + bias, then with
+       `relu` 0 where that is <= 0, for the nt tiles t of one filter, M_t's 36 values at
+       m[p * pstride + t]; tile t writes place[3 t + 1] rows (<= 4) of place[3 t + 2]
+       columns (<= 4). */
     PYCNN_AVX2 static void pycnn_wino_output_f32_avx2(
         const float *m, Py_ssize_t pstride, Py_ssize_t nt, const Py_ssize_t *place,
-        float *out, Py_ssize_t ow, float bias)
+        float *out, Py_ssize_t ow, float bias, int relu)
     {
         Py_ssize_t b0, t0, j, k, q, r, c, p, lanes, count;
-        const __m256 bv = _mm256_set1_ps(bias);
+        const __m256 bv = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
         __m256 row[6], cols[6][4], col[6], y[4][4], o[4], e[4];
         float part[4];
         float *dst8[8];
@@ -222,8 +223,12 @@ cdef extern from *:
                     for (k = 0; k < 6; k++)
                         col[k] = cols[k][q];
                     pycnn_at8(col, o);
-                    for (r = 0; r < 4; r++)
+                    for (r = 0; r < 4; r++) {
                         y[r][q] = _mm256_add_ps(o[r], bv);
+                        if (relu)  /* 0 where <= 0 (-0 too), NaN kept: relu_forward's */
+                            y[r][q] = _mm256_blendv_ps(
+                                y[r][q], zero, _mm256_cmp_ps(y[r][q], zero, _CMP_LE_OQ));
+                    }
                 }
                 whole = lanes == 8;  /* 8 tiles all inside the output: plain stores */
                 for (j = 0; j < 8 && whole; j++) {
@@ -283,9 +288,11 @@ cdef extern from *:
         (void)padded; (void)wp; (void)corner; (void)nt; (void)w; (void)pstride;
     }
     static void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride,
-        Py_ssize_t nt, const Py_ssize_t *place, float *out, Py_ssize_t ow, float bias)
+        Py_ssize_t nt, const Py_ssize_t *place, float *out, Py_ssize_t ow, float bias,
+        int relu)
     {
         (void)m; (void)pstride; (void)nt; (void)place; (void)out; (void)ow; (void)bias;
+        (void)relu;
     }
     #endif
     """
@@ -298,4 +305,4 @@ cdef extern from *:
                                          float *w, Py_ssize_t pstride) noexcept nogil
     void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride, Py_ssize_t nt,
                                     const Py_ssize_t *place, float *out, Py_ssize_t ow,
-                                    float bias) noexcept nogil
+                                    float bias, int relu) noexcept nogil
