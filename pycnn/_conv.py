@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from pycnn import _eltwise, _parallel
+from pycnn import _buffers, _eltwise, _parallel
 from pycnn import _validation as V
 from pycnn._config import get_num_threads, get_winograd
 from pycnn._ext import load_kernels
@@ -450,13 +450,13 @@ class ConvPlan:
         """
         bias, act = epilogue
         if self.winograd:
-            out = np.empty(self.out_shape, dtype=self.dtype)
+            out = _buffers.empty(self.out_shape, self.dtype)
             u = _winograd_filter(weight, self.dtype) if filters is None else filters
             if bias is not None:
                 bias = np.ascontiguousarray(bias, dtype=self.dtype)
             self._winograd(x, u, (self.ph, self.pw), bias, act, out)
             return out
-        out = np.empty((self.n, self.g, self.fg, self.blocks), dtype=self.dtype)
+        out = _buffers.empty((self.n, self.g, self.fg, self.blocks), self.dtype)
         if self.direct:
             self._forward_direct(x, weight, bias, act, out)
         else:
@@ -586,7 +586,7 @@ class ConvPlan:
         """The input gradient, as the Winograd convolution of `grad_out` with the
         filters flipped and transposed (C <-> F), padded by 2 - padding."""
         flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        grad_x = np.empty(self.x_shape, dtype=self.dtype)
+        grad_x = _buffers.empty(self.x_shape, self.dtype)
         u = _winograd_filter(flipped, self.dtype)
         self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), None, None, grad_x)
         return grad_x
@@ -645,7 +645,7 @@ class ConvPlan:
         if winograd_x:
             grad_x = self._winograd_grad_x(grad_out, weight)
         elif need_x:
-            grad_x = np.empty((self.n, self.c, self.h, self.w), dtype=self.dtype)
+            grad_x = _buffers.empty((self.n, self.c, self.h, self.w), self.dtype)
         gemm_x = None if winograd_x else grad_x  # the input gradient im2col's GEMMs make
         winograd_w = need_weight and self.winograd_grad_w
         gemm_w = need_weight and not winograd_w  # the weight gradient im2col's GEMMs make

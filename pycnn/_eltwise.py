@@ -17,7 +17,7 @@ so that `ReLU` and the batch norm layers keep working with the pure-NumPy parts 
 
 import numpy as np
 
-from pycnn import _parallel
+from pycnn import _buffers, _parallel
 from pycnn._ext import load_kernels
 
 try:
@@ -75,7 +75,7 @@ def relu(x):
     """``max(x, 0)`` in x's dtype, NaN propagated (as ``np.maximum(x, 0)``)."""
     if not _compiled(x):
         return np.maximum(x, 0)
-    out = np.empty_like(x)
+    out = _buffers.empty(x.shape, x.dtype)
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat_x[lo:hi], flat_out[lo:hi]))
     return out
@@ -86,7 +86,7 @@ def add_relu(a, b):
     and `b` of one shape and dtype)."""
     if not _compiled(a, b) or a.shape != b.shape or a.dtype != b.dtype:
         return relu(a + b)
-    out = np.empty_like(a, order="C")
+    out = _buffers.empty(a.shape, a.dtype)
     flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
     _split(
         a.size,
@@ -128,7 +128,7 @@ def relu_backward(grad, out):
     """`grad` where the forward output `out` is > 0 (where the input was), else 0."""
     if not _compiled(grad, out):
         return np.where(out > 0, grad, 0).astype(grad.dtype, copy=False)
-    dx = np.empty_like(grad)
+    dx = _buffers.empty(grad.shape, grad.dtype)
     flat_g, flat_o, flat_dx = grad.reshape(-1), out.reshape(-1), dx.reshape(-1)
     _split(
         grad.size,
@@ -185,7 +185,7 @@ def batch_norm_forward(x, mean, inv_std, weight, bias, relu=False):
         if weight is not None:
             out = out * weight[:, None] + bias[:, None]
         return np.maximum(out, 0) if relu else out  # as `relu` computes it
-    out = np.empty_like(x)
+    out = _buffers.empty(x.shape, x.dtype)
     _split(
         c,
         x.size // c,
@@ -231,7 +231,7 @@ def batch_norm_backward(grad, x, mean, inv_std, weight, mean_g=None, mean_gx=Non
             xhat = (x - mean[:, None]) * inv_std[:, None]
             dxhat = dxhat - w * mean_g[:, None] - xhat * (w * mean_gx[:, None])
         return dxhat * inv_std[:, None]
-    dx = np.empty_like(x)
+    dx = _buffers.empty(x.shape, x.dtype)
     _split(
         c,
         x.size // c,

@@ -7,7 +7,7 @@ Hyper-parameters follow PyTorch: an int or an (H, W) pair.
 
 import numpy as np
 
-from pycnn import _conv, _lp, _parallel
+from pycnn import _buffers, _conv, _lp, _parallel
 from pycnn import _validation as V
 from pycnn._config import get_num_threads
 from pycnn._ext import load_kernels
@@ -350,8 +350,8 @@ def _max_pool2d(x, geometry, return_indices):
     args, out_shape, table = geometry
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = args[:4]
     n, c, oh, ow = out_shape
-    out = np.empty(out_shape, dtype=x.dtype)
-    indices = np.empty(out_shape, dtype=np.int64) if return_indices else None
+    out = _buffers.empty(out_shape, x.dtype)
+    indices = _buffers.empty(out_shape, np.int64) if return_indices else None
     if _pool_2x2_pays(x, args, out_shape):
         _max_pool_2x2(x, out, indices)
         return (out, indices) if return_indices else out
@@ -456,7 +456,7 @@ def _max_pool2d_backward(grad_out, indices, input_shape):
     # reused from the heap. Reusing one buffer across calls would hand callers arrays
     # that the next call overwrites, so the cost stays; MALLOC_MMAP_THRESHOLD_ and
     # MALLOC_TRIM_THRESHOLD_ in the environment remove it for a whole process.
-    grad_x = np.empty((n, c, h, w), dtype=grad_out.dtype)
+    grad_x = _buffers.empty((n, c, h, w), grad_out.dtype)
     with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
         bad = _kernels.max_pool2d_backward(
             _planes(grad_out), _planes(indices), grad_x.reshape(n * c, h, w), threads

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from pycnn import _parallel, training
+from pycnn import _buffers, _parallel, training
 from pycnn import _validation as V
 from pycnn import io as model_files
 from pycnn.layers.activation import ReLU
@@ -258,33 +258,42 @@ class Sequential(BaseLayer):
             are then bit for bit those from before that batch, and ``model.history``
             holds the epochs that finished.
         """
-        return training.fit(
-            self,
-            x,
-            y,
-            epochs,
-            batch_size,
-            optimizer,
-            loss,
-            validation_data,
-            shuffle,
-            rng,
-            progress,
-            scheduler=scheduler,
-            validation_split=validation_split,
-            callbacks=callbacks,
-            distributed=distributed,
-        )
+        try:
+            return training.fit(
+                self,
+                x,
+                y,
+                epochs,
+                batch_size,
+                optimizer,
+                loss,
+                validation_data,
+                shuffle,
+                rng,
+                progress,
+                scheduler=scheduler,
+                validation_split=validation_split,
+                callbacks=callbacks,
+                distributed=distributed,
+            )
+        finally:
+            _buffers.clear()  # the arrays kept between steps (`pycnn._buffers`)
 
     def evaluate(self, x, y, batch_size=256, loss=None):
         """(mean loss per sample, accuracy) in eval mode; accuracy is None if not
         classification. `loss` defaults to the one last given to `fit`, else
         ``CrossEntropyLoss()``."""
-        return training.evaluate(self, x, y, batch_size, loss)
+        try:
+            return training.evaluate(self, x, y, batch_size, loss)
+        finally:
+            _buffers.clear()
 
     def predict(self, x, batch_size=256):
         """Outputs (e.g. logits) for `x` in eval mode, in batches; model's dtype."""
-        return training.predict(self, x, batch_size)
+        try:
+            return training.predict(self, x, batch_size)
+        finally:
+            _buffers.clear()
 
     # --- inspection and persistence ------------------------------------------------------
 
