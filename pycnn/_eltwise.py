@@ -86,13 +86,15 @@ def add_relu(a, b):
     and `b` of one shape and dtype)."""
     if not _compiled(a, b) or a.shape != b.shape or a.dtype != b.dtype:
         return relu(a + b)
+    return _pairwise(_kernels.add_relu, a, b)
+
+
+def _pairwise(kernel, a, b):
+    """``kernel(a, b, out)`` on flat ranges split over the threads, into a new array of
+    a's shape and dtype (`a`, `b`: C-contiguous, of one size)."""
     out = _buffers.empty(a.shape, a.dtype)
     flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    _split(
-        a.size,
-        1,
-        lambda lo, hi: _kernels.add_relu(flat_a[lo:hi], flat_b[lo:hi], flat_out[lo:hi]),
-    )
+    _split(a.size, 1, lambda lo, hi: kernel(flat_a[lo:hi], flat_b[lo:hi], flat_out[lo:hi]))
     return out
 
 
@@ -128,14 +130,7 @@ def relu_backward(grad, out):
     """`grad` where the forward output `out` is > 0 (where the input was), else 0."""
     if not _compiled(grad, out):
         return np.where(out > 0, grad, 0).astype(grad.dtype, copy=False)
-    dx = _buffers.empty(grad.shape, grad.dtype)
-    flat_g, flat_o, flat_dx = grad.reshape(-1), out.reshape(-1), dx.reshape(-1)
-    _split(
-        grad.size,
-        1,
-        lambda lo, hi: _kernels.relu_backward(flat_g[lo:hi], flat_o[lo:hi], flat_dx[lo:hi]),
-    )
-    return dx
+    return _pairwise(_kernels.relu_backward, grad, out)
 
 
 # --- batch norm over (N, C, M) ---------------------------------------------------------
