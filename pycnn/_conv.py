@@ -188,12 +188,17 @@ def _winograd_pays_one_image(c, f, oh, ow):
     32 -> 32 at 16x16 0.71, at 14x14 0.83; 16 -> 32 at 14x14 0.99; 64 -> 64 at 16x16
     0.61, at 32x32 0.72, at 56x56 0.70; 32 -> 64 at 32x32 0.64. 128 -> 128 at 16x16 lost
     (1.30): its 2.4 MB of transformed filters stream from memory for 16 tiles. Float64
-    (no AVX2 transforms) and the input gradient (1.0-1.3x over forward and backward)
-    stay on im2col.
+    and the baseline instruction set (no AVX2 transforms), more than 64 channels (not
+    measured) and the input gradient (1.0-1.3x over forward and backward) stay on
+    im2col.
     """
     tiles = -(-oh // 4) * -(-ow // 4)
     return (
-        tiles >= 16 and min(c, f) >= 16 and c * f <= 64 * 64 and 9 * oh * ow >= 3 * 36 * tiles
+        tiles >= 16
+        and 16 <= min(c, f)
+        and max(c, f) <= 64
+        and 9 * oh * ow >= 3 * 36 * tiles
+        and _kernels.simd_target() != "baseline"  # measured with the AVX2 transforms
     )
 
 

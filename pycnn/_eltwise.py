@@ -170,22 +170,22 @@ def batch_norm_statistics(mean, var, running_mean, running_var, momentum, var_mo
     return mean_out, inv_std
 
 
-def batch_norm_forward(x, mean, inv_std, weight, bias, relu=False):
+def batch_norm_forward(x, mean, inv_std, weight, bias, then_relu=False):
     """``(x - mean) * inv_std * weight + bias`` per channel of an (N, C, M) array, in its
     dtype (`mean`, `inv_std` and the optional `weight` and `bias`: (C,), x's dtype);
-    with `relu`, `relu` of that, in the same pass and with the same bits."""
+    with `then_relu`, `relu` of that, in the same pass, with the same bits."""
     c = x.shape[1]
     if not _compiled(x):
         out = (x - mean[:, None]) * inv_std[:, None]
         if weight is not None:
             out = out * weight[:, None] + bias[:, None]
-        return np.maximum(out, 0) if relu else out  # as `relu` computes it
+        return relu(out) if then_relu else out
     out = _buffers.empty(x.shape, x.dtype)
     _split(
         c,
         x.size // c,
         lambda lo, hi: _kernels.batch_norm_forward(
-            x, mean, inv_std, weight, bias, out, lo, hi, relu
+            x, mean, inv_std, weight, bias, out, lo, hi, then_relu
         ),
     )
     return out

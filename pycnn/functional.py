@@ -449,13 +449,11 @@ def max_pool2d_backward(grad_out, indices, input_shape):
 def _max_pool2d_backward(grad_out, indices, input_shape):
     """`max_pool2d_backward` of checked arguments."""
     n, c, h, w = input_shape
-    # A fresh output, as every op here returns. Measured on (64, 64, 32, 32): from 32 MiB
-    # up (float64 here) glibc maps it anew and unmaps it on free, every call (its
-    # dynamic mmap threshold stops at 32 MiB), and the page faults cost about 3 ms of
-    # ~6 (PyTorch, without NumPy's huge pages, pays ~18 ms of 23). Smaller arrays are
-    # reused from the heap. Reusing one buffer across calls would hand callers arrays
-    # that the next call overwrites, so the cost stays; MALLOC_MMAP_THRESHOLD_ and
-    # MALLOC_TRIM_THRESHOLD_ in the environment remove it for a whole process.
+    # An output new to the caller, from `pycnn._buffers`: an array of an earlier call is
+    # reused only once nothing refers to it any more. Measured on (64, 64, 32, 32): from
+    # 32 MiB up (float64 here) glibc maps a fresh array anew and unmaps it on free,
+    # every call (its dynamic mmap threshold stops at 32 MiB), and the page faults cost
+    # about 3 ms of ~6; the pool keeps arrays up to its per-thread cap (256 MiB).
     grad_x = _buffers.empty((n, c, h, w), grad_out.dtype)
     with _parallel.team(_pool_threads(grad_x.size + grad_out.size, n * c)) as threads:
         bad = _kernels.max_pool2d_backward(

@@ -77,7 +77,7 @@ class Sequential(BaseLayer):
     # BLAS is held at one thread for the whole pass (`pycnn._parallel`): the ops inside
     # then skip setting and restoring its thread count, once each
 
-    # a layer with a `_forward_relu` method (Conv2d, BatchNorm*, Linear) followed by a
+    # a layer with a `_forward_relu` method (Conv2d, BatchNorm*, Linear, Residual) then a
     # ReLU runs as one: the ReLU in the layer's own pass over its output, the ReLU
     # keeping that output for its backward (`ReLU._absorbed`); the same bits, one pass
     # and one array less. Not where either layer's `forward` is replaced on the

@@ -40,6 +40,18 @@ def test_an_array_still_referred_to_is_never_handed_out(hold):
     assert np.all(values == 1.0)
 
 
+def test_the_free_count_is_measured_through_the_same_code():
+    """What `_first_free` reads for an unreferenced array depends on the interpreter
+    (3 up to CPython 3.13, 2 from 3.14); it is measured, and one more reference must
+    make an array unavailable."""
+    assert _buffers._FREE in (2, 3)
+    a = np.empty(3)
+    kept = [a]
+    assert _buffers._first_free(kept, _buffers._FREE) is None  # `a` holds it
+    del a
+    assert _buffers._first_free(kept, _buffers._FREE) is kept[0]
+
+
 def test_shapes_and_dtypes_are_kept_apart():
     a = _buffers.empty(BIG, np.float32)
     first = id(a)

@@ -250,6 +250,17 @@ def test_rule_picks_the_measured_geometries(monkeypatch):
         plan = _conv.plan(xs, ws, np.float32, V.conv2d_args(x, w, None, s, p, d, g))
         got = (plan.winograd, plan.winograd_grad_x, plan.winograd_grad_w)
         assert got == expected, (xs, ws, s, p, d, g)
+    # one image: not past 64 channels either way (not measured), nor on the baseline
+    # instruction set, whose transforms the measurements did not use
+    assert _conv._winograd_pays_one_image(32, 32, 16, 16)
+    assert not _conv._winograd_pays_one_image(16, 128, 16, 16)
+    assert not _conv._winograd_pays_one_image(128, 32, 16, 16)
+    before = _kernels.simd_target()
+    try:
+        _kernels.set_simd_target("baseline")
+        assert not _conv._winograd_pays_one_image(32, 32, 16, 16)
+    finally:
+        _kernels.set_simd_target(before)
     # one float64 image stays on im2col (its transforms have no AVX2 variant)
     xs, ws = (1, 64, 56, 56), (64, 64, 3, 3)
     x, w = np.empty(xs), np.empty(ws)
