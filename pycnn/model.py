@@ -392,23 +392,32 @@ class Sequential(BaseLayer):
 
 def _fuses_with_relu(layer, following):
     """Whether `layer` then `following` run as one call (see `Sequential.forward`)."""
+    cls = type(layer)
     return (
         type(following) is ReLU
-        and _has_forward_relu(type(layer))
+        and ReLU.forward is _RELU_FORWARD
+        and _has_forward_relu(cls, cls.forward)
         and "forward" not in vars(layer)
         and "forward" not in vars(following)
     )
 
 
 @functools.cache
-def _has_forward_relu(cls):
-    """Whether `cls` has a `_forward_relu` from the class its `forward` comes from (a
-    subclass replacing `forward` alone keeps its own forward)."""
+def _has_forward_relu(cls, forward):
+    """Whether `cls` has a `_forward_relu` from the class its `forward` comes from, and
+    that `forward` is the one the class was written with: a subclass replacing
+    `forward` alone, or a `forward` patched onto the class (a profiler's wrapper), keeps
+    its forward. Keyed on the `forward` function, so a later patch is seen."""
     owner = [next((k for k in cls.__mro__ if name in vars(k)), None) for name in _PAIR]
-    return owner[0] is not None and owner[0] is owner[1]
+    return (
+        owner[0] is not None
+        and owner[0] is owner[1]
+        and getattr(forward, "__qualname__", "") == f"{owner[1].__qualname__}.forward"
+    )
 
 
 _PAIR = ("_forward_relu", "forward")
+_RELU_FORWARD = ReLU.forward  # a ReLU.forward patched later is called, not bypassed
 
 
 # --- summary helpers -------------------------------------------------------------------------

@@ -39,7 +39,11 @@ class MaxPool2d(_Pool2d):
 
     Padding counts as -inf; the first maximum in row-major window order wins ties and
     a window holding NaN gives NaN. `backward` routes each gradient to the position of
-    its window's maximum (overlapping windows add up).
+    its window's maximum (overlapping windows add up). In training mode the forward
+    records those positions; in eval mode it keeps the input instead (inference needs
+    no positions) and a backward finds them from it, so an input changed in place
+    between the two gives the changed input's positions, as a Conv2d's backward reads
+    its input.
 
     Parameters
     ----------
