@@ -245,10 +245,10 @@ def _pool_out_shape(shape, args):
 POOL_GRAIN = 1 << 15
 
 
-# The same for the kernels split over pycnn's Python threads (`_max_pool_gather`,
-# `_max_pool_2x2`), whose hand-off costs more: max pooling 2x2 of 64 images, input +
-# output elements, 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143,
-# 376K 151/147, 500K 313/227, 1M 389/267.
+# The same for the kernels split over pycnn's Python threads (`_max_pool_planes`),
+# whose hand-off costs more: max pooling 2x2 of 64 images, input + output elements,
+# 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143, 376K 151/147,
+# 500K 313/227, 1M 389/267.
 POOL_GRAIN_PYTHON = 3 << 16
 
 
@@ -353,10 +353,15 @@ def _max_pool2d(x, geometry, return_indices):
     out = _buffers.empty(out_shape, x.dtype)
     indices = _buffers.empty(out_shape, np.int64) if return_indices else None
     if _pool_2x2_pays(x, args, out_shape):
-        _max_pool_2x2(x, out, indices)
+        h, w = x.shape[2:]
+        _max_pool_planes(
+            lambda xs, os, ix: _kernels.max_pool_2x2(xs, h, w, os, ix), x, out, indices
+        )
         return (out, indices) if return_indices else out
     if table is not None and x.size:
-        _max_pool_gather(x, table, out, indices)
+        _max_pool_planes(
+            lambda xs, os, ix: _kernels.max_pool_gather(xs, table, os, ix), x, out, indices
+        )
         return (out, indices) if return_indices else out
     with _parallel.team(_pool_threads(x.size + out.size, n * c)) as threads:
         _kernels.max_pool2d_forward(
@@ -377,7 +382,7 @@ def _max_pool2d(x, geometry, return_indices):
 
 
 def _pool_2x2_pays(x, args, out_shape):
-    """Whether `_max_pool_2x2` takes this pooling: 2x2 windows at stride 2 without
+    """Whether `_kernels.max_pool_2x2` takes this pooling: 2x2 windows at stride 2 without
     padding, dilation or ceil_mode's extra window, float32 on AVX2, rows of 7 outputs
     or more. Measured (64 images, 2 threads, training / eval, µs) against the table
     gather and the C kernel: 16 x 28x28 planes 417/386 -> 269/225, 32 x 14x14 249/231
@@ -393,9 +398,10 @@ def _pool_2x2_pays(x, args, out_shape):
     )
 
 
-def _max_pool_2x2(x, out, indices):
-    """2x2 max pooling at stride 2 (`_kernels.max_pool_2x2`), planes split over as many
-    threads as the C kernel would take."""
+def _max_pool_planes(kernel, x, out, indices):
+    """``kernel(x_planes, out_planes, indices_planes)`` on ranges of the flattened
+    (N*C, H*W) planes, split over as many of pycnn's threads as pay (indices may be
+    None): the 2x2 kernel and the table gather."""
     n, c, h, w = x.shape
     planes, n_out = n * c, out.shape[2] * out.shape[3]
     x2 = _planes(x).reshape(planes, h * w)
@@ -403,30 +409,7 @@ def _max_pool_2x2(x, out, indices):
     ind2 = None if indices is None else indices.reshape(planes, n_out)
 
     def work(lo, hi):
-        _kernels.max_pool_2x2(
-            x2[lo:hi], h, w, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
-        )
-
-    parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
-    if parts == 1:
-        work(0, planes)
-    else:
-        _parallel._run(work, [planes * p // parts for p in range(parts + 1)])
-
-
-def _max_pool_gather(x, table, out, indices):
-    """Max pooling through the tap `table` (`_pool_table`), planes split over as many
-    threads as the C kernel would take."""
-    n, c, h, w = x.shape
-    planes, n_out = n * c, table.shape[1]
-    x2 = _planes(x).reshape(planes, h * w)
-    out2 = out.reshape(planes, n_out)
-    ind2 = None if indices is None else indices.reshape(planes, n_out)
-
-    def work(lo, hi):
-        _kernels.max_pool_gather(
-            x2[lo:hi], table, out2[lo:hi], None if ind2 is None else ind2[lo:hi]
-        )
+        kernel(x2[lo:hi], out2[lo:hi], None if ind2 is None else ind2[lo:hi])
 
     parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
     if parts == 1:
