@@ -257,11 +257,13 @@ def _winograd_filter(weight, dtype):
     return u
 
 
-Epilogue = namedtuple("Epilogue", "bias activation", defaults=(None, None))
+Epilogue = namedtuple("Epilogue", "bias activation residual", defaults=(None, None, None))
 Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output while it is
-in cache: `bias` (F,) added per output channel, or None; then `activation`, a function
-that overwrites a chunk of output (any shape) with its activation in place, or None.
-`pycnn.fusion` builds these from batch norm and ReLU-family layers."""
+in cache: `bias` (F,) added per output channel, or None; then `residual`, an array of
+the output's shape, dtype and layout (C-contiguous) added to it, or None (a residual
+block's shortcut, added by the block's last convolution); then `activation`, a
+function that overwrites a chunk of output (any shape) with its activation in place,
+or None. `pycnn.fusion` builds these from batch norm and ReLU-family layers."""
 
 
 NO_EPILOGUE = Epilogue()
@@ -453,23 +455,23 @@ class ConvPlan:
         `filters`, on a Winograd plan, are `winograd_filters(weight)` kept from an
         earlier call (an inference layer's constant weight), not transformed again.
         """
-        bias, act = epilogue
         if self.winograd:
             out = _buffers.empty(self.out_shape, self.dtype)
             u = _winograd_filter(weight, self.dtype) if filters is None else filters
-            if bias is not None:
-                bias = np.ascontiguousarray(bias, dtype=self.dtype)
-            self._winograd(x, u, (self.ph, self.pw), bias, act, out)
+            if epilogue.bias is not None:
+                bias = np.ascontiguousarray(epilogue.bias, dtype=self.dtype)
+                epilogue = epilogue._replace(bias=bias)
+            self._winograd(x, u, (self.ph, self.pw), epilogue, out)
             return out
         out = _buffers.empty((self.n, self.g, self.fg, self.blocks), self.dtype)
         if self.direct:
-            self._forward_direct(x, weight, bias, act, out)
+            self._forward_direct(x, weight, epilogue, out)
         else:
             w = weight.reshape(self.g, self.fg, self.rows)
             if self.one_image:
-                self._forward_one_image(x, w, bias, act, out, columns)
+                self._forward_one_image(x, w, epilogue, out, columns)
             else:
-                self._forward_images(x, w, bias, act, out, columns)
+                self._forward_images(x, w, epilogue, out, columns)
         return out.reshape(self.out_shape)
 
     def winograd_filters(self, weight):
@@ -479,7 +481,8 @@ class ConvPlan:
         _kernels.winograd_filter(np.ascontiguousarray(weight, dtype=self.dtype), u)
         return u
 
-    def _forward_direct(self, x, weight, bias, act, out):
+    def _forward_direct(self, x, weight, epilogue, out):
+        bias, act, residual = epilogue
         out4 = out.reshape(self.out_shape)
 
         def images(lo, hi):
@@ -497,23 +500,35 @@ class ConvPlan:
                     self.dw,
                     1,
                 )
+                if residual is not None:
+                    chunk += residual[start:stop]
                 if act is not None:
                     act(chunk)
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_images(self, x, w, bias, act, out, keep):
+    def _forward_images(self, x, w, epilogue, out, keep):
+        bias, act, residual = epilogue
+        if residual is not None:
+            residual = residual.reshape(self.n, self.f, self.blocks)
+
         def images(lo, hi):
             for start, stop in _chunks(lo, hi, self.image_bytes):
                 cols = self.columns(x[start:stop], None if keep is None else keep[start:stop])
                 # (G, F/G, rows) @ (n, G, rows, L); then the epilogue, while the chunk
                 # is in cache
                 chunk = np.matmul(w, cols, out=out[start:stop])
-                _eltwise.bias_activation_(chunk.reshape(stop - start, self.f, -1), bias, act)
+                _eltwise.bias_activation_(
+                    chunk.reshape(stop - start, self.f, -1),
+                    bias,
+                    act,
+                    None if residual is None else residual[start:stop],
+                )
 
         _parallel.over_ranges(self.n, self.macs, images)
 
-    def _forward_one_image(self, x, w, bias, act, out, keep):
+    def _forward_one_image(self, x, w, epilogue, out, keep):
+        bias, act, residual = epilogue
         cols = self.columns(x, keep)
         if self.g == 1:  # 2-D operands: the same GEMMs, less of NumPy's batching work
             w, cols, out2 = w[0], cols[0, 0], out[0, 0]
@@ -523,14 +538,22 @@ class ConvPlan:
         if parts == 1:  # the whole image at once, its epilogue in one pass
             with _parallel.one_blas_thread():  # as over_ranges holds it
                 np.matmul(w, cols, out=out2)
-            _eltwise.bias_activation_(out.reshape(1, self.f, -1), bias, act)
+            _eltwise.bias_activation_(
+                out.reshape(1, self.f, -1),
+                bias,
+                act,
+                None if residual is None else residual.reshape(1, self.f, -1),
+            )
             return
         b = None if bias is None else bias.reshape(out2.shape[-3:-1] + (1,))
+        res = None if residual is None else residual.reshape(out2.shape)
 
         def columns(lo, hi):
             part = np.matmul(w, cols[..., lo:hi], out=out2[..., lo:hi])
             if b is not None:
                 part += b
+            if res is not None:
+                part += res[..., lo:hi]
             if act is not None:
                 act(part)
 
@@ -538,10 +561,10 @@ class ConvPlan:
 
     # --- Winograd --------------------------------------------------------------------
 
-    def _winograd(self, x, u, padding, bias, act, out):
+    def _winograd(self, x, u, padding, epilogue, out):
         """`out` (N, K, OH', OW') = the stride-1 3x3 convolution of `x` (N, J, H', W'),
         zero-padded by `padding` (top, left) and as needed past the end, with the
-        transformed filters `u` (36, K, J); then `bias` and `act` per chunk.
+        transformed filters `u` (36, K, J); then the epilogue per chunk.
 
         At each of the 36 positions, one product (K, J) @ (J, the chunk's tiles) in
         `_kernels.matmul_fixed`, which sums every element in one fixed order: BLAS
@@ -556,6 +579,7 @@ class ConvPlan:
         n, j = x.shape[:2]
         k, oh, ow = out.shape[1:]
         th, tw = -(-oh // 4), -(-ow // 4)
+        bias, act, residual = epilogue
         relu = act is _eltwise.relu_  # in the output transform's pass
         tiles = th * tw
         per_image = 36 * (j + k) * tiles * self.dtype.itemsize
@@ -581,7 +605,8 @@ class ConvPlan:
                 # (36, K, J) @ (36, J, tiles of the chunk), every sum in a fixed order
                 _kernels.matmul_fixed(u, v, m)
                 chunk = out[start:stop]
-                _kernels.winograd_output(m, chunk, bias, th, tw, relu)
+                res = None if residual is None else residual[start:stop]
+                _kernels.winograd_output(m, chunk, bias, th, tw, relu, res)
                 if act is not None and not relu:
                     act(chunk)
 
@@ -593,7 +618,7 @@ class ConvPlan:
         flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         grad_x = _buffers.empty(self.x_shape, self.dtype)
         u = _winograd_filter(flipped, self.dtype)
-        self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), None, None, grad_x)
+        self._winograd(grad_out, u, (2 - self.ph, 2 - self.pw), NO_EPILOGUE, grad_x)
         return grad_x
 
     def _winograd_grad_weight(self, x, grad_out):

@@ -107,21 +107,25 @@ def relu_(x):
     _split(x.size, 1, lambda lo, hi: _kernels.relu_forward(flat[lo:hi], flat[lo:hi]))
 
 
-def bias_activation_(block, bias, activation):
+def bias_activation_(block, bias, activation, residual=None):
     """A convolution's epilogue on `block` (n, F, L) in place: `bias` (F,) added per
-    channel unless None, then `activation` (a function overwriting its argument, or
-    None). A bias, a `relu_` or both take one compiled pass; the same bits as
-    ``block += bias[:, None]`` followed by ``activation(block)``."""
+    channel unless None, then `residual` (n, F, L) unless None, then `activation` (a
+    function overwriting its argument, or None). A bias, a residual, a `relu_` or all
+    three take one compiled pass; the same bits as ``block += bias[:, None]``,
+    ``block += residual`` and ``activation(block)``."""
     relu = activation is relu_
     if (
         (relu or activation is None)
         and _compiled(block)
         and (bias is None or (bias.flags.c_contiguous and bias.dtype == block.dtype))
+        and (residual is None or _compiled(residual) and residual.dtype == block.dtype)
     ):
-        _kernels.bias_relu(block, bias, relu)
+        _kernels.bias_relu(block, bias, relu, residual)
         return
     if bias is not None:
         block += bias[:, None]
+    if residual is not None:
+        block += residual
     if activation is not None:
         activation(block)
 

@@ -14,7 +14,9 @@ convolution's output while that block is still in cache, instead of in two more 
 over memory. `fuse(model)` returns a copy of the model with every such
 ``Conv2d [-> BatchNorm2d] [-> activation]`` run (inside `Sequential`s at any depth,
 residual bodies and shortcuts included) replaced by one `FusedConv2d`; the original model
-is not modified. The folding is computed in float64 and rounded once to the model's
+is not modified. A `Residual` whose body then ends in a `FusedConv2d` without an
+activation has that convolution add the shortcut's output, and apply the ReLU after the
+block, in its epilogue too (the same bits as the sum and the ReLU on their own). The folding is computed in float64 and rounded once to the model's
 dtype, so a float32 fused model gives the unfused eval outputs to about 1e-6 relative.
 """
 
@@ -114,6 +116,19 @@ class FusedConv2d(BaseLayer):
         return self.params["bias"]
 
     def forward(self, x):
+        return self._forward(x, None)
+
+    def _forward_add(self, x, residual, relu):
+        """``relu(self.forward(x) + residual)`` (without the ReLU unless `relu`), the
+        same bits, the sum and the ReLU in the convolution's epilogue: what a
+        `Residual` whose body ends in this layer calls with its shortcut's output. None
+        (nothing computed) where that does not apply: a layer with an activation of its
+        own, or a `residual` not of the output's shape and dtype."""
+        if self._act is not None:
+            return None
+        return self._forward(x, (residual, relu))
+
+    def _forward(self, x, add):
         from pycnn import _conv
 
         key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), get_winograd())
@@ -143,12 +158,19 @@ class FusedConv2d(BaseLayer):
             ):
                 kept = self._filters = (weight.copy(), plan.winograd_filters(weight))
             filters = kept[1]
-        return plan.forward(
-            np.ascontiguousarray(x),
-            self.weight,
-            _conv.Epilogue(self.bias, self._act),
-            filters=filters,
-        )
+        epilogue = _conv.Epilogue(self.bias, self._act)
+        if add is not None:
+            residual, relu = add
+            if not (
+                isinstance(residual, np.ndarray)
+                and residual.shape == plan.out_shape
+                and residual.dtype == plan.dtype
+            ):
+                return None
+            epilogue = _conv.Epilogue(
+                self.bias, _eltwise.relu_ if relu else None, np.ascontiguousarray(residual)
+            )
+        return plan.forward(np.ascontiguousarray(x), self.weight, epilogue, filters=filters)
 
     def backward(self, grad):
         raise RuntimeError(

@@ -3,7 +3,6 @@ eval modes, parameters, state), its shapes and its summary. Training and inferen
 live in `pycnn.training` and the model files in `pycnn.io`; the methods `fit`,
 `evaluate`, `predict`, `save` and `load` delegate to them."""
 
-import functools
 import sys
 
 import numpy as np
@@ -12,7 +11,7 @@ from pycnn import _buffers, _parallel, training
 from pycnn import _validation as V
 from pycnn import io as model_files
 from pycnn.layers.activation import ReLU
-from pycnn.layers.base import BaseLayer, _call_child
+from pycnn.layers.base import BaseLayer, _call_child, _runs_fused
 
 __all__ = ["Sequential"]
 
@@ -83,20 +82,42 @@ class Sequential(BaseLayer):
     # and one array less. Not where either layer's `forward` is replaced on the
     # instance (`summary` records shapes that way), so that it is still called.
 
+    # A `Residual` whose body is a Sequential ending in a layer with `_forward_add` (a
+    # `FusedConv2d`) has that layer add the shortcut's output and apply the ReLU after
+    # the sum in its epilogue (`_forward_add`).
+
     def forward(self, x):
-        layers = self.layers
         with _parallel.one_blas_thread():
-            i, n = 0, len(layers)
-            while i < n:
-                layer = layers[i]
-                if i + 1 < n and _fuses_with_relu(layer, layers[i + 1]):
-                    x = _call_child(str(i), layer, "_forward_relu", x)
-                    layers[i + 1]._absorbed(x)
-                    i += 2
-                else:
-                    x = _call_child(str(i), layer, "forward", x)
-                    i += 1
+            return self._run(x, len(self.layers))
+
+    def _run(self, x, n):
+        """`x` through the first `n` layers."""
+        layers = self.layers
+        i = 0
+        while i < n:
+            layer = layers[i]
+            if i + 1 < n and _fuses_with_relu(layer, layers[i + 1]):
+                x = _call_child(str(i), layer, "_forward_relu", x)
+                layers[i + 1]._absorbed(x)
+                i += 2
+            else:
+                x = _call_child(str(i), layer, "forward", x)
+                i += 1
         return x
+
+    def _forward_add(self, x, residual, relu):
+        """``(out, True)`` with out = ``relu(self.forward(x) + residual)`` (no ReLU
+        unless `relu`), the same bits, where the last layer adds `residual` in its own
+        pass (see `FusedConv2d._forward_add`); else ``(self.forward(x), False)``."""
+        last = len(self.layers) - 1
+        if last < 0 or not _runs_fused(self.layers[last], "_forward_add"):
+            return self.forward(x), False
+        with _parallel.one_blas_thread():
+            x = self._run(x, last)
+            out = _call_child(str(last), self.layers[last], "_forward_add", x, residual, relu)
+            if out is not None:
+                return out, True
+            return _call_child(str(last), self.layers[last], "forward", x), False
 
     def backward(self, grad, input_grad=True):
         """Gradients of the last `forward`: each layer's parameter gradients accumulate
@@ -392,31 +413,14 @@ class Sequential(BaseLayer):
 
 def _fuses_with_relu(layer, following):
     """Whether `layer` then `following` run as one call (see `Sequential.forward`)."""
-    cls = type(layer)
     return (
         type(following) is ReLU
         and ReLU.forward is _RELU_FORWARD
-        and _has_forward_relu(cls, cls.forward)
-        and "forward" not in vars(layer)
         and "forward" not in vars(following)
+        and _runs_fused(layer, "_forward_relu")
     )
 
 
-@functools.cache
-def _has_forward_relu(cls, forward):
-    """Whether `cls` has a `_forward_relu` from the class its `forward` comes from, and
-    that `forward` is the one the class was written with: a subclass replacing
-    `forward` alone, or a `forward` patched onto the class (a profiler's wrapper), keeps
-    its forward. Keyed on the `forward` function, so a later patch is seen."""
-    owner = [next((k for k in cls.__mro__ if name in vars(k)), None) for name in _PAIR]
-    return (
-        owner[0] is not None
-        and owner[0] is owner[1]
-        and getattr(forward, "__qualname__", "") == f"{owner[1].__qualname__}.forward"
-    )
-
-
-_PAIR = ("_forward_relu", "forward")
 _RELU_FORWARD = ReLU.forward  # a ReLU.forward patched later is called, not bypassed
 
 

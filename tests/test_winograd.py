@@ -460,22 +460,28 @@ def test_input_transform(simd, case, dtype, rng):
 @pytest.mark.parametrize("case", TRANSFORM_CASES, ids=str)
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
-def test_output_transform(simd, case, with_bias, relu, dtype, rng):
-    """out = A^T M A + bias for every tile, cropped to the output, then with `relu`
-    max(., 0) keeping NaN (a tile with a NaN product), against the matrices in float64;
-    the same bits in every variant."""
+@pytest.mark.parametrize("with_residual", [False, True], ids=["", "residual"])
+def test_output_transform(simd, case, with_bias, relu, with_residual, dtype, rng):
+    """out = A^T M A + bias for every tile, cropped to the output, plus a residual
+    (a residual block's shortcut), then with `relu` max(., 0) keeping NaN (a tile with a
+    NaN product), against the matrices in float64; the same bits in every variant."""
     n, f, h, w, ph, pw = case
     oh, ow, th, tw = _tiles(h, w, ph, pw)
     m = rng.standard_normal((36, f, n * th * tw)).astype(dtype)
     m[7, 0, 0] = np.nan
     bias = rng.standard_normal(f).astype(dtype) if with_bias else None
+    residual = rng.standard_normal((n, f, oh, ow)).astype(dtype) if with_residual else None
+    kept = None if residual is None else residual.copy()
     out = np.full((n, f, oh, ow), -7, dtype)
-    _kernels.winograd_output(m, out, bias, th, tw, relu)
+    _kernels.winograd_output(m, out, bias, th, tw, relu, residual)
     tiles = m.astype(np.float64).reshape(6, 6, f, n, th, tw).transpose(3, 2, 4, 5, 0, 1)
     y = A_T @ tiles @ A_T.T  # (N, F, th, tw, 4, 4)
     want = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, f, 4 * th, 4 * tw)[:, :, :oh, :ow]
     if with_bias:
         want = want + bias[:, None, None]
+    if with_residual:
+        want = want + residual
+        np.testing.assert_array_equal(residual, kept)
     if relu:
         want = np.where(want <= 0, 0, want)  # NaN stays
         assert np.isnan(out[0, 0, 0, 0])
@@ -483,7 +489,7 @@ def test_output_transform(simd, case, with_bias, relu, dtype, rng):
     np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
     assert_close(np.nan_to_num(out), np.nan_to_num(want), dtype)
     _assert_same_bits_as_baseline(
-        out, lambda res: _kernels.winograd_output(m, res, bias, th, tw, relu)
+        out, lambda res: _kernels.winograd_output(m, res, bias, th, tw, relu, residual)
     )
 
 
@@ -536,6 +542,16 @@ def test_kernels_refuse_mismatched_shapes():
     with pytest.raises(ValueError, match="bias must be"):
         _kernels.winograd_output(
             np.zeros((36, 4, 8)), np.zeros((2, 4, 8, 8)), np.zeros(3), 2, 2
+        )
+    with pytest.raises(ValueError, match="residual must have"):
+        _kernels.winograd_output(
+            np.zeros((36, 4, 8)),
+            np.zeros((2, 4, 8, 8)),
+            None,
+            2,
+            2,
+            True,
+            np.zeros((2, 4, 8, 7)),
         )
     with pytest.raises(ValueError, match="u must be"):
         _kernels.winograd_filter(np.zeros((4, 3, 3, 3)), np.zeros((36, 3, 4)))

@@ -119,6 +119,7 @@ def bias_relu(
     out: _Float,  # floating[:, :, ::1]  IN/OUT (P, F, L)
     bias: _Float | None,  # const floating[::1]  IN  (F,)
     relu: bool,  # bint
+    residual: _Float | None = None,  # const floating[:, :, ::1]  IN (P, F, L)
 ) -> None: ...
 def relu_backward(
     grad: _Float,  # const floating[::1]  IN  (P,)
@@ -205,6 +206,7 @@ def winograd_output(
     th: int,
     tw: int,
     relu: bool = False,
+    residual: _Float | None = None,  # const floating[:, :, :, ::1]  IN (N, F, OH, OW)
 ) -> None: ...
 
 # small planes through a table of flat positions (_gather.pxi)

@@ -550,16 +550,24 @@ def relu_forward(const floating[::1] x,     # IN  (P,)
 
 def bias_relu(floating[:, :, ::1] out,       # IN/OUT (P, F, L)
               const floating[::1] bias,      # IN  (F,), or None
-              bint relu):
-    """out += bias per channel (axis 1), then (with `relu`) out = max(out, 0) as
-    relu_forward computes it: a convolution's epilogue in one pass over its output."""
+              bint relu,
+              const floating[:, :, ::1] residual=None):  # IN (P, F, L), or None
+    """out += bias per channel (axis 1), then out += residual, then (with `relu`)
+    out = max(out, 0) as relu_forward computes it: a convolution's epilogue in one pass
+    over its output (with `residual`, a residual block's sum and ReLU too)."""
     cdef Py_ssize_t b, ch, i, n = out.shape[0], f = out.shape[1], m = out.shape[2]
-    cdef bint add = bias is not None
+    cdef bint add = bias is not None, has_res = residual is not None
     cdef floating beta = 0, v
     cdef floating *po
+    cdef const floating *pr
     if add:
         _check_vector("bias_relu", "bias", bias.shape[0], f)
-    if n * f * m == 0 or not (add or relu):
+    if has_res and (residual.shape[0] != n or residual.shape[1] != f
+                    or residual.shape[2] != m):
+        raise ValueError(f"bias_relu: `residual` has shape ({residual.shape[0]}, "
+                         f"{residual.shape[1]}, {residual.shape[2]}), expected "
+                         f"({n}, {f}, {m}) like `out`")
+    if n * f * m == 0 or not (add or relu or has_res):
         return
     with nogil:
         for b in range(n):
@@ -567,7 +575,19 @@ def bias_relu(floating[:, :, ::1] out,       # IN/OUT (P, F, L)
                 po = &out[b, ch, 0]
                 if add:
                     beta = bias[ch]
-                if add and relu:
+                if has_res:  # bias (when there is one), then the residual, then ReLU
+                    pr = &residual[b, ch, 0]
+                    if add:
+                        for i in range(m):
+                            po[i] = po[i] + beta
+                    if relu:
+                        for i in range(m):
+                            v = po[i] + pr[i]
+                            po[i] = 0 if v <= 0 else v
+                    else:
+                        for i in range(m):
+                            po[i] = po[i] + pr[i]
+                elif add and relu:
                     for i in range(m):
                         v = po[i] + beta
                         po[i] = 0 if v <= 0 else v

@@ -219,11 +219,13 @@ cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
 cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_t n,
                                 Py_ssize_t th, Py_ssize_t tw, floating *out,
                                 Py_ssize_t ostride, Py_ssize_t oh, Py_ssize_t ow,
-                                floating bias, bint relu, floating *buf) noexcept nogil:
-    """A^T M A + bias (then max(., 0) with `relu`, as relu_forward computes it) for the
-    th x tw tiles of one filter of `n` images, M of tile t at m[p * pstride + t], into
-    the (oh, ow) planes at out + b * ostride; tiles reaching past the output write only
-    their part inside. `buf` holds 40 * n * th * tw."""
+                                floating bias, bint relu, const floating *res,
+                                floating *buf) noexcept nogil:
+    """A^T M A + bias (plus `res`, laid out as `out`, unless it is NULL; then max(., 0)
+    with `relu`, as relu_forward computes it) for the th x tw tiles of one filter of `n`
+    images, M of tile t at m[p * pstride + t], into the (oh, ow) planes at
+    out + b * ostride; tiles reaching past the output write only their part inside.
+    `buf` holds 40 * n * th * tw."""
     cdef Py_ssize_t tiles = th * tw, nt = n * th * tw, k, q, b, i, j, r, col, nrows
     cdef Py_ssize_t full = ow // 4
     cdef const floating *src
@@ -260,6 +262,10 @@ cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_
                     o[4 * j + 3] = y3[j] + bias
                 for col in range(4 * full, ow):
                     o[col] = y0[(col % 4) * nt + col // 4] + bias
+                if res != NULL:
+                    y0 = res + (o - out)
+                    for col in range(ow):
+                        o[col] = o[col] + y0[col]
                 if relu:
                     for col in range(ow):
                         v = o[col]
@@ -269,11 +275,13 @@ cdef inline void _output_filter(const floating *m, Py_ssize_t pstride, Py_ssize_
 def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
                     floating[:, :, :, ::1] out,       # OUT (N, F, OH, OW)
                     const floating[::1] bias,         # IN  (F,) or None
-                    Py_ssize_t th, Py_ssize_t tw, bint relu=False):
-    """out = A^T M A (+ bias) for the TH x TW tiles of every image and filter, then
-    with `relu` max(out, 0) as relu_forward computes it, in the same pass; tiles
-    reaching past OH or OW write only their part inside. In float32 on AVX2 by
-    `pycnn_wino_output_f32_avx2` (_winograd_avx2.pxi), else by `_output_filter`; the
+                    Py_ssize_t th, Py_ssize_t tw, bint relu=False,
+                    const floating[:, :, :, ::1] residual=None):  # IN (N, F, OH, OW)
+    """out = A^T M A (+ bias) (+ residual) for the TH x TW tiles of every image and
+    filter, then with `relu` max(out, 0) as relu_forward computes it, in the same pass
+    (a residual block's last convolution, its shortcut's output and the ReLU after the
+    sum); tiles reaching past OH or OW write only their part inside. In float32 on AVX2
+    by `pycnn_wino_output_f32_avx2` (_winograd_avx2.pxi), else by `_output_filter`; the
     same bits."""
     cdef Py_ssize_t n = out.shape[0], f = out.shape[1], oh = out.shape[2], ow = out.shape[3]
     cdef Py_ssize_t fi, tiles = th * tw, pstride, b, i, j, t = 0
@@ -281,6 +289,7 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
     cdef Py_ssize_t *place = NULL
     cdef floating bf = 0
     cdef bint has_bias = bias is not None
+    cdef const floating *res = NULL
     cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
         raise ValueError("winograd_output: the tiles must cover the output")
@@ -288,6 +297,9 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
         raise ValueError("winograd_output: m must be (36, F, N * th * tw)")
     if bias is not None and bias.shape[0] != f:
         raise ValueError("winograd_output: bias must be (F,)")
+    if residual is not None and (residual.shape[0] != n or residual.shape[1] != f
+                                 or residual.shape[2] != oh or residual.shape[3] != ow):
+        raise ValueError("winograd_output: residual must have the shape of out")
     if n == 0 or f == 0 or oh == 0 or ow == 0:
         return
     pstride = f * m.shape[2]
@@ -309,13 +321,15 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
         for fi in range(f):
             if has_bias:
                 bf = bias[fi]
+            if residual is not None:
+                res = &residual[0, fi, 0, 0]
             if floating is float:
                 if avx2:
                     pycnn_wino_output_f32_avx2(&m[0, fi, 0], pstride, m.shape[2], place,
-                                               &out[0, fi, 0, 0], ow, bf, relu)
+                                               &out[0, fi, 0, 0], ow, bf, relu, res)
                     continue
             _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
-                           oh, ow, bf, relu, buf)
+                           oh, ow, bf, relu, res, buf)
     free(buf)
     free(place)
 

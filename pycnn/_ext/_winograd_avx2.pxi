@@ -190,13 +190,14 @@ cdef extern from *:
         }
     }
 
-    /* out[place[3 t]] + row r * ow + column q = (A^T M_t A)[r][q] + bias, then with
-       `relu` 0 where that is <= 0, for the nt tiles t of one filter, M_t's 36 values at
-       m[p * pstride + t]; tile t writes place[3 t + 1] rows (<= 4) of place[3 t + 2]
-       columns (<= 4). */
+    /* out[place[3 t]] + row r * ow + column q = (A^T M_t A)[r][q] + bias, plus the
+       same element of `res` unless it is NULL (a residual block's shortcut, laid out
+       as out), then with `relu` 0 where that is <= 0, for the nt tiles t of one filter,
+       M_t's 36 values at m[p * pstride + t]; tile t writes place[3 t + 1] rows (<= 4)
+       of place[3 t + 2] columns (<= 4). */
     PYCNN_AVX2 static void pycnn_wino_output_f32_avx2(
         const float *m, Py_ssize_t pstride, Py_ssize_t nt, const Py_ssize_t *place,
-        float *out, Py_ssize_t ow, float bias, int relu)
+        float *out, Py_ssize_t ow, float bias, int relu, const float *res)
     {
         Py_ssize_t b0, t0, j, k, q, r, c, p, lanes, count;
         const __m256 bv = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
@@ -225,7 +226,7 @@ cdef extern from *:
                     pycnn_at8(col, o);
                     for (r = 0; r < 4; r++) {
                         y[r][q] = _mm256_add_ps(o[r], bv);
-                        if (relu)  /* 0 where <= 0 (-0 too), NaN kept: relu_forward's */
+                        if (relu && !res)  /* 0 where <= 0 (-0 too), NaN kept: relu_forward's */
                             y[r][q] = _mm256_blendv_ps(
                                 y[r][q], zero, _mm256_cmp_ps(y[r][q], zero, _CMP_LE_OQ));
                     }
@@ -247,10 +248,23 @@ cdef extern from *:
                     e[1] = _mm256_shuffle_ps(u0, u2, 0xEE);
                     e[2] = _mm256_shuffle_ps(u1, u3, 0x44);
                     e[3] = _mm256_shuffle_ps(u1, u3, 0xEE);
-                    if (whole) {
+                    if (whole && !res) {
                         for (j = 0; j < 4; j++) {
                             _mm_storeu_ps(dst8[j] + r * ow, _mm256_castps256_ps128(e[j]));
                             _mm_storeu_ps(dst8[j + 4] + r * ow, _mm256_extractf128_ps(e[j], 1));
+                        }
+                        continue;
+                    }
+                    if (whole) {  /* the shortcut's row added, then the ReLU */
+                        for (j = 0; j < 8; j++) {
+                            const Py_ssize_t at = dst8[j] - out + r * ow;
+                            __m128 x = j < 4 ? _mm256_castps256_ps128(e[j])
+                                             : _mm256_extractf128_ps(e[j - 4], 1);
+                            x = _mm_add_ps(x, _mm_loadu_ps(res + at));
+                            if (relu)
+                                x = _mm_blendv_ps(x, _mm_setzero_ps(),
+                                                  _mm_cmp_ps(x, _mm_setzero_ps(), _CMP_LE_OQ));
+                            _mm_storeu_ps(out + at, x);
                         }
                         continue;
                     }
@@ -262,7 +276,14 @@ cdef extern from *:
                         if (r >= pl[1])
                             continue;
                         dst = out + pl[0] + r * ow;
-                        if (pl[2] == 4) {
+                        if (res) {
+                            const float *add = res + pl[0] + r * ow;
+                            _mm_storeu_ps(part, x);
+                            for (c = 0; c < pl[2]; c++) {
+                                const float v = part[c] + add[c];
+                                dst[c] = relu && v <= 0 ? 0 : v;
+                            }
+                        } else if (pl[2] == 4) {
                             _mm_storeu_ps(dst, x);
                         } else {
                             _mm_storeu_ps(part, x);
@@ -289,10 +310,10 @@ cdef extern from *:
     }
     static void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride,
         Py_ssize_t nt, const Py_ssize_t *place, float *out, Py_ssize_t ow, float bias,
-        int relu)
+        int relu, const float *res)
     {
         (void)m; (void)pstride; (void)nt; (void)place; (void)out; (void)ow; (void)bias;
-        (void)relu;
+        (void)relu; (void)res;
     }
     #endif
     """
@@ -305,4 +326,4 @@ cdef extern from *:
                                          float *w, Py_ssize_t pstride) noexcept nogil
     void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride, Py_ssize_t nt,
                                     const Py_ssize_t *place, float *out, Py_ssize_t ow,
-                                    float bias, int relu) noexcept nogil
+                                    float bias, int relu, const float *res) noexcept nogil

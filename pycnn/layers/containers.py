@@ -20,7 +20,7 @@ import numpy as np
 
 from pycnn import _eltwise
 from pycnn import _validation as V
-from pycnn.layers.base import BaseLayer, _call_child, _check_grad, _check_input
+from pycnn.layers.base import BaseLayer, _call_child, _check_grad, _check_input, _runs_fused
 
 __all__ = ["Identity", "Residual", "Concat"]
 
@@ -89,8 +89,17 @@ class Residual(BaseLayer):
 
     def _forward(self, x, relu):
         _check_input(x, "Residual")
-        a = _call_child("body", self.body, "forward", x)
-        b = _call_child("shortcut", self.shortcut, "forward", x)
+        if _runs_fused(self.body, "_forward_add"):
+            # the body's last layer adds the shortcut's output (and the ReLU) in its
+            # epilogue where it can (see `Sequential._forward_add`)
+            b = _call_child("shortcut", self.shortcut, "forward", x)
+            a, added = _call_child("body", self.body, "_forward_add", x, b, relu)
+            if added:
+                self._out = (a.shape, a.dtype)
+                return a
+        else:
+            a = _call_child("body", self.body, "forward", x)
+            b = _call_child("shortcut", self.shortcut, "forward", x)
         if a.shape != b.shape or a.dtype != b.dtype:
             raise ValueError(
                 f"Residual: the outputs of `body` and `shortcut` must have "
