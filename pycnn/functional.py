@@ -250,6 +250,11 @@ POOL_GRAIN = 1 << 15
 # 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143, 376K 151/147,
 # 500K 313/227, 1M 389/267.
 POOL_GRAIN_PYTHON = 3 << 16
+# And for the 2x2 kernel's flat pass (no indices, planes of even width), about 3x
+# faster than its rows, so that a thread's share is worth less: 1 thread / 2 threads
+# (µs, 64 images): 16 x 14x14 planes 72/89, 32 x 16x16 86/97, 16 x 28x28 118/112,
+# 16 x 32x32 156/135.
+POOL_GRAIN_FLAT = 1 << 19
 
 
 def _pool_threads(n_elements, n_planes, grain=POOL_GRAIN):
@@ -352,10 +357,15 @@ def _max_pool2d(x, geometry, return_indices):
     n, c, oh, ow = out_shape
     out = _buffers.empty(out_shape, x.dtype)
     indices = _buffers.empty(out_shape, np.int64) if return_indices else None
-    if _pool_2x2_pays(x, args, out_shape):
+    if _pool_2x2_pays(x, args, out_shape, return_indices):
         h, w = x.shape[2:]
+        flat = not return_indices
         _max_pool_planes(
-            lambda xs, os, ix: _kernels.max_pool_2x2(xs, h, w, os, ix), x, out, indices
+            lambda xs, os, ix: _kernels.max_pool_2x2(xs, h, w, os, ix),
+            x,
+            out,
+            indices,
+            POOL_GRAIN_FLAT if flat else POOL_GRAIN_PYTHON,
         )
         return (out, indices) if return_indices else out
     if table is not None and x.size:
@@ -381,27 +391,30 @@ def _max_pool2d(x, geometry, return_indices):
     return (out, indices) if return_indices else out
 
 
-def _pool_2x2_pays(x, args, out_shape):
+def _pool_2x2_pays(x, args, out_shape, return_indices):
     """Whether `_kernels.max_pool_2x2` takes this pooling: 2x2 windows at stride 2 without
-    padding, dilation or ceil_mode's extra window, float32 on AVX2, rows of 7 outputs
-    or more. Measured (64 images, 2 threads, training / eval, µs) against the table
-    gather and the C kernel: 16 x 28x28 planes 417/386 -> 269/225, 32 x 14x14 249/231
-    -> 228/194, 16 x 32x32 245/209 -> 209/197, 32 x 16x16 199/178 -> 163/158; at 7x7
-    (rows of 3, all in masked lanes) the table gather stays (137 against 205)."""
+    padding, dilation or ceil_mode's extra window, float32 on AVX2; rows of 7 outputs
+    or more, or any rows on the flat pass (no indices, even widths). Measured (64
+    images, 2 threads, training / eval, µs) against the table gather and the C kernel:
+    16 x 28x28 planes 417/386 -> 269/225, 32 x 14x14 249/231 -> 228/194, 16 x 32x32
+    245/209 -> 209/197, 32 x 16x16 199/178 -> 163/158; at 7x7 (rows of 3, all in
+    masked lanes) the table gather stays (137 against 205). The flat pass then took
+    the eval column to 118, 72, 135 and 86."""
     h, w = x.shape[2:]
     return (
         tuple(args[:4]) == ((2, 2), (2, 2), (0, 0), (1, 1))
         and out_shape[2:] == (h // 2, w // 2)
-        and out_shape[3] >= 7
+        and (out_shape[3] >= 7 or not return_indices)
         and x.dtype == np.float32
         and _kernels.simd_target() != "baseline"
     )
 
 
-def _max_pool_planes(kernel, x, out, indices):
+def _max_pool_planes(kernel, x, out, indices, grain=POOL_GRAIN_PYTHON):
     """``kernel(x_planes, out_planes, indices_planes)`` on ranges of the flattened
-    (N*C, H*W) planes, split over as many of pycnn's threads as pay (indices may be
-    None): the 2x2 kernel and the table gather."""
+    (N*C, H*W) planes, split over as many of pycnn's threads as pay (`grain` input
+    and output elements a thread at least; indices may be None): the 2x2 kernel and
+    the table gather."""
     n, c, h, w = x.shape
     planes, n_out = n * c, out.shape[2] * out.shape[3]
     x2 = _planes(x).reshape(planes, h * w)
@@ -411,7 +424,7 @@ def _max_pool_planes(kernel, x, out, indices):
     def work(lo, hi):
         kernel(x2[lo:hi], out2[lo:hi], None if ind2 is None else ind2[lo:hi])
 
-    parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
+    parts = _pool_threads(x.size + out.size, planes, grain)
     if parts == 1:
         work(0, planes)
     else:

@@ -16,8 +16,9 @@ over memory. `fuse(model)` returns a copy of the model with every such
 residual bodies and shortcuts included) replaced by one `FusedConv2d`; the original model
 is not modified. A `Residual` whose body then ends in a `FusedConv2d` without an
 activation has that convolution add the shortcut's output, and apply the ReLU after the
-block, in its epilogue too (the same bits as the sum and the ReLU on their own). The folding is computed in float64 and rounded once to the model's
-dtype, so a float32 fused model gives the unfused eval outputs to about 1e-6 relative.
+block, in its epilogue too (the same bits as the sum and the ReLU on their own). The
+folding is computed in float64 and rounded once to the model's dtype, so a float32 fused
+model gives the unfused eval outputs to about 1e-6 relative.
 """
 
 import copy

@@ -708,16 +708,24 @@ def test_cached_geometry_still_refuses_equal_values_of_other_types(bad):
 # --- 2x2 windows at stride 2 (_kernels.max_pool_2x2) ---------------------------------
 
 
-@pytest.mark.parametrize("hw", [(2, 2), (5, 7), (14, 14), (16, 16), (28, 28), (9, 33), (4, 30)])
+@pytest.mark.parametrize(
+    "hw",
+    [(2, 2), (5, 7), (7, 7), (6, 4), (3, 16), (14, 14), (16, 16), (28, 28), (9, 33), (4, 30)]
+    + [(64, 64), (2, 2050)],
+)
 def test_max_pool_2x2_kernel_agrees(simd, hw, dtype, rng):
     """Values and indices of the 2x2 kernel, in each variant, against the NumPy twin:
-    ties (the first tap wins), NaN (the last NaN tap wins), infinities, odd sizes, rows
-    of 1 to 16 windows (the vector and its masked tail)."""
+    ties (the first tap wins, -0 and +0 too), NaN (the last NaN tap wins), infinities,
+    odd sizes, rows of 1 to 16 windows (the vector and its masked tail), several blocks
+    of the pass without indices (64x64), rows longer than its block (2 x 2050); the
+    values without indices are the same bits, also on a range of planes (a thread's
+    share), which writes nothing outside it."""
     from pycnn._ext import _kernels
 
     h, w = hw
     x = rng.standard_normal((3, 4, h, w)).astype(dtype)
     x[0, 0] = 1.0  # ties everywhere
+    x[1, 0] = rng.choice(np.array([0.0, -0.0, -1.0], dtype), (h, w))  # signed zeros tie
     x[0, 1].flat[::3] = np.nan
     x[0, 1].flat[1::5] = np.nan
     x[1, 2].flat[::4] = np.inf
@@ -733,6 +741,10 @@ def test_max_pool_2x2_kernel_agrees(simd, hw, dtype, rng):
     alone = np.full((12, oh * ow), -7, dtype)
     _kernels.max_pool_2x2(x.reshape(12, h * w), h, w, alone, None)
     assert alone.tobytes() == out.tobytes()
+    part = np.full((12, oh * ow), -7, dtype)
+    _kernels.max_pool_2x2(x.reshape(12, h * w)[5:9], h, w, part[5:9], None)
+    assert part[5:9].tobytes() == out[5:9].tobytes()
+    assert (part[:5] == -7).all() and (part[9:] == -7).all()
     np.testing.assert_array_equal(x, before)
 
 

@@ -8,11 +8,20 @@
 # them (a larger tap wins, the first maximum wins ties, a NaN wins: the last NaN), so the
 # values and indices are theirs. An AVX2 variant runs in float32 when the kernels'
 # instruction set is AVX2 or up; both give the same results.
+#
+# Without indices (inference), the horizontal fold of every two neighbours comes first:
+# with planes of even width, one flat pass over the input (no row ends inside a
+# vector); with odd widths, row by row, a vector's lanes past a row's end spilling into
+# the next row's place (written again after). Then each output row is the fold of two
+# rows of that, its tail written by a vector ending at the row's end or spilling into
+# the next row. Folding each row's pair first, then the two rows, takes the same tap as
+# the row-major fold (the first maximum, the last NaN).
 
 cdef extern from *:
     """
     #include <math.h>
     #include <stdint.h>
+    #include <string.h>
     #define PYCNN_DEFINE_POOL2X2_ROW(T, SFX)                                             \\
     /* outputs [j0, ow) of one output row: r0, r1 the two input rows, base the flat  \\
        position of r0's first column in the plane, w the plane's width */            \\
@@ -52,6 +61,108 @@ cdef extern from *:
             _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
         *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
             _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+    }
+
+    /* b where it is larger than a or NaN, else a: one step of the taps' fold */
+    __attribute__((target("avx2"))) static inline __m256 pycnn_fold8(__m256 a, __m256 b)
+    {
+        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
+                                         _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+        return _mm256_blendv_ps(a, b, take);
+    }
+    static inline float pycnn_fold1(float a, float b)
+    {
+        return b > a || isnan(b) ? b : a;
+    }
+
+    /* floats of horizontal folds a block holds: both rows of each of its output rows */
+    #define PYCNN_POOL_BLOCK 2048
+
+    /* 8 windows from 16 floats of two rows: each row's pairs, then the two rows */
+    __attribute__((target("avx2"))) static inline __m256 pycnn_pool8(const float *r0,
+                                                                    const float *r1)
+    {
+        __m256 e0, o0, e1, o1;
+        pycnn_split16(r0, &e0, &o0);
+        pycnn_split16(r1, &e1, &o1);
+        return pycnn_fold8(pycnn_fold8(e0, o0), pycnn_fold8(e1, o1));
+    }
+
+    /* the (h / 2, w / 2) outputs of `planes` contiguous (h, w) planes at x, into out;
+       no indices; w / 2 <= PYCNN_POOL_BLOCK / 2 */
+    __attribute__((target("avx2"))) static void pycnn_pool2x2_flat_f32_avx2(
+        const float *x, Py_ssize_t planes, Py_ssize_t h, Py_ssize_t w, float *out)
+    {
+        const Py_ssize_t oh = h / 2, ow = w / 2, rows = planes * oh;
+        const float *end = x + planes * h * w;  /* nothing at or past it is read */
+        if (w != 2 * ow || h != 2 * oh) {  /* odd sizes: row by row */
+            for (Py_ssize_t k = 0, i = 0, row0 = 0; k < rows; k++) {
+                const float *r0 = x + (row0 + 2 * i) * w, *r1 = r0 + w;
+                float *o = out + k * ow;
+                if (++i == oh) {  /* the next plane: (k / oh, k % oh) without dividing */
+                    i = 0;
+                    row0 += h;
+                }
+                Py_ssize_t j = 0;
+                while (j < ow) {
+                    Py_ssize_t at = j;
+                    if (j + 8 > ow) {  /* the row's tail */
+                        if (ow >= 8)
+                            at = ow - 8;  /* the last 8, some written twice */
+                        else if (k * ow + 8 > rows * ow)
+                            break;  /* nothing past the call's last output is written */
+                    }               /* else the lanes past ow spill into the next rows */
+                    if (r1 + 2 * at + 16 > end)
+                        break;
+                    _mm256_storeu_ps(o + at, pycnn_pool8(r0 + 2 * at, r1 + 2 * at));
+                    j = at + 8;
+                }
+                for (; j < ow; j++)
+                    o[j] = pycnn_fold1(pycnn_fold1(r0[2 * j], r0[2 * j + 1]),
+                                       pycnn_fold1(r1[2 * j], r1[2 * j + 1]));
+            }
+            return;
+        }
+        {
+            /* 8 floats past a block for the spilling tail's reads, never stored */
+            __attribute__((aligned(32))) float fold[PYCNN_POOL_BLOCK + 8];
+            const Py_ssize_t per = PYCNN_POOL_BLOCK / (2 * ow);  /* output rows a block */
+            for (Py_ssize_t k0 = 0; k0 < rows; k0 += per) {
+                const Py_ssize_t nr = rows - k0 < per ? rows - k0 : per, nf = 2 * nr * ow;
+                const float *src = x + 2 * k0 * w;
+                Py_ssize_t m = 0;
+                memset(fold + nf, 0, 8 * sizeof(float));
+                for (; m + 8 <= nf; m += 8) {  /* the horizontal pairs, flat */
+                    __m256 even, odd;
+                    pycnn_split16(src + 2 * m, &even, &odd);
+                    _mm256_store_ps(fold + m, pycnn_fold8(even, odd));
+                }
+                for (; m < nf; m++)
+                    fold[m] = pycnn_fold1(src[2 * m], src[2 * m + 1]);
+                for (Py_ssize_t k = 0; k < nr; k++) {  /* then the two rows of each window */
+                    const float *a = fold + 2 * k * ow, *b = a + ow;
+                    float *o = out + (k0 + k) * ow;
+                    Py_ssize_t j = 0;
+                    for (; j + 8 <= ow; j += 8)
+                        _mm256_storeu_ps(o + j, pycnn_fold8(_mm256_loadu_ps(a + j),
+                                                            _mm256_loadu_ps(b + j)));
+                    if (j == ow)
+                        continue;
+                    if (ow > 8) {  /* the last 8 of the row, some written twice */
+                        j = ow - 8;
+                        _mm256_storeu_ps(o + j, pycnn_fold8(_mm256_loadu_ps(a + j),
+                                                            _mm256_loadu_ps(b + j)));
+                    } else if ((k0 + k) * ow + 8 <= rows * ow) {  /* spills into the
+                                                                   next rows, after */
+                        _mm256_storeu_ps(o, pycnn_fold8(_mm256_loadu_ps(a),
+                                                        _mm256_loadu_ps(b)));
+                    } else {  /* the last row of the call: nothing past it is written */
+                        for (; j < ow; j++)
+                            o[j] = pycnn_fold1(a[j], b[j]);
+                    }
+                }
+            }
+        }
     }
 
     /* one output row, 8 windows a vector; the last windows of a row (fewer than 8) in
@@ -121,6 +232,12 @@ cdef extern from *:
     }
     #else
     #define PYCNN_POOL2X2_AVX2 0
+    #define PYCNN_POOL_BLOCK 2048
+    static void pycnn_pool2x2_flat_f32_avx2(const float *x, Py_ssize_t planes,
+                                            Py_ssize_t h, Py_ssize_t w, float *out)
+    {
+        (void)x; (void)planes; (void)h; (void)w; (void)out;
+    }
     static void pycnn_pool2x2_row_f32_avx2(const float *r0, const float *r1, Py_ssize_t ow,
                                            Py_ssize_t base, Py_ssize_t w, float *out,
                                            int64_t *idx)
@@ -130,6 +247,9 @@ cdef extern from *:
     #endif
     """
     int PYCNN_POOL2X2_AVX2
+    int PYCNN_POOL_BLOCK
+    void pycnn_pool2x2_flat_f32_avx2(const float *x, Py_ssize_t planes, Py_ssize_t h,
+                                     Py_ssize_t w, float *out) noexcept nogil
     void pycnn_pool2x2_row_f32(const float *r0, const float *r1, Py_ssize_t j0,
                                Py_ssize_t ow, Py_ssize_t base, Py_ssize_t w, float *out,
                                int64_t *idx) noexcept nogil
@@ -167,6 +287,11 @@ def max_pool_2x2(const floating[:, ::1] x,       # IN  (P, H * W): the planes, f
         return
     if h * w >= 2**31:
         raise ValueError(f"max_pool_2x2: planes of {h} x {w} are too large")
+    if floating is float:
+        if avx2 and not with_indices and 2 * ow <= PYCNN_POOL_BLOCK:
+            with nogil:
+                pycnn_pool2x2_flat_f32_avx2(&x[0, 0], n, h, w, &out[0, 0])
+            return
     with nogil:
         for p in range(n):
             plane = &x[p, 0]
