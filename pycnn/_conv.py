@@ -482,11 +482,17 @@ class ConvPlan:
         return u
 
     def _forward_direct(self, x, weight, epilogue, out):
+        """One kernel call a chunk of images, the images spread over an OpenMP team
+        (`_parallel.team`), the ReLU in the kernel's pass. Ranges of images on pycnn's
+        Python threads cost more: 64 images 1 -> 16 channels at 28x28 took 312 µs
+        there against 195 in the team, of which the hand-off and the padding copies,
+        serialised by the GIL, were 120."""
         bias, act, residual = epilogue
         out4 = out.reshape(self.out_shape)
-
-        def images(lo, hi):
-            for start, stop in _chunks(lo, hi, self.padded_bytes):
+        # a ReLU in the kernel's own pass, unless a residual comes first
+        relu = act is _eltwise.relu_ and residual is None
+        with _parallel.team(_parallel.n_parts(self.n, self.macs)) as threads:
+            for start, stop in _chunks(0, self.n, self.padded_bytes):
                 chunk = out4[start:stop]
                 _kernels.conv2d_direct(
                     self.padded(x[start:stop]),
@@ -498,14 +504,13 @@ class ConvPlan:
                     self.sw,
                     self.dh,
                     self.dw,
-                    1,
+                    threads,
+                    relu,
                 )
                 if residual is not None:
                     chunk += residual[start:stop]
-                if act is not None:
+                if act is not None and not relu:
                     act(chunk)
-
-        _parallel.over_ranges(self.n, self.macs, images)
 
     def _forward_images(self, x, w, epilogue, out, keep):
         bias, act, residual = epilogue

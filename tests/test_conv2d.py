@@ -157,6 +157,48 @@ def test_direct_kernel_on_rows_narrower_than_a_block(rng):
     assert_close(out_none, reference.conv2d(x, w), np.float64)
 
 
+@pytest.mark.parametrize(
+    "c, f, h, w",
+    [(1, 16, 30, 30), (1, 6, 18, 18), (3, 16, 34, 34), (2, 5, 20, 33), (1, 3, 5, 18)],
+    ids=str,
+)
+@pytest.mark.parametrize("bias", ["bias", "no-bias", "minus-zero"])
+@pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
+def test_direct_3x3_kernel_same_bits_as_the_general_one(simd, c, f, h, w, bias, relu, rng):
+    """3x3 windows at stride 1 in float32 (the AVX2 twin in _direct3x3.pxi where the
+    variant has AVX2): the general kernel's sums, bit for bit, against the baseline
+    variant; blocks of 4 filters and single ones, one and several channels, rows of 16
+    and more with an overlapping last block; a -0 bias; NaN; the ReLU as relu_forward."""
+    x = rng.standard_normal((3, c, h, w)).astype(np.float32)
+    x[1, 0, 2, 3] = np.nan
+    weight = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    b = {
+        "bias": rng.standard_normal(f).astype(np.float32),
+        "no-bias": None,
+        "minus-zero": np.full(f, -0.0, np.float32),
+    }[bias]
+    if bias == "minus-zero":
+        weight[0] = 0  # the first filter's outputs are the bias plus zeros
+    before = x.copy()
+    out = np.full((3, f, h - 2, w - 2), 7, np.float32)
+    _kernels.conv2d_direct(x, weight, b, out, 1, 1, 1, 1, 1, 1, relu)
+    np.testing.assert_array_equal(x, before)
+    b64 = None if b is None else b.astype(np.float64)
+    want = reference.conv2d(x.astype(np.float64), weight.astype(np.float64), b64)
+    if relu:
+        want = np.where(want <= 0, 0, want)
+    assert np.isnan(out[1]).any()
+    assert_close(np.nan_to_num(out), np.nan_to_num(want), np.float32)
+    simd_before = _kernels.simd_target()
+    _kernels.set_simd_target("baseline")
+    try:
+        base = np.full_like(out, 7)
+        _kernels.conv2d_direct(x, weight, b, base, 1, 1, 1, 1, 1, 1, relu)
+    finally:
+        _kernels.set_simd_target(simd_before)
+    assert base.tobytes() == out.tobytes()
+
+
 def test_direct_kernel_refuses_an_output_that_does_not_fit():
     x = np.zeros((1, 1, 5, 20), np.float32)
     w = np.zeros((2, 1, 3, 3), np.float32)

@@ -44,6 +44,7 @@ def conv2d_direct(
     dh: int,
     dw: int,
     n_threads: int = 1,
+    relu: bool = False,
 ) -> None: ...
 def col2im(
     cols: _Float,  # const floating[:, :, ::1]     IN  (N, C*KH*KW, OH*OW)

@@ -285,10 +285,14 @@ cdef extern from *:
                             }
                         } else if (pl[2] == 4) {
                             _mm_storeu_ps(dst, x);
-                        } else {
-                            _mm_storeu_ps(part, x);
-                            for (c = 0; c < pl[2]; c++)
-                                dst[c] = part[c];
+                        } else {  /* 1 to 3 columns: no store past them */
+                            if (pl[2] == 1) {
+                                _mm_store_ss(dst, x);
+                            } else {
+                                _mm_storel_pi((__m64 *)dst, x);
+                                if (pl[2] == 3)
+                                    _mm_store_ss(dst + 2, _mm_movehl_ps(x, x));
+                            }
                         }
                     }
                 }
