@@ -250,11 +250,13 @@ POOL_GRAIN = 1 << 15
 # 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143, 376K 151/147,
 # 500K 313/227, 1M 389/267.
 POOL_GRAIN_PYTHON = 3 << 16
-# And for the 2x2 kernel's flat pass (no indices, planes of even width), about 3x
-# faster than its rows, so that a thread's share is worth less: 1 thread / 2 threads
-# (µs, 64 images): 16 x 14x14 planes 72/89, 32 x 16x16 86/97, 16 x 28x28 118/112,
-# 16 x 32x32 156/135.
-POOL_GRAIN_FLAT = 1 << 19
+# And for the 2x2 kernel's pass without indices, about 3x faster than its rows. Called
+# over and over on one warm input, one thread was as fast as two (µs, 64 images: 16 x
+# 14x14 planes 72/89, 16 x 28x28 118/112); in a network, on the output a convolution
+# has just written from both cores, two were faster from 32 x 14x14 planes up (MNIST
+# CNN, 64 images, 1 / 2 threads: 16 x 28x28 314/183-196, 32 x 14x14 175/151-159; 64 x
+# 7x7 106/116-126).
+POOL_GRAIN_FLAT = 1 << 17
 
 
 def _pool_threads(n_elements, n_planes, grain=POOL_GRAIN):

@@ -19,6 +19,7 @@ threadpoolctl = pytest.importorskip(
 def spread(monkeypatch):
     """Every convolution, however small, spread over 3 threads (more than the cores)."""
     monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(_parallel, "GEMM_MIN_MACS_PER_THREAD", 1)
     monkeypatch.setattr(_config, "_num_threads", None)
     pycnn.set_num_threads(3)
     yield
@@ -140,6 +141,7 @@ def test_blas_on_one_thread_whichever_thread_calls(monkeypatch, parts):
     conv2d from a worker thread ran its GEMMs on BLAS's threads: slower, and with other
     rounding on some CPUs."""
     monkeypatch.setattr(_parallel, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(_parallel, "GEMM_MIN_MACS_PER_THREAD", 1)
     monkeypatch.setattr(_config, "_num_threads", parts)
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # main controls it
         before = blas_threads()
