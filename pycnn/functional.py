@@ -604,6 +604,13 @@ def adaptive_avg_pool2d(x, output_size):
     """
     oh, ow = V.adaptive_pool2d_args(x, output_size)
     n, c, h, w = x.shape
+    if oh == ow == 1 and h * w and x.dtype in (np.float32, np.float64):
+        # global pooling (a ResNet's head): each plane's sum in double, in one compiled
+        # pass; NumPy's mean took 130 µs (230 in a network) on 64 x 64 x 8x8 planes,
+        # 30 ns a plane whatever its size
+        out = np.empty((n, c, 1, 1), dtype=x.dtype)
+        _kernels.plane_means(np.ascontiguousarray(x).reshape(n * c, h * w), out.reshape(-1))
+        return out
     if h % oh == 0 and w % ow == 0:
         return x.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5))
     cols = np.empty((n, c, h, ow), dtype=x.dtype)

@@ -180,3 +180,32 @@ def test_layer_reprs_and_errors():
         AdaptiveMaxPool2d(1).backward(np.zeros((1, 1, 1, 1)))
     with pytest.raises(ValueError, match="`backend` must be"):
         AdaptiveAvgPool2d(1, backend="torch")
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 7), (2, 4), (3, 3), (8, 8), (13, 11)], ids=str)
+def test_global_average_pooling_sums_each_plane(hw, dtype, rng):
+    """Global pooling's compiled pass (`_kernels.plane_means`, 8 running sums in double)
+    against the mean in float64: planes of 1 to 143 values (the running sums' tails),
+    NaN and infinities kept, a non-contiguous input, the input untouched."""
+    h, w = hw
+    x = rng.standard_normal((3, 4, w, h)).astype(dtype).transpose(0, 1, 3, 2)
+    x[0, 1, 0, 0] = np.nan
+    x[1, 2, -1, -1] = np.inf
+    before = x.copy()
+    out = functional.adaptive_avg_pool2d(x, 1)
+    assert out.shape == (3, 4, 1, 1) and out.dtype == dtype
+    want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    assert out[1, 2, 0, 0] == np.inf
+    finite = np.isfinite(want)
+    assert_close(out[finite], want[finite], dtype)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_plane_means_refuses_mismatched_sizes():
+    from pycnn._ext import _kernels
+
+    with pytest.raises(ValueError, match="`out` has 3 entries, expected 2"):
+        _kernels.plane_means(np.zeros((2, 5)), np.zeros(3))
+    with pytest.raises(ValueError, match="no values"):
+        _kernels.plane_means(np.zeros((2, 0)), np.zeros(2))

@@ -116,6 +116,10 @@ def add_relu(
     b: _Float,  # const floating[::1]  IN  (P,)
     out: _Float,  # floating[::1]        OUT (P,)
 ) -> None: ...
+def plane_means(
+    x: _Float,  # const floating[:, ::1]  IN  (P, M)
+    out: _Float,  # floating[::1]         OUT (P,)
+) -> None: ...
 def bias_relu(
     out: _Float,  # floating[:, :, ::1]  IN/OUT (P, F, L)
     bias: _Float | None,  # const floating[::1]  IN  (F,)

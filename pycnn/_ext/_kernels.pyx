@@ -621,6 +621,47 @@ def bias_relu(floating[:, :, ::1] out,       # IN/OUT (P, F, L)
                         po[i] = 0 if v <= 0 else v
 
 
+cdef extern from *:
+    """
+    /* the mean of m values at row, summed in double as 8 running sums (of the values
+       at i % 8 == k), added ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): eight
+       independent chains of additions, where one chain waits on each addition */
+    #define PYCNN_DEFINE_ROW_MEAN(T, SFX)                                                \
+    static double pycnn_row_mean_##SFX(const T *row, Py_ssize_t m)                      \
+    {                                                                                   \
+        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                         \
+        Py_ssize_t i = 0;                                                               \
+        for (; i + 8 <= m; i += 8)                                                      \
+            for (int k = 0; k < 8; k++)                                                 \
+                s[k] += row[i + k];                                                     \
+        for (; i < m; i++)                                                              \
+            s[i % 8] += row[i];                                                         \
+        return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) / m; \
+    }
+    PYCNN_DEFINE_ROW_MEAN(float, f32)
+    PYCNN_DEFINE_ROW_MEAN(double, f64)
+    """
+    double pycnn_row_mean_f32(const float *row, Py_ssize_t m) noexcept nogil
+    double pycnn_row_mean_f64(const double *row, Py_ssize_t m) noexcept nogil
+
+
+def plane_means(const floating[:, ::1] x,    # IN  (P, M)
+                floating[::1] out):          # OUT (P,)
+    """out[p] = the mean of row p of x, its sum taken in double (`pycnn_row_mean`):
+    global average pooling, one plane a row."""
+    cdef Py_ssize_t p, n = x.shape[0], m = x.shape[1]
+    if out.shape[0] != n:
+        raise ValueError(f"plane_means: `out` has {out.shape[0]} entries, expected {n}")
+    if m == 0:
+        raise ValueError("plane_means: rows of no values have no mean")
+    with nogil:
+        for p in range(n):
+            if floating is float:
+                out[p] = <float>pycnn_row_mean_f32(&x[p, 0], m)
+            else:
+                out[p] = pycnn_row_mean_f64(&x[p, 0], m)
+
+
 def add_relu(const floating[::1] a,     # IN  (P,)
              const floating[::1] b,     # IN  (P,)
              floating[::1] out):        # OUT (P,), may be a or b
