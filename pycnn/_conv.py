@@ -602,23 +602,15 @@ class ConvPlan:
             step = -(-n // (-(-n_chunks // threads) * threads))
             n_chunks = -(-n // step)
 
-        def chunks(lo, hi):
-            for ci in range(lo, hi):
-                start, stop = n * ci // n_chunks, n * (ci + 1) // n_chunks  # <= step
-                cols = (stop - start) * tiles
-                buf = workspace((36 * (j + k) * cols,), self.dtype)
-                v = buf[: 36 * j * cols].reshape(36, j, cols)
-                m = buf[36 * j * cols :].reshape(36, k, cols)
-                _kernels.winograd_input(x[start:stop], v, padding[0], padding[1], th, tw)
-                # (36, K, J) @ (36, J, tiles of the chunk), every sum in a fixed order
-                _kernels.matmul_fixed(u, v, m)
-                chunk = out[start:stop]
-                res = None if residual is None else residual[start:stop]
-                _kernels.winograd_output(m, chunk, bias, th, tw, relu, res)
-                if act is not None and not relu:
-                    act(chunk)
-
-        _parallel.over_ranges(n_chunks, step * 36 * j * k * tiles, chunks)
+        # each chunk: winograd_input, then (36, K, J) @ (36, J, tiles of the chunk), every
+        # sum in a fixed order (matmul_fixed), then winograd_output; in one call, the
+        # chunks (image b in chunk b * n_chunks // n) over an OpenMP team
+        with _parallel.team(_parallel.n_parts(n_chunks, step * 36 * j * k * tiles)) as t:
+            _kernels.winograd_forward(
+                x, u, out, bias, padding[0], padding[1], relu, residual, n_chunks, t
+            )
+        if act is not None and not relu:
+            act(out)
 
     def _winograd_grad_x(self, grad_out, weight):
         """The input gradient, as the Winograd convolution of `grad_out` with the

@@ -526,6 +526,51 @@ def _assert_same_bits_as_baseline(got, compute):
     assert base.tobytes() == got.tobytes()
 
 
+@pytest.mark.parametrize("n_chunks", [1, 2, 3, 5])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("epilogue", ["none", "bias-relu", "bias-residual-relu"])
+def test_forward_over_chunks_is_its_three_steps(simd, n_chunks, threads, epilogue, dtype, rng):
+    """`winograd_forward` (one call, chunks over OpenMP threads) writes the bits of
+    winograd_input, matmul_fixed and winograd_output on the whole batch, in any
+    chunking and on any number of threads; partial tiles (9x10 outputs), padding."""
+    n, j, k, h, w = 5, 3, 4, 9, 10
+    th, tw = 3, 3
+    x = rng.standard_normal((n, j, h, w)).astype(dtype)
+    u = rng.standard_normal((36, k, j)).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype) if epilogue != "none" else None
+    relu = epilogue != "none"
+    residual = (
+        rng.standard_normal((n, k, h, w)).astype(dtype) if "residual" in epilogue else None
+    )
+    v = np.empty((36, j, n * th * tw), dtype)
+    m = np.empty((36, k, n * th * tw), dtype)
+    want = np.empty((n, k, h, w), dtype)
+    _kernels.winograd_input(x, v, 1, 1, th, tw)
+    _kernels.matmul_fixed(u, v, m)
+    _kernels.winograd_output(m, want, bias, th, tw, relu, residual)
+    before = x.copy()
+    out = np.full((n, k, h, w), np.nan, dtype)
+    _kernels.winograd_forward(x, u, out, bias, 1, 1, relu, residual, n_chunks, threads)
+    assert out.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(x, before)
+
+
+def test_forward_over_chunks_refuses_mismatched_shapes():
+    x, u, out = np.zeros((2, 3, 8, 8)), np.zeros((36, 4, 3)), np.zeros((2, 4, 8, 8))
+    with pytest.raises(ValueError, match="u must be"):
+        _kernels.winograd_forward(x, np.zeros((36, 4, 2)), out, None, 1, 1, False, None, 1)
+    with pytest.raises(ValueError, match="out must be"):
+        _kernels.winograd_forward(x, u, np.zeros((2, 5, 8, 8)), None, 1, 1, False, None, 1)
+    with pytest.raises(ValueError, match="bias must be"):
+        _kernels.winograd_forward(x, u, out, np.zeros(3), 1, 1, False, None, 1)
+    with pytest.raises(ValueError, match="residual must have"):
+        _kernels.winograd_forward(x, u, out, None, 1, 1, False, np.zeros((2, 4, 8, 7)), 1)
+    with pytest.raises(ValueError, match="n_chunks"):
+        _kernels.winograd_forward(x, u, out, None, 1, 1, False, None, 3)
+    with pytest.raises(ValueError, match="ph, pw"):
+        _kernels.winograd_forward(x, u, out, None, -1, 1, False, None, 1)
+
+
 # --- the kernels' own guards ---------------------------------------------------------
 
 

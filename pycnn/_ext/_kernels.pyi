@@ -213,6 +213,18 @@ def winograd_output(
     relu: bool = False,
     residual: _Float | None = None,  # const floating[:, :, :, ::1]  IN (N, F, OH, OW)
 ) -> None: ...
+def winograd_forward(
+    x: _Float,  # const floating[:, :, :, ::1]  IN  (N, J, H, W)
+    u: _Float,  # const floating[:, :, ::1]     IN  (36, K, J)
+    out: _Float,  # floating[:, :, :, ::1]      OUT (N, K, OH, OW)
+    bias: _Float | None,  # const floating[::1]   IN  (K,)
+    ph: int,
+    pw: int,
+    relu: bool,
+    residual: _Float | None,  # const floating[:, :, :, ::1]  IN (N, K, OH, OW)
+    n_chunks: int,
+    n_threads: int = 1,
+) -> None: ...
 
 # small planes through a table of flat positions (_gather.pxi)
 

@@ -157,19 +157,30 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     AVX2 by `pycnn_wino_input_f32_avx2` (_winograd_avx2.pxi), else by `_input_tiles`;
     the same bits."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
-    cdef Py_ssize_t ch, pstride, nt = v.shape[2], b, i, j, t = 0
-    cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2
-    cdef floating *padded
-    cdef floating *buf = NULL
-    cdef Py_ssize_t *corner
-    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
+    cdef int failed
     if th < 1 or tw < 1 or ph < 0 or pw < 0:
         raise ValueError("winograd_input: th, tw >= 1 and ph, pw >= 0")
     if v.shape[0] != 36 or v.shape[1] != c or v.shape[2] != n * th * tw:
         raise ValueError("winograd_input: v must be (36, C, N * th * tw)")
     if n == 0 or c == 0:
         return
-    pstride = c * nt
+    with nogil:
+        failed = _input_core(&x[0, 0, 0, 0], n, c, h, w, &v[0, 0, 0], ph, pw, th, tw)
+    if failed:
+        raise MemoryError()
+
+
+cdef int _input_core(const floating *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
+                     Py_ssize_t w, floating *v, Py_ssize_t ph, Py_ssize_t pw,
+                     Py_ssize_t th, Py_ssize_t tw) noexcept nogil:
+    """`winograd_input` of checked sizes: x (n, c, h, w) and v (36, c, n * th * tw),
+    C-contiguous, n and c >= 1; -1 (nothing written) when out of memory, else 0."""
+    cdef Py_ssize_t ch, nt = n * th * tw, pstride = c * nt, b, i, j, t = 0
+    cdef Py_ssize_t hp = 4 * th + 2, wp = 4 * tw + 2
+    cdef floating *padded
+    cdef floating *buf = NULL
+    cdef Py_ssize_t *corner
+    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     # 8 floats past the planes: the AVX2 transform reads every tile's rows as 8 floats
     padded = <floating *>calloc(n * hp * wp + 8, sizeof(floating))
     if not avx2:
@@ -179,24 +190,23 @@ def winograd_input(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         free(padded)
         free(buf)
         free(corner)
-        raise MemoryError()
-    with nogil:
-        for b in range(n):
-            for i in range(th):
-                for j in range(tw):
-                    corner[t] = (b * hp + 4 * i) * wp + 4 * j
-                    t += 1
-        for ch in range(c):
-            _pad_channel(&x[0, ch, 0, 0], n, c * h * w, h, w, ph, pw, th, tw, padded)
-            if floating is float:
-                if avx2:
-                    pycnn_wino_input_f32_avx2(padded, wp, corner, nt, &v[0, ch, 0],
-                                              pstride)
-                    continue
-            _input_tiles(padded, wp, nt, corner, buf, &v[0, ch, 0], pstride)
+        return -1
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                corner[t] = (b * hp + 4 * i) * wp + 4 * j
+                t += 1
+    for ch in range(c):
+        _pad_channel(x + ch * h * w, n, c * h * w, h, w, ph, pw, th, tw, padded)
+        if floating is float:
+            if avx2:
+                pycnn_wino_input_f32_avx2(padded, wp, corner, nt, v + ch * nt, pstride)
+                continue
+        _input_tiles(padded, wp, nt, corner, buf, v + ch * nt, pstride)
     free(padded)
     free(buf)
     free(corner)
+    return 0
 
 
 cdef inline void _at(const floating *m0, const floating *m1, const floating *m2,
@@ -284,16 +294,12 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
     by `pycnn_wino_output_f32_avx2` (_winograd_avx2.pxi), else by `_output_filter`; the
     same bits."""
     cdef Py_ssize_t n = out.shape[0], f = out.shape[1], oh = out.shape[2], ow = out.shape[3]
-    cdef Py_ssize_t fi, tiles = th * tw, pstride, b, i, j, t = 0
-    cdef floating *buf = NULL
-    cdef Py_ssize_t *place = NULL
-    cdef floating bf = 0
-    cdef bint has_bias = bias is not None
-    cdef const floating *res = NULL
-    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
+    cdef const floating *bias_ptr = NULL
+    cdef const floating *res_ptr = NULL
+    cdef int failed
     if th < 1 or tw < 1 or 4 * th < oh or 4 * tw < ow:
         raise ValueError("winograd_output: the tiles must cover the output")
-    if m.shape[0] != 36 or m.shape[1] != f or m.shape[2] != n * tiles:
+    if m.shape[0] != 36 or m.shape[1] != f or m.shape[2] != n * th * tw:
         raise ValueError("winograd_output: m must be (36, F, N * th * tw)")
     if bias is not None and bias.shape[0] != f:
         raise ValueError("winograd_output: bias must be (F,)")
@@ -302,36 +308,58 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
         raise ValueError("winograd_output: residual must have the shape of out")
     if n == 0 or f == 0 or oh == 0 or ow == 0:
         return
-    pstride = f * m.shape[2]
-    if avx2:  # per tile: its offset in an output plane, its rows and columns inside
-        place = <Py_ssize_t *>malloc(3 * m.shape[2] * sizeof(Py_ssize_t))
-    else:
-        buf = <floating *>malloc(40 * m.shape[2] * sizeof(floating))
-    if buf == NULL and place == NULL:
-        raise MemoryError()
+    if bias is not None:
+        bias_ptr = &bias[0]
+    if residual is not None:
+        res_ptr = &residual[0, 0, 0, 0]
     with nogil:
-        if avx2:
-            for b in range(n):
-                for i in range(th):
-                    for j in range(tw):
-                        place[3 * t] = b * f * oh * ow + 4 * i * ow + 4 * j
-                        place[3 * t + 1] = min(4, oh - 4 * i)
-                        place[3 * t + 2] = min(4, ow - 4 * j)
-                        t += 1
-        for fi in range(f):
-            if has_bias:
-                bf = bias[fi]
-            if residual is not None:
-                res = &residual[0, fi, 0, 0]
-            if floating is float:
-                if avx2:
-                    pycnn_wino_output_f32_avx2(&m[0, fi, 0], pstride, m.shape[2], place,
-                                               &out[0, fi, 0, 0], ow, bf, relu, res)
-                    continue
-            _output_filter(&m[0, fi, 0], pstride, n, th, tw, &out[0, fi, 0, 0], f * oh * ow,
-                           oh, ow, bf, relu, res, buf)
+        failed = _output_core(&m[0, 0, 0], n, f, oh, ow, &out[0, 0, 0, 0], bias_ptr, th,
+                              tw, relu, res_ptr)
+    if failed:
+        raise MemoryError()
+
+
+cdef int _output_core(const floating *m, Py_ssize_t n, Py_ssize_t f, Py_ssize_t oh,
+                      Py_ssize_t ow, floating *out, const floating *bias, Py_ssize_t th,
+                      Py_ssize_t tw, bint relu, const floating *residual) noexcept nogil:
+    """`winograd_output` of checked sizes: m (36, f, n * th * tw), out and residual (n,
+    f, oh, ow), C-contiguous, all sizes >= 1; bias and residual may be NULL; -1 (nothing
+    written) when out of memory, else 0."""
+    cdef Py_ssize_t fi, nt = n * th * tw, pstride = f * nt, plane = oh * ow, b, i, j, t = 0
+    cdef floating *buf = NULL
+    cdef Py_ssize_t *place = NULL
+    cdef floating bf = 0
+    cdef const floating *res = NULL
+    cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
+    if avx2:  # per tile: its offset in an output plane, its rows and columns inside
+        place = <Py_ssize_t *>malloc(3 * nt * sizeof(Py_ssize_t))
+    else:
+        buf = <floating *>malloc(40 * nt * sizeof(floating))
+    if buf == NULL and place == NULL:
+        return -1
+    if avx2:
+        for b in range(n):
+            for i in range(th):
+                for j in range(tw):
+                    place[3 * t] = b * f * plane + 4 * i * ow + 4 * j
+                    place[3 * t + 1] = min(4, oh - 4 * i)
+                    place[3 * t + 2] = min(4, ow - 4 * j)
+                    t += 1
+    for fi in range(f):
+        if bias != NULL:
+            bf = bias[fi]
+        if residual != NULL:
+            res = residual + fi * plane
+        if floating is float:
+            if avx2:
+                pycnn_wino_output_f32_avx2(m + fi * nt, pstride, nt, place, out + fi * plane,
+                                           ow, bf, relu, res)
+                continue
+        _output_filter(m + fi * nt, pstride, n, th, tw, out + fi * plane, f * plane, oh, ow,
+                       bf, relu, res, buf)
     free(buf)
     free(place)
+    return 0
 
 
 # --- the weight gradient -----------------------------------------------------------------
