@@ -98,8 +98,12 @@ GATHER_TABLE_MAX = 2**20
 # computed again: 1.16-1.22x faster at 7x7 and 8x8 with 64 channels, even at 14x14 and
 # 16x16, 0.83-0.86x at 28x28 and 32x32 (16 filters: BLAS's GEMM is poor that thin);
 # from kept columns (which it must transpose) 1.1x at 8x8 with 64 channels, even with
-# 32, 0.78x with 16.
-BATCHED_WEIGHT_GRAD_MAX_L = 64
+# 32, 0.78x with 16. Up to 256 output pixels: the per-image GEMMs' (n, F, rows) products,
+# summed after, are a pass over memory on both threads at once, which one GEMM a chunk
+# avoids; the backward of 32 images 64 -> 128 channels, 3x3 at stride 2 to 14x14, went
+# 15.0/13.8 -> 13.5/13.5 ms (two A/B pairs), of 64 images 64 -> 64 at 14x14 (stride 1,
+# im2col) 16.7/15.8 -> 15.9/16.0.
+BATCHED_WEIGHT_GRAD_MAX_L = 256
 BATCHED_WEIGHT_GRAD_MIN_ROWS = 512
 
 
