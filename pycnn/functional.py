@@ -250,13 +250,13 @@ POOL_GRAIN = 1 << 15
 # 1 thread / 2 threads (µs): 82K 65/111, 128K 97/127, 250K 136/143, 376K 151/147,
 # 500K 313/227, 1M 389/267.
 POOL_GRAIN_PYTHON = 3 << 16
-# And for the 2x2 kernel's pass without indices, about 3x faster than its rows. Called
-# over and over on one warm input, one thread was as fast as two (µs, 64 images: 16 x
-# 14x14 planes 72/89, 16 x 28x28 118/112); in a network, on the output a convolution
-# has just written from both cores, two were faster from 32 x 14x14 planes up (MNIST
-# CNN, 64 images, 1 / 2 threads: 16 x 28x28 314/183-196, 32 x 14x14 175/151-159; 64 x
-# 7x7 106/116-126).
-POOL_GRAIN_FLAT = 1 << 17
+# And for the 2x2 kernel's pass without indices, about 3x faster than its rows, whose
+# planes an OpenMP team shares (a cheaper hand-off than pycnn's Python threads). In a
+# network, on the output a convolution has just written from both cores (MNIST CNN, 64
+# images, µs): 16 x 28x28 planes 314 on one Python thread, 174-196 on two, 124-133 on
+# two OpenMP threads; 32 x 14x14 175, 151-159, 81-89; 64 x 7x7 106 on one, 69-73 on
+# two OpenMP threads. 16 x 8x8 planes (the digits CNN) took 33 µs on one, 58 on two.
+POOL_GRAIN_FLAT = 1 << 16
 
 
 def _pool_threads(n_elements, n_planes, grain=POOL_GRAIN):
@@ -361,13 +361,13 @@ def _max_pool2d(x, geometry, return_indices):
     indices = _buffers.empty(out_shape, np.int64) if return_indices else None
     if _pool_2x2_pays(x, args, out_shape, return_indices):
         h, w = x.shape[2:]
-        flat = not return_indices
+        if not return_indices:  # the flat pass, its planes over an OpenMP team
+            planes = _planes(x).reshape(n * c, h * w)
+            with _parallel.team(_pool_threads(x.size + out.size, n * c, POOL_GRAIN_FLAT)) as t:
+                _kernels.max_pool_2x2(planes, h, w, out.reshape(n * c, oh * ow), None, t)
+            return out
         _max_pool_planes(
-            lambda xs, os, ix: _kernels.max_pool_2x2(xs, h, w, os, ix),
-            x,
-            out,
-            indices,
-            POOL_GRAIN_FLAT if flat else POOL_GRAIN_PYTHON,
+            lambda xs, os, ix: _kernels.max_pool_2x2(xs, h, w, os, ix), x, out, indices
         )
         return (out, indices) if return_indices else out
     if table is not None and x.size:
@@ -412,11 +412,10 @@ def _pool_2x2_pays(x, args, out_shape, return_indices):
     )
 
 
-def _max_pool_planes(kernel, x, out, indices, grain=POOL_GRAIN_PYTHON):
+def _max_pool_planes(kernel, x, out, indices):
     """``kernel(x_planes, out_planes, indices_planes)`` on ranges of the flattened
-    (N*C, H*W) planes, split over as many of pycnn's threads as pay (`grain` input
-    and output elements a thread at least; indices may be None): the 2x2 kernel and
-    the table gather."""
+    (N*C, H*W) planes, split over as many of pycnn's threads as pay (indices may be
+    None): the 2x2 kernel with indices and the table gather."""
     n, c, h, w = x.shape
     planes, n_out = n * c, out.shape[2] * out.shape[3]
     x2 = _planes(x).reshape(planes, h * w)
@@ -426,7 +425,7 @@ def _max_pool_planes(kernel, x, out, indices, grain=POOL_GRAIN_PYTHON):
     def work(lo, hi):
         kernel(x2[lo:hi], out2[lo:hi], None if ind2 is None else ind2[lo:hi])
 
-    parts = _pool_threads(x.size + out.size, planes, grain)
+    parts = _pool_threads(x.size + out.size, planes, POOL_GRAIN_PYTHON)
     if parts == 1:
         work(0, planes)
     else:

@@ -745,6 +745,10 @@ def test_max_pool_2x2_kernel_agrees(simd, hw, dtype, rng):
     _kernels.max_pool_2x2(x.reshape(12, h * w)[5:9], h, w, part[5:9], None)
     assert part[5:9].tobytes() == out[5:9].tobytes()
     assert (part[:5] == -7).all() and (part[9:] == -7).all()
+    for threads in (2, 5):  # ranges of planes on OpenMP threads
+        shared = np.full((12, oh * ow), -7, dtype)
+        _kernels.max_pool_2x2(x.reshape(12, h * w), h, w, shared, None, threads)
+        assert shared.tobytes() == out.tobytes()
     np.testing.assert_array_equal(x, before)
 
 

@@ -239,6 +239,7 @@ def max_pool_2x2(
     w: int,
     out: _Float,  # floating[:, ::1]        OUT (P, (H // 2) * (W // 2))
     indices: NDArray[np.int64] | None,  # int64_t[:, ::1]  OUT like out, or None
+    n_threads: int = 1,
 ) -> None: ...
 def max_pool_gather(
     x: _Float,  # const floating[:, ::1]   IN  (P, S)

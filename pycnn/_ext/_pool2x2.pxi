@@ -264,11 +264,14 @@ cdef extern from *:
 def max_pool_2x2(const floating[:, ::1] x,       # IN  (P, H * W): the planes, flattened
                  Py_ssize_t h, Py_ssize_t w,
                  floating[:, ::1] out,           # OUT (P, (H // 2) * (W // 2))
-                 int64_t[:, ::1] indices):       # OUT like out, or None
+                 int64_t[:, ::1] indices,        # OUT like out, or None
+                 int n_threads=1):
     """Max pooling of (H, W) planes with 2x2 windows at stride 2 (the last row and column
     of odd sizes left out, as without ceil_mode); `indices` gets each winner's flat
-    position in its plane. The results of `max_pool_gather` with those windows."""
-    cdef Py_ssize_t p, i, n = x.shape[0], oh = h // 2, ow = w // 2
+    position in its plane. The results of `max_pool_gather` with those windows. Without
+    indices (the flat pass), ranges of planes spread over `n_threads` OpenMP threads."""
+    cdef Py_ssize_t p, i, n = x.shape[0], oh = h // 2, ow = w // 2, lo, hi
+    cdef int part, parts = max(1, min(n_threads, n))
     cdef bint with_indices = indices is not None
     cdef bint avx2 = floating is float and PYCNN_POOL2X2_AVX2 and pycnn_isa_active() >= 1
     cdef const floating *plane
@@ -289,8 +292,10 @@ def max_pool_2x2(const floating[:, ::1] x,       # IN  (P, H * W): the planes, f
         raise ValueError(f"max_pool_2x2: planes of {h} x {w} are too large")
     if floating is float:
         if avx2 and not with_indices and 2 * ow <= PYCNN_POOL_BLOCK:
-            with nogil:
-                pycnn_pool2x2_flat_f32_avx2(&x[0, 0], n, h, w, &out[0, 0])
+            for part in prange(parts, nogil=True, schedule="static", num_threads=parts):
+                lo = n * part // parts
+                hi = n * (part + 1) // parts
+                pycnn_pool2x2_flat_f32_avx2(&x[lo, 0], hi - lo, h, w, &out[lo, 0])
             return
     with nogil:
         for p in range(n):
