@@ -261,13 +261,17 @@ def _winograd_filter(weight, dtype):
     return u
 
 
-Epilogue = namedtuple("Epilogue", "bias activation residual", defaults=(None, None, None))
+Epilogue = namedtuple(
+    "Epilogue", "bias activation residual pool", defaults=(None, None, None, False)
+)
 Epilogue.__doc__ = """What `ConvPlan.forward` applies to each chunk of output while it is
 in cache: `bias` (F,) added per output channel, or None; then `residual`, an array of
 the output's shape, dtype and layout (C-contiguous) added to it, or None (a residual
 block's shortcut, added by the block's last convolution); then `activation`, a
 function that overwrites a chunk of output (any shape) with its activation in place,
-or None. `pycnn.fusion` builds these from batch norm and ReLU-family layers."""
+or None; then, with `pool`, 2x2 max pooling at stride 2, tile by tile: the output is
+(N, F, OH // 2, OW // 2) (only where `ConvPlan.pools` says so). `pycnn.fusion` builds
+these from batch norm, ReLU-family and max-pooling layers."""
 
 
 NO_EPILOGUE = Epilogue()
@@ -459,8 +463,13 @@ class ConvPlan:
         `filters`, on a Winograd plan, are `winograd_filters(weight)` kept from an
         earlier call (an inference layer's constant weight), not transformed again.
         """
+        if epilogue.pool and not self.pools(epilogue):
+            raise ValueError("ConvPlan.forward: this plan cannot pool in its epilogue")
         if self.winograd:
-            out = _buffers.empty(self.out_shape, self.dtype)
+            shape = self.out_shape
+            if epilogue.pool:
+                shape = (self.n, self.f, self.oh // 2, self.ow // 2)
+            out = _buffers.empty(shape, self.dtype)
             u = _winograd_filter(weight, self.dtype) if filters is None else filters
             if epilogue.bias is not None:
                 bias = np.ascontiguousarray(epilogue.bias, dtype=self.dtype)
@@ -478,6 +487,20 @@ class ConvPlan:
                 self._forward_images(x, w, epilogue, out, columns)
         return out.reshape(self.out_shape)
 
+    def pools(self, epilogue):
+        """Whether `forward` can take this epilogue with ``pool=True``: the Winograd
+        path in float32 on AVX2 (its output transform pools each 4x4 tile), without a
+        residual, with a ReLU or no activation, on an output of at least 2x2."""
+        return (
+            self.winograd
+            and self.dtype == np.float32
+            and _kernels.simd_target() != "baseline"
+            and epilogue.residual is None
+            and epilogue.activation in (None, _eltwise.relu_)
+            and self.oh >= 2
+            and self.ow >= 2
+        )
+
     def winograd_filters(self, weight):
         """The transformed filters (36, F, C) of `weight` for `forward`'s `filters`, in
         a new array (the same values `forward` computes for itself)."""
@@ -491,7 +514,7 @@ class ConvPlan:
         Python threads cost more: 64 images 1 -> 16 channels at 28x28 took 312 µs
         there against 195 in the team, of which the hand-off and the padding copies,
         serialised by the GIL, were 120."""
-        bias, act, residual = epilogue
+        bias, act, residual, _ = epilogue
         out4 = out.reshape(self.out_shape)
         # a ReLU in the kernel's own pass, unless a residual comes first
         relu = act is _eltwise.relu_ and residual is None
@@ -517,7 +540,7 @@ class ConvPlan:
                     act(chunk)
 
     def _forward_images(self, x, w, epilogue, out, keep):
-        bias, act, residual = epilogue
+        bias, act, residual, _ = epilogue
         if residual is not None:
             residual = residual.reshape(self.n, self.f, self.blocks)
 
@@ -537,7 +560,7 @@ class ConvPlan:
         _parallel.over_ranges(self.n, self.macs, images)
 
     def _forward_one_image(self, x, w, epilogue, out, keep):
-        bias, act, residual = epilogue
+        bias, act, residual, _ = epilogue
         cols = self.columns(x, keep)
         if self.g == 1:  # 2-D operands: the same GEMMs, less of NumPy's batching work
             w, cols, out2 = w[0], cols[0, 0], out[0, 0]
@@ -587,8 +610,10 @@ class ConvPlan:
         """
         n, j = x.shape[:2]
         k, oh, ow = out.shape[1:]
+        bias, act, residual, pool = epilogue
+        if pool:  # `out` is pooled: the convolution's output is the plan's
+            oh, ow = self.oh, self.ow
         th, tw = -(-oh // 4), -(-ow // 4)
-        bias, act, residual = epilogue
         relu = act is _eltwise.relu_  # in the output transform's pass
         tiles = th * tw
         per_image = 36 * (j + k) * tiles * self.dtype.itemsize
@@ -611,7 +636,18 @@ class ConvPlan:
         # chunks (image b in chunk b * n_chunks // n) over an OpenMP team
         with _parallel.team(_parallel.n_parts(n_chunks, step * 36 * j * k * tiles)) as t:
             _kernels.winograd_forward(
-                x, u, out, bias, padding[0], padding[1], relu, residual, n_chunks, t
+                x,
+                u,
+                out,
+                bias,
+                padding[0],
+                padding[1],
+                relu,
+                residual,
+                n_chunks,
+                t,
+                oh if pool else 0,
+                ow if pool else 0,
             )
         if act is not None and not relu:
             act(out)

@@ -14,7 +14,9 @@ convolution's output while that block is still in cache, instead of in two more 
 over memory. `fuse(model)` returns a copy of the model with every such
 ``Conv2d [-> BatchNorm2d] [-> activation]`` run (inside `Sequential`s at any depth,
 residual bodies and shortcuts included) replaced by one `FusedConv2d`; the original model
-is not modified. A `Residual` whose body then ends in a `FusedConv2d` without an
+is not modified. A 2x2 `MaxPool2d` at stride 2 right after such a run joins it: on
+Winograd's path (float32, AVX2) the output transform pools each 4x4 tile of output and
+the full-size output is never written. A `Residual` whose body then ends in a `FusedConv2d` without an
 activation has that convolution add the shortcut's output, and apply the ReLU after the
 block, in its epilogue too (the same bits as the sum and the ReLU on their own). The
 folding is computed in float64 and rounded once to the model's dtype, so a float32 fused
@@ -33,6 +35,7 @@ from pycnn.layers.activation import Hardtanh, LeakyReLU, ReLU, ReLU6
 from pycnn.layers.base import BaseLayer
 from pycnn.layers.conv import Conv2d
 from pycnn.layers.normalization import BatchNorm2d
+from pycnn.layers.pooling import MaxPool2d
 
 __all__ = ["fuse", "FusedConv2d"]
 
@@ -68,8 +71,14 @@ def _in_place(activation):
 
 
 class FusedConv2d(BaseLayer):
-    """A `Conv2d`, an optional eval-mode `BatchNorm2d` folded into its weights, and an
-    optional ReLU-family activation applied in its epilogue; for inference only.
+    """A `Conv2d`, an optional eval-mode `BatchNorm2d` folded into its weights, an
+    optional ReLU-family activation applied in its epilogue, and an optional 2x2
+    `MaxPool2d` at stride 2 after it; for inference only.
+
+    The pooling is done tile by tile in the output transform of Winograd's convolution
+    (float32 on AVX2, no activation or a ReLU), which then never writes the full-size
+    output; elsewhere the layer runs its `MaxPool2d` on the convolution's output. Either
+    way the values are the `MaxPool2d`'s.
 
     Made by `fuse`; `weight` and `bias` are the folded values (every fused convolution
     has a bias). `backward` raises: train the unfused model and fuse it again.
@@ -79,11 +88,12 @@ class FusedConv2d(BaseLayer):
     That of the `Conv2d` it was made from.
     """
 
-    def __init__(self, conv, batch_norm=None, activation=None):
+    def __init__(self, conv, batch_norm=None, activation=None, pool=None):
         super().__init__()
         self.conv = conv
         self.batch_norm = batch_norm
         self.activation = activation
+        self.pool = pool
         self.dtype = conv.dtype
         weight = conv.weight.astype(np.float64)
         bias = (
@@ -123,9 +133,9 @@ class FusedConv2d(BaseLayer):
         """``relu(self.forward(x) + residual)`` (without the ReLU unless `relu`), the
         same bits, the sum and the ReLU in the convolution's epilogue: what a
         `Residual` whose body ends in this layer calls with its shortcut's output. None
-        (nothing computed) where that does not apply: a layer with an activation of its
-        own, or a `residual` not of the output's shape and dtype."""
-        if self._act is not None:
+        (nothing computed) where that does not apply: a layer with an activation or a
+        pooling of its own, or a `residual` not of the output's shape and dtype."""
+        if self._act is not None or self.pool is not None:
             return None
         return self._forward(x, (residual, relu))
 
@@ -160,6 +170,14 @@ class FusedConv2d(BaseLayer):
                 kept = self._filters = (weight.copy(), plan.winograd_filters(weight))
             filters = kept[1]
         epilogue = _conv.Epilogue(self.bias, self._act)
+        if self.pool is not None:
+            pooled = epilogue._replace(pool=True)
+            if plan.pools(pooled):
+                return plan.forward(
+                    np.ascontiguousarray(x), self.weight, pooled, filters=filters
+                )
+            out = plan.forward(np.ascontiguousarray(x), self.weight, epilogue, filters=filters)
+            return self.pool.forward(out)
         if add is not None:
             residual, relu = add
             if not (
@@ -192,6 +210,8 @@ class FusedConv2d(BaseLayer):
             parts.append(repr(self.batch_norm))
         if self.activation is not None:
             parts.append(repr(self.activation))
+        if self.pool is not None:
+            parts.append(repr(self.pool))
         return " + ".join(parts)
 
 
@@ -207,9 +227,23 @@ def _fusible_bn(layer, conv):
     )
 
 
+def _fusible_pool(layer):
+    """A 2x2 max pooling at stride 2 without padding, dilation or ceil_mode."""
+    return (
+        type(layer) is MaxPool2d
+        and layer.backend == "compiled"
+        and tuple(layer.kernel_size) == (2, 2)
+        and tuple(layer.stride or layer.kernel_size) == (2, 2)
+        and tuple(layer.padding) == (0, 0)
+        and tuple(layer.dilation) == (1, 1)
+        and not layer.ceil_mode
+    )
+
+
 def _fuse_list(layers):
-    """The layers of one `Sequential` with each Conv2d [BatchNorm2d] [activation] run
-    replaced by a `FusedConv2d` (a convolution followed by neither stays as it is)."""
+    """The layers of one `Sequential` with each Conv2d [BatchNorm2d] [activation]
+    [MaxPool2d 2x2] run replaced by a `FusedConv2d` (a convolution followed by none of
+    them stays as it is)."""
     out, i = [], 0
     while i < len(layers):
         conv = layers[i]
@@ -223,7 +257,13 @@ def _fuse_list(layers):
             bn, j = layers[j], j + 1
         if j < len(layers) and _in_place(layers[j]) is not None:
             act, j = layers[j], j + 1
-        out.append(conv if bn is None and act is None else FusedConv2d(conv, bn, act))
+        pool = None
+        if j < len(layers) and _fusible_pool(layers[j]):
+            pool, j = layers[j], j + 1
+        if bn is None and act is None and pool is None:
+            out.append(conv)
+        else:
+            out.append(FusedConv2d(conv, bn, act, pool))
         i = j
     return out
 
@@ -251,8 +291,8 @@ def fuse(model):
     ----------
     model : BaseLayer
         Usually a `Sequential`; runs of ``Conv2d [-> BatchNorm2d] [-> ReLU | LeakyReLU |
-        ReLU6 | Hardtanh]`` in any `Sequential` nested in it (residual bodies, shortcuts
-        and `Concat` branches included) are fused. Convolutions on the NumPy backend
+        ReLU6 | Hardtanh] [-> MaxPool2d(2)]`` in any `Sequential` nested in it (residual
+        bodies, shortcuts and `Concat` branches included) are fused. Convolutions on the NumPy backend
         are left alone.
 
     Returns

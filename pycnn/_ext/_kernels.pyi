@@ -224,6 +224,8 @@ def winograd_forward(
     residual: _Float | None,  # const floating[:, :, :, ::1]  IN (N, K, OH, OW)
     n_chunks: int,
     n_threads: int = 1,
+    pooled_from_h: int = 0,  # > 0: out is the 2x2 max pooling of an (H, W) output
+    pooled_from_w: int = 0,
 ) -> None: ...
 
 # small planes through a table of flat positions (_gather.pxi)

@@ -314,29 +314,51 @@ def winograd_output(const floating[:, :, ::1] m,     # IN  (36, F, N * TH * TW)
         res_ptr = &residual[0, 0, 0, 0]
     with nogil:
         failed = _output_core(&m[0, 0, 0], n, f, oh, ow, &out[0, 0, 0, 0], bias_ptr, th,
-                              tw, relu, res_ptr)
+                              tw, relu, res_ptr, False)
     if failed:
         raise MemoryError()
 
 
 cdef int _output_core(const floating *m, Py_ssize_t n, Py_ssize_t f, Py_ssize_t oh,
                       Py_ssize_t ow, floating *out, const floating *bias, Py_ssize_t th,
-                      Py_ssize_t tw, bint relu, const floating *residual) noexcept nogil:
+                      Py_ssize_t tw, bint relu, const floating *residual,
+                      bint pool) noexcept nogil:
     """`winograd_output` of checked sizes: m (36, f, n * th * tw), out and residual (n,
-    f, oh, ow), C-contiguous, all sizes >= 1; bias and residual may be NULL; -1 (nothing
-    written) when out of memory, else 0."""
+    f, oh, ow), C-contiguous, all sizes >= 1; bias and residual may be NULL. With
+    `pool` (float32 on AVX2, no residual), out is (n, f, oh // 2, ow // 2), the 2x2 max
+    pooling of the result (`pycnn_wino_output_pool_f32_avx2`). -1 (nothing written)
+    when out of memory, -2 when `pool` cannot be done here, else 0."""
     cdef Py_ssize_t fi, nt = n * th * tw, pstride = f * nt, plane = oh * ow, b, i, j, t = 0
+    cdef Py_ssize_t ph2 = oh // 2, pw2 = ow // 2
     cdef floating *buf = NULL
     cdef Py_ssize_t *place = NULL
     cdef floating bf = 0
     cdef const floating *res = NULL
     cdef bint avx2 = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
+    if pool and (not avx2 or residual != NULL):
+        return -2
     if avx2:  # per tile: its offset in an output plane, its rows and columns inside
         place = <Py_ssize_t *>malloc(3 * nt * sizeof(Py_ssize_t))
     else:
         buf = <floating *>malloc(40 * nt * sizeof(floating))
     if buf == NULL and place == NULL:
         return -1
+    if pool:  # the same for the pooled plane: 2x2 of it a tile
+        for b in range(n):
+            for i in range(th):
+                for j in range(tw):
+                    place[3 * t] = b * f * ph2 * pw2 + 2 * i * pw2 + 2 * j
+                    place[3 * t + 1] = max(0, min(2, ph2 - 2 * i))
+                    place[3 * t + 2] = max(0, min(2, pw2 - 2 * j))
+                    t += 1
+        for fi in range(f):
+            if bias != NULL:
+                bf = bias[fi]
+            if floating is float:
+                pycnn_wino_output_pool_f32_avx2(m + fi * nt, pstride, nt, place,
+                                                out + fi * ph2 * pw2, pw2, bf, relu)
+        free(place)
+        return 0
     if avx2:
         for b in range(n):
             for i in range(th):

@@ -299,6 +299,80 @@ cdef extern from *:
             }
         }
     }
+    /* b where it is larger than a or NaN, else a: a step of max pooling's fold over its
+       taps (the first maximum wins, a NaN wins: the last NaN) */
+    PYCNN_AVX2 static inline __m256 pycnn_wino_fold8(__m256 a, __m256 b)
+    {
+        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
+                                         _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+        return _mm256_blendv_ps(a, b, take);
+    }
+
+    /* pycnn_wino_output_f32_avx2's values (no residual), then 2x2 max pooling at stride
+       2 within each tile: out[place[3 t]] + row r * pw + column q (r, q < 2) = the
+       maximum of the tile's rows 2 r, 2 r + 1 and columns 2 q, 2 q + 1, folded as
+       max_pool_2x2 folds a window (each row's pair, then the two rows: the tap the
+       row-major fold takes); tile t writes place[3 t + 1] rows (<= 2) of
+       place[3 t + 2] columns (<= 2) of the pooled plane, pw wide. */
+    PYCNN_AVX2 static void pycnn_wino_output_pool_f32_avx2(
+        const float *m, Py_ssize_t pstride, Py_ssize_t nt, const Py_ssize_t *place,
+        float *out, Py_ssize_t pw, float bias, int relu)
+    {
+        Py_ssize_t b0, t0, j, k, q, r, p, count;
+        const __m256 bv = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
+        __m256 row[6], cols[6][4], col[6], y[4][4], o[4], pooled[2][2];
+        __attribute__((aligned(32))) float block[36][PYCNN_WINO_BLOCK];
+        __attribute__((aligned(32))) float pairs[2][16];
+        for (b0 = 0; b0 < nt; b0 += PYCNN_WINO_BLOCK) {
+            count = nt - b0 < PYCNN_WINO_BLOCK ? nt - b0 : PYCNN_WINO_BLOCK;
+            for (p = 0; p < 36; p++) {
+                memcpy(block[p], m + p * pstride + b0, (size_t)count * sizeof(float));
+                for (j = count; j < ((count + 7) & ~(Py_ssize_t)7); j++)
+                    block[p][j] = 0;  /* lanes past the end: computed, never stored */
+            }
+            for (t0 = 0; t0 < count; t0 += 8) {
+                const Py_ssize_t lanes = count - t0 < 8 ? count - t0 : 8;
+                for (k = 0; k < 6; k++) {
+                    for (j = 0; j < 6; j++)
+                        row[j] = _mm256_load_ps(&block[6 * k + j][t0]);
+                    pycnn_at8(row, cols[k]);
+                }
+                for (q = 0; q < 4; q++) {
+                    for (k = 0; k < 6; k++)
+                        col[k] = cols[k][q];
+                    pycnn_at8(col, o);
+                    for (r = 0; r < 4; r++) {
+                        y[r][q] = _mm256_add_ps(o[r], bv);
+                        if (relu)
+                            y[r][q] = _mm256_blendv_ps(
+                                y[r][q], zero, _mm256_cmp_ps(y[r][q], zero, _CMP_LE_OQ));
+                    }
+                }
+                for (r = 0; r < 2; r++)
+                    for (q = 0; q < 2; q++)
+                        pooled[r][q] = pycnn_wino_fold8(
+                            pycnn_wino_fold8(y[2 * r][2 * q], y[2 * r][2 * q + 1]),
+                            pycnn_wino_fold8(y[2 * r + 1][2 * q], y[2 * r + 1][2 * q + 1]));
+                for (r = 0; r < 2; r++) {
+                    /* tile j's pooled row r, its 2 columns, at pairs[r][2 j] */
+                    _mm256_store_ps(pairs[r], _mm256_unpacklo_ps(pooled[r][0], pooled[r][1]));
+                    _mm256_store_ps(pairs[r] + 8,
+                                    _mm256_unpackhi_ps(pooled[r][0], pooled[r][1]));
+                }
+                for (j = 0; j < lanes; j++) {
+                    const Py_ssize_t *pl = place + 3 * (b0 + t0 + j);
+                    /* unpacklo holds lanes 0, 1, 4, 5 in that order, unpackhi 2, 3, 6, 7 */
+                    const Py_ssize_t at = (j & 1) * 2 + ((j >> 2) & 1) * 4 + ((j >> 1) & 1) * 8;
+                    for (r = 0; r < pl[1] && pl[2] > 0; r++) {
+                        float *dst = out + pl[0] + r * pw;
+                        dst[0] = pairs[r][at];
+                        if (pl[2] == 2)
+                            dst[1] = pairs[r][at + 1];
+                    }
+                }
+            }
+        }
+    }
     #undef PYCNN_AVX2
     #else
     #define PYCNN_WINO_AVX2 0
@@ -319,6 +393,13 @@ cdef extern from *:
         (void)m; (void)pstride; (void)nt; (void)place; (void)out; (void)ow; (void)bias;
         (void)relu; (void)res;
     }
+    static void pycnn_wino_output_pool_f32_avx2(const float *m, Py_ssize_t pstride,
+        Py_ssize_t nt, const Py_ssize_t *place, float *out, Py_ssize_t pw, float bias,
+        int relu)
+    {
+        (void)m; (void)pstride; (void)nt; (void)place; (void)out; (void)pw; (void)bias;
+        (void)relu;
+    }
     #endif
     """
     int PYCNN_WINO_AVX2
@@ -331,3 +412,6 @@ cdef extern from *:
     void pycnn_wino_output_f32_avx2(const float *m, Py_ssize_t pstride, Py_ssize_t nt,
                                     const Py_ssize_t *place, float *out, Py_ssize_t ow,
                                     float bias, int relu, const float *res) noexcept nogil
+    void pycnn_wino_output_pool_f32_avx2(const float *m, Py_ssize_t pstride, Py_ssize_t nt,
+                                         const Py_ssize_t *place, float *out, Py_ssize_t pw,
+                                         float bias, int relu) noexcept nogil

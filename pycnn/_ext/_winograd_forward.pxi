@@ -14,15 +14,22 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
                      const floating[::1] bias,            # IN  (K,) or None
                      Py_ssize_t ph, Py_ssize_t pw, bint relu,
                      const floating[:, :, :, ::1] residual,  # IN (N, K, OH, OW) or None
-                     Py_ssize_t n_chunks, int n_threads=1):
+                     Py_ssize_t n_chunks, int n_threads=1, Py_ssize_t pooled_from_h=0,
+                     Py_ssize_t pooled_from_w=0):
     """`out` = the stride-1 3x3 convolution of `x`, zero-padded by `ph` rows on top and
     `pw` columns on the left (and as needed past the end), with the transformed filters
     `u`, (+ bias) (+ residual), then with `relu` max(., 0): for each of `n_chunks`
     chunks of images (image b in chunk b * n_chunks // N), `winograd_input`, then
     `matmul_fixed` at the 36 positions, then `winograd_output`; the chunks spread over
-    `n_threads` OpenMP threads. The same bits as those three calls, in any chunking."""
+    `n_threads` OpenMP threads. The same bits as those three calls, in any chunking.
+
+    With `pooled_from_h` and `pooled_from_w` (> 0: the convolution's output size; float32
+    on AVX2, no residual), `out` is (N, K, that // 2) and receives the 2x2 max pooling
+    at stride 2 of that output, max_pool_2x2's values, computed tile by tile."""
     cdef Py_ssize_t n = x.shape[0], j = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t k = u.shape[1], oh = out.shape[2], ow = out.shape[3]
+    cdef bint pool = pooled_from_h > 0 or pooled_from_w > 0
+    cdef int rc
     cdef Py_ssize_t th = (oh + 3) // 4, tw = (ow + 3) // 4, tiles, step, per, ci, p
     cdef Py_ssize_t start, stop, cols
     cdef const floating *bias_ptr = NULL
@@ -39,6 +46,17 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
     if out.shape[0] != n or out.shape[1] != k:
         raise ValueError(f"winograd_forward: out must be ({n}, {k}, OH, OW); got "
                          f"{tuple(out.shape)[:4]}")
+    if pool:
+        if (pooled_from_h < 2 or pooled_from_w < 2 or oh != pooled_from_h // 2
+                or ow != pooled_from_w // 2):
+            raise ValueError(f"winograd_forward: out must be pooled from "
+                             f"{(pooled_from_h, pooled_from_w)}; got {(oh, ow)}")
+        if floating is not float or not (PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1):
+            raise ValueError("winograd_forward: pooling needs float32 and AVX2")
+        if residual is not None:
+            raise ValueError("winograd_forward: pooling takes no residual")
+        oh, ow = pooled_from_h, pooled_from_w  # the convolution's output, from here on
+        th, tw = (oh + 3) // 4, (ow + 3) // 4
     if ph < 0 or pw < 0:
         raise ValueError("winograd_forward: ph, pw >= 0")
     if bias is not None:
@@ -83,8 +101,9 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
             res = NULL
             if res_ptr != NULL:
                 res = res_ptr + start * k * oh * ow
-            if _output_core(mb, stop - start, k, oh, ow, &out[start, 0, 0, 0], bias_ptr, th,
-                            tw, relu, res):
+            rc = _output_core(mb, stop - start, k, oh, ow, &out[start, 0, 0, 0], bias_ptr,
+                              th, tw, relu, res, pool)
+            if rc:
                 failed[0] = 1
     finally:
         free(bufs)
