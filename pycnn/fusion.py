@@ -16,11 +16,11 @@ over memory. `fuse(model)` returns a copy of the model with every such
 residual bodies and shortcuts included) replaced by one `FusedConv2d`; the original model
 is not modified. A 2x2 `MaxPool2d` at stride 2 right after such a run joins it: on
 Winograd's path (float32, AVX2) the output transform pools each 4x4 tile of output and
-the full-size output is never written. A `Residual` whose body then ends in a `FusedConv2d` without an
-activation has that convolution add the shortcut's output, and apply the ReLU after the
-block, in its epilogue too (the same bits as the sum and the ReLU on their own). The
-folding is computed in float64 and rounded once to the model's dtype, so a float32 fused
-model gives the unfused eval outputs to about 1e-6 relative.
+the full-size output is never written. A `Residual` whose body then ends in a
+`FusedConv2d` without an activation has that convolution add the shortcut's output, and
+apply the ReLU after the block, in its epilogue too (the same bits as the sum and the
+ReLU on their own). The folding is computed in float64 and rounded once to the model's
+dtype, so a float32 fused model gives the unfused eval outputs to about 1e-6 relative.
 """
 
 import copy
@@ -292,8 +292,8 @@ def fuse(model):
     model : BaseLayer
         Usually a `Sequential`; runs of ``Conv2d [-> BatchNorm2d] [-> ReLU | LeakyReLU |
         ReLU6 | Hardtanh] [-> MaxPool2d(2)]`` in any `Sequential` nested in it (residual
-        bodies, shortcuts and `Concat` branches included) are fused. Convolutions on the NumPy backend
-        are left alone.
+        bodies, shortcuts and `Concat` branches included) are fused. Convolutions on the
+        NumPy backend are left alone.
 
     Returns
     -------
