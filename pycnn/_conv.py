@@ -456,7 +456,8 @@ class ConvPlan:
 
     def forward(self, x, weight, epilogue=NO_EPILOGUE, columns=None, filters=None):
         """The convolution of C-contiguous `x` (N, C, H, W) with C-contiguous `weight`
-        (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW)
+        (F, C/groups, KH, KW); the epilogue is applied chunk by chunk. -> (N, F, OH, OW),
+        or (N, F, OH // 2, OW // 2) with ``epilogue.pool`` (see `pools`).
 
         `columns`, an array of `columns_shape` on a plan that `keeps_columns`, receives
         the column matrix, for `backward` to take instead of computing it again.
@@ -596,7 +597,9 @@ class ConvPlan:
     def _winograd(self, x, u, padding, epilogue, out):
         """`out` (N, K, OH', OW') = the stride-1 3x3 convolution of `x` (N, J, H', W'),
         zero-padded by `padding` (top, left) and as needed past the end, with the
-        transformed filters `u` (36, K, J); then the epilogue per chunk.
+        transformed filters `u` (36, K, J); then the epilogue (bias, residual, ReLU and
+        pooling in the output transform, chunk by chunk; another activation on the whole
+        output after). With ``epilogue.pool``, `out` is the pooled (N, K, OH'//2, OW'//2).
 
         At each of the 36 positions, one product (K, J) @ (J, the chunk's tiles) in
         `_kernels.matmul_fixed`, which sums every element in one fixed order: BLAS
@@ -633,7 +636,8 @@ class ConvPlan:
 
         # each chunk: winograd_input, then (36, K, J) @ (36, J, tiles of the chunk), every
         # sum in a fixed order (matmul_fixed), then winograd_output; in one call, the
-        # chunks (image b in chunk b * n_chunks // n) over an OpenMP team
+        # chunks (chunk c: images [n * c // n_chunks, n * (c + 1) // n_chunks)) over an
+        # OpenMP team
         with _parallel.team(_parallel.n_parts(n_chunks, step * 36 * j * k * tiles)) as t:
             _kernels.winograd_forward(
                 x,

@@ -111,8 +111,8 @@ def bias_activation_(block, bias, activation, residual=None):
     """A convolution's epilogue on `block` (n, F, L) in place: `bias` (F,) added per
     channel unless None, then `residual` (n, F, L) unless None, then `activation` (a
     function overwriting its argument, or None). A bias, a residual, a `relu_` or all
-    three take one compiled pass; the same bits as ``block += bias[:, None]``,
-    ``block += residual`` and ``activation(block)``."""
+    three take one compiled call (row by row, each row in cache); the same bits as
+    ``block += bias[:, None]``, ``block += residual`` and ``activation(block)``."""
     relu = activation is relu_
     if (
         (relu or activation is None)

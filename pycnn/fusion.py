@@ -85,7 +85,7 @@ class FusedConv2d(BaseLayer):
 
     Shape
     -----
-    That of the `Conv2d` it was made from.
+    That of the `Conv2d` it was made from; with `pool`, (N, F, OH // 2, OW // 2).
     """
 
     def __init__(self, conv, batch_norm=None, activation=None, pool=None):
@@ -127,19 +127,22 @@ class FusedConv2d(BaseLayer):
         return self.params["bias"]
 
     def forward(self, x):
-        return self._forward(x, None)
+        return self._forward(x, None)[0]
 
     def _forward_add(self, x, residual, relu):
-        """``relu(self.forward(x) + residual)`` (without the ReLU unless `relu`), the
-        same bits, the sum and the ReLU in the convolution's epilogue: what a
-        `Residual` whose body ends in this layer calls with its shortcut's output. None
-        (nothing computed) where that does not apply: a layer with an activation or a
-        pooling of its own, or a `residual` not of the output's shape and dtype."""
+        """``(out, True)`` with out = ``relu(self.forward(x) + residual)`` (without the
+        ReLU unless `relu`), the same bits, the sum and the ReLU in the convolution's
+        epilogue: what a `Residual` whose body ends in this layer calls with its
+        shortcut's output. ``(self.forward(x), False)`` where that does not apply: a
+        layer with an activation or a pooling of its own, or a `residual` not of the
+        output's shape and dtype (the caller adds it)."""
         if self._act is not None or self.pool is not None:
-            return None
+            return self.forward(x), False
         return self._forward(x, (residual, relu))
 
     def _forward(self, x, add):
+        """``(out, added)``: the layer's output, with `add` = (residual, relu) the sum
+        and the ReLU done in the epilogue where the residual fits (added True)."""
         from pycnn import _conv
 
         key = (type(x), getattr(x, "shape", None), getattr(x, "dtype", None), get_winograd())
@@ -170,26 +173,28 @@ class FusedConv2d(BaseLayer):
                 kept = self._filters = (weight.copy(), plan.winograd_filters(weight))
             filters = kept[1]
         epilogue = _conv.Epilogue(self.bias, self._act)
+        x = np.ascontiguousarray(x)
         if self.pool is not None:
             pooled = epilogue._replace(pool=True)
             if plan.pools(pooled):
-                return plan.forward(
-                    np.ascontiguousarray(x), self.weight, pooled, filters=filters
-                )
-            out = plan.forward(np.ascontiguousarray(x), self.weight, epilogue, filters=filters)
-            return self.pool.forward(out)
+                return plan.forward(x, self.weight, pooled, filters=filters), False
+            out = plan.forward(x, self.weight, epilogue, filters=filters)
+            return self.pool.forward(out), False
+        added = False
         if add is not None:
             residual, relu = add
-            if not (
+            if (
                 isinstance(residual, np.ndarray)
                 and residual.shape == plan.out_shape
                 and residual.dtype == plan.dtype
             ):
-                return None
-            epilogue = _conv.Epilogue(
-                self.bias, _eltwise.relu_ if relu else None, np.ascontiguousarray(residual)
-            )
-        return plan.forward(np.ascontiguousarray(x), self.weight, epilogue, filters=filters)
+                epilogue = _conv.Epilogue(
+                    self.bias,
+                    _eltwise.relu_ if relu else None,
+                    np.ascontiguousarray(residual),
+                )
+                added = True
+        return plan.forward(x, self.weight, epilogue, filters=filters), added
 
     def backward(self, grad):
         raise RuntimeError(

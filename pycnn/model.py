@@ -108,16 +108,14 @@ class Sequential(BaseLayer):
     def _forward_add(self, x, residual, relu):
         """``(out, True)`` with out = ``relu(self.forward(x) + residual)`` (no ReLU
         unless `relu`), the same bits, where the last layer adds `residual` in its own
-        pass (see `FusedConv2d._forward_add`); else ``(self.forward(x), False)``."""
+        pass (see `FusedConv2d._forward_add`, whose contract this is); else
+        ``(self.forward(x), False)``."""
         last = len(self.layers) - 1
         if last < 0 or not _runs_fused(self.layers[last], "_forward_add"):
             return self.forward(x), False
         with _parallel.one_blas_thread():
             x = self._run(x, last)
-            out = _call_child(str(last), self.layers[last], "_forward_add", x, residual, relu)
-            if out is not None:
-                return out, True
-            return _call_child(str(last), self.layers[last], "forward", x), False
+            return _call_child(str(last), self.layers[last], "_forward_add", x, residual, relu)
 
     def backward(self, grad, input_grad=True):
         """Gradients of the last `forward`: each layer's parameter gradients accumulate

@@ -97,9 +97,9 @@ def adds(monkeypatch):
     original = fusion.FusedConv2d._forward_add
 
     def counted(self, x, residual, relu):
-        out = original(self, x, residual, relu)
-        calls[0] += out is not None
-        return out
+        out, added = original(self, x, residual, relu)
+        calls[0] += added
+        return out, added
 
     monkeypatch.setattr(fusion.FusedConv2d, "_forward_add", counted)
     return calls
@@ -182,3 +182,38 @@ def test_mismatched_shortcut_still_names_both_shapes(rng):
     x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
     with pytest.raises(ValueError, match=r"body -> \(2, 8, 6, 6\).*shortcut -> \(2, 8, 3, 3\)"):
         fused.forward(x)
+
+
+def test_a_nested_sequential_at_the_end_of_the_body(adds, dtype, rng):
+    """The body's last layer a Sequential of its own (as torch_bridge builds from nested
+    nn.Sequential): the sum goes down to its last convolution, in eval mode and, unfused,
+    in training mode too."""
+    inner = pycnn.Sequential(
+        pycnn.Conv2d(16, 16, 3, padding=1, bias=False, dtype=dtype),
+        pycnn.BatchNorm2d(16, dtype=dtype),
+    )
+    body = pycnn.Sequential(
+        pycnn.Conv2d(16, 16, 3, padding=1, dtype=dtype), pycnn.ReLU(), inner
+    )
+    model = pycnn.Sequential(pycnn.Residual(body), pycnn.ReLU())
+    x = rng.standard_normal((2, 16, 12, 12)).astype(dtype)
+    train_out = model.forward(x)  # training mode: unfused, the body then the shortcut
+    assert train_out.shape == x.shape
+    model.eval()
+    fused = pycnn.fuse(model)
+    out = fused.forward(x)
+    assert adds[0] == 1
+    assert out.tobytes() == _separately(fused.layers[0], x, True).tobytes()
+
+
+def test_a_fused_convolution_as_the_whole_body(adds, rng):
+    conv = pycnn.Conv2d(4, 4, 3, padding=1)
+    bn = pycnn.BatchNorm2d(4).eval()
+    model = pycnn.Sequential(pycnn.Residual(fusion.FusedConv2d(conv, bn)), pycnn.ReLU()).eval()
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    out = model.forward(x)
+    assert adds[0] == 1
+    assert out.tobytes() == _separately(model.layers[0], x, True).tobytes()
+    # one with an activation of its own sums on its own
+    act = pycnn.Residual(fusion.FusedConv2d(conv, bn, pycnn.ReLU())).eval()
+    assert act.forward(x).tobytes() == _separately(act, x, False).tobytes()

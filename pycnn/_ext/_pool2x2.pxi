@@ -268,8 +268,9 @@ def max_pool_2x2(const floating[:, ::1] x,       # IN  (P, H * W): the planes, f
                  int n_threads=1):
     """Max pooling of (H, W) planes with 2x2 windows at stride 2 (the last row and column
     of odd sizes left out, as without ceil_mode); `indices` gets each winner's flat
-    position in its plane. The results of `max_pool_gather` with those windows. Without
-    indices (the flat pass), ranges of planes spread over `n_threads` OpenMP threads."""
+    position in its plane. The results of `max_pool_gather` with those windows. Planes
+    spread over `n_threads` OpenMP threads (pycnn calls it with one for the indices, on
+    its own threads' ranges of planes)."""
     cdef Py_ssize_t p, i, n = x.shape[0], oh = h // 2, ow = w // 2, lo, hi
     cdef int part, parts = max(1, min(n_threads, n))
     cdef bint with_indices = indices is not None
@@ -297,20 +298,21 @@ def max_pool_2x2(const floating[:, ::1] x,       # IN  (P, H * W): the planes, f
                 hi = n * (part + 1) // parts
                 pycnn_pool2x2_flat_f32_avx2(&x[lo, 0], hi - lo, h, w, &out[lo, 0])
             return
-    with nogil:
-        for p in range(n):
-            plane = &x[p, 0]
-            for i in range(oh):
-                o = &out[p, i * ow]
-                if with_indices:
-                    ix = &indices[p, i * ow]
-                if floating is float:
-                    if avx2:
-                        pycnn_pool2x2_row_f32_avx2(plane + 2 * i * w, plane + (2 * i + 1) * w,
-                                                   ow, 2 * i * w, w, o, ix)
-                    else:
-                        pycnn_pool2x2_row_f32(plane + 2 * i * w, plane + (2 * i + 1) * w, 0,
-                                              ow, 2 * i * w, w, o, ix)
+    for p in prange(n, nogil=True, schedule="static", num_threads=parts):
+        plane = &x[p, 0]
+        for i in range(oh):
+            o = &out[p, i * ow]
+            if with_indices:
+                ix = &indices[p, i * ow]
+            else:
+                ix = NULL
+            if floating is float:
+                if avx2:
+                    pycnn_pool2x2_row_f32_avx2(plane + 2 * i * w, plane + (2 * i + 1) * w,
+                                               ow, 2 * i * w, w, o, ix)
                 else:
-                    pycnn_pool2x2_row_f64(plane + 2 * i * w, plane + (2 * i + 1) * w, 0, ow,
-                                          2 * i * w, w, o, ix)
+                    pycnn_pool2x2_row_f32(plane + 2 * i * w, plane + (2 * i + 1) * w, 0,
+                                          ow, 2 * i * w, w, o, ix)
+            else:
+                pycnn_pool2x2_row_f64(plane + 2 * i * w, plane + (2 * i + 1) * w, 0, ow,
+                                      2 * i * w, w, o, ix)

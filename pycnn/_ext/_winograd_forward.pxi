@@ -19,7 +19,8 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
     """`out` = the stride-1 3x3 convolution of `x`, zero-padded by `ph` rows on top and
     `pw` columns on the left (and as needed past the end), with the transformed filters
     `u`, (+ bias) (+ residual), then with `relu` max(., 0): for each of `n_chunks`
-    chunks of images (image b in chunk b * n_chunks // N), `winograd_input`, then
+    chunks of images (chunk c: images [N * c // n_chunks, N * (c + 1) // n_chunks)),
+    `winograd_input`, then
     `matmul_fixed` at the 36 positions, then `winograd_output`; the chunks spread over
     `n_threads` OpenMP threads. The same bits as those three calls, in any chunking.
 
@@ -29,6 +30,7 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
     cdef Py_ssize_t n = x.shape[0], j = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t k = u.shape[1], oh = out.shape[2], ow = out.shape[3]
     cdef bint pool = pooled_from_h > 0 or pooled_from_w > 0
+    cdef bint can_pool = floating is float and PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1
     cdef int rc
     cdef Py_ssize_t th = (oh + 3) // 4, tw = (ow + 3) // 4, tiles, step, per, ci, p
     cdef Py_ssize_t start, stop, cols
@@ -51,10 +53,10 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
                 or ow != pooled_from_w // 2):
             raise ValueError(f"winograd_forward: out must be pooled from "
                              f"{(pooled_from_h, pooled_from_w)}; got {(oh, ow)}")
-        if floating is not float or not (PYCNN_WINO_AVX2 and pycnn_isa_active() >= 1):
-            raise ValueError("winograd_forward: pooling needs float32 and AVX2")
         if residual is not None:
             raise ValueError("winograd_forward: pooling takes no residual")
+        if not can_pool:
+            raise ValueError("winograd_forward: pooling needs float32 and AVX2")
         oh, ow = pooled_from_h, pooled_from_w  # the convolution's output, from here on
         th, tw = (oh + 3) // 4, (ow + 3) // 4
     if ph < 0 or pw < 0:
@@ -75,6 +77,7 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
     if j == 0:
         raise ValueError("winograd_forward: images of no channels")
     tiles = th * tw
+    threads = min(threads, n_chunks)  # a buffer for each thread that gets a chunk
     step = (n + n_chunks - 1) // n_chunks  # (C division: no negative operands)
     per = 36 * (j + k) * step * tiles
     bufs = <floating *>malloc(threads * per * sizeof(floating))
@@ -104,8 +107,10 @@ def winograd_forward(const floating[:, :, :, ::1] x,      # IN  (N, J, H, W)
             rc = _output_core(mb, stop - start, k, oh, ow, &out[start, 0, 0, 0], bias_ptr,
                               th, tw, relu, res, pool)
             if rc:
-                failed[0] = 1
+                failed[0] = rc
     finally:
         free(bufs)
+    if failed[0] == -2:  # refused above already; kept as a guard
+        raise ValueError("winograd_forward: pooling needs float32 and AVX2")
     if failed[0]:
         raise MemoryError()

@@ -89,9 +89,9 @@ class Residual(BaseLayer):
 
     def _forward(self, x, relu):
         _check_input(x, "Residual")
-        if _runs_fused(self.body, "_forward_add"):
-            # the body's last layer adds the shortcut's output (and the ReLU) in its
-            # epilogue where it can (see `Sequential._forward_add`)
+        if not self.training and _runs_fused(self.body, "_forward_add"):
+            # inference: the body's last layer adds the shortcut's output (and the
+            # ReLU) in its epilogue where it can (see `Sequential._forward_add`)
             b = _call_child("shortcut", self.shortcut, "forward", x)
             a, added = _call_child("body", self.body, "_forward_add", x, b, relu)
             if added:
