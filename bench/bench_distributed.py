@@ -2,14 +2,18 @@
 
     mpiexec -n 1 python bench/bench_distributed.py [--threads T] [--steps 20]
     mpiexec -n 2 python bench/bench_distributed.py --threads 1 [--global-batch 64]
+    mpiexec -n 2 python bench/bench_distributed.py --threads 1 --per-rank-batch 64
 
-Each rank trains the bench networks (pycnn/_bench_model.py: digits, mnist7, resnet20)
-on its share of a global batch (64 unless --global-batch says otherwise; SGD with
-momentum, `DistributedDataParallel`), and rank 0 prints per network the median step
-time, the part of it spent averaging gradients (the Allreduce, waiting for the other
-ranks included), the bytes each rank sends per step in a ring Allreduce, 2 (N - 1) / N
-times the gradients' size, and the throughput: images of the global batches trained per
-second of wall time over the timed steps, which run back to back as in training (no
+Each rank trains the bench networks (pycnn/_bench_model.py: digits, mnist7, resnet20) on
+its share of a global batch (SGD with momentum, `DistributedDataParallel`). The global
+batch is 64 unless --global-batch says otherwise, the same for any number of ranks
+(strong scaling: the same training run, faster); --per-rank-batch B makes it B times the
+number of ranks instead (weak scaling, how data-parallel throughput is usually quoted:
+each rank keeps the batch it would train alone). Rank 0 prints per network the median
+step time, the part of it spent averaging gradients (the Allreduce, waiting for the
+other ranks included), the bytes each rank sends per step in a ring Allreduce, 2 (N - 1)
+/ N times the gradients' size, and the throughput: images of the global batches trained
+per second of wall time over the timed steps, which run back to back as in training (no
 barrier between them). Compare runs with different -n side by side, on a quiet machine:
 on one machine the ranks share its cores and memory bandwidth.
 """
@@ -32,10 +36,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--networks", default="digits,mnist7,resnet20")
     parser.add_argument("--global-batch", type=int, default=GLOBAL_BATCH)
+    parser.add_argument("--per-rank-batch", type=int, default=None)
     args = parser.parse_args()
-    batch = args.global_batch
     dist.init()
     rank, size = dist.rank(), dist.world_size()
+    batch = args.global_batch if args.per_rank_batch is None else args.per_rank_batch * size
     if args.threads:
         pycnn.set_num_threads(args.threads)
     if rank == 0:
@@ -49,7 +54,9 @@ def main():
         )
     for name in args.networks.split(","):
         shape, spec, _ = B.NETWORKS[name]
-        model = dist.DistributedDataParallel(B.build_pycnn(spec, np.float32, rng=0))
+        module = B.build_pycnn(spec, np.float32, rng=0)
+        # one rank trains the bare model: the baseline is a plain single-process loop
+        model = dist.DistributedDataParallel(module) if size > 1 else module
         opt = pycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         loss = pycnn.CrossEntropyLoss()
         rng = np.random.default_rng(0)
@@ -64,9 +71,10 @@ def main():
             start = time.perf_counter()
             opt.zero_grad()
             loss(model(x[mine]), y[mine])
-            model.module.backward(loss.backward(), input_grad=False)
+            module.backward(loss.backward(), input_grad=False)
             before = time.perf_counter()
-            model.allreduce_gradients()
+            if size > 1:
+                model.allreduce_gradients()
             after = time.perf_counter()
             opt.step()
             if i >= 3:

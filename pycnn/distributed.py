@@ -139,28 +139,6 @@ class _FlatBuffers:
             buf = self._buffers[dtype] = np.empty(size, dtype=dtype)
         return buf[:size]
 
-    def by_dtype(self, arrays):
-        groups = {}
-        for arr in arrays:
-            groups.setdefault(arr.dtype, []).append(arr)
-        for dtype, group in groups.items():
-            size = sum(a.size for a in group)
-            yield self.get(dtype, size), group
-
-
-def _pack(flat, arrays):
-    start = 0
-    for a in arrays:
-        flat[start : start + a.size] = a.reshape(-1)
-        start += a.size
-
-
-def _unpack(flat, arrays):
-    start = 0
-    for a in arrays:
-        np.copyto(a, flat[start : start + a.size].reshape(a.shape))
-        start += a.size
-
 
 def _state_arrays(model):
     """(key, array, kind) of every parameter and buffer, in state-dict order."""
@@ -197,7 +175,8 @@ class DistributedDataParallel(BaseLayer):
     so the copies start identical however each rank initialised them.
 
     ``backward(grad)`` runs the module's backward and then averages every parameter's
-    gradient over the ranks: one ``Allreduce`` per dtype on a reused flat buffer. With
+    gradient over the ranks: one ``Allreduce`` per dtype on a reused flat buffer, of
+    which the gradients then are views (see `allreduce_gradients`). With
     each rank's loss the mean over its share of the global batch (and equal shares),
     the averaged gradient is the gradient of the mean loss over the whole global batch,
     so N ranks take exactly the step one process would take on the global batch.
@@ -227,6 +206,7 @@ class DistributedDataParallel(BaseLayer):
         self.broadcast_buffers = bool(broadcast_buffers)
         self.training = module.training
         self._flat = _FlatBuffers()
+        self._views = {}  # dtype -> the gradient views of its flat buffer
         self._check_same_model()
         self.broadcast_state()
 
@@ -298,22 +278,50 @@ class DistributedDataParallel(BaseLayer):
         Called by `backward`; call it yourself only after running the module's backward
         directly. A parameter without a gradient on this rank contributes zeros (and
         gets the average), so every rank sends the same message.
+
+        Afterwards each gradient is a view of a flat buffer that this model reuses
+        (PyTorch's ``gradient_as_bucket_view``): the next backward that accumulates
+        into it and the next average write there, so copy a gradient to keep it past
+        the next step. A gradient that is already that view is not copied again.
         """
-        MPI = _mpi()
-        grads = []
+        slots = []
         for _, layer in self.module.named_layers():
             for name, param in layer.params.items():
-                g = layer.grads.get(name)
-                if g is None or not g.flags.c_contiguous:
-                    g = np.zeros_like(param) if g is None else np.ascontiguousarray(g)
-                    layer.grads[name] = g
-                grads.append(g)
+                slots.append((layer.grads, name, param))
         size = self.comm.Get_size()
-        for flat, group in self._flat.by_dtype(grads):
-            _pack(flat, group)
-            self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
-            flat /= size
-            _unpack(flat, group)
+        groups = {}
+        for slot in slots:
+            groups.setdefault(slot[2].dtype, []).append(slot)
+        for dtype, group in groups.items():
+            flat = self._flat.get(dtype, sum(param.size for _, _, param in group))
+            views = self._gradient_views(flat, group)
+            for (grads, name, _), view in zip(group, views):
+                g = grads.get(name)
+                if g is None:
+                    view.fill(0)
+                elif g is not view:
+                    np.copyto(view, g)
+            if size > 1:
+                self.comm.Allreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM)
+                flat /= size
+            for (grads, name, _), view in zip(group, views):
+                grads[name] = view
+
+    def _gradient_views(self, flat, group):
+        """The arrays of `flat` shaped as the parameters of `group`, kept from the last
+        call while `flat` and the shapes are the same."""
+        key = (flat.__array_interface__["data"][0], flat.size, flat.dtype)
+        shapes = [param.shape for _, _, param in group]
+        cached = self._views.get(flat.dtype)
+        if cached is not None and cached[0] == key and cached[1] == shapes:
+            return cached[2]
+        views, start = [], 0
+        for shape in shapes:
+            n = int(np.prod(shape))
+            views.append(flat[start : start + n].reshape(shape))
+            start += n
+        self._views[flat.dtype] = (key, shapes, views)
+        return views
 
     def extra_repr(self):
         return f"world_size={self.comm.Get_size()}"

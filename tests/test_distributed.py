@@ -119,6 +119,52 @@ def test_two_ranks_take_the_full_batch_step(tmp_path, dtype):
         assert not np.allclose(alone[key], make_state_at_seed0()[key])  # it trained
 
 
+def test_accumulated_gradients_in_place_take_the_full_batch_step(tmp_path):
+    # gradients zeroed in place (`zero_grad(set_to_none=False)`) and accumulated over two
+    # backward calls before one average: after the first step they live in DDP's flat
+    # buffer, so this holds the reuse of that buffer to one process's arithmetic
+    source = """
+    from pycnn import distributed as dist
+    comm = dist.init()
+    r, size = dist.rank(), dist.world_size()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 8, 1, 8, 8))
+    y = rng.integers(0, 3, (4, 8))
+    loss = pycnn.CrossEntropyLoss()
+
+    def train(model, module, share, parts):
+        opt = pycnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for xb, yb in zip(x, y):
+            xb, yb = xb[share], yb[share]
+            opt.zero_grad(set_to_none=False)
+            for part in np.array_split(np.arange(len(yb)), parts):
+                loss(module(xb[part]), yb[part])
+                module.backward(loss.backward())
+            if module is not model:
+                model.allreduce_gradients()
+            opt.step()
+        return {k: v.copy() for k, v in model.state_dict().items()}
+
+    model = dist.DistributedDataParallel(make_model(r))
+    share = slice(r * 4, (r + 1) * 4)
+    np.savez(f"rank{r}.npz", **train(model, model.module, share, 2))
+    if r == 0:
+        alone = make_model(0)
+        np.savez("alone.npz", **train(alone, alone, slice(None), 2))
+    """
+    result, _ = run_ranks(tmp_path, source, model=True)
+    assert result.returncode == 0, result.stderr
+    rank0, rank1, alone = (
+        np.load(tmp_path / f) for f in ("rank0.npz", "rank1.npz", "alone.npz")
+    )
+    start = make_state_at_seed0()
+    for key in alone.files:
+        mine = "module." + key
+        assert np.array_equal(rank0[mine], rank1[mine]), key
+        np.testing.assert_allclose(rank0[mine], alone[key], **TOL["float64"])
+        assert not np.allclose(alone[key], start[key])  # it trained
+
+
 def make_state_at_seed0():
     namespace = {}
     exec(textwrap.dedent(MODEL), namespace)
