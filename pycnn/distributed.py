@@ -185,7 +185,8 @@ class DistributedDataParallel(BaseLayer):
     ----------
     module : BaseLayer
         The model (a `Sequential`, a container, a layer). It is held as ``.module`` and
-        its state-dict keys gain the prefix ``"module."``, as in PyTorch.
+        its state-dict keys gain the prefix ``"module."``, as in PyTorch. Its layers are
+        fixed from here on: replace layers (`convert_sync_batchnorm`) before wrapping.
     comm : mpi4py communicator, optional
         Defaults to the one `init` chose (``MPI.COMM_WORLD``).
     broadcast_buffers : bool
@@ -207,6 +208,9 @@ class DistributedDataParallel(BaseLayer):
         self.training = module.training
         self._flat = _FlatBuffers()
         self._views = {}  # dtype -> the gradient views of its flat buffer
+        # the layers, walked once: as in PyTorch, the model's structure is fixed when it
+        # is wrapped (convert batch norm and the like before)
+        self._layers = [layer for _, layer in module.named_layers()]
         self._check_same_model()
         self.broadcast_state()
 
@@ -255,10 +259,8 @@ class DistributedDataParallel(BaseLayer):
         yield "module", self.module
 
     def forward(self, x):
-        if self.training and self.broadcast_buffers:
-            buffers = [
-                a for _, layer in self.module.named_layers() for a in layer.buffers.values()
-            ]
+        if self.training and self.broadcast_buffers and self.comm.Get_size() > 1:
+            buffers = [a for layer in self._layers for a in layer.buffers.values()]
             if buffers:
                 self._broadcast(buffers)
         return self.module.forward(x)
@@ -284,14 +286,11 @@ class DistributedDataParallel(BaseLayer):
         into it and the next average write there, so copy a gradient to keep it past
         the next step. A gradient that is already that view is not copied again.
         """
-        slots = []
-        for _, layer in self.module.named_layers():
-            for name, param in layer.params.items():
-                slots.append((layer.grads, name, param))
-        size = self.comm.Get_size()
         groups = {}
-        for slot in slots:
-            groups.setdefault(slot[2].dtype, []).append(slot)
+        for layer in self._layers:
+            for name, param in layer.params.items():
+                groups.setdefault(param.dtype, []).append((layer.grads, name, param))
+        size = self.comm.Get_size()
         for dtype, group in groups.items():
             flat = self._flat.get(dtype, sum(param.size for _, _, param in group))
             views = self._gradient_views(flat, group)
