@@ -146,6 +146,7 @@ def fit(
     finally:
         bar.close()
         model.train(mode)
+        job.close()
     job.finish()
     model.history = history
     for callback in callbacks:
@@ -182,6 +183,9 @@ class _Alone:
     def finish(self):
         pass
 
+    def close(self):
+        pass
+
 
 class _Ranks:
     """fit on one rank of an MPI job (``distributed=True``).
@@ -193,11 +197,14 @@ class _Ranks:
     one a single process takes on the global batch, whatever the number of ranks. The
     batch loss, the accuracy and the validation metrics are reduced across ranks, so
     every rank sees the same history and stops at the same epoch; only rank 0 shows
-    progress and runs callbacks marked ``main_only`` (checkpoints).
+    progress and runs callbacks marked ``main_only`` (checkpoints). Dropout layers
+    draw the global batch's mask and keep this rank's rows of it, so with equal
+    dropout seeds (a model built from one seed) the ranks drop what one process drops.
     """
 
     def __init__(self, model, rng):
         from pycnn import distributed
+        from pycnn.layers.dropout import Dropout
 
         self._mpi = distributed._mpi()
         self.net = distributed.DistributedDataParallel(model)  # checks, broadcasts
@@ -205,8 +212,13 @@ class _Ranks:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.main = self.rank == 0
         rng.bit_generator.state = self.comm.bcast(rng.bit_generator.state, root=0)
+        self._dropouts = [
+            layer for _, layer in model.named_layers() if isinstance(layer, Dropout)
+        ]
 
     def share(self, idx):
+        for layer in self._dropouts:
+            layer._share = (self.rank, self.size, len(idx))
         return idx[self.rank :: self.size]
 
     def sum(self, value):
@@ -221,6 +233,8 @@ class _Ranks:
 
     def backward(self, loss, n_mine, n_batch, per_sample):
         if n_mine == 0:  # a batch smaller than the job: send zeros, take the average
+            for layer in self._dropouts:
+                layer._skip_draw()  # keep its rng in step with the other ranks'
             self.net.allreduce_gradients()
             return
         weight = n_mine * self.size / n_batch if per_sample else self.size
@@ -242,6 +256,10 @@ class _Ranks:
 
     def finish(self):
         self.net.broadcast_state()  # every rank ends with rank 0's model
+
+    def close(self):
+        for layer in self._dropouts:
+            layer._share = None
 
 
 def evaluate(model, x, y, batch_size=256, loss=None):

@@ -253,6 +253,30 @@ def test_dropout_edge_probabilities():
     assert not layer(x).any() and not layer.backward(x).any()
 
 
+@pytest.mark.parametrize("kind", ["Dropout", "Dropout2d"])
+def test_dropout_share_takes_its_rows_of_the_global_batch_mask(kind):
+    # fit(distributed=True) gives each rank's dropout layers (rank, ranks, global batch):
+    # rank r's mask is rows r::ranks of the one a single process draws for the batch,
+    # and a rank with no rows (a last batch smaller than the job) advances its rng alike
+    make = getattr(pycnn, kind)
+    x = np.arange(1, 1 + 5 * 3 * 2 * 2, dtype=np.float32).reshape(5, 3, 2, 2)
+    alone = make(0.5, rng=3)
+    whole = [alone(x), alone(x[:1])]
+    for rank in range(3):
+        layer = make(0.5, rng=3)
+        layer._share = (rank, 3, 5)
+        np.testing.assert_array_equal(layer(x[rank::3]), whole[0][rank::3])
+        layer._share = (rank, 3, 1)
+        if rank == 0:
+            np.testing.assert_array_equal(layer(x[:1]), whole[1])
+        else:
+            layer._skip_draw()
+        assert layer.rng.bit_generator.state == alone.rng.bit_generator.state
+    layer._share = (0, 3, 7)  # not this batch's share: refused, not silently wrong
+    with pytest.raises(RuntimeError, match="not rank 0's share of 7 over 3 ranks"):
+        layer(x[:2])
+
+
 # --- PyTorch as an outside oracle -------------------------------------------------------
 
 

@@ -25,6 +25,11 @@ class Dropout(BaseLayer):
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self._mask = None
         self._shape = None
+        # set by fit(distributed=True): (rank, world size, global batch size), so that
+        # each rank takes its rows of the mask one process would draw for the whole
+        # batch and the rngs of every rank stay in step
+        self._share = None
+        self._drawn = None  # (one sample's shape, dtype) of the last draw
 
     def forward(self, x):
         _check_input(x, "Dropout")
@@ -32,12 +37,36 @@ class Dropout(BaseLayer):
         if not self.training or self.p == 0:
             self._mask = None
             return x
-        if self.p == 1:
-            self._mask = np.zeros(x.shape, dtype=x.dtype)
-        else:
-            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
-            self._mask = keep * x.dtype.type(1 / (1 - self.p))  # x's dtype, not float64
+        self._mask = self._draw_mask(x.shape, x.dtype)
         return x * self._mask
+
+    def _draw_mask(self, shape, dtype):
+        """The mask for a batch of `shape` (kept elements 1 / (1 - p), dropped 0) in
+        `dtype`. Under fit(distributed=True) the draw is the global batch's and this
+        rank's rows are taken (``rows[rank::world_size]``, fit's share), so N ranks drop
+        what one process training on the whole batch drops."""
+        if self.p == 1:
+            return np.zeros(shape, dtype=dtype)
+        self._drawn = (shape[1:], dtype)
+        if self._share is None:
+            keep = self.rng.random(shape, dtype=dtype) >= self.p
+        else:
+            rank, size, n_global = self._share
+            whole = self.rng.random((n_global, *shape[1:]), dtype=dtype)
+            keep = whole[rank::size] >= self.p
+            if keep.shape[0] != shape[0]:
+                raise RuntimeError(
+                    f"{type(self).__name__}: a distributed batch of {shape[0]} samples is "
+                    f"not rank {rank}'s share of {n_global} over {size} ranks"
+                )
+        return keep * dtype.type(1 / (1 - self.p))  # in the input's dtype, not float64
+
+    def _skip_draw(self):
+        """Advance the rng as a distributed forward would, for a rank whose share of the
+        global batch is empty (it runs no forward; the shape is the last draw's)."""
+        if self.training and self._share is not None and self._drawn is not None:
+            sample, dtype = self._drawn
+            self.rng.random((self._share[2], *sample), dtype=dtype)
 
     def backward(self, grad):
         if self._shape is None:
@@ -71,12 +100,7 @@ class Dropout2d(Dropout):
         if not self.training or self.p == 0:
             self._mask = None
             return x
-        channels = x.shape[:2] + (1, 1)  # one draw per (N, C), broadcast
-        if self.p == 1:
-            self._mask = np.zeros(channels, dtype=x.dtype)
-        else:
-            keep = self.rng.random(channels, dtype=x.dtype) >= self.p
-            self._mask = keep * x.dtype.type(1 / (1 - self.p))
+        self._mask = self._draw_mask(x.shape[:2] + (1, 1), x.dtype)  # per (N, C)
         return x * self._mask
 
     def backward(self, grad):
