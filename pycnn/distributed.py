@@ -185,8 +185,7 @@ class DistributedDataParallel(BaseLayer):
     ----------
     module : BaseLayer
         The model (a `Sequential`, a container, a layer). It is held as ``.module`` and
-        its state-dict keys gain the prefix ``"module."``, as in PyTorch. Its layers are
-        fixed from here on: replace layers (`convert_sync_batchnorm`) before wrapping.
+        its state-dict keys gain the prefix ``"module."``, as in PyTorch.
     comm : mpi4py communicator, optional
         Defaults to the one `init` chose (``MPI.COMM_WORLD``).
     broadcast_buffers : bool
@@ -208,9 +207,6 @@ class DistributedDataParallel(BaseLayer):
         self.training = module.training
         self._flat = _FlatBuffers()
         self._views = {}  # dtype -> the gradient views of its flat buffer
-        # the layers, walked once: as in PyTorch, the model's structure is fixed when it
-        # is wrapped (convert batch norm and the like before)
-        self._layers = [layer for _, layer in module.named_layers()]
         self._check_same_model()
         self.broadcast_state()
 
@@ -260,7 +256,9 @@ class DistributedDataParallel(BaseLayer):
 
     def forward(self, x):
         if self.training and self.broadcast_buffers and self.comm.Get_size() > 1:
-            buffers = [a for layer in self._layers for a in layer.buffers.values()]
+            buffers = [
+                a for _, layer in self.module.named_layers() for a in layer.buffers.values()
+            ]
             if buffers:
                 self._broadcast(buffers)
         return self.module.forward(x)
@@ -287,7 +285,7 @@ class DistributedDataParallel(BaseLayer):
         the next step. A gradient that is already that view is not copied again.
         """
         groups = {}
-        for layer in self._layers:
+        for _, layer in self.module.named_layers():
             for name, param in layer.params.items():
                 groups.setdefault(param.dtype, []).append((layer.grads, name, param))
         size = self.comm.Get_size()
@@ -338,7 +336,9 @@ class SyncBatchNorm(BatchNorm2d):
     combined exactly), and backward reduces its two per-channel sums across ranks (one
     ``Allreduce``). With `DistributedDataParallel`, N ranks then take the step that one
     process with `BatchNorm2d` takes on the whole global batch, and their running
-    statistics stay equal. Eval mode is plain batch norm with the running statistics.
+    statistics stay equal. A rank whose share is empty still takes part (with a count
+    of 0), so a last batch smaller than the job works. Eval mode is plain batch norm
+    with the running statistics.
 
     Parameters
     ----------
@@ -361,6 +361,8 @@ class SyncBatchNorm(BatchNorm2d):
         self.comm.Allgather(local, every)
         counts, means, m2s = every[:, :1], every[:, 1 : 1 + c], every[:, 1 + c :]
         total = counts.sum()
+        if total == 0:  # every rank's share is empty: batch norm's empty-batch rule
+            return np.zeros(c), np.zeros(c), 0
         # Chan et al.'s pairwise update: the sum of squared deviations from the global
         # mean is each rank's own plus its count times its mean's squared distance
         g_mean = (counts * means).sum(axis=0) / total

@@ -93,12 +93,14 @@ def fit(
                 xb, yb = x[mine], y[mine]
                 snapshot.take()
                 model.zero_grad()  # gradients accumulate over backward calls
-                out = job.net.forward(xb) if len(mine) else None
+                # a rank with an empty share (a last batch smaller than the job) runs
+                # the forward too, for the collectives and the dropout draws in it
+                out = job.net.forward(xb)
                 value = float(loss(out, yb)) if len(mine) else 0.0
                 value = job.batch_loss(value, len(mine), len(idx), per_sample)
                 bad = ""
                 if np.isfinite(value):  # then the update must keep it all finite
-                    job.backward(loss, len(mine), len(idx), per_sample)
+                    job.backward(loss, out, len(mine), len(idx), per_sample)
                     if getattr(optimizer, "_takes_loss", False):
                         optimizer.step(loss=value)  # Eve: feedback from the loss
                     else:
@@ -171,7 +173,7 @@ class _Alone:
     def batch_loss(self, value, n_mine, n_batch, per_sample):
         return value
 
-    def backward(self, loss, n_mine, n_batch, per_sample):
+    def backward(self, loss, out, n_mine, n_batch, per_sample):
         self.net._backward_params(loss.backward())  # no input gradient to compute
 
     def sum(self, value):
@@ -231,11 +233,9 @@ class _Ranks:
         """The global batch's loss from each rank's (a mean, or a sum)."""
         return self.sum(value * n_mine / n_batch if per_sample else value)
 
-    def backward(self, loss, n_mine, n_batch, per_sample):
-        if n_mine == 0:  # a batch smaller than the job: send zeros, take the average
-            for layer in self._dropouts:
-                layer._skip_draw()  # keep its rng in step with the other ranks'
-            self.net.allreduce_gradients()
+    def backward(self, loss, out, n_mine, n_batch, per_sample):
+        if n_mine == 0:  # an empty share: no loss, zero gradients from the backward
+            self.net._backward_params(np.zeros_like(out))
             return
         weight = n_mine * self.size / n_batch if per_sample else self.size
         self.net._backward_params(loss.backward() * weight)

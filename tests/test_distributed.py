@@ -402,6 +402,57 @@ def test_fit_distributed_equals_one_process(tmp_path):
     assert h_alone["loss"][-1] < h_alone["loss"][0] - 0.1  # it learns: the masks matter
 
 
+def test_fit_with_batch_norm_and_an_empty_share(tmp_path):
+    # 92 training samples in batches of 7 end with a batch of 1, which rank 1 has no
+    # share of: it still runs the forward and backward (empty), so the buffer broadcast
+    # and SyncBatchNorm's collectives meet on every rank. SyncBatchNorm equals one
+    # process with BatchNorm2d; plain batch norm trains, the ranks' parameters equal
+    source = """
+    import numpy as np
+    import pycnn
+    from pycnn import datasets, distributed as dist, optim
+
+    def make_model():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Conv2d(1, 4, 3, padding=1, rng=rng, dtype=np.float64),
+            pycnn.BatchNorm2d(4, dtype=np.float64),
+            pycnn.ReLU(),
+            pycnn.MaxPool2d(2),
+            pycnn.Flatten(),
+            pycnn.Linear(4 * 4 * 4, 10, rng=rng, dtype=np.float64),
+        )
+
+    def train(model, **kwargs):
+        model.fit(
+            x, y, epochs=2, batch_size=7, optimizer=optim.SGD(lr=0.05, momentum=0.5),
+            loss=pycnn.CrossEntropyLoss(), validation_split=0.2, rng=5, **kwargs,
+        )
+        return {k: v.copy() for k, v in model.state_dict().items()}
+
+    x, y = datasets.load_digits()
+    x, y = x[:115].astype(np.float64), y[:115]
+    dist.init()
+    r = dist.rank()
+    synced = dist.convert_sync_batchnorm(make_model())
+    np.savez(f"sync{r}.npz", **train(synced, distributed=True))
+    np.savez(f"plain{r}.npz", **train(make_model(), distributed=True))
+    if r == 0:
+        np.savez("alone.npz", **train(make_model(), progress=False))
+    """
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    sync0, sync1, plain0, plain1, alone = (
+        np.load(tmp_path / f"{f}.npz") for f in ("sync0", "sync1", "plain0", "plain1", "alone")
+    )
+    assert "1.running_mean" in alone.files and int(alone["1.num_batches_tracked"]) == 2 * 14
+    for key in alone.files:
+        assert np.array_equal(sync0[key], sync1[key]), key
+        np.testing.assert_allclose(sync0[key], alone[key], rtol=1e-12, atol=1e-14, err_msg=key)
+        assert np.array_equal(plain0[key], plain1[key]), key  # fit ends on rank 0's state
+    assert not np.allclose(plain0["0.weight"], alone["0.weight"], rtol=1e-6)
+
+
 def test_cli_train_distributed(tmp_path):
     # `mpiexec -n 2 pycnn train --distributed`: rank 0 alone prints; SyncBatchNorm keeps
     # the batch statistics global and dropout draws the global batch's mask, so the run

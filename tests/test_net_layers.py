@@ -182,8 +182,34 @@ def test_batchnorm_eval_uses_running_stats_and_does_not_update_them(rng):
 
 
 def test_batchnorm_needs_more_than_one_value_per_channel_in_train_mode():
+    bn = BatchNorm1d(3)
     with pytest.raises(ValueError, match="expected more than 1 value per channel"):
-        BatchNorm1d(3)(np.zeros((1, 3), np.float32))
+        bn(np.zeros((1, 3), np.float32))
+    assert bn.num_batches_tracked == 0  # a refused batch is not counted
+
+
+@pytest.mark.parametrize("cls, shape", [(BatchNorm1d, (0, 3)), (BatchNorm2d, (0, 3, 4, 5))])
+def test_batchnorm_empty_batch_in_train_mode_changes_nothing_but_the_count(cls, shape):
+    # PyTorch's rule (torch 2.x): the empty output, the running statistics as they were,
+    # num_batches_tracked + 1, zero gradients for weight and bias
+    bn = cls(3, momentum=None, dtype=np.float64)
+    bn.buffers["running_mean"][...] = [0.5, -1.0, 2.0]
+    bn.buffers["running_var"][...] = [2.0, 0.5, 3.0]
+    x = np.zeros(shape)
+    out = bn(x)
+    assert out.shape == shape and out.dtype == np.float64 and out is not x
+    np.testing.assert_array_equal(bn.running_mean, [0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(bn.running_var, [2.0, 0.5, 3.0])
+    assert bn.num_batches_tracked == 1
+    assert bn.backward(np.zeros(shape)).shape == shape
+    np.testing.assert_array_equal(bn.grads["weight"], np.zeros(3))
+    np.testing.assert_array_equal(bn.grads["bias"], np.zeros(3))
+    # the next batch's cumulative average counts the empty one, as PyTorch's does
+    y = np.arange(12.0).reshape(4, 3) if cls is BatchNorm1d else np.ones((2, 3, 4, 5))
+    bn(y)
+    batch_mean = y.mean(axis=(0,) if y.ndim == 2 else (0, 2, 3))
+    start = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(bn.running_mean, start + (batch_mean - start) / 2)
 
 
 @pytest.mark.parametrize(
@@ -257,7 +283,7 @@ def test_dropout_edge_probabilities():
 def test_dropout_share_takes_its_rows_of_the_global_batch_mask(kind):
     # fit(distributed=True) gives each rank's dropout layers (rank, ranks, global batch):
     # rank r's mask is rows r::ranks of the one a single process draws for the batch,
-    # and a rank with no rows (a last batch smaller than the job) advances its rng alike
+    # and a rank with no rows (a last batch smaller than the job) draws it all the same
     make = getattr(pycnn, kind)
     x = np.arange(1, 1 + 5 * 3 * 2 * 2, dtype=np.float32).reshape(5, 3, 2, 2)
     alone = make(0.5, rng=3)
@@ -267,10 +293,9 @@ def test_dropout_share_takes_its_rows_of_the_global_batch_mask(kind):
         layer._share = (rank, 3, 5)
         np.testing.assert_array_equal(layer(x[rank::3]), whole[0][rank::3])
         layer._share = (rank, 3, 1)
-        if rank == 0:
-            np.testing.assert_array_equal(layer(x[:1]), whole[1])
-        else:
-            layer._skip_draw()
+        mine = layer(x[:1][rank::3])
+        np.testing.assert_array_equal(mine, whole[1][rank::3])
+        assert mine.shape == ((1,) if rank == 0 else (0,)) + x.shape[1:]
         assert layer.rng.bit_generator.state == alone.rng.bit_generator.state
     layer._share = (0, 3, 7)  # not this batch's share: refused, not silently wrong
     with pytest.raises(RuntimeError, match="not rank 0's share of 7 over 3 ranks"):

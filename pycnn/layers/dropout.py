@@ -29,7 +29,6 @@ class Dropout(BaseLayer):
         # each rank takes its rows of the mask one process would draw for the whole
         # batch and the rngs of every rank stay in step
         self._share = None
-        self._drawn = None  # (one sample's shape, dtype) of the last draw
 
     def forward(self, x):
         _check_input(x, "Dropout")
@@ -47,7 +46,6 @@ class Dropout(BaseLayer):
         what one process training on the whole batch drops."""
         if self.p == 1:
             return np.zeros(shape, dtype=dtype)
-        self._drawn = (shape[1:], dtype)
         if self._share is None:
             keep = self.rng.random(shape, dtype=dtype) >= self.p
         else:
@@ -60,13 +58,6 @@ class Dropout(BaseLayer):
                     f"not rank {rank}'s share of {n_global} over {size} ranks"
                 )
         return keep * dtype.type(1 / (1 - self.p))  # in the input's dtype, not float64
-
-    def _skip_draw(self):
-        """Advance the rng as a distributed forward would, for a rank whose share of the
-        global batch is empty (it runs no forward; the shape is the last draw's)."""
-        if self.training and self._share is not None and self._drawn is not None:
-            sample, dtype = self._drawn
-            self.rng.random((self._share[2], *sample), dtype=dtype)
 
     def backward(self, grad):
         if self._shape is None:

@@ -21,7 +21,9 @@ class _BatchNorm(BaseLayer):
     training batch). Eval mode normalises with the running statistics. `weight` (ones)
     and `bias` (zeros) are the affine parameters; `running_mean` (zeros), `running_var`
     (ones) and `num_batches_tracked` (a 0-d int64 array counting the training forward
-    passes, as PyTorch's) are buffers, saved with the model.
+    passes, as PyTorch's) are buffers, saved with the model. An empty batch in train
+    mode passes through and leaves the statistics as they were (the counter still
+    counts it; weight and bias get zero gradients), as in PyTorch.
     """
 
     _ndims: tuple = ()  # input ranks accepted, set by the subclasses
@@ -71,14 +73,22 @@ class _BatchNorm(BaseLayer):
         # loops take (pycnn._eltwise; NumPy does the same work otherwise)
         x3 = x.reshape(x.shape[0], c, math.prod(x.shape[2:]))
         if self.training:
-            if x.size // c <= 1:
+            n = x.size // c
+            if n:
+                stats = _eltwise.batch_norm_stats(x3)
+            else:  # no values here (SyncBatchNorm: maybe on other ranks)
+                stats = np.zeros(c), np.zeros(c)
+            mean, var, n = self._batch_stats(n, *stats)
+            if n == 1:
                 raise ValueError(
                     f"{name}: expected more than 1 value per channel when "
                     f"training. Received: x.shape={x.shape}"
                 )
-            mean, var, n = self._batch_stats(x.size // c, *_eltwise.batch_norm_stats(x3))
             count = self.num_batches_tracked
             np.add(count, 1, out=count)  # in place: the 0-d array in `buffers`
+            if n == 0:  # an empty batch, as PyTorch: the statistics stay as they were
+                self._cache = (x3, None, None, True, x.shape, x.dtype)
+                return x.copy()
             m = 1 / int(count) if self.momentum is None else self.momentum
             # mean and 1/sqrt(var + eps) in x's dtype; the running statistics move
             # towards the batch's, the variance unbiased (times n / (n - 1))
@@ -101,6 +111,12 @@ class _BatchNorm(BaseLayer):
             raise RuntimeError(f"{name}.backward called before forward")
         x3, mean, inv_std, training, shape, dtype = self._cache
         _check_grad(grad, shape, dtype, name)
+        if mean is None:  # an empty batch: no gradient, zeros for weight and bias
+            if self.affine:
+                zero = np.zeros(self.num_features, dtype)
+                self._accumulate_grad("weight", zero)
+                self._accumulate_grad("bias", zero.copy())
+            return grad.copy()
         grad3 = grad.reshape(x3.shape)
         if self.affine or training:
             sum_g, sum_gx = _eltwise.batch_norm_grad_sums(grad3, x3, mean, inv_std)
@@ -124,7 +140,7 @@ class _BatchNorm(BaseLayer):
         """The batch's per-channel mean and biased variance (float64) and the number of
         values per channel they were taken over, from this process's `n` values per
         channel, their per-channel `mean` and sums of squared deviations `m2` (float64)."""
-        return mean, m2 / n, n
+        return mean, (m2 / n if n else m2), n
 
     def _grad_means(self, n, sum_g, sum_gx):
         """Per-channel means (float64) of ``grad`` and ``grad * xhat`` over the batch,
