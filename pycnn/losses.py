@@ -58,6 +58,7 @@ class _Loss:
         self._grad = None
         self._out_shape = ()
         self._class_axis = False
+        self._denom = None  # what the last 'mean' divided by (distributed fit reads it)
 
     def __call__(self, input, target):
         return self.forward(input, target)
@@ -107,6 +108,7 @@ class _Loss:
             self._grad = local
             return per.astype(dtype, copy=False)
         value = per.sum(dtype=dtype)
+        self._denom = denom
         if self.reduction != "sum" and denom != 0:
             value = value / denom
             local = local / denom

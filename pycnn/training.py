@@ -97,10 +97,10 @@ def fit(
                 # the forward too, for the collectives and the dropout draws in it
                 out = job.net.forward(xb)
                 value = float(loss(out, yb)) if len(mine) else 0.0
-                value = job.batch_loss(value, len(mine), len(idx), per_sample)
+                value = job.batch_loss(loss, value, len(mine), per_sample)
                 bad = ""
                 if np.isfinite(value):  # then the update must keep it all finite
-                    job.backward(loss, out, len(mine), len(idx), per_sample)
+                    job.backward(loss, out, len(mine), per_sample)
                     if getattr(optimizer, "_takes_loss", False):
                         optimizer.step(loss=value)  # Eve: feedback from the loss
                     else:
@@ -122,7 +122,7 @@ def fit(
                         "it."
                     )
                 total += value * len(idx) if per_sample else value
-                right = _correct(out, yb) if len(mine) else 0
+                right = _correct(out, yb)  # 0 or None alike on an empty share
                 correct = None if right is None or correct is None else correct + right
                 bar.update(total / (start + len(idx)))
             metrics = {"loss": total / n}
@@ -170,10 +170,10 @@ class _Alone:
     def share(self, idx):
         return idx
 
-    def batch_loss(self, value, n_mine, n_batch, per_sample):
+    def batch_loss(self, loss, value, n_mine, per_sample):
         return value
 
-    def backward(self, loss, out, n_mine, n_batch, per_sample):
+    def backward(self, loss, out, n_mine, per_sample):
         self.net._backward_params(loss.backward())  # no input gradient to compute
 
     def sum(self, value):
@@ -229,30 +229,32 @@ class _Ranks:
         self.comm.Allreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
         return float(buf[0])
 
-    def batch_loss(self, value, n_mine, n_batch, per_sample):
-        """The global batch's loss from each rank's (a mean, or a sum)."""
-        return self.sum(value * n_mine / n_batch if per_sample else value)
+    def batch_loss(self, loss, value, n_mine, per_sample):
+        """The global batch's loss from each rank's. A mean is the sum of every rank's
+        losses over the sum of what each divided by (its counted samples, or their class
+        weights: `loss._denom`), as one process takes it over the whole batch; each
+        rank's share of that divisor then weights its gradient (`backward`)."""
+        if not per_sample:
+            return self.sum(value)
+        denom = float(getattr(loss, "_denom", n_mine)) if n_mine else 0.0
+        sums = np.array([value * denom if denom else 0.0, denom])
+        self.comm.Allreduce(self._mpi.IN_PLACE, sums, op=self._mpi.SUM)
+        self._share_of_mean = denom / sums[1] if sums[1] else 0.0
+        return sums[0] / sums[1] if sums[1] else float("nan")
 
-    def backward(self, loss, out, n_mine, n_batch, per_sample):
+    def backward(self, loss, out, n_mine, per_sample):
         if n_mine == 0:  # an empty share: no loss, zero gradients from the backward
             self.net._backward_params(np.zeros_like(out))
             return
-        weight = n_mine * self.size / n_batch if per_sample else self.size
+        # DDP divides the sum of the ranks' gradients by their number
+        weight = self._share_of_mean * self.size if per_sample else self.size
         self.net._backward_params(loss.backward() * weight)
 
     def evaluate(self, x, y, loss):
-        """Validation on each rank's share, reduced; rank 0's batch-norm statistics."""
+        """Validation with rank 0's batch-norm statistics, each batch split over the
+        ranks and reduced as one process takes it (`evaluate` with this job)."""
         self.net.broadcast_state()
-        n = len(x)
-        mine = np.arange(self.rank, n, self.size)
-        if len(mine):
-            val_loss, val_acc = self.net.module.evaluate(x[mine], y[mine], loss=loss)
-        else:
-            val_loss, val_acc = 0.0, 0.0
-        val_loss = self.sum(val_loss * len(mine)) / n
-        if val_acc is None:
-            return val_loss, None
-        return val_loss, self.sum(val_acc * len(mine)) / n
+        return evaluate(self.net.module, x, y, loss=loss, job=self)
 
     def finish(self):
         self.net.broadcast_state()  # every rank ends with rank 0's model
@@ -262,8 +264,11 @@ class _Ranks:
             layer._share = None
 
 
-def evaluate(model, x, y, batch_size=256, loss=None):
-    """(mean loss per sample, accuracy) in eval mode. See `Sequential.evaluate`."""
+def evaluate(model, x, y, batch_size=256, loss=None, job=None):
+    """(mean loss per sample, accuracy) in eval mode. See `Sequential.evaluate`.
+
+    With `job` (fit's `_Ranks`), each rank computes its share of every batch and the
+    batch's loss and the right answers are reduced over the ranks, as in training."""
     batch_size = V.positive_int(batch_size, "batch_size")
     loss = loss if loss is not None else model.loss or CrossEntropyLoss()
     _check_reduction(loss)
@@ -276,13 +281,21 @@ def evaluate(model, x, y, batch_size=256, loss=None):
     try:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            out = model.forward(xb)
-            value = float(loss(out, yb))
-            total += value * len(xb) if per_sample else value
+            n_batch = len(xb)
+            if job is not None:
+                mine = job.share(np.arange(start, start + n_batch))
+                xb, yb = x[mine], y[mine]
+            out = model.forward(xb)  # on every rank, an empty share too
+            value = float(loss(out, yb)) if len(xb) else 0.0
+            if job is not None:
+                value = job.batch_loss(loss, value, len(xb), per_sample)
+            total += value * n_batch if per_sample else value
             right = _correct(out, yb)
             correct = None if right is None or correct is None else correct + right
     finally:
         model.train(mode)
+    if job is not None and correct is not None:
+        correct = job.sum(correct)
     return total / len(x), (None if correct is None else correct / len(x))
 
 

@@ -453,6 +453,75 @@ def test_fit_with_batch_norm_and_an_empty_share(tmp_path):
     assert not np.allclose(plain0["0.weight"], alone["0.weight"], rtol=1e-6)
 
 
+def test_fit_weighted_loss_regression_and_tiny_splits_equal_one_process(tmp_path):
+    # a class-weighted cross-entropy with ignored labels divides by the weights of the
+    # counted labels: the ranks pool those divisors, so the step is one process's. A
+    # regression (no accuracy) with fewer validation samples than ranks, and one with a
+    # single training sample (rank 1 never has one), reduce their metrics alike
+    source = """
+    import json
+    import numpy as np
+    import pycnn
+    from pycnn import datasets, distributed as dist, optim
+
+    def classifier():
+        rng = np.random.default_rng(0)
+        return pycnn.Sequential(
+            pycnn.Flatten(), pycnn.Linear(64, 10, rng=rng, dtype=np.float64)
+        )
+
+    def regressor():
+        return pycnn.Sequential(pycnn.Linear(2, 1, rng=1, dtype=np.float64))
+
+    x, y = datasets.load_digits()
+    x, y = x[:60].astype(np.float64), y[:60].copy()
+    y[::4] = -100  # ignored
+    weight = np.linspace(0.5, 2.0, 10)
+    rx = np.random.default_rng(2).normal(size=(11, 2))
+    ry = rx.sum(axis=1, keepdims=True)
+
+    def runs(distributed):
+        out = {}
+        for name, make, data, n, split, loss in [
+            ("weighted", classifier, (x, y), 60, 0.2, pycnn.CrossEntropyLoss(weight=weight)),
+            ("regression", regressor, (rx, ry), 11, 0.1, pycnn.MSELoss()),
+            ("one_sample", regressor, (rx[:2], ry[:2]), 2, 0.5, pycnn.MSELoss()),
+        ]:
+            model = make()
+            history = model.fit(
+                *data, epochs=3, batch_size=7, optimizer=optim.SGD(lr=0.05), loss=loss,
+                validation_split=split, rng=3, progress=False, distributed=distributed,
+            )
+            out[name] = {"history": history, "state": {
+                k: v.tolist() for k, v in model.state_dict().items()}}
+        return out
+
+    dist.init()
+    r = dist.rank()
+    with open(f"ranks{r}.json", "w") as f:
+        json.dump(runs(True), f)
+    if r == 0:
+        with open("alone.json", "w") as f:
+            json.dump(runs(False), f)
+    """
+    import json
+
+    result, _ = run_ranks(tmp_path, source)
+    assert result.returncode == 0, result.stderr
+    files = ("ranks0.json", "ranks1.json", "alone.json")
+    rank0, rank1, alone = (json.loads((tmp_path / f).read_text()) for f in files)
+    assert rank0 == rank1
+    assert sorted(alone["weighted"]["history"]) == sorted(
+        ["accuracy", "loss", "val_accuracy", "val_loss"]
+    )
+    assert sorted(alone["regression"]["history"]) == ["loss", "val_loss"]
+    for name, run in alone.items():
+        for key, values in run["history"].items():
+            np.testing.assert_allclose(rank0[name]["history"][key], values, rtol=1e-12)
+        for key, value in run["state"].items():
+            np.testing.assert_allclose(rank0[name]["state"][key], value, rtol=1e-12)
+
+
 def test_cli_train_distributed(tmp_path):
     # `mpiexec -n 2 pycnn train --distributed`: rank 0 alone prints; SyncBatchNorm keeps
     # the batch statistics global and dropout draws the global batch's mask, so the run
