@@ -239,8 +239,8 @@ class _Ranks:
         denom = float(getattr(loss, "_denom", n_mine)) if n_mine else 0.0
         sums = np.array([value * denom if denom else 0.0, denom])
         self.comm.Allreduce(self._mpi.IN_PLACE, sums, op=self._mpi.SUM)
-        self._share_of_mean = denom / sums[1] if sums[1] else 0.0
-        return sums[0] / sums[1] if sums[1] else float("nan")
+        self._share_of_mean = float(denom / sums[1]) if sums[1] else 0.0
+        return float(sums[0] / sums[1]) if sums[1] else float("nan")
 
     def backward(self, loss, out, n_mine, per_sample):
         if n_mine == 0:  # an empty share: no loss, zero gradients from the backward
