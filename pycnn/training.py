@@ -236,14 +236,18 @@ class _Ranks:
         rank's share of that divisor then weights its gradient (`backward`)."""
         if not per_sample:
             return self.sum(value)
-        denom = float(getattr(loss, "_denom", n_mine)) if n_mine else 0.0
+        # a loss of pycnn's says what its mean divided by; any other, the sample count
+        denom = getattr(loss, "_denom", None) if n_mine else 0.0
+        denom = float(n_mine if denom is None else denom)
         sums = np.array([value * denom if denom else 0.0, denom])
         self.comm.Allreduce(self._mpi.IN_PLACE, sums, op=self._mpi.SUM)
         self._share_of_mean = float(denom / sums[1]) if sums[1] else 0.0
         return float(sums[0] / sums[1]) if sums[1] else float("nan")
 
     def backward(self, loss, out, n_mine, per_sample):
-        if n_mine == 0:  # an empty share: no loss, zero gradients from the backward
+        if n_mine == 0 or (per_sample and self._share_of_mean == 0):
+            # an empty share, or one whose labels all weigh 0 (its mean's gradient is
+            # 0/0): nothing to add, zero gradients from the backward
             self.net._backward_params(np.zeros_like(out))
             return
         # DDP divides the sum of the ranks' gradients by their number

@@ -455,9 +455,10 @@ def test_fit_with_batch_norm_and_an_empty_share(tmp_path):
 
 def test_fit_weighted_loss_regression_and_tiny_splits_equal_one_process(tmp_path):
     # a class-weighted cross-entropy with ignored labels divides by the weights of the
-    # counted labels: the ranks pool those divisors, so the step is one process's. A
-    # regression (no accuracy) with fewer validation samples than ranks, and one with a
-    # single training sample (rank 1 never has one), reduce their metrics alike
+    # counted labels: the ranks pool those divisors, so the step is one process's (a rank
+    # whose labels all weigh 0 too). A regression (no accuracy) with fewer validation
+    # samples than ranks, one with a single training sample (rank 1 never has one) and
+    # a loss of the user's (divided by the sample count) reduce their metrics alike
     source = """
     import json
     import numpy as np
@@ -480,17 +481,33 @@ def test_fit_weighted_loss_regression_and_tiny_splits_equal_one_process(tmp_path
     rx = np.random.default_rng(2).normal(size=(11, 2))
     ry = rx.sum(axis=1, keepdims=True)
 
+    class SquaredError:  # a loss of the user's: no `_denom`, the sample count divides
+        reduction = "mean"
+
+        def __call__(self, out, target):
+            self.diff = out - target
+            return float((self.diff**2).sum() / len(out))
+
+        def backward(self):
+            return 2 * self.diff / len(self.diff)
+
+    zero_weight = (x[:8], np.array([0, 1] * 4))  # rank 0's share of a batch weighs 0
+
     def runs(distributed):
         out = {}
-        for name, make, data, n, split, loss in [
-            ("weighted", classifier, (x, y), 60, 0.2, pycnn.CrossEntropyLoss(weight=weight)),
-            ("regression", regressor, (rx, ry), 11, 0.1, pycnn.MSELoss()),
-            ("one_sample", regressor, (rx[:2], ry[:2]), 2, 0.5, pycnn.MSELoss()),
+        for name, make, data, split, loss, shuffle in [
+            ("weighted", classifier, (x, y), 0.2, pycnn.CrossEntropyLoss(weight=weight), True),
+            ("zero_weight", classifier, zero_weight, None,
+             pycnn.CrossEntropyLoss(weight=np.r_[0.0, np.ones(9)]), False),
+            ("regression", regressor, (rx, ry), 0.1, pycnn.MSELoss(), True),
+            ("one_sample", regressor, (rx[:2], ry[:2]), 0.5, pycnn.MSELoss(), True),
+            ("own_loss", regressor, (rx, ry), 0.1, SquaredError(), True),
         ]:
             model = make()
             history = model.fit(
-                *data, epochs=3, batch_size=7, optimizer=optim.SGD(lr=0.05), loss=loss,
-                validation_split=split, rng=3, progress=False, distributed=distributed,
+                *data, epochs=3, batch_size=7 if shuffle else 4, optimizer=optim.SGD(lr=0.05),
+                loss=loss, validation_split=split, rng=3, progress=False, shuffle=shuffle,
+                distributed=distributed,
             )
             out[name] = {"history": history, "state": {
                 k: v.tolist() for k, v in model.state_dict().items()}}
